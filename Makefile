@@ -1,0 +1,74 @@
+# EWA benchmark harness. `make` builds bin/ewa; `make test` runs every test.
+# See README.md and ../shared/DESIGN.md section 4.
+
+CC      ?= cc
+OPT     ?= -O3 -march=native
+CFLAGS  += $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -g
+# The OpenMP build of OpenBLAS shares one thread pool with our OpenMP kernels,
+# so GEMMs and element-wise kernels never oversubscribe the cores.
+BLAS_DIR := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/*/openblas-openmp))
+BLAS_INC := $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/*/openblas-openmp))
+ifneq ($(BLAS_DIR),)
+  CFLAGS  += -I$(BLAS_INC)
+  BLAS_LIB = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+else
+  BLAS_LIB = -lopenblas
+endif
+LDLIBS  += $(BLAS_LIB) -lcsv -lz -linih -lcjson -lm -fopenmp
+PYTHON  ?= /usr/bin/python3
+BUILD   ?= build
+BIN     ?= bin
+
+LIB_SRC  := $(sort $(wildcard core/*.c core/layers/*.c datasets/*.c)) \
+            $(filter-out experiments/main.c,$(sort $(wildcard experiments/*.c)))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test test-asan deps bench clean parity-ref
+all: $(BIN)/ewa
+
+$(BUILD)/%.o: %.c $(wildcard core/*.h core/layers/*.h datasets/*.h experiments/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libewa.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/ewa: $(BUILD)/experiments/main.o $(BUILD)/libewa.a
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libewa.a tests/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(BUILD)/libewa.a -o $@ -lcriterion $(LDLIBS)
+
+# PyTorch reference dump for the parity tests (only when python3-torch exists).
+HAVE_TORCH := $(shell $(PYTHON) -c 'import torch' >/dev/null 2>&1 && echo 1)
+parity-ref:
+ifeq ($(HAVE_TORCH),1)
+	@mkdir -p $(BUILD)/parity
+	$(PYTHON) tests/torch_ref.py --out $(BUILD)/parity
+else
+	@echo "SKIP: python3-torch not found ($(PYTHON)); PyTorch parity tests will be skipped"
+endif
+
+# Every test binary runs; the totals line counts them all.
+test: $(BIN)/ewa $(TEST_BIN) parity-ref
+	@EWA_PARITY_DIR=$(if $(HAVE_TORCH),$(abspath $(BUILD)/parity),) \
+	  EWA_BIN=$(abspath $(BIN)/ewa) tests/run_all.sh $(TEST_BIN)
+
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan:
+	$(MAKE) BUILD=build-asan BIN=build-asan/bin \
+	  OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+deps:
+	@tools/deps.sh
+
+bench: $(BIN)/ewa
+	@bench/run.sh
+
+clean:
+	rm -rf build build-asan bin
