@@ -1,0 +1,42 @@
+#include "layers.h"
+#include <cblas.h>
+
+void linear_forward(float *out, const float *in, const float *w, const float *b,
+                    int N, int IC, int OC) {
+    /* out (N,OC) = in (N,IC) @ w^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC,
+                1.0f, in, IC, w, IC, 0.0f, out, OC);
+    if (!b) return;
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * OC;
+        for (int j = 0; j < OC; j++) o[j] += b[j];
+    }
+}
+
+void linear_backward(float *din, float *dw, float *db, const float *dout,
+                     const float *in, const float *w, int N, int IC, int OC) {
+    /* din (N,IC) += dout (N,OC) @ w (OC,IC) */
+    if (din)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC,
+                    1.0f, dout, OC, w, IC, 1.0f, din, IC);
+    /* dw (OC,IC) += dout^T (OC,N) @ in (N,IC) */
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N,
+                    1.0f, dout, OC, in, IC, 1.0f, dw, IC);
+    if (!db) return;
+    /* db (OC) += column sums of dout; threads own column blocks, so the
+     * summation order is fixed. */
+    enum { CB = 32 };
+    int nblk = (OC + CB - 1) / CB;
+    #pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        int j0 = blk * CB, j1 = j0 + CB < OC ? j0 + CB : OC;
+        float acc[CB] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * OC;
+            for (int j = j0; j < j1; j++) acc[j - j0] += d[j];
+        }
+        for (int j = j0; j < j1; j++) db[j] += acc[j - j0];
+    }
+}

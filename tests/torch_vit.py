@@ -1,0 +1,224 @@
+"""PyTorch reference ViT in timm's conventions (DESIGN 2.1).
+
+Shared by tests/torch_ref.py (gradient/optimizer reference fixtures for the C
+tests) and bench/torch_bench.py (the PyTorch side of benchmark R1).
+
+Parameter names are exactly timm's VisionTransformer names:
+  cls_token, pos_embed, patch_embed.proj.{weight,bias},
+  blocks.{i}.norm1.*, blocks.{i}.attn.qkv.*, blocks.{i}.attn.proj.*,
+  blocks.{i}.norm2.*, blocks.{i}.mlp.fc1.*, blocks.{i}.mlp.fc2.*,
+  norm.*, head.*
+
+Pooling: 'cls' takes token 0 after the final norm; 'mean' averages the patch
+tokens (excluding the class token) after the final norm. This equals timm's
+VisionTransformer(global_pool='avg', fc_norm=False); timm's default for 'avg'
+(fc_norm=True) would instead name the final norm `fc_norm` and apply it after
+pooling.
+
+Also provides a small hand-written safetensors reader/writer (no external
+packages).
+"""
+
+import json
+import struct
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LN_EPS = 1e-6
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, chans, dim, patch):
+        super().__init__()
+        self.patch = patch
+        self.proj = nn.Conv2d(chans, dim, kernel_size=patch, stride=patch, bias=True)
+
+    def forward(self, x):
+        x = self.proj(x)                      # (B, D, H/P, W/P)
+        return x.flatten(2).transpose(1, 2)   # (B, T, D), row-major patch order
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        assert dim % heads == 0
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.scale = self.head_dim ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=True)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)                       # each (B, H, N, hd)
+        attn = (q * self.scale) @ k.transpose(-2, -1)  # (B, H, N, N)
+        attn = attn.softmax(dim=-1)
+        x = (attn @ v).transpose(1, 2).reshape(B, N, C)
+        return self.proj(x)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()  # exact erf form
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads, hidden):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.mlp = Mlp(dim, hidden)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        x = x + self.mlp(self.norm2(x))
+        return x
+
+
+def mlp_hidden(dim, mlp_ratio):
+    return int(dim * mlp_ratio)
+
+
+class ViT(nn.Module):
+    def __init__(self, img_c=1, img_h=28, img_w=28, patch=4, dim=192, depth=6,
+                 heads=3, mlp_ratio=4.0, num_classes=10, pool="cls"):
+        super().__init__()
+        assert img_h % patch == 0 and img_w % patch == 0
+        assert pool in ("cls", "mean")
+        self.pool = pool
+        self.num_patches = (img_h // patch) * (img_w // patch)
+        self.patch_embed = PatchEmbed(img_c, dim, patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.num_patches + 1, dim))
+        hidden = mlp_hidden(dim, mlp_ratio)
+        self.blocks = nn.Sequential(*[Block(dim, heads, hidden) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim, eps=LN_EPS)
+        self.head = nn.Linear(dim, num_classes)
+        self.reset_parameters_timm()
+
+    def reset_parameters_timm(self):
+        """Ordinary (timm-like) init, used by the benchmark."""
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.normal_(self.cls_token, std=1e-6)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x):
+        x = self.patch_embed(x)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        x = torch.cat((cls, x), dim=1) + self.pos_embed
+        x = self.blocks(x)
+        return self.norm(x)
+
+    def forward(self, x):
+        x = self.forward_features(x)
+        if self.pool == "cls":
+            x = x[:, 0]
+        else:
+            x = x[:, 1:].mean(dim=1)
+        return self.head(x)
+
+
+def loss_fn(logits, y, label_smoothing=0.0):
+    """Mean cross-entropy over the batch with label smoothing (torch semantics:
+    target = (1-s)*onehot + s/K)."""
+    return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+
+
+def decays(name, p):
+    """Weight decay only on tensors with ndim >= 2 other than pos_embed/cls_token."""
+    return p.ndim >= 2 and name not in ("pos_embed", "cls_token")
+
+
+def param_groups(model, weight_decay):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if decays(name, p) else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model, lr, weight_decay, betas=(0.9, 0.999), eps=1e-8):
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr,
+                             betas=betas, eps=eps)
+
+
+def train_step(model, opt, x, y, label_smoothing=0.0, grad_clip=1.0):
+    """One step: forward, loss, backward, clip (over all params), AdamW step.
+    Returns the loss (tensor, before the step)."""
+    opt.zero_grad(set_to_none=True)
+    loss = loss_fn(model(x), y, label_smoothing)
+    loss.backward()
+    if grad_clip and grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return loss.detach()
+
+
+# --------------------------------------------------------------------------
+# Minimal safetensors I/O (F32 only), no external package.
+
+def save_safetensors(path, tensors, metadata=None):
+    """tensors: ordered mapping name -> array-like; written as little-endian F32
+    in the given order."""
+    header = OrderedDict()
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    blobs, off = [], 0
+    for name, t in tensors.items():
+        if isinstance(t, torch.Tensor):
+            t = t.detach().cpu().numpy()
+        a = np.ascontiguousarray(np.asarray(t, dtype="<f4"))
+        b = a.tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape),
+                        "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    hj += b" " * ((8 - len(hj) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hj)))
+        f.write(hj)
+        for b in blobs:
+            f.write(b)
+
+
+def load_safetensors(path):
+    """Returns (OrderedDict name -> np.float32 array, metadata dict)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n].decode("utf-8"), object_pairs_hook=OrderedDict)
+    meta = header.pop("__metadata__", {})
+    base = 8 + n
+    out = OrderedDict()
+    for name, info in header.items():
+        if info["dtype"] != "F32":
+            raise ValueError("%s: tensor %s has dtype %s, only F32 supported"
+                             % (path, name, info["dtype"]))
+        b, e = info["data_offsets"]
+        shape = tuple(info["shape"])
+        arr = np.frombuffer(data[base + b:base + e], dtype="<f4")
+        if arr.size != int(np.prod(shape, dtype=np.int64)):
+            raise ValueError("%s: tensor %s size mismatch" % (path, name))
+        out[name] = arr.reshape(shape).copy()
+    return out, meta
