@@ -1,0 +1,64 @@
+#include "checkpoint.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int vit_save(const ViT *m, const char *path, int n_meta, const char *const *keys,
+             const char *const *vals, Err *err) {
+    StTensor *t = calloc((size_t)m->n_params, sizeof *t);
+    if (!t) return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
+    for (int i = 0; i < m->n_params; i++) {
+        const ParamSpec *s = &m->specs[i];
+        t[i].name = (char *)s->name;
+        t[i].ndim = s->ndim;
+        for (int k = 0; k < s->ndim; k++) t[i].shape[k] = s->shape[k];
+        t[i].numel = s->numel;
+        t[i].data = m->params + s->offset;
+    }
+    int rc = st_write(path, t, m->n_params, keys, vals, n_meta, err);
+    free(t);
+    return rc;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, i ? ",%lld" : "%lld", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+static int skipped(const char *name, int n_skip, const char *const *skip) {
+    for (int i = 0; i < n_skip; i++)
+        if (!strncmp(name, skip[i], strlen(skip[i]))) return 1;
+    return 0;
+}
+
+int vit_load_tensors(ViT *m, const StFile *f, const char *origin,
+                     int n_skip, const char *const *skip, Err *err) {
+    for (int i = 0; i < f->n_tensors; i++) {
+        const StTensor *t = &f->tensors[i];
+        if (!vit_find_param(m, t->name) && !skipped(t->name, n_skip, skip))
+            return err_set(err, ERR_RUNTIME, "%s: tensor '%s' does not belong to this model", origin, t->name);
+    }
+    for (int i = 0; i < m->n_params; i++) {
+        const ParamSpec *s = &m->specs[i];
+        if (skipped(s->name, n_skip, skip)) continue;
+        const StTensor *t = st_find(f, s->name);
+        if (!t) return err_set(err, ERR_RUNTIME, "%s: tensor '%s' is missing", origin, s->name);
+        int64_t want[4];
+        int same = t->ndim == s->ndim;
+        for (int k = 0; k < s->ndim; k++) {
+            want[k] = s->shape[k];
+            if (same && t->shape[k] != want[k]) same = 0;
+        }
+        if (!same) {
+            char a[96], b[96];
+            shape_str(a, sizeof a, t->ndim, t->shape);
+            shape_str(b, sizeof b, s->ndim, want);
+            return err_set(err, ERR_RUNTIME, "%s: tensor '%s' has shape %s, the model expects %s",
+                           origin, s->name, a, b);
+        }
+        memcpy(m->params + s->offset, t->data, s->numel * sizeof(float));
+    }
+    return 0;
+}
