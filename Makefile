@@ -25,12 +25,19 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test test-asan deps bench clean parity-ref
+.PHONY: all test test-asan deps bench clean parity-ref FORCE
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY  := $(shell test -z "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo 0 || echo 1)
 all: $(BIN)/ewa
 
 $(BUILD)/%.o: %.c $(wildcard core/*.h core/layers/*.h datasets/*.h experiments/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# Provenance is compiled in on every build.
+$(BUILD)/experiments/version.o: experiments/version.c FORCE
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DEWA_GIT_COMMIT='"$(GIT_COMMIT)"' -DEWA_GIT_DIRTY=$(GIT_DIRTY) -c $< -o $@
 
 $(BUILD)/libewa.a: $(LIB_OBJ)
 	@rm -f $@

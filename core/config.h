@@ -9,7 +9,7 @@
 
 typedef struct {
     /* [model] */
-    char preset[32];      /* "" = none; see config_presets() */
+    char preset[32];      /* "" = none; see config_preset_names() */
     int dim, depth, heads;
     float mlp_ratio;
     int patch;
@@ -75,8 +75,12 @@ int config_write(const RunConfig *c, const char *path, Err *err);
  * runs that differ only in seed share a config hash. */
 uint64_t config_hash(const RunConfig *c);
 
-/* Named presets: sets dim, depth, heads, mlp_ratio, patch, pool. Returns 0,
- * or ERR_USAGE if the name is unknown (message lists the known names). */
+/* Named presets: sets dim, depth, heads, mlp_ratio, patch, pool (and
+ * c->preset). "" is a no-op. Returns 0, or ERR_USAGE if the name is unknown
+ * (message lists the known names). */
 int config_apply_preset(RunConfig *c, const char *name, Err *err);
+
+/* The known preset names (static storage); *n receives their count. */
+const char *const *config_preset_names(int *n);
 
 #endif

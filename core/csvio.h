@@ -29,6 +29,6 @@ int csv_read_file(const char *path, CsvTable *out, Err *err);
 /* Column index of name, or -1. */
 int csv_col(const CsvTable *t, const char *name);
 const char *csv_cell(const CsvTable *t, int row, int col);
-void csv_free(CsvTable *t);
+void csv_table_free(CsvTable *t);
 
 #endif

@@ -12,7 +12,11 @@ for t in "$@"; do
   p=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$line")
   f=$(sed -E 's/.*Failing: ([0-9]+).*/\1/' <<<"$line")
   c=$(sed -E 's/.*Crashing: ([0-9]+).*/\1/' <<<"$line")
-  pass=$((pass+p)); fail=$((fail+f+c))
+  # Criterion passes a test whose process reports a leak or sanitizer error
+  # on exit; count each such report as a failure.
+  san=$(printf '%s\n' "$out" | grep -cE '^(==[0-9]+==)?ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:')
+  [ "$san" -gt 0 ] && { echo "$(basename "$t"): $san sanitizer report(s)"; printf '%s\n' "$out" | grep -A12 -m3 -E 'ERROR: .*Sanitizer|runtime error:' | head -40; }
+  pass=$((pass+p)); fail=$((fail+f+c+san))
   [ "$rc" -ne 0 ] && status=1
 done
 echo "tests: $pass passed, $fail failed"

@@ -1,0 +1,765 @@
+/* Run configuration (DESIGN 4): one static table of keys drives defaults,
+ * parsing, printing and hashing. INI text is parsed with inih through our own
+ * line reader, which counts lines (Debian's libinih passes no line number to
+ * the handler) and lets values longer than inih's line buffer through. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include "config.h"
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- table */
+
+typedef enum { T_INT, T_LONG, T_U64, T_FLOAT, T_STR, T_BOOL } KeyType;
+
+typedef struct {
+    const char *section, *key;
+    KeyType type;
+    size_t off, size;          /* offsetof / sizeof the RunConfig field */
+    const char *def, *doc;
+} ConfigKey;
+
+#define FLD(f) offsetof(RunConfig, f), sizeof(((RunConfig *)0)->f)
+
+static const ConfigKey KEYS[] = {
+    {"model", "preset", T_STR, FLD(preset), "", "named preset; explicit model keys override it"},
+    {"model", "dim", T_INT, FLD(dim), "192", "embedding width D"},
+    {"model", "depth", T_INT, FLD(depth), "6", "number of transformer blocks"},
+    {"model", "heads", T_INT, FLD(heads), "3", "attention heads (divides dim)"},
+    {"model", "mlp_ratio", T_FLOAT, FLD(mlp_ratio), "4", "FFN hidden width / dim"},
+    {"model", "patch", T_INT, FLD(patch), "4", "patch size P (PxP)"},
+    {"model", "pool", T_STR, FLD(pool), "cls", "cls | mean"},
+    {"data", "dataset", T_STR, FLD(dataset), "fashion-mnist", "fashion-mnist | cifar10 | cifar100 | shapes3d | modelnet40"},
+    {"data", "dir", T_STR, FLD(dir), "", "data directory; empty = the dataset's default"},
+    {"data", "train_subset", T_INT, FLD(train_subset), "0", "0 = full set, else class-balanced subset size"},
+    {"data", "augment", T_BOOL, FLD(augment), "1", "training augmentation on/off"},
+    {"data", "classes", T_STR, FLD(classes), "all", "all | LO-HI (keep and relabel a class range)"},
+    {"train", "epochs", T_INT, FLD(epochs), "10", "training epochs"},
+    {"train", "batch_size", T_INT, FLD(batch_size), "128", "images per optimizer step"},
+    {"train", "lr", T_FLOAT, FLD(lr), "1e-3", "peak AdamW learning rate"},
+    {"train", "min_lr", T_FLOAT, FLD(min_lr), "1e-5", "cosine schedule floor"},
+    {"train", "weight_decay", T_FLOAT, FLD(weight_decay), "0.05", "AdamW decoupled weight decay"},
+    {"train", "warmup_epochs", T_FLOAT, FLD(warmup_epochs), "1", "linear warm-up length in epochs"},
+    {"train", "beta1", T_FLOAT, FLD(beta1), "0.9", "AdamW beta1"},
+    {"train", "beta2", T_FLOAT, FLD(beta2), "0.999", "AdamW beta2"},
+    {"train", "eps", T_FLOAT, FLD(eps), "1e-8", "AdamW epsilon"},
+    {"train", "grad_clip", T_FLOAT, FLD(grad_clip), "1.0", "global gradient norm clip; 0 = off"},
+    {"train", "label_smoothing", T_FLOAT, FLD(label_smoothing), "0.1", "cross-entropy label smoothing"},
+    {"train", "seed", T_U64, FLD(seed), "0", "RNG seed (not part of the config hash)"},
+    {"train", "threads", T_INT, FLD(threads), "0", "0 = all cores (not part of the config hash)"},
+    {"train", "max_steps", T_LONG, FLD(max_steps), "0", "stop after this many steps; 0 = no limit"},
+    {"moe", "method", T_STR, FLD(method), "dense", "dense | ewa | rmoe | moe | moe-early-ewa | vimoe"},
+    {"moe", "experts", T_INT, FLD(experts), "4", "experts per MoE layer N"},
+    {"moe", "beta", T_FLOAT, FLD(beta), "0.3", "EWA share rate, in [0, (N-1)/N]"},
+    {"moe", "blocks", T_STR, FLD(blocks), "every_other", "every_other | last:L | list 1,3,5"},
+    {"moe", "top_k", T_INT, FLD(top_k), "1", "router top-k"},
+    {"moe", "capacity_factor", T_FLOAT, FLD(capacity_factor), "1.25", "expert capacity factor"},
+    {"moe", "aux_coef", T_FLOAT, FLD(aux_coef), "0.01", "load-balancing loss weight"},
+    {"moe", "zloss_coef", T_FLOAT, FLD(zloss_coef), "0", "router z-loss weight"},
+    {"moe", "shared_expert", T_BOOL, FLD(shared_expert), "0", "always-on shared expert (ViMoE)"},
+    {"moe", "routing", T_STR, FLD(routing), "token", "token | image"},
+    {"moe", "ewa_epochs", T_FLOAT, FLD(ewa_epochs), "-1", "early-EWA length; -1 = a quarter of train.epochs"},
+    {"moe", "rmoe_partition", T_STR, FLD(rmoe_partition), "batch", "batch | sample"},
+    {"finetune", "init_checkpoint", T_STR, FLD(init_checkpoint), "", "dense checkpoint to start from"},
+    {"finetune", "reset_head", T_BOOL, FLD(reset_head), "0", "re-initialise the classifier head"},
+};
+#define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+#define PRESET_ROW 0 /* KEYS[0] is model.preset */
+
+static void *field(RunConfig *c, const ConfigKey *k) { return (char *)c + k->off; }
+static const void *cfield(const RunConfig *c, const ConfigKey *k) {
+    return (const char *)c + k->off;
+}
+
+static int find_key(const char *section, const char *key) {
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(KEYS[i].section, section) && !strcmp(KEYS[i].key, key)) return i;
+    return -1;
+}
+
+static int known_section(const char *section) {
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(KEYS[i].section, section)) return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- values */
+
+/* Each parser returns NULL on success or the reason the text was rejected. */
+static const char *parse_long(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end) return "is not an integer";
+    if (errno == ERANGE || v < lo || v > hi) return "is out of range";
+    *out = v;
+    return NULL;
+}
+
+static const char *parse_u64(const char *s, uint64_t *out) {
+    if ((*s < '0' || *s > '9') && *s != '+') return "is not a non-negative integer";
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end) return "is not a non-negative integer";
+    if (errno == ERANGE) return "is out of range";
+    *out = (uint64_t)v;
+    return NULL;
+}
+
+static const char *parse_float(const char *s, float *out) {
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (end == s || *end) return "is not a number";
+    if (errno == ERANGE) return "is out of range for a float";
+    if (!isfinite(v)) return "is not a finite number";
+    *out = v;
+    return NULL;
+}
+
+static const char *parse_bool(const char *s, int *out) {
+    static const char *const yes[] = {"1", "true", "yes", "on"};
+    static const char *const no[] = {"0", "false", "no", "off"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcasecmp(s, yes[i])) { *out = 1; return NULL; }
+        if (!strcasecmp(s, no[i])) { *out = 0; return NULL; }
+    }
+    return "is not a boolean (0/1, true/false, yes/no, on/off)";
+}
+
+static const char *parse_str(const char *s, size_t size, char *out) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) return "contains a control character";
+    if (strlen(s) >= size) return "is too long";
+    memcpy(out, s, strlen(s) + 1);
+    return NULL;
+}
+
+/* Parses s into row k of c; NULL or the reason. */
+static const char *parse_value(const ConfigKey *k, const char *s, RunConfig *c) {
+    void *f = field(c, k);
+    long l;
+    const char *why;
+    switch (k->type) {
+    case T_INT:
+        if ((why = parse_long(s, INT_MIN, INT_MAX, &l))) return why;
+        *(int *)f = (int)l;
+        return NULL;
+    case T_LONG:
+        if ((why = parse_long(s, LONG_MIN, LONG_MAX, &l))) return why;
+        *(long *)f = l;
+        return NULL;
+    case T_U64: return parse_u64(s, f);
+    case T_FLOAT: return parse_float(s, f);
+    case T_BOOL: return parse_bool(s, f);
+    case T_STR: return parse_str(s, k->size, f);
+    }
+    return "has an unknown type";
+}
+
+/* Shortest "%.Ng" (N <= 9) that reads back as exactly v. */
+static void format_float(char *buf, size_t n, float v) {
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, n, "%.*g", prec, (double)v);
+        if (strtof(buf, NULL) == v) return;
+    }
+}
+
+static void format_value(const ConfigKey *k, const RunConfig *c, char *buf, size_t n) {
+    const void *f = cfield(c, k);
+    switch (k->type) {
+    case T_INT:
+    case T_BOOL: snprintf(buf, n, "%d", *(const int *)f); break;
+    case T_LONG: snprintf(buf, n, "%ld", *(const long *)f); break;
+    case T_U64: snprintf(buf, n, "%" PRIu64, *(const uint64_t *)f); break;
+    case T_FLOAT: format_float(buf, n, *(const float *)f); break;
+    case T_STR: snprintf(buf, n, "%s", (const char *)f); break;
+    }
+}
+
+void config_defaults(RunConfig *c) {
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < NKEYS; i++) parse_value(&KEYS[i], KEYS[i].def, c);
+}
+
+/* ---------------------------------------------------------------- presets */
+
+typedef struct {
+    int dim, depth, heads;
+    float mlp_ratio;
+    int patch;
+} Preset;
+
+static const char *const PRESET_NAMES[] = {
+    "vit-tiny", "vit-small", "vit-base", "vit-r1",
+    "vit-micro", "vit-mini", "vit-cpu-small", "vit-s-cifar",
+};
+static const Preset PRESETS[] = { /* same order as PRESET_NAMES */
+    {192, 12, 3, 4, 16}, {384, 12, 6, 4, 16}, {768, 12, 12, 4, 16}, {192, 6, 3, 4, 4},
+    {64, 4, 2, 2, 4},    {96, 4, 3, 2, 4},    {128, 6, 4, 2, 4},    {384, 12, 6, 4, 4},
+};
+#define NPRESETS ((int)(sizeof PRESETS / sizeof PRESETS[0]))
+_Static_assert(sizeof PRESET_NAMES / sizeof PRESET_NAMES[0] == sizeof PRESETS / sizeof PRESETS[0],
+               "one name per preset");
+
+const char *const *config_preset_names(int *n) {
+    if (n) *n = NPRESETS;
+    return PRESET_NAMES;
+}
+
+static int find_preset(const char *name) {
+    for (int i = 0; i < NPRESETS; i++)
+        if (!strcmp(PRESET_NAMES[i], name)) return i;
+    return -1;
+}
+
+static int unknown_preset(Err *err, const char *name) {
+    char known[256] = "";
+    for (int i = 0; i < NPRESETS; i++) {
+        if (i) strncat(known, ", ", sizeof known - strlen(known) - 1);
+        strncat(known, PRESET_NAMES[i], sizeof known - strlen(known) - 1);
+    }
+    return err_set(err, ERR_USAGE, "unknown preset '%s' (known: %s)", name, known);
+}
+
+int config_apply_preset(RunConfig *c, const char *name, Err *err) {
+    if (!name[0]) return 0; /* "" = no preset */
+    int i = find_preset(name);
+    if (i < 0) return unknown_preset(err, name);
+    const Preset *p = &PRESETS[i];
+    c->dim = p->dim;
+    c->depth = p->depth;
+    c->heads = p->heads;
+    c->mlp_ratio = p->mlp_ratio;
+    c->patch = p->patch;
+    snprintf(c->pool, sizeof c->pool, "cls");
+    snprintf(c->preset, sizeof c->preset, "%s", name);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+typedef struct {
+    const char *origin;        /* file name or "<string>" */
+    RunConfig given;           /* explicitly given values, by row */
+    unsigned char set[NKEYS];  /* row was given (file or --set) */
+    int line[NKEYS];           /* file line of the row, 0 = not from the file */
+    const char *pos;           /* reader position in the text */
+    int lineno;                /* line the reader handed out last */
+    int long_line;             /* line whose value sits in long_val */
+    char long_val[1024];
+    int err_line;              /* first error found by reader/handler */
+    Err err;
+} LoadCtx;
+
+/* Gives the value of row i (parsed from s) to the context; `where` names the
+ * place for messages ("f.ini: line 3" or "--set 'a.b=c'"). */
+static int give(LoadCtx *x, int i, const char *s, const char *where, Err *err) {
+    const ConfigKey *k = &KEYS[i];
+    const char *why = parse_value(k, s, &x->given);
+    if (!why && i == PRESET_ROW && s[0] && find_preset(s) < 0) {
+        Err e;
+        unknown_preset(&e, s);
+        return err_set(err, ERR_USAGE, "%s: model.preset: %s", where, e.msg);
+    }
+    if (why) {
+        size_t len = strlen(s);
+        int show = len > 64 ? 64 : (int)len;
+        if (k->type == T_STR && !strcmp(why, "is too long"))
+            return err_set(err, ERR_USAGE, "%s: %s.%s = '%.*s%s' is too long (max %zu characters)",
+                           where, k->section, k->key, show, s, len > 64 ? "..." : "", k->size - 1);
+        return err_set(err, ERR_USAGE, "%s: %s.%s = '%.*s%s' %s", where, k->section, k->key,
+                       show, s, len > 64 ? "..." : "", why);
+    }
+    x->set[i] = 1;
+    return 0;
+}
+
+static int lookup(const char *section, const char *key, const char *where, Err *err) {
+    int i = find_key(section, key);
+    if (i >= 0) return i;
+    if (!section[0])
+        err_set(err, ERR_USAGE, "%s: key '%s' is outside any [section]", where, key);
+    else if (!known_section(section))
+        err_set(err, ERR_USAGE, "%s: unknown section [%s] (key '%s')", where, section, key);
+    else
+        err_set(err, ERR_USAGE, "%s: unknown key '%s' in [%s]", where, key, section);
+    return -1;
+}
+
+static int ini_handler_cb(void *user, const char *section, const char *name, const char *value) {
+    LoadCtx *x = user;
+    if (x->err_line) return 1; /* report only the first problem */
+    char where[1024];
+    snprintf(where, sizeof where, "%s: line %d", x->origin, x->lineno);
+    if (x->long_line == x->lineno && !strcmp(value, "\x1f")) value = x->long_val;
+    int i = lookup(section, name, where, &x->err);
+    if (i >= 0 && x->line[i]) {
+        err_set(&x->err, ERR_USAGE, "%s: duplicate key '%s' in [%s] (first on line %d)", where,
+                name, section, x->line[i]);
+        i = -1;
+    } else if (i >= 0 && give(x, i, value, where, &x->err)) {
+        i = -1;
+    }
+    if (i < 0) {
+        x->err_line = x->lineno;
+        return 0;
+    }
+    x->line[i] = x->lineno;
+    return 1;
+}
+
+static int is_blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; }
+
+/* Start of an inline comment (';' after whitespace, as inih) in [p, end), or end. */
+static const char *comment_start(const char *p, const char *end) {
+    for (const char *q = p; q < end; q++)
+        if (*q == ';' && q > p && is_blank(q[-1])) return q;
+    return end;
+}
+
+static void long_line_error(LoadCtx *x, const char *what) {
+    if (x->err_line) return;
+    x->err_line = x->lineno;
+    err_set(&x->err, ERR_USAGE, "%s: line %d: %s", x->origin, x->lineno, what);
+}
+
+/* A line longer than inih's buffer: hand inih "key=\x1f" and keep the value
+ * (stripped as inih would) in long_val for the handler. */
+static void shorten_line(LoadCtx *x, const char *p, const char *end, char *str, int num) {
+    snprintf(str, (size_t)num, "\n");
+    while (p < end && is_blank(*p)) p++;
+    if (p < end && (*p == ';' || *p == '#')) return; /* a long comment */
+    const char *cend = comment_start(p, end);
+    const char *sep = p;
+    while (sep < cend && *sep != '=' && *sep != ':') sep++;
+    const char *kend = sep;
+    while (kend > p && is_blank(kend[-1])) kend--;
+    if (sep == cend || kend - p + 4 > num) {
+        long_line_error(x, "line too long");
+        return;
+    }
+    const char *v = sep + 1, *vend = comment_start(v, end);
+    while (v < vend && is_blank(*v)) v++;
+    while (vend > v && is_blank(vend[-1])) vend--;
+    if ((size_t)(vend - v) >= sizeof x->long_val) {
+        long_line_error(x, "value too long");
+        return;
+    }
+    memcpy(x->long_val, v, (size_t)(vend - v));
+    x->long_val[vend - v] = '\0';
+    x->long_line = x->lineno;
+    snprintf(str, (size_t)num, "%.*s=\x1f\n", (int)(kend - p), p);
+}
+
+/* fgets-style reader over the in-memory text; one call = one line. */
+static char *ini_reader_cb(char *str, int num, void *stream) {
+    LoadCtx *x = stream;
+    if (!*x->pos) return NULL;
+    const char *line = x->pos, *nl = strchr(line, '\n');
+    size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+    x->pos += len;
+    x->lineno++;
+    if (len + 1 <= (size_t)num) {
+        memcpy(str, line, len);
+        str[len] = '\0';
+    } else {
+        shorten_line(x, line, line + len, str, num);
+    }
+    return str;
+}
+
+static int parse_text(LoadCtx *x, const char *text, Err *err) {
+    x->pos = text;
+    int r = ini_parse_stream(ini_reader_cb, x, ini_handler_cb, x);
+    if (r > 0 && (!x->err_line || r < x->err_line))
+        return err_set(err, ERR_USAGE, "%s: line %d: syntax error", x->origin, r);
+    if (x->err_line) return err_set(err, ERR_USAGE, "%s", x->err.msg);
+    if (r < 0) return err_set(err, ERR_USAGE, "%s: cannot parse (inih error %d)", x->origin, r);
+    return 0;
+}
+
+static void trim(char *s) {
+    size_t n = strlen(s), i = 0;
+    while (n && is_blank(s[n - 1])) s[--n] = '\0';
+    while (is_blank(s[i])) i++;
+    memmove(s, s + i, n - i + 1);
+}
+
+/* One "section.key=value" override. */
+static int apply_set(LoadCtx *x, const char *arg, Err *err) {
+    char where[1100], buf[1100];
+    snprintf(where, sizeof where, "--set '%s'", arg);
+    if (strlen(arg) >= sizeof buf) return err_set(err, ERR_USAGE, "%s: too long", where);
+    memcpy(buf, arg, strlen(arg) + 1);
+    char *eq = strchr(buf, '=');
+    char *dot = eq ? memchr(buf, '.', (size_t)(eq - buf)) : NULL;
+    if (!eq || !dot)
+        return err_set(err, ERR_USAGE, "%s: expected section.key=value", where);
+    *eq = '\0';
+    *dot = '\0';
+    char *section = buf, *key = dot + 1, *value = eq + 1;
+    trim(section);
+    trim(key);
+    trim(value);
+    if (!section[0] || !key[0])
+        return err_set(err, ERR_USAGE, "%s: expected section.key=value", where);
+    int i = lookup(section, key, where, err);
+    if (i < 0) return ERR_USAGE;
+    return give(x, i, value, where, err);
+}
+
+/* Defaults, then the preset, then every explicitly given key, then validate. */
+static int resolve(const LoadCtx *x, RunConfig *c, Err *err) {
+    RunConfig r;
+    config_defaults(&r);
+    if (x->set[PRESET_ROW]) {
+        config_apply_preset(&r, x->given.preset, NULL); /* name checked in give() */
+        memcpy(r.preset, x->given.preset, sizeof r.preset);
+    }
+    for (int i = 0; i < NKEYS; i++)
+        if (i != PRESET_ROW && x->set[i])
+            memcpy(field(&r, &KEYS[i]), cfield(&x->given, &KEYS[i]), KEYS[i].size);
+    Err e;
+    if (config_validate(&r, &e)) {
+        if (x->origin) return err_set(err, ERR_USAGE, "%s: %s", x->origin, e.msg);
+        return err_set(err, ERR_USAGE, "%s", e.msg);
+    }
+    *c = r;
+    return 0;
+}
+
+static int load(RunConfig *c, const char *text, const char *origin, int n_set,
+                char *const *sets, Err *err) {
+    LoadCtx *x = calloc(1, sizeof *x);
+    if (!x) return err_set(err, ERR_RUNTIME, "out of memory");
+    x->origin = origin;
+    int rc = text ? parse_text(x, text, err) : 0;
+    for (int i = 0; !rc && i < n_set; i++) rc = apply_set(x, sets[i], err);
+    if (!rc) rc = resolve(x, c, err);
+    free(x);
+    return rc;
+}
+
+#define MAX_CONFIG_BYTES (1 << 20)
+
+static int read_file(const char *path, char **out, Err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, ERR_USAGE, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = malloc(MAX_CONFIG_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, MAX_CONFIG_BYTES + 1, f) : 0;
+    int bad = !buf ? ENOMEM : ferror(f) ? (errno ? errno : EIO) : 0;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return err_set(err, ERR_USAGE, "%s: cannot open: %s", path, strerror(bad));
+    }
+    buf[n] = '\0';
+    const char *problem = n > MAX_CONFIG_BYTES     ? "file too large (over 1 MiB)"
+                          : strlen(buf) != n ? "contains a NUL byte" : NULL;
+    if (problem) {
+        free(buf);
+        return err_set(err, ERR_USAGE, "%s: %s", path, problem);
+    }
+    *out = buf;
+    return 0;
+}
+
+int config_load(RunConfig *c, const char *path, int n_set, char *const *sets, Err *err) {
+    char *text = NULL;
+    if (path && read_file(path, &text, err)) return ERR_USAGE;
+    int rc = load(c, text, path, n_set, sets, err);
+    free(text);
+    return rc;
+}
+
+int config_load_string(RunConfig *c, const char *text, const char *origin, int n_set,
+                       char *const *sets, Err *err) {
+    if (!origin) origin = "<string>";
+    return load(c, text ? text : "", origin, n_set, sets, err);
+}
+
+/* ---------------------------------------------------------------- validation */
+
+static int one_of(const char *v, const char *const *list) {
+    for (; *list; list++)
+        if (!strcmp(v, *list)) return 1;
+    return 0;
+}
+
+static int check_enum(const char *key, const char *v, const char *const *list, Err *err) {
+    if (one_of(v, list)) return 0;
+    char all[256] = "";
+    for (const char *const *p = list; *p; p++) {
+        if (p != list) strncat(all, ", ", sizeof all - strlen(all) - 1);
+        strncat(all, *p, sizeof all - strlen(all) - 1);
+    }
+    return err_set(err, ERR_USAGE, "%s = '%s' must be one of: %s", key, v, all);
+}
+
+static int check_min(const char *key, long v, long min, Err *err) {
+    if (v >= min) return 0;
+    return err_set(err, ERR_USAGE, "%s = %ld must be >= %ld", key, v, min);
+}
+
+static int check_bool(const char *key, int v, Err *err) {
+    if (v == 0 || v == 1) return 0;
+    return err_set(err, ERR_USAGE, "%s = %d must be 0 or 1", key, v);
+}
+
+/* lo <= v (or lo < v when open_lo) and v < hi (or v <= hi when closed_hi);
+ * hi = INFINITY for no upper bound. */
+static int check_range(const char *key, float v, double lo, int open_lo, double hi,
+                       int closed_hi, Err *err) {
+    int ok = (open_lo ? v > lo : v >= lo) && (closed_hi ? v <= hi : v < hi);
+    if (ok) return 0;
+    if (isinf(hi))
+        return err_set(err, ERR_USAGE, "%s = %g must be %s %g", key, (double)v,
+                       open_lo ? ">" : ">=", lo);
+    return err_set(err, ERR_USAGE, "%s = %g is outside %c%g, %g%c", key, (double)v,
+                   open_lo ? '(' : '[', lo, hi, closed_hi ? ']' : ')');
+}
+
+/* Parses a non-negative decimal int occupying [s, *end) fully; -1 if none. */
+static long parse_nonneg(const char *s, char **end) {
+    if (*s < '0' || *s > '9') return -1;
+    errno = 0;
+    long v = strtol(s, end, 10);
+    return errno == ERANGE || v > INT_MAX ? -1 : v;
+}
+
+static int check_classes(const char *v, Err *err) {
+    if (!strcmp(v, "all")) return 0;
+    char *e1 = NULL, *e2 = NULL;
+    long lo = parse_nonneg(v, &e1);
+    long hi = lo >= 0 && *e1 == '-' ? parse_nonneg(e1 + 1, &e2) : -1;
+    if (hi < 0 || *e2)
+        return err_set(err, ERR_USAGE, "data.classes = '%s': expected all or LO-HI", v);
+    if (lo > hi)
+        return err_set(err, ERR_USAGE, "data.classes = '%s': LO %ld is greater than HI %ld", v,
+                       lo, hi);
+    return 0;
+}
+
+static int check_block_list(const char *v, int depth, Err *err) {
+    int seen[64], n = 0;
+    const char *p = v;
+    for (;;) {
+        while (*p == ' ') p++;
+        char *end;
+        long b = parse_nonneg(p, &end);
+        if (b < 0) break;
+        p = end;
+        while (*p == ' ') p++;
+        if (b >= depth)
+            return err_set(err, ERR_USAGE,
+                           "moe.blocks = '%s': block %ld is outside [0, model.depth) = [0, %d)",
+                           v, b, depth);
+        for (int i = 0; i < n; i++)
+            if (seen[i] == b)
+                return err_set(err, ERR_USAGE, "moe.blocks = '%s': block %ld listed twice", v, b);
+        if (n < 64) seen[n++] = (int)b;
+        if (!*p) return 0;
+        if (*p++ != ',') break;
+    }
+    return err_set(err, ERR_USAGE,
+                   "moe.blocks = '%s': expected every_other, last:L or a list like 1,3,5", v);
+}
+
+static int check_blocks(const char *v, int depth, Err *err) {
+    if (!strcmp(v, "every_other")) return 0;
+    if (strncmp(v, "last:", 5)) return check_block_list(v, depth, err);
+    char *end;
+    long l = parse_nonneg(v + 5, &end);
+    if (l < 0 || *end)
+        return err_set(err, ERR_USAGE, "moe.blocks = '%s': expected last:L with L an integer", v);
+    if (l < 1 || l > depth)
+        return err_set(err, ERR_USAGE, "moe.blocks = '%s': L must be in [1, model.depth = %d]", v,
+                       depth);
+    return 0;
+}
+
+static int validate_model(const RunConfig *c, Err *err) {
+    static const char *const pools[] = {"cls", "mean", NULL};
+    if (c->preset[0] && find_preset(c->preset) < 0) {
+        Err e;
+        unknown_preset(&e, c->preset);
+        return err_set(err, ERR_USAGE, "model.preset: %s", e.msg);
+    }
+    if (check_min("model.dim", c->dim, 1, err) || check_min("model.depth", c->depth, 1, err) ||
+        check_min("model.heads", c->heads, 1, err) || check_min("model.patch", c->patch, 1, err))
+        return ERR_USAGE;
+    if (c->dim % c->heads)
+        return err_set(err, ERR_USAGE, "model.dim = %d is not divisible by model.heads = %d",
+                       c->dim, c->heads);
+    double hidden = c->dim * (double)c->mlp_ratio;
+    if (!(c->mlp_ratio > 0) || hidden < 1 || hidden != floor(hidden))
+        return err_set(err, ERR_USAGE,
+                       "model.mlp_ratio = %g: model.dim * mlp_ratio = %g must be an integer >= 1",
+                       (double)c->mlp_ratio, hidden);
+    return check_enum("model.pool", c->pool, pools, err);
+}
+
+static int validate_data(const RunConfig *c, Err *err) {
+    static const char *const sets[] = {"fashion-mnist", "cifar10", "cifar100", "shapes3d",
+                                       "modelnet40", NULL};
+    if (check_enum("data.dataset", c->dataset, sets, err) ||
+        check_min("data.train_subset", c->train_subset, 0, err))
+        return ERR_USAGE;
+    return check_classes(c->classes, err);
+}
+
+static int validate_train(const RunConfig *c, Err *err) {
+    const double inf = INFINITY;
+    if (check_min("train.epochs", c->epochs, 1, err) ||
+        check_min("train.batch_size", c->batch_size, 1, err) ||
+        check_range("train.lr", c->lr, 0, 1, inf, 0, err) ||
+        check_range("train.min_lr", c->min_lr, 0, 0, inf, 0, err) ||
+        check_range("train.weight_decay", c->weight_decay, 0, 0, inf, 0, err) ||
+        check_range("train.warmup_epochs", c->warmup_epochs, 0, 0, inf, 0, err) ||
+        check_range("train.beta1", c->beta1, 0, 0, 1, 0, err) ||
+        check_range("train.beta2", c->beta2, 0, 0, 1, 0, err) ||
+        check_range("train.eps", c->eps, 0, 1, inf, 0, err) ||
+        check_range("train.grad_clip", c->grad_clip, 0, 0, inf, 0, err) ||
+        check_range("train.label_smoothing", c->label_smoothing, 0, 0, 1, 0, err) ||
+        check_min("train.threads", c->threads, 0, err) ||
+        check_min("train.max_steps", c->max_steps, 0, err))
+        return ERR_USAGE;
+    return 0;
+}
+
+static int check_beta(const RunConfig *c, Err *err) {
+    int n = c->experts;
+    float hi = (float)((n - 1) / (double)n);
+    if (c->beta >= 0 && c->beta <= hi) return 0;
+    return err_set(err, ERR_USAGE,
+                   "moe.beta = %g is outside [0, (N-1)/N] = [0, %g] for N = moe.experts = %d",
+                   (double)c->beta, (double)hi, n);
+}
+
+static int validate_moe_kinds(const RunConfig *c, Err *err) {
+    static const char *const routings[] = {"token", "image", NULL};
+    static const char *const parts[] = {"batch", "sample", NULL};
+    if (check_enum("moe.routing", c->routing, routings, err) ||
+        check_enum("moe.rmoe_partition", c->rmoe_partition, parts, err))
+        return ERR_USAGE;
+    if (c->ewa_epochs != -1 && !(c->ewa_epochs >= 0))
+        return err_set(err, ERR_USAGE, "moe.ewa_epochs = %g must be -1 (auto) or >= 0",
+                       (double)c->ewa_epochs);
+    return 0;
+}
+
+static int validate_moe(const RunConfig *c, Err *err) {
+    static const char *const methods[] = {"dense", "ewa", "rmoe", "moe", "moe-early-ewa",
+                                          "vimoe", NULL};
+    const double inf = INFINITY;
+    if (check_enum("moe.method", c->method, methods, err)) return ERR_USAGE;
+    int dense = !strcmp(c->method, "dense");
+    if (check_min("moe.experts", c->experts, dense ? 1 : 2, err) ||
+        check_min("moe.top_k", c->top_k, 1, err) ||
+        check_range("moe.beta", c->beta, 0, 0, inf, 0, err) || (!dense && check_beta(c, err)))
+        return ERR_USAGE;
+    if (!dense && c->top_k > c->experts)
+        return err_set(err, ERR_USAGE, "moe.top_k = %d is outside [1, moe.experts = %d]",
+                       c->top_k, c->experts);
+    if (check_blocks(c->blocks, c->depth, err) ||
+        check_range("moe.capacity_factor", c->capacity_factor, 0, 1, inf, 0, err) ||
+        check_range("moe.aux_coef", c->aux_coef, 0, 0, inf, 0, err) ||
+        check_range("moe.zloss_coef", c->zloss_coef, 0, 0, inf, 0, err) ||
+        check_bool("moe.shared_expert", c->shared_expert, err))
+        return ERR_USAGE;
+    return validate_moe_kinds(c, err);
+}
+
+int config_validate(const RunConfig *c, Err *err) {
+    if (validate_model(c, err) || validate_data(c, err) || validate_train(c, err) ||
+        validate_moe(c, err))
+        return ERR_USAGE;
+    if (check_bool("data.augment", c->augment, err) ||
+        check_bool("finetune.reset_head", c->reset_head, err))
+        return ERR_USAGE;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static int hash_excluded(const ConfigKey *k) {
+    return !strcmp(k->section, "train") && (!strcmp(k->key, "seed") || !strcmp(k->key, "threads"));
+}
+
+/* INI text of c; without_run_keys drops train.seed and train.threads. */
+static char *emit_ini(const RunConfig *c, int without_run_keys) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return NULL;
+    const char *section = "";
+    char val[1024];
+    for (int i = 0; i < NKEYS; i++) {
+        const ConfigKey *k = &KEYS[i];
+        if (strcmp(section, k->section)) {
+            section = k->section;
+            fprintf(f, "%s[%s]\n", i ? "\n" : "", section);
+        }
+        if (without_run_keys && hash_excluded(k)) continue;
+        format_value(k, c, val, sizeof val);
+        fprintf(f, "%s =%s%s\n", k->key, val[0] ? " " : "", val);
+    }
+    if (fclose(f)) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+char *config_to_ini(const RunConfig *c) { return emit_ini(c, 0); }
+
+uint64_t config_hash(const RunConfig *c) {
+    char *text = emit_ini(c, 1);
+    uint64_t h = 14695981039346656037ULL;
+    for (const unsigned char *p = (const unsigned char *)text; p && *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    free(text);
+    return h;
+}
+
+static int write_tmp(const char *tmp, const char *text) {
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    int bad = fputs(text, f) < 0;
+    bad |= fflush(f) != 0;
+    bad |= fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    return bad ? -1 : 0;
+}
+
+int config_write(const RunConfig *c, const char *path, Err *err) {
+    char *text = config_to_ini(c);
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!text || !tmp) {
+        free(text), free(tmp);
+        return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
+    }
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    int rc = 0;
+    if (write_tmp(tmp, text) || rename(tmp, path)) {
+        rc = err_set(err, ERR_RUNTIME, "%s: cannot write: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    free(text), free(tmp);
+    return rc;
+}

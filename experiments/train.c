@@ -1,0 +1,351 @@
+#include "train.h"
+#include "data.h"
+#include "../core/checkpoint.h"
+#include "../core/csvio.h"
+#include "../core/optim.h"
+#include "../core/vit.h"
+#include <cblas.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *ewa_git_commit(void);
+int ewa_git_dirty(void);
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static void set_threads(int threads) {
+    int nt = threads > 0 ? threads : omp_get_num_procs();
+    omp_set_num_threads(nt);
+    openblas_set_num_threads(nt);
+}
+
+static int build_model(const RunConfig *c, const ImageSet *ds, int max_batch, ViT *m, Err *err) {
+    ViTDims d;
+    int rc = vit_dims(&d, ds->c, ds->h, ds->w, c->patch, c->dim, c->depth, c->heads, c->mlp_ratio,
+                      ds->num_classes, !strcmp(c->pool, "mean"), err);
+    if (rc) return rc;
+    rc = vit_init(m, &d, max_batch, err);
+    if (rc) return rc;
+    m->label_smoothing = c->label_smoothing;
+    return 0;
+}
+
+/* Top-1 count of the logits of the last forward. */
+static int count_correct(const ViT *m, const int *y, int B) {
+    int K = m->d.classes, correct = 0;
+    for (int b = 0; b < B; b++) {
+        const float *l = m->a.logits + (size_t)b * K;
+        int best = 0;
+        for (int k = 1; k < K; k++) if (l[k] > l[best]) best = k;
+        correct += best == y[b];
+    }
+    return correct;
+}
+
+/* Mean loss and top-1 over a whole split, no augmentation. */
+static void evaluate(ViT *m, const ImageSet *s, float *x, int *y, int *idx, double *loss, double *top1) {
+    int B = m->max_batch, correct = 0;
+    double total = 0.0;
+    for (int i = 0; i < s->n; i++) idx[i] = i;
+    for (int off = 0; off < s->n; off += B) {
+        int nb = s->n - off < B ? s->n - off : B;
+        imageset_batch(s, idx + off, nb, NULL, NULL, x, y);
+        total += (double)vit_forward(m, x, y, nb) * nb;
+        correct += count_correct(m, y, nb);
+    }
+    *loss = total / s->n;
+    *top1 = (double)correct / s->n;
+}
+
+/* ---- run directory files ---------------------------------------------- */
+
+enum { METRIC_COLS = 8 };
+static const char *const metric_header[METRIC_COLS] = {
+    "epoch", "split", "loss", "top1", "lr", "wall_s", "images_per_s", "step"};
+
+typedef struct { int nrows, cap; char **cells; } Rows;
+
+static void rows_add(Rows *r, const char *const *vals, int ncols) {
+    if (r->nrows == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 16;
+        r->cells = realloc(r->cells, sizeof(char *) * (size_t)r->cap * ncols);
+    }
+    for (int i = 0; i < ncols; i++) r->cells[(size_t)r->nrows * ncols + i] = strdup(vals[i]);
+    r->nrows++;
+}
+
+static void rows_free(Rows *r, int ncols) {
+    for (int i = 0; i < r->nrows * ncols; i++) free(r->cells[i]);
+    free(r->cells);
+}
+
+static int add_metric(Rows *r, const char *path, int epoch, const char *split, double loss,
+                      double top1, double lr, double wall, double ips, long step, Err *err) {
+    char v[METRIC_COLS][32];
+    snprintf(v[0], 32, "%d", epoch);
+    snprintf(v[1], 32, "%s", split);
+    snprintf(v[2], 32, "%.6f", loss);
+    snprintf(v[3], 32, "%.6f", top1);
+    snprintf(v[4], 32, "%.6g", lr);
+    snprintf(v[5], 32, "%.3f", wall);
+    snprintf(v[6], 32, "%.1f", ips);
+    snprintf(v[7], 32, "%ld", step);
+    const char *p[METRIC_COLS];
+    for (int i = 0; i < METRIC_COLS; i++) p[i] = v[i];
+    rows_add(r, p, METRIC_COLS);
+    return csv_write_file(path, METRIC_COLS, metric_header, r->nrows, (const char *const *)r->cells, err);
+}
+
+/* The summary row (DESIGN 5): provenance, configuration keys, results,
+ * inference cost. */
+#define SUMMARY_COLS 32
+static int write_summary(const char *path, const RunConfig *c, const ViT *m, const TrainResult *res,
+                         const char *dataset_name, Err *err) {
+    static const char *const header[SUMMARY_COLS] = {
+        "git_commit", "git_dirty", "config_hash", "seed", "threads", "dataset", "train_subset",
+        "classes", "preset", "dim", "depth", "heads", "mlp_ratio", "patch", "pool", "method",
+        "experts", "beta", "blocks", "epochs", "batch_size", "lr", "final_top1", "best_top1",
+        "final_test_loss", "n_test", "params_inference", "flops_inference", "train_seconds",
+        "steps", "status", "diverged_step"};
+    char v[SUMMARY_COLS][160];
+    int i = 0;
+    snprintf(v[i++], 160, "%s", ewa_git_commit());
+    snprintf(v[i++], 160, "%d", ewa_git_dirty());
+    snprintf(v[i++], 160, "%016" PRIx64, config_hash(c));
+    snprintf(v[i++], 160, "%" PRIu64, c->seed);
+    snprintf(v[i++], 160, "%d", c->threads > 0 ? c->threads : omp_get_num_procs());
+    snprintf(v[i++], 160, "%s", dataset_name);
+    snprintf(v[i++], 160, "%d", c->train_subset);
+    snprintf(v[i++], 160, "%s", c->classes);
+    snprintf(v[i++], 160, "%s", c->preset);
+    snprintf(v[i++], 160, "%d", c->dim);
+    snprintf(v[i++], 160, "%d", c->depth);
+    snprintf(v[i++], 160, "%d", c->heads);
+    snprintf(v[i++], 160, "%g", c->mlp_ratio);
+    snprintf(v[i++], 160, "%d", c->patch);
+    snprintf(v[i++], 160, "%s", c->pool);
+    snprintf(v[i++], 160, "%s", c->method);
+    snprintf(v[i++], 160, "%d", c->experts);
+    snprintf(v[i++], 160, "%g", c->beta);
+    snprintf(v[i++], 160, "%s", c->blocks);
+    snprintf(v[i++], 160, "%d", c->epochs);
+    snprintf(v[i++], 160, "%d", c->batch_size);
+    snprintf(v[i++], 160, "%g", c->lr);
+    snprintf(v[i++], 160, "%.6f", res->final_top1);
+    snprintf(v[i++], 160, "%.6f", res->best_top1);
+    snprintf(v[i++], 160, "%.6f", res->final_test_loss);
+    snprintf(v[i++], 160, "%d", res->n_test);
+    snprintf(v[i++], 160, "%zu", m ? m->num_params : 0);
+    snprintf(v[i++], 160, "%.0f", m ? vit_flops_per_image(&m->d) : 0.0);
+    snprintf(v[i++], 160, "%.2f", res->train_seconds);
+    snprintf(v[i++], 160, "%ld", res->steps);
+    snprintf(v[i++], 160, "%s", res->status);
+    snprintf(v[i++], 160, "%ld", res->diverged_step);
+    const char *p[SUMMARY_COLS];
+    for (int k = 0; k < SUMMARY_COLS; k++) p[k] = v[k];
+    return csv_write_file(path, SUMMARY_COLS, header, 1, p, err);
+}
+
+static int save_final(const ViT *m, const RunConfig *c, const ImageSet *ds, const char *path, Err *err) {
+    char *ini = config_to_ini(c);
+    char mean[64], std[64], shape[64], classes[16];
+    if (ds->c == 3) {
+        snprintf(mean, sizeof mean, "%.4f,%.4f,%.4f", ds->mean[0], ds->mean[1], ds->mean[2]);
+        snprintf(std, sizeof std, "%.4f,%.4f,%.4f", ds->std[0], ds->std[1], ds->std[2]);
+    } else {
+        snprintf(mean, sizeof mean, "%.4f", ds->mean[0]);
+        snprintf(std, sizeof std, "%.4f", ds->std[0]);
+    }
+    snprintf(shape, sizeof shape, "%d,%d,%d", ds->c, ds->h, ds->w);
+    snprintf(classes, sizeof classes, "%d", ds->num_classes);
+    const char *keys[] = {"config", "data.mean", "data.std", "input_shape", "num_classes", "format"};
+    const char *vals[] = {ini ? ini : "", mean, std, shape, classes, "pt"};
+    int rc = vit_save(m, path, 6, keys, vals, err);
+    free(ini);
+    return rc;
+}
+
+/* ---- progress line ---------------------------------------------------- */
+
+static void progress(int tty, int epoch, int epochs, long step, long total, double loss,
+                     double acc, double ips, double eta) {
+    if (!tty) return;
+    fprintf(stderr, "\r\033[Kepoch %d/%d  step %ld/%ld  loss %.4f  acc %.3f  %.0f img/s  ETA %dm%02ds",
+            epoch, epochs, step, total, loss, acc, ips, (int)(eta / 60), (int)fmod(eta, 60));
+    fflush(stderr);
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+static int ensure_dir(const char *dir, Err *err) {
+    if (mkdir(dir, 0755) && errno != EEXIST)
+        return err_set(err, ERR_RUNTIME, "%s: cannot create directory: %s", dir, strerror(errno));
+    return 0;
+}
+
+static int load_init_checkpoint(ViT *m, const RunConfig *c, Err *err) {
+    StFile f;
+    int rc = st_read(c->init_checkpoint, &f, err);
+    if (rc) return rc;
+    const char *skip[] = {"head."};
+    rc = vit_load_tensors(m, &f, c->init_checkpoint, c->reset_head ? 1 : 0, skip, err);
+    st_free(&f);
+    return rc;
+}
+
+int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *err) {
+    memset(res, 0, sizeof *res);
+    snprintf(res->status, sizeof res->status, "failed");
+    if (strcmp(c->method, "dense"))
+        return err_set(err, ERR_USAGE, "moe.method = %s is not implemented in this build (only dense)", c->method);
+    int rc = ensure_dir(out_dir, err);
+    if (rc) return rc;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/config.ini", out_dir);
+    if ((rc = config_write(c, path, err))) return rc;
+    set_threads(c->threads);
+
+    ImageSet train, test;
+    if ((rc = data_open(c, &train, &test, err))) return rc;
+    int B = c->batch_size;
+    ViT m;
+    if ((rc = build_model(c, &train, B, &m, err))) goto out_data;
+    vit_init_weights(&m, c->seed);
+    if (c->init_checkpoint[0] && (rc = load_init_checkpoint(&m, c, err))) goto out_model;
+
+    size_t img_floats = (size_t)train.c * train.h * train.w;
+    int nmax = train.n > test.n ? train.n : test.n;
+    float *x = malloc(sizeof(float) * img_floats * B);
+    int *y = malloc(sizeof(int) * B), *idx = malloc(sizeof(int) * nmax);
+    Rows metrics = {0};
+    if (!x || !y || !idx) { rc = err_set(err, ERR_RUNTIME, "out of memory"); goto out_buf; }
+
+    long steps_per_epoch = (train.n + B - 1) / B;
+    long total = steps_per_epoch * c->epochs;
+    if (c->max_steps > 0 && c->max_steps < total) total = c->max_steps;
+    long warmup = (long)lroundf(c->warmup_epochs * steps_per_epoch);
+    Augment2D aug = {.crop_pad = 2, .hflip = 1};
+    Rng shuffle_rng, aug_rng;
+    rng_seed_stream(&shuffle_rng, c->seed, 1);
+    rng_seed_stream(&aug_rng, c->seed, 2);
+    AdamW opt = {.beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps, .weight_decay = c->weight_decay};
+    int tty = isatty(2);
+    snprintf(path, sizeof path, "%s/metrics.csv", out_dir);
+    double t0 = now_s(), train_time = 0.0;
+    long step = 0;
+    snprintf(res->status, sizeof res->status, "ok");
+    for (int ep = 1; ep <= c->epochs && step < total; ep++) {
+        double te = now_s(), loss_sum = 0.0;
+        long seen = 0, correct = 0;
+        for (int i = 0; i < train.n; i++) idx[i] = i;
+        rng_shuffle(&shuffle_rng, idx, (size_t)train.n);
+        for (long s = 0; s < steps_per_epoch && step < total; s++, step++) {
+            int off = (int)(s * B), nb = train.n - off < B ? train.n - off : B;
+            imageset_batch(&train, idx + off, nb, c->augment ? &aug : NULL, &aug_rng, x, y);
+            float loss = vit_forward(&m, x, y, nb);
+            if (!isfinite(loss)) {
+                snprintf(res->status, sizeof res->status, "diverged");
+                res->diverged_step = step;
+                break;
+            }
+            vit_zero_grad(&m);
+            vit_backward(&m);
+            clip_grad_norm(m.grads, m.num_params, c->grad_clip);
+            opt.lr = lr_at(step, total, warmup, c->lr, c->min_lr);
+            adamw_step(&opt, m.params, m.grads, m.adam_m, m.adam_v, m.specs, m.n_params);
+            loss_sum += (double)loss * nb;
+            correct += count_correct(&m, y, nb);
+            seen += nb;
+            double el = now_s() - te, ips = seen / (el > 0 ? el : 1e-9);
+            progress(tty, ep, c->epochs, step + 1, total, loss_sum / seen, (double)correct / seen, ips,
+                     (total - step - 1) * (double)B / ips);
+        }
+        double ep_time = now_s() - te;
+        train_time += ep_time;
+        if (strcmp(res->status, "ok")) break;
+        if ((rc = add_metric(&metrics, path, ep, "train", loss_sum / seen, (double)correct / seen,
+                             opt.lr, now_s() - t0, seen / ep_time, step, err)))
+            goto out_buf;
+        double tl, ta, tv = now_s();
+        evaluate(&m, &test, x, y, idx, &tl, &ta);
+        if ((rc = add_metric(&metrics, path, ep, "test", tl, ta, opt.lr, now_s() - t0,
+                             test.n / (now_s() - tv), step, err)))
+            goto out_buf;
+        res->final_top1 = ta;
+        res->final_test_loss = tl;
+        if (ta > res->best_top1) res->best_top1 = ta;
+        if (tty) fprintf(stderr, "\r\033[K");
+        fprintf(stderr, "epoch %d/%d  train loss %.4f acc %.4f | test loss %.4f top1 %.4f | %.0f img/s\n",
+                ep, c->epochs, loss_sum / seen, (double)correct / seen, tl, ta, seen / ep_time);
+    }
+    res->steps = step;
+    res->train_seconds = train_time;
+    res->n_test = test.n;
+    if (!strcmp(res->status, "ok")) {
+        snprintf(path, sizeof path, "%s/final.safetensors", out_dir);
+        if ((rc = save_final(&m, c, &train, path, err))) goto out_buf;
+    } else {
+        fprintf(stderr, "run diverged at step %ld (loss not finite)\n", res->diverged_step);
+    }
+    snprintf(path, sizeof path, "%s/summary.csv", out_dir);
+    rc = write_summary(path, c, &m, res, train.name, err);
+out_buf:
+    rows_free(&metrics, METRIC_COLS);
+    free(x); free(y); free(idx);
+out_model:
+    vit_free(&m);
+out_data:
+    imageset_free(&train);
+    imageset_free(&test);
+    return rc;
+}
+
+int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1, int *n,
+                    double *loss, Err *err) {
+    StFile f;
+    int rc = st_read(path, &f, err);
+    if (rc) return rc;
+    const char *ini = st_meta(&f, "config");
+    RunConfig c;
+    if (!ini) { rc = err_set(err, ERR_RUNTIME, "%s: no 'config' in the safetensors metadata", path); goto out_f; }
+    char origin[1100];
+    snprintf(origin, sizeof origin, "%s (metadata config)", path);
+    if ((rc = config_load_string(&c, ini, origin, n_set, sets, err))) goto out_f;
+    set_threads(c.threads);
+    ImageSet train, test;
+    RunConfig dc = c;
+    dc.train_subset = 0;   /* the test split does not depend on the subset */
+    if ((rc = data_open(&dc, &train, &test, err))) goto out_f;
+    ViT m;
+    if ((rc = build_model(&c, &test, c.batch_size, &m, err))) goto out_data;
+    if ((rc = vit_load_tensors(&m, &f, path, 0, NULL, err))) goto out_model;
+    float *x = malloc(sizeof(float) * (size_t)test.c * test.h * test.w * c.batch_size);
+    int *y = malloc(sizeof(int) * c.batch_size), *idx = malloc(sizeof(int) * test.n);
+    if (!x || !y || !idx) rc = err_set(err, ERR_RUNTIME, "out of memory");
+    else {
+        evaluate(&m, &test, x, y, idx, loss, top1);
+        *n = test.n;
+    }
+    free(x); free(y); free(idx);
+out_model:
+    vit_free(&m);
+out_data:
+    imageset_free(&train);
+    imageset_free(&test);
+out_f:
+    st_free(&f);
+    return rc;
+}

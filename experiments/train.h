@@ -1,0 +1,24 @@
+/* One training run (bin/ewa train) and checkpoint evaluation (bin/ewa eval). */
+#ifndef EWA_TRAIN_H
+#define EWA_TRAIN_H
+#include "../core/config.h"
+#include "../core/err.h"
+
+typedef struct {
+    double final_top1, best_top1, final_test_loss, train_seconds;
+    long steps, diverged_step;
+    int n_test;
+    char status[16];        /* ok | diverged | failed */
+} TrainResult;
+
+/* Trains cfg, writing config.ini, metrics.csv, summary.csv and
+ * final.safetensors into out_dir (created if needed). A run whose loss turns
+ * NaN/inf returns 0 with status "diverged" (and still writes its summary). */
+int train_run(const RunConfig *cfg, const char *out_dir, TrainResult *res, Err *err);
+
+/* Evaluates a checkpoint on its dataset's test split; overrides may change
+ * data keys (e.g. data.dir). */
+int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1,
+                    int *n, double *loss, Err *err);
+
+#endif
