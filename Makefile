@@ -74,7 +74,10 @@ test-asan:
 deps:
 	@tools/deps.sh
 
-bench: $(BIN)/ewa
+$(BUILD)/bench_train: bench/bench_train.c $(BUILD)/libewa.a
+	$(CC) $(CFLAGS) $< $(BUILD)/libewa.a -o $@ $(LDLIBS)
+
+bench: $(BIN)/ewa $(BUILD)/bench_train
 	@bench/run.sh
 
 clean:

@@ -1,6 +1,7 @@
 #include "layers.h"
 #include <math.h>
 #include <stdlib.h>
+#include "fastmath.h"
 
 /* One (b, h) pair per OpenMP iteration; T and hd are small (tens), so the
  * loops are written out rather than sent to sgemm. */
@@ -19,13 +20,15 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
                 for (int j = 0; j < T; j++) {
                     const float *k = base + (size_t)j * C3 + C + h * hd;
                     float s = 0.0f;
+                    #pragma omp simd reduction(+ : s)
                     for (int d = 0; d < hd; d++) s += q[d] * k[d];
                     s *= scale;
                     a[j] = s;
                     if (s > mx) mx = s;
                 }
                 float sum = 0.0f;
-                for (int j = 0; j < T; j++) { a[j] = expf(a[j] - mx); sum += a[j]; }
+                #pragma omp simd reduction(+ : sum)
+                for (int j = 0; j < T; j++) { a[j] = ewa_expf(a[j] - mx); sum += a[j]; }
                 float inv = 1.0f / sum;
                 for (int j = 0; j < T; j++) a[j] *= inv;
                 float *o = out + ((size_t)b * T + i) * C + h * hd;
@@ -63,6 +66,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv,
                         const float *v = base + (size_t)j * C3 + 2 * C + h * hd;
                         float *dv = dbase + (size_t)j * C3 + 2 * C + h * hd;
                         float s = 0.0f, p = a[j];
+                        #pragma omp simd reduction(+ : s)
                         for (int d = 0; d < hd; d++) { s += go[d] * v[d]; dv[d] += p * go[d]; }
                         dp[j] = s;
                         dot += s * p;

@@ -1,17 +1,17 @@
 #include "layers.h"
 #include <cblas.h>
+#include <string.h>
 
 void linear_forward(float *out, const float *in, const float *w, const float *b,
                     int N, int IC, int OC) {
-    /* out (N,OC) = in (N,IC) @ w^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC,
-                1.0f, in, IC, w, IC, 0.0f, out, OC);
-    if (!b) return;
-    #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        float *o = out + (size_t)n * OC;
-        for (int j = 0; j < OC; j++) o[j] += b[j];
+    /* out starts as the bias rows, then out (N,OC) += in (N,IC) @ w^T;
+     * beta = 1 also spares OpenBLAS its separate pass zeroing out. */
+    if (b) {
+        #pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, sizeof(float) * OC);
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC,
+                1.0f, in, IC, w, IC, b ? 1.0f : 0.0f, out, OC);
 }
 
 void linear_backward(float *din, float *dw, float *db, const float *dout,

@@ -1,0 +1,85 @@
+/* Training-throughput benchmark, the C side of `make bench`: the same work as
+ * bench/torch_bench.py (forward, cross-entropy, backward, clip, AdamW) on
+ * random data of the reference shape R1 (DESIGN 7) unless told otherwise.
+ * Prints one line of key=value pairs. Achieved GFLOP/s counts a training
+ * step as 3x the forward FLOPs (backward = 2x forward), the usual estimate. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include "../core/optim.h"
+#include "../core/rng.h"
+#include "../core/vit.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    int steps = 20, warmup = 3, threads = 2, dim = 192, depth = 6, heads = 3, patch = 4;
+    int img = 28, chans = 1, classes = 10, batch = 128;
+    float mlp_ratio = 4.0f;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i];
+        int v = atoi(argv[i + 1]);
+        if (!strcmp(k, "--steps")) steps = v;
+        else if (!strcmp(k, "--warmup")) warmup = v;
+        else if (!strcmp(k, "--threads")) threads = v;
+        else if (!strcmp(k, "--dim")) dim = v;
+        else if (!strcmp(k, "--depth")) depth = v;
+        else if (!strcmp(k, "--heads")) heads = v;
+        else if (!strcmp(k, "--patch")) patch = v;
+        else if (!strcmp(k, "--img")) img = v;
+        else if (!strcmp(k, "--chans")) chans = v;
+        else if (!strcmp(k, "--classes")) classes = v;
+        else if (!strcmp(k, "--batch")) batch = v;
+        else if (!strcmp(k, "--mlp-ratio")) mlp_ratio = (float)atof(argv[i + 1]);
+        else { fprintf(stderr, "bench_train: unknown option %s\n", k); return 2; }
+    }
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
+    ViTDims d;
+    Err err = {0};
+    ViT m;
+    if (vit_dims(&d, chans, img, img, patch, dim, depth, heads, mlp_ratio, classes, 0, &err) ||
+        vit_init(&m, &d, batch, &err)) {
+        fprintf(stderr, "bench_train: %s\n", err.msg);
+        return 2;
+    }
+    vit_init_weights(&m, 0);
+    Rng r;
+    rng_seed(&r, 1);
+    size_t nx = (size_t)batch * chans * img * img;
+    float *x = malloc(nx * sizeof(float));
+    int *y = malloc(batch * sizeof(int));
+    for (size_t i = 0; i < nx; i++) x[i] = rng_normal(&r);
+    for (int i = 0; i < batch; i++) y[i] = (int)rng_below(&r, (uint32_t)classes);
+    AdamW opt = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.05f};
+    double t0 = 0;
+    float loss = 0;
+    for (int s = 0; s < warmup + steps; s++) {
+        if (s == warmup) t0 = now_s();
+        loss = vit_forward(&m, x, y, batch);
+        vit_zero_grad(&m);
+        vit_backward(&m);
+        clip_grad_norm(m.grads, m.num_params, 1.0f);
+        adamw_step(&opt, m.params, m.grads, m.adam_m, m.adam_v, m.specs, m.n_params);
+    }
+    double dt = now_s() - t0;
+    double ips = (double)steps * batch / dt;
+    double gflops = 3.0 * vit_flops_per_image(&d) * ips / 1e9;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("c images_per_s=%.2f step_ms=%.1f gflops=%.1f threads=%d peak_rss_mib=%.1f batch=%d "
+           "steps=%d dim=%d depth=%d heads=%d patch=%d final_loss=%.4f\n",
+           ips, 1000.0 * dt / steps, gflops, threads, ru.ru_maxrss / 1024.0, batch, steps, dim,
+           depth, heads, patch, loss);
+    free(x); free(y);
+    vit_free(&m);
+    return 0;
+}

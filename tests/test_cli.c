@@ -1,0 +1,618 @@
+/* End-to-end tests of the command line (DESIGN 4, 5, 6): they run the real
+ * binary ($EWA_BIN) as a child process, capture its stdout, stderr and exit
+ * code, and inspect the run directory it leaves.
+ *
+ * The data is a tiny Fashion-MNIST-format set generated here (gzip IDX files,
+ * 200 train / 100 test images of 28x28, 10 balanced classes). Class k is drawn
+ * as bright lines on a dark noisy background: horizontal lines at rows
+ * k, k+7, k+14, k+21 for k < 7, vertical lines at columns 2(k-7) + 7j for
+ * k >= 7. With 7x7 patches every patch token carries the class, so the tiny
+ * model (dim 16, depth 1) learns it in 3 epochs: over seeds 0..11 the final
+ * top-1 was 0.90-1.00; the test asks for > 0.5. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <zlib.h>
+
+#include "../core/csvio.h"
+#include "testutil.h"
+
+extern char **environ;
+
+enum { N_TRAIN = 200, N_TEST = 100, SIDE = 28, EPOCHS = 3 };
+
+static char *tmp;          /* per-test temporary directory */
+static char *data_dir;     /* tmp/data: the generated dataset */
+static char *cfg_path;     /* tmp/tiny.ini: the training recipe */
+static char data_set[600]; /* "data.dir=<data_dir>" */
+static int n_spawned;
+
+/* ---------------------------------------------------------------- dataset */
+
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+
+static uint32_t lcg(uint32_t *s) {
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+static void write_gz(const char *dir, const char *name, const void *data, size_t len) {
+    char *path = tu_path(dir, name);
+    gzFile f = gzopen(path, "wb");
+    cr_assert(f, "gzopen %s", path);
+    cr_assert_eq(gzwrite(f, data, (unsigned)len), (int)len, "gzwrite %s", path);
+    cr_assert_eq(gzclose(f), Z_OK, "gzclose %s", path);
+    free(path);
+}
+
+/* IDX images with header count n_header but only n_data images of payload
+ * (n_data < n_header makes a truncated file); *len set, malloc'd. */
+static uint8_t *make_images(int n_header, int n_data, uint32_t seed, size_t *len) {
+    *len = 16 + (size_t)n_data * SIDE * SIDE;
+    uint8_t *b = malloc(*len);
+    put_be32(b, 0x803); put_be32(b + 4, (uint32_t)n_header);
+    put_be32(b + 8, SIDE); put_be32(b + 12, SIDE);
+    for (int i = 0; i < n_data; i++) {
+        int k = i % 10;
+        uint8_t *px = b + 16 + (size_t)i * SIDE * SIDE;
+        for (int j = 0; j < SIDE * SIDE; j++) px[j] = (uint8_t)(lcg(&seed) % 64);
+        for (int j = 0; j < 4; j++)
+            for (int x = 0; x < SIDE; x++) {
+                uint8_t v = (uint8_t)(200 + lcg(&seed) % 56);
+                if (k < 7) px[(k + 7 * j) * SIDE + x] = v;
+                else px[x * SIDE + 2 * (k - 7) + 7 * j] = v;
+            }
+    }
+    return b;
+}
+
+static uint8_t *make_labels(int n, size_t *len) {
+    *len = 8 + (size_t)n;
+    uint8_t *b = malloc(*len);
+    put_be32(b, 0x801); put_be32(b + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) b[8 + i] = (uint8_t)(i % 10);
+    return b;
+}
+
+/* Writes one split (prefix "train" or "t10k") into dir. */
+static void write_split(const char *dir, const char *prefix, int n, int n_data, uint32_t seed) {
+    char name[96];
+    size_t len;
+    uint8_t *b = make_images(n, n_data, seed, &len);
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte.gz", prefix);
+    write_gz(dir, name, b, len);
+    free(b);
+    b = make_labels(n, &len);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte.gz", prefix);
+    write_gz(dir, name, b, len);
+    free(b);
+}
+
+static void write_dataset(const char *dir) {
+    write_split(dir, "train", N_TRAIN, N_TRAIN, 1);
+    write_split(dir, "t10k", N_TEST, N_TEST, 2);
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static void setup(void) {
+    tmp = tu_tmpdir();
+    data_dir = tu_path(tmp, "data");
+    cr_assert_eq(mkdir(data_dir, 0755), 0, "mkdir %s", data_dir);
+    write_dataset(data_dir);
+    snprintf(data_set, sizeof data_set, "data.dir=%s", data_dir);
+    static const char ini[] =
+        "; tiny recipe for test_cli\n"
+        "[data]\n"
+        "augment = 0\n"
+        "[train]\n"
+        "epochs = 3\n"
+        "lr = 1e-2\n"
+        "warmup_epochs = 0\n";
+    cfg_path = tu_write(tmp, "tiny.ini", ini, strlen(ini));
+    n_spawned = 0;
+}
+
+static void teardown(void) {
+    tu_rmrf(tmp);
+    free(tmp); free(data_dir); free(cfg_path);
+}
+
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 180);
+
+/* ---------------------------------------------------------------- running */
+
+typedef struct {
+    int status;   /* exit code, or 128 + signal number */
+    char *out;    /* captured stdout (NUL-terminated) */
+    char *err;    /* captured stderr */
+} Proc;
+
+static char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap + 1);
+    size_t r;
+    while ((r = fread(b + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) b = realloc(b, (cap *= 2) + 1);
+    }
+    fclose(f);
+    b[n] = '\0';
+    if (len) *len = n;
+    return b;
+}
+
+static const char *ewa_bin(void) {
+    const char *b = getenv("EWA_BIN");
+    cr_assert(b && *b, "EWA_BIN is not set (make test exports it; by hand: EWA_BIN=$PWD/bin/ewa)");
+    cr_assert_eq(access(b, X_OK), 0, "EWA_BIN=%s is not executable", b);
+    return b;
+}
+
+/* Runs $EWA_BIN with args (NULL-terminated, without argv[0]); stdin is
+ * /dev/null, stdout and stderr go to files in tmp. Fails the test if the
+ * child reports a sanitizer error (the ASan build runs the same tests). */
+static Proc run_list(const char *const *args) {
+    const char *bin = ewa_bin();
+    int n = 0;
+    while (args[n]) n++;
+    char **argv = calloc((size_t)n + 2, sizeof *argv);
+    argv[0] = (char *)bin;
+    for (int i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
+
+    char outp[700], errp[700];
+    int id = n_spawned++;
+    snprintf(outp, sizeof outp, "%s/stdout.%d", tmp, id);
+    snprintf(errp, sizeof errp, "%s/stderr.%d", tmp, id);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    cr_assert_eq(rc, 0, "posix_spawn %s: %s", bin, strerror(rc));
+    int ws;
+    while (waitpid(pid, &ws, 0) < 0) cr_assert_eq(errno, EINTR, "waitpid: %s", strerror(errno));
+    free(argv);
+
+    Proc p;
+    p.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : -1;
+    p.out = slurp(outp, NULL);
+    p.err = slurp(errp, NULL);
+    cr_assert(p.out && p.err, "cannot read the captured output");
+    cr_assert(!strstr(p.err, "ERROR: AddressSanitizer") && !strstr(p.err, "ERROR: LeakSanitizer") &&
+                  !strstr(p.err, "ERROR: UndefinedBehaviorSanitizer") && !strstr(p.err, "runtime error:"),
+              "sanitizer report from ewa:\n%s", p.err);
+    cr_assert(!WIFSIGNALED(ws), "ewa died of signal %d; stderr:\n%s", WTERMSIG(ws), p.err);
+    return p;
+}
+#define EWA(...) run_list((const char *const[]){__VA_ARGS__, NULL})
+
+static void proc_free(Proc *p) { free(p->out); free(p->err); }
+
+/* `ewa train` of the tiny recipe into out, with the given seed and extra
+ * arguments (NULL-terminated list, may be empty). */
+static Proc train_list(const char *out, int seed, const char *const *extra) {
+    char seed_set[64];
+    snprintf(seed_set, sizeof seed_set, "train.seed=%d", seed);
+    const char *base[] = {
+        "train", "--config", cfg_path, "--out", out,
+        "--set", data_set,
+        "--set", "model.dim=16", "--set", "model.depth=1", "--set", "model.heads=2",
+        "--set", "model.mlp_ratio=2", "--set", "model.patch=7",
+        "--set", "train.batch_size=32", "--set", "train.threads=1",
+        "--set", seed_set,
+    };
+    enum { NB = sizeof base / sizeof base[0] };
+    const char *args[NB + 32];
+    int n = 0;
+    for (int i = 0; i < NB; i++) args[n++] = base[i];
+    for (int i = 0; extra && extra[i]; i++) {
+        cr_assert_lt(n, NB + 31);
+        args[n++] = extra[i];
+    }
+    args[n] = NULL;
+    return run_list(args);
+}
+#define TRAIN(out, seed) train_list(out, seed, NULL)
+#define TRAIN_X(out, seed, ...) train_list(out, seed, (const char *const[]){__VA_ARGS__, NULL})
+
+/* A successful tiny training run into tmp/name; returns the run dir. */
+static char *train_ok(const char *name, int seed) {
+    char *run = tu_path(tmp, name);
+    Proc p = TRAIN(run, seed);
+    cr_assert_eq(p.status, 0, "ewa train exited %d; stderr:\n%s", p.status, p.err);
+    proc_free(&p);
+    return run;
+}
+
+/* Exit status code and every needle in stderr. */
+static void expect_fail(Proc *p, int code, const char *const *needles) {
+    cr_assert_eq(p->status, code, "exit %d, expected %d; stderr:\n%s", p->status, code, p->err);
+    cr_assert(p->err[0], "no message on stderr");
+    for (; *needles; needles++)
+        cr_assert(strstr(p->err, *needles), "stderr lacks '%s':\n%s", *needles, p->err);
+}
+#define EXPECT_FAIL(p, code, ...) expect_fail(&(p), code, (const char *const[]){__VA_ARGS__, NULL})
+
+static int exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static int file_exists_in(const char *dir, const char *name) {
+    char *p = tu_path(dir, name);
+    int e = exists(p);
+    free(p);
+    return e;
+}
+
+/* No temporary file (*.tmp.*) left in dir. */
+static void assert_no_tmp_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        cr_assert(!strstr(e->d_name, ".tmp."), "leftover temporary file %s/%s", dir, e->d_name);
+    closedir(d);
+}
+
+static CsvTable read_csv(const char *dir, const char *name) {
+    char *path = tu_path(dir, name);
+    CsvTable t;
+    Err err = {0};
+    cr_assert_eq(csv_read_file(path, &t, &err), 0, "cannot read %s: %s", path, err.msg);
+    free(path);
+    return t;
+}
+
+static int col(const CsvTable *t, const char *name) {
+    int c = csv_col(t, name);
+    cr_assert_geq(c, 0, "CSV has no column '%s'", name);
+    return c;
+}
+
+static const char *cell(const CsvTable *t, int row, const char *name) {
+    return csv_cell(t, row, col(t, name));
+}
+
+static const char *last_line(char *text) {
+    size_t n = strlen(text);
+    while (n && text[n - 1] == '\n') text[--n] = '\0';
+    char *nl = strrchr(text, '\n');
+    return nl ? nl + 1 : text;
+}
+
+/* ---------------------------------------------------------------- usage */
+
+Test(cli, no_arguments_is_a_usage_error) {
+    Proc p = run_list((const char *const[]){NULL});
+    EXPECT_FAIL(p, 2, "usage", "ewa train", "ewa eval");
+    proc_free(&p);
+}
+
+Test(cli, help_prints_usage_and_succeeds) {
+    Proc p = EWA("--help");
+    cr_assert_eq(p.status, 0, "exit %d; stderr:\n%s", p.status, p.err);
+    cr_assert(strstr(p.out, "usage"), "stdout lacks usage:\n%s", p.out);
+    proc_free(&p);
+}
+
+Test(cli, unknown_command_is_a_usage_error) {
+    Proc p = EWA("frobnicate");
+    EXPECT_FAIL(p, 2, "usage", "frobnicate");
+    proc_free(&p);
+}
+
+Test(cli, unknown_option_is_a_usage_error) {
+    char *run = tu_path(tmp, "run");
+    Proc p = EWA("train", "--config", cfg_path, "--out", run, "--bogus", "1");
+    EXPECT_FAIL(p, 2, "usage", "--bogus");
+    cr_assert(!exists(run), "a usage error created the run directory %s", run);
+    proc_free(&p);
+    p = EWA("eval", "--checkpoint", "x.safetensors", "--out", run);
+    EXPECT_FAIL(p, 2, "usage", "--out");
+    proc_free(&p);
+    free(run);
+}
+
+Test(cli, missing_out_is_a_usage_error) {
+    Proc p = EWA("train", "--config", cfg_path, "--set", data_set);
+    EXPECT_FAIL(p, 2, "usage", "--out");
+    proc_free(&p);
+}
+
+Test(cli, missing_option_value_or_checkpoint_is_a_usage_error) {
+    Proc p = EWA("train", "--config");
+    EXPECT_FAIL(p, 2, "usage", "--config");
+    proc_free(&p);
+    p = EWA("eval", "--set", data_set);
+    EXPECT_FAIL(p, 2, "usage", "--checkpoint");
+    proc_free(&p);
+}
+
+/* ---------------------------------------------------------------- config errors */
+
+Test(cli, missing_config_file) {
+    char *run = tu_path(tmp, "run"), *cfg = tu_path(tmp, "no-such.ini");
+    Proc p = EWA("train", "--config", cfg, "--out", run);
+    EXPECT_FAIL(p, 2, cfg);
+    cr_assert(!exists(run), "a config error created the run directory");
+    proc_free(&p);
+    free(run); free(cfg);
+}
+
+Test(cli, unknown_key_in_config_file) {
+    static const char ini[] = "[train]\nepochs = 3\nepochz = 4\n";
+    char *cfg = tu_write(tmp, "unknown.ini", ini, strlen(ini)), *run = tu_path(tmp, "run");
+    Proc p = EWA("train", "--config", cfg, "--out", run);
+    EXPECT_FAIL(p, 2, cfg, "line 3", "epochz");
+    cr_assert(!exists(run), "a config error created the run directory");
+    proc_free(&p);
+    free(cfg); free(run);
+}
+
+Test(cli, bad_value_in_config_file_and_in_set) {
+    static const char ini[] = "[train]\nepochs = abc\n";
+    char *cfg = tu_write(tmp, "badval.ini", ini, strlen(ini)), *run = tu_path(tmp, "run");
+    Proc p = EWA("train", "--config", cfg, "--out", run);
+    EXPECT_FAIL(p, 2, cfg, "line 2", "train.epochs", "abc");
+    proc_free(&p);
+    p = EWA("train", "--config", cfg_path, "--out", run, "--set", "train.epochs=abc");
+    EXPECT_FAIL(p, 2, "--set", "train.epochs", "abc");
+    cr_assert(!exists(run), "a config error created the run directory");
+    proc_free(&p);
+    free(cfg); free(run);
+}
+
+Test(cli, bad_set_syntax) {
+    char *run = tu_path(tmp, "run");
+    Proc p = EWA("train", "--config", cfg_path, "--out", run, "--set", "trainepochs");
+    EXPECT_FAIL(p, 2, "trainepochs", "section.key=value");
+    proc_free(&p);
+    p = EWA("train", "--config", cfg_path, "--out", run, "--set", "train.epochs");
+    EXPECT_FAIL(p, 2, "train.epochs", "section.key=value");
+    proc_free(&p);
+    p = EWA("train", "--config", cfg_path, "--out", run, "--set", "train.nokey=1");
+    EXPECT_FAIL(p, 2, "nokey");
+    cr_assert(!exists(run), "a config error created the run directory");
+    proc_free(&p);
+    free(run);
+}
+
+Test(cli, moe_beta_out_of_range) {
+    /* N = 4 experts: beta must lie in [0, 3/4]. */
+    static const char ini[] = "[moe]\nmethod = ewa\nexperts = 4\nbeta = 0.9\n";
+    char *cfg = tu_write(tmp, "beta.ini", ini, strlen(ini)), *run = tu_path(tmp, "run");
+    Proc p = EWA("train", "--config", cfg, "--out", run, "--set", data_set);
+    EXPECT_FAIL(p, 2, cfg, "beta");
+    cr_assert(!exists(run), "a config error created the run directory");
+    proc_free(&p);
+    free(cfg); free(run);
+}
+
+/* ---------------------------------------------------------------- data errors */
+
+Test(cli, empty_data_dir_names_the_missing_file) {
+    char *empty = tu_path(tmp, "empty"), *run = tu_path(tmp, "run"), set[700];
+    cr_assert_eq(mkdir(empty, 0755), 0);
+    snprintf(set, sizeof set, "data.dir=%s", empty);
+    Proc p = EWA("train", "--config", cfg_path, "--out", run, "--set", set,
+                 "--set", "train.threads=1");
+    EXPECT_FAIL(p, 1, empty, "train-images-idx3-ubyte");
+    cr_assert(!file_exists_in(run, "final.safetensors"), "a failed run left a checkpoint");
+    assert_no_tmp_files(run);
+    proc_free(&p);
+    free(empty); free(run);
+}
+
+Test(cli, truncated_images_file) {
+    char *bad = tu_path(tmp, "bad"), *run = tu_path(tmp, "run"), set[700];
+    cr_assert_eq(mkdir(bad, 0755), 0);
+    write_split(bad, "train", N_TRAIN, N_TRAIN / 2, 1); /* header says 200, holds 100 */
+    write_split(bad, "t10k", N_TEST, N_TEST, 2);
+    snprintf(set, sizeof set, "data.dir=%s", bad);
+    Proc p = EWA("train", "--config", cfg_path, "--out", run, "--set", set,
+                 "--set", "train.threads=1");
+    char *img = tu_path(bad, "train-images-idx3-ubyte.gz");
+    EXPECT_FAIL(p, 1, img, "truncated");
+    cr_assert(!file_exists_in(run, "final.safetensors"), "a failed run left a checkpoint");
+    assert_no_tmp_files(run);
+    proc_free(&p);
+    free(img); free(bad); free(run);
+}
+
+Test(cli, out_dir_with_missing_parent) {
+    char *parent = tu_path(tmp, "no-such-parent"), *run = tu_path(parent, "run");
+    Proc p = TRAIN(run, 0);
+    EXPECT_FAIL(p, 1, run, "cannot create");
+    cr_assert(!exists(parent), "the missing parent %s was created", parent);
+    proc_free(&p);
+    free(parent); free(run);
+}
+
+Test(cli, out_is_a_regular_file) {
+    char *file = tu_write(tmp, "a-file", "x", 1);
+    Proc p = TRAIN(file, 0);
+    EXPECT_FAIL(p, 1, file);
+    proc_free(&p);
+    free(file);
+}
+
+/* ---------------------------------------------------------------- a good run */
+
+Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
+    char *run = tu_path(tmp, "run");
+    Proc p = TRAIN(run, 5);
+    cr_assert_eq(p.status, 0, "ewa train exited %d; stderr:\n%s", p.status, p.err);
+    cr_assert(strstr(p.out, "status=ok"), "stdout lacks status=ok:\n%s", p.out);
+    proc_free(&p);
+
+    const char *files[] = {"config.ini", "metrics.csv", "summary.csv", "final.safetensors"};
+    for (int i = 0; i < 4; i++) {
+        char *f = tu_path(run, files[i]);
+        struct stat st;
+        cr_assert_eq(stat(f, &st), 0, "missing %s", f);
+        cr_assert_gt(st.st_size, 0, "empty %s", f);
+        free(f);
+    }
+    assert_no_tmp_files(run);
+
+    /* config.ini is the resolved config: it holds the overrides. */
+    char *ini_path = tu_path(run, "config.ini");
+    char *ini = slurp(ini_path, NULL);
+    cr_assert(strstr(ini, data_dir), "config.ini lacks data.dir %s:\n%s", data_dir, ini);
+    cr_assert(strstr(ini, "[model]") && strstr(ini, "[train]"), "config.ini:\n%s", ini);
+    free(ini); free(ini_path);
+
+    /* metrics.csv: the header, then one train and one test row per epoch. */
+    CsvTable m = read_csv(run, "metrics.csv");
+    static const char *const header[] = {"epoch", "split", "loss", "top1", "lr",
+                                         "wall_s", "images_per_s", "step"};
+    cr_assert_eq(m.ncols, 8, "metrics.csv has %d columns", m.ncols);
+    for (int c = 0; c < 8; c++)
+        cr_assert_str_eq(m.header[c], header[c], "metrics.csv column %d", c);
+    cr_assert_eq(m.nrows, 2 * EPOCHS, "metrics.csv has %d rows, expected %d", m.nrows, 2 * EPOCHS);
+    for (int r = 0; r < m.nrows; r++) {
+        char ep[16];
+        snprintf(ep, sizeof ep, "%d", r / 2 + 1);
+        cr_assert_str_eq(cell(&m, r, "epoch"), ep, "row %d", r);
+        cr_assert_str_eq(cell(&m, r, "split"), r % 2 ? "test" : "train", "row %d", r);
+        double loss = atof(cell(&m, r, "loss")), top1 = atof(cell(&m, r, "top1"));
+        cr_assert(isfinite(loss) && loss > 0, "row %d loss %s", r, cell(&m, r, "loss"));
+        cr_assert(top1 >= 0 && top1 <= 1, "row %d top1 %s", r, cell(&m, r, "top1"));
+        cr_assert_eq(atol(cell(&m, r, "step")), (long)(r / 2 + 1) * ((N_TRAIN + 31) / 32),
+                     "row %d step %s", r, cell(&m, r, "step"));
+    }
+
+    /* summary.csv: one row with provenance, status and inference cost. */
+    CsvTable s = read_csv(run, "summary.csv");
+    cr_assert_eq(s.nrows, 1, "summary.csv has %d rows", s.nrows);
+    cr_assert(cell(&s, 0, "git_commit")[0], "empty git_commit");
+    const char *hash = cell(&s, 0, "config_hash");
+    cr_assert(strlen(hash) == 16 && strspn(hash, "0123456789abcdef") == 16, "config_hash '%s'", hash);
+    cr_assert_str_eq(cell(&s, 0, "seed"), "5");
+    cr_assert_str_eq(cell(&s, 0, "status"), "ok");
+    cr_assert_gt(atol(cell(&s, 0, "params_inference")), 0, "params_inference");
+    cr_assert_gt(atof(cell(&s, 0, "flops_inference")), 0, "flops_inference");
+    const char *final = cell(&s, 0, "final_top1");
+    cr_assert_str_eq(final, cell(&m, m.nrows - 1, "top1"),
+                     "summary final_top1 differs from the last test row of metrics.csv");
+    cr_assert_gt(atof(final), 0.5, "the learnable task only reached top1 = %s", final);
+    csv_table_free(&m);
+    csv_table_free(&s);
+    free(run);
+}
+
+Test(cli, same_seed_reproduces_and_other_seed_differs) {
+    char *a = train_ok("a", 3), *b = train_ok("b", 3), *c = train_ok("c", 4);
+    CsvTable ma = read_csv(a, "metrics.csv"), mb = read_csv(b, "metrics.csv"),
+             mc = read_csv(c, "metrics.csv");
+    cr_assert_eq(ma.nrows, mb.nrows);
+    static const char *const same[] = {"epoch", "split", "loss", "top1", "lr", "step"};
+    for (int r = 0; r < ma.nrows; r++)
+        for (int k = 0; k < 6; k++)
+            cr_assert_str_eq(cell(&ma, r, same[k]), cell(&mb, r, same[k]),
+                             "same seed, row %d column %s differs", r, same[k]);
+    int differ = 0;
+    for (int r = 0; r < ma.nrows && r < mc.nrows; r++)
+        differ += strcmp(cell(&ma, r, "loss"), cell(&mc, r, "loss")) != 0;
+    cr_assert_gt(differ, 0, "seeds 3 and 4 gave identical losses");
+
+    char *fa = tu_path(a, "final.safetensors"), *fb = tu_path(b, "final.safetensors");
+    size_t la = 0, lb = 0;
+    char *da = slurp(fa, &la), *db = slurp(fb, &lb);
+    cr_assert(da && db, "cannot read the checkpoints");
+    cr_assert(la == lb && !memcmp(da, db, la), "same seed, final.safetensors differ (%zu vs %zu bytes)",
+              la, lb);
+    free(da); free(db); free(fa); free(fb);
+    csv_table_free(&ma); csv_table_free(&mb); csv_table_free(&mc);
+    free(a); free(b); free(c);
+}
+
+/* ---------------------------------------------------------------- eval */
+
+Test(cli, eval_matches_the_run_summary) {
+    char *run = train_ok("run", 1), *ckpt = tu_path(run, "final.safetensors");
+    Proc p = EWA("eval", "--checkpoint", ckpt, "--set", data_set);
+    cr_assert_eq(p.status, 0, "ewa eval exited %d; stderr:\n%s", p.status, p.err);
+    const char *last = last_line(p.out);
+    double top1;
+    int n, used = 0;
+    cr_assert_eq(sscanf(last, "top1=%lf n=%d%n", &top1, &n, &used), 2, "last line '%s'", last);
+    cr_assert_eq(last[used], '\0', "trailing text on the last line '%s'", last);
+    cr_assert_eq(n, N_TEST);
+    CsvTable s = read_csv(run, "summary.csv");
+    char want[32], got[32];
+    snprintf(want, sizeof want, "%.4f", atof(cell(&s, 0, "final_top1")));
+    snprintf(got, sizeof got, "%.4f", top1);
+    cr_assert_str_eq(got, want, "eval top1 %s, summary final_top1 %s", got, cell(&s, 0, "final_top1"));
+    csv_table_free(&s);
+    proc_free(&p);
+    free(run); free(ckpt);
+}
+
+Test(cli, eval_rejects_broken_checkpoints) {
+    char *run = train_ok("run", 1), *ckpt = tu_path(run, "final.safetensors");
+    size_t len;
+    char *good = slurp(ckpt, &len);
+    cr_assert(good && len > 100);
+
+    char *trunc = tu_write(tmp, "truncated.safetensors", good, len / 2);
+    Proc p = EWA("eval", "--checkpoint", trunc, "--set", data_set);
+    EXPECT_FAIL(p, 1, trunc);
+    proc_free(&p);
+
+    char garbage[4096];
+    uint32_t seed = 99;
+    for (size_t i = 0; i < sizeof garbage; i++) garbage[i] = (char)lcg(&seed);
+    char *junk = tu_write(tmp, "garbage.safetensors", garbage, sizeof garbage);
+    p = EWA("eval", "--checkpoint", junk, "--set", data_set);
+    EXPECT_FAIL(p, 1, junk);
+    proc_free(&p);
+
+    char *tiny = tu_write(tmp, "tiny.safetensors", good, 5); /* shorter than the length prefix */
+    p = EWA("eval", "--checkpoint", tiny, "--set", data_set);
+    EXPECT_FAIL(p, 1, tiny);
+    proc_free(&p);
+
+    char *missing = tu_path(tmp, "missing.safetensors");
+    p = EWA("eval", "--checkpoint", missing, "--set", data_set);
+    cr_assert_neq(p.status, 0, "eval of a missing checkpoint exited 0");
+    cr_assert(strstr(p.err, missing), "stderr lacks '%s':\n%s", missing, p.err);
+    proc_free(&p);
+
+    free(good); free(trunc); free(junk); free(tiny); free(missing); free(run); free(ckpt);
+}
+
+/* ---------------------------------------------------------------- divergence */
+
+Test(cli, divergence_is_recorded_and_leaves_no_checkpoint) {
+    char *run = tu_path(tmp, "run");
+    Proc p = TRAIN_X(run, 0, "--set", "train.lr=1e30", "--set", "train.grad_clip=0");
+    cr_assert_neq(p.status, 0, "a diverged run exited 0; stderr:\n%s", p.status == 0 ? p.err : "");
+    cr_assert_eq(p.status, 1, "a diverged run exited %d, expected 1; stderr:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "diverged"), "stderr lacks 'diverged':\n%s", p.err);
+    CsvTable s = read_csv(run, "summary.csv");
+    cr_assert_eq(s.nrows, 1);
+    cr_assert_str_eq(cell(&s, 0, "status"), "diverged");
+    cr_assert_geq(atol(cell(&s, 0, "diverged_step")), 0);
+    cr_assert(!file_exists_in(run, "final.safetensors"), "a diverged run left final.safetensors");
+    assert_no_tmp_files(run);
+    csv_table_free(&s);
+    proc_free(&p);
+    free(run);
+}
