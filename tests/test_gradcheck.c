@@ -6,8 +6,17 @@
 #include "../core/vit.h"
 #include "gradcheck.h"
 
-/* Zeroed float buffer. */
-static float *zf(size_t n) { float *p = calloc(n ? n : 1, sizeof(float)); cr_assert(p); return p; }
+/* Zeroed float buffers, freed after each test (each Criterion test runs in
+ * its own process, so this list is per test). */
+static void *allocs[64];
+static int n_allocs;
+static float *zf(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof(float));
+    cr_assert(p && n_allocs < 64);
+    return allocs[n_allocs++] = p;
+}
+static void free_allocs(void) { while (n_allocs) free(allocs[--n_allocs]); }
+TestSuite(gradcheck, .fini = free_allocs);
 
 /* ---- linear ---- */
 typedef struct { float *in, *w, *b, *out, *R; int N, IC, OC; } LinCtx;
@@ -187,7 +196,7 @@ Test(gradcheck, crossentropy) {
 }
 
 /* ---- patchify is a permutation matching Conv2d weight order ---- */
-Test(layers, patchify_order) {
+Test(gradcheck, patchify_order) {
     /* B=1, C=2, 4x4 image, P=2: patch 1 (top-right) channel 1 row 1 col 0 */
     float img[32], patches[32];
     for (int i = 0; i < 32; i++) img[i] = (float)i;
