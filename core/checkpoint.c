@@ -33,6 +33,8 @@ static int skipped(const char *name, int n_skip, const char *const *skip) {
     return 0;
 }
 
+static int copy_checked(ViT *m, const ParamSpec *s, const StTensor *t, const char *origin, Err *err);
+
 int vit_load_tensors(ViT *m, const StFile *f, const char *origin,
                      int n_skip, const char *const *skip, Err *err) {
     for (int i = 0; i < f->n_tensors; i++) {
@@ -45,20 +47,65 @@ int vit_load_tensors(ViT *m, const StFile *f, const char *origin,
         if (skipped(s->name, n_skip, skip)) continue;
         const StTensor *t = st_find(f, s->name);
         if (!t) return err_set(err, ERR_RUNTIME, "%s: tensor '%s' is missing", origin, s->name);
-        int64_t want[4];
-        int same = t->ndim == s->ndim;
-        for (int k = 0; k < s->ndim; k++) {
-            want[k] = s->shape[k];
-            if (same && t->shape[k] != want[k]) same = 0;
-        }
-        if (!same) {
-            char a[96], b[96];
-            shape_str(a, sizeof a, t->ndim, t->shape);
-            shape_str(b, sizeof b, s->ndim, want);
-            return err_set(err, ERR_RUNTIME, "%s: tensor '%s' has shape %s, the model expects %s",
-                           origin, s->name, a, b);
-        }
-        memcpy(m->params + s->offset, t->data, s->numel * sizeof(float));
+        int rc = copy_checked(m, s, t, origin, err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int copy_checked(ViT *m, const ParamSpec *s, const StTensor *t, const char *origin, Err *err) {
+    int64_t want[4];
+    int same = t->ndim == s->ndim;
+    for (int k = 0; k < s->ndim; k++) {
+        want[k] = s->shape[k];
+        if (same && t->shape[k] != want[k]) same = 0;
+    }
+    if (!same) {
+        char a[96], b[96];
+        shape_str(a, sizeof a, t->ndim, t->shape);
+        shape_str(b, sizeof b, s->ndim, want);
+        return err_set(err, ERR_RUNTIME, "%s: tensor '%s' has shape %s, the model expects %s",
+                       origin, s->name, a, b);
+    }
+    memcpy(m->params + s->offset, t->data, s->numel * sizeof(float));
+    return 0;
+}
+
+/* "blocks.{l}.mlp.experts.{e}.X" / "blocks.{l}.mlp.shared.X" -> "blocks.{l}.mlp.X" */
+static int dense_source(const char *name, char *out, size_t n) {
+    int l, e, k = 0;
+    if (sscanf(name, "blocks.%d.mlp.experts.%d.%n", &l, &e, &k) == 2 && k > 0)
+        return snprintf(out, n, "blocks.%d.mlp.%s", l, name + k) > 0;
+    k = 0;
+    if (sscanf(name, "blocks.%d.mlp.shared.%n", &l, &k) == 1 && k > 0)
+        return snprintf(out, n, "blocks.%d.mlp.%s", l, name + k) > 0;
+    return 0;
+}
+
+static int moe_block_ffn(const ViT *m, const char *name) {
+    int l, k = 0;
+    if (sscanf(name, "blocks.%d.mlp.%n", &l, &k) != 1 || !k || l < 0 || l >= m->d.depth) return 0;
+    return m->d.moe.kind != MOE_NONE && m->d.moe_block[l] && !strncmp(name + k, "fc", 2);
+}
+
+int vit_load_upcycle(ViT *m, const StFile *f, const char *origin, int n_skip,
+                     const char *const *skip, int *n_upcycled, Err *err) {
+    *n_upcycled = 0;
+    for (int i = 0; i < f->n_tensors; i++) {
+        const StTensor *t = &f->tensors[i];
+        if (!vit_find_param(m, t->name) && !skipped(t->name, n_skip, skip) && !moe_block_ffn(m, t->name))
+            return err_set(err, ERR_RUNTIME, "%s: tensor '%s' does not belong to this model", origin, t->name);
+    }
+    for (int i = 0; i < m->n_params; i++) {
+        const ParamSpec *s = &m->specs[i];
+        if (skipped(s->name, n_skip, skip)) continue;
+        const StTensor *t = st_find(f, s->name);
+        char src[VIT_NAME_LEN + 8];
+        if (!t && dense_source(s->name, src, sizeof src) && (t = st_find(f, src))) ++*n_upcycled;
+        if (!t && strstr(s->name, ".mlp.router.")) continue;
+        if (!t) return err_set(err, ERR_RUNTIME, "%s: tensor '%s' is missing", origin, s->name);
+        int rc = copy_checked(m, s, t, origin, err);
+        if (rc) return rc;
     }
     return 0;
 }

@@ -73,8 +73,25 @@ static void layout_params(Layout *L, ViTW *w, const ViTDims *d, int T) {
         b->ln2_w = take(L, 0, 1, T1(D), "blocks.%d.norm2.weight", l);
         b->ln2_b = take(L, 0, 1, T1(D), "blocks.%d.norm2.bias", l);
         char prefix[64];
-        snprintf(prefix, sizeof prefix, "blocks.%d.mlp", l);
-        layout_ffn(L, &b->mlp, prefix, D, d->hidden);
+        if (d->moe.kind == MOE_NONE || !d->moe_block[l]) {
+            snprintf(prefix, sizeof prefix, "blocks.%d.mlp", l);
+            layout_ffn(L, &b->mlp, prefix, D, d->hidden);
+            continue;
+        }
+        /* MoE layer: router, experts 0..E-1, shared expert */
+        int E = d->moe.experts;
+        b->mlp = (FFNW){0};
+        if (d->moe.kind == MOE_ROUTED)
+            b->moe.router_w = take(L, 1, 2, T2(E, D), "blocks.%d.mlp.router.weight", l);
+        for (int e = 0; e < E; e++) {
+            FFNW dummy, *f = b->moe.experts ? &b->moe.experts[e] : &dummy;
+            snprintf(prefix, sizeof prefix, "blocks.%d.mlp.experts.%d", l, e);
+            layout_ffn(L, f, prefix, D, d->hidden);
+        }
+        if (d->moe.kind == MOE_ROUTED && d->moe.shared) {
+            snprintf(prefix, sizeof prefix, "blocks.%d.mlp.shared", l);
+            layout_ffn(L, &b->moe.shared, prefix, D, d->hidden);
+        }
     }
     w->norm_w = take(L, 0, 1, T1(D), "norm.weight");
     w->norm_b = take(L, 0, 1, T1(D), "norm.bias");
@@ -90,8 +107,11 @@ static float *carve(float *base, size_t *off, size_t n) {
     return p;
 }
 
-static size_t layout_acts(ViTActs *a, float *base, const ViTDims *d, int B, int T, int Np) {
-    size_t off = 0, N = (size_t)B * T, D = d->dim, H = d->hidden;
+static int is_moe(const ViTDims *d, int l) { return d->moe.kind != MOE_NONE && d->moe_block[l]; }
+
+static size_t layout_acts(ViTActs *a, float *base, int *ibase, size_t *ints, const ViTDims *d,
+                          int B, int T, int Np) {
+    size_t off = 0, ioff = 0, N = (size_t)B * T, D = d->dim, H = d->hidden;
     size_t K = d->classes, Kp = (size_t)d->in_c * d->patch * d->patch;
     a->patches = carve(base, &off, (size_t)B * Np * Kp);
     a->emb = carve(base, &off, (size_t)B * Np * D);
@@ -108,10 +128,18 @@ static size_t layout_acts(ViTActs *a, float *base, const ViTDims *d, int B, int 
         b->ln2 = carve(base, &off, N * D);
         b->ln2_mean = carve(base, &off, N);
         b->ln2_rstd = carve(base, &off, N);
-        b->fc1 = carve(base, &off, N * H);
-        b->gelu = carve(base, &off, N * H);
+        int moe = is_moe(d, l);
+        b->fc1 = moe ? NULL : carve(base, &off, N * H);
+        b->gelu = moe ? NULL : carve(base, &off, N * H);
         b->res2 = carve(base, &off, N * D);
+        if (moe) {
+            size_t ni = 0;
+            off += moe_acts_layout(&b->moe, base ? base + off : NULL, ibase ? ibase + ioff : NULL,
+                                   &ni, &d->moe, B, T, (int)D, (int)H);
+            ioff += ni;
+        }
     }
+    *ints = ioff;
     a->lnf = carve(base, &off, N * D);
     a->lnf_mean = carve(base, &off, N);
     a->lnf_rstd = carve(base, &off, N);
@@ -131,6 +159,8 @@ static size_t layout_scratch(ViTScratch *s, float *base, const ViTDims *d, int B
     s->dh2 = carve(base, &off, N * d->hidden);
     s->dpooled = carve(base, &off, (size_t)B * D);
     s->dlogits = carve(base, &off, (size_t)B * d->classes);
+    if (d->moe.kind != MOE_NONE)
+        off += moe_scratch_layout(&s->moe, base ? base + off : NULL, &d->moe, B, T, (int)D, d->hidden);
     return off;
 }
 
@@ -148,7 +178,10 @@ int vit_dims(ViTDims *d, int in_c, int in_h, int in_w, int patch, int dim, int d
     if (hidden < 1 || fabsf(hidden - dim * mlp_ratio) > 1e-3f)
         return err_set(err, ERR_USAGE, "model.dim * model.mlp_ratio = %g is not a positive integer", dim * mlp_ratio);
     if (classes < 2) return err_set(err, ERR_USAGE, "need at least 2 classes, got %d", classes);
-    *d = (ViTDims){in_c, in_h, in_w, patch, dim, depth, heads, hidden, classes, pool_mean};
+    memset(d, 0, sizeof *d);
+    d->in_c = in_c; d->in_h = in_h; d->in_w = in_w; d->patch = patch;
+    d->dim = dim; d->depth = depth; d->heads = heads; d->hidden = hidden;
+    d->classes = classes; d->pool_mean = pool_mean;
     return 0;
 }
 
@@ -159,12 +192,78 @@ static float *alloc_floats(size_t n) {
     return p;
 }
 
+int vit_parse_moe_blocks(const char *spec, int depth, unsigned char *mask, Err *err) {
+    memset(mask, 0, (size_t)depth);
+    if (!strcmp(spec, "every_other")) {
+        for (int l = 1; l < depth; l += 2) mask[l] = 1;
+        return 0;
+    }
+    if (!strncmp(spec, "last:", 5)) {
+        char *end;
+        long L = strtol(spec + 5, &end, 10);
+        if (end == spec + 5 || *end || L < 1 || L > depth)
+            return err_set(err, ERR_USAGE, "moe.blocks = '%s': L must be an integer in [1, %d]", spec, depth);
+        for (int l = depth - (int)L; l < depth; l++) mask[l] = 1;
+        return 0;
+    }
+    const char *p = spec;
+    for (;;) {
+        char *end;
+        while (*p == ' ') p++;
+        long b = strtol(p, &end, 10);
+        if (end == p || b < 0 || b >= depth)
+            return err_set(err, ERR_USAGE,
+                           "moe.blocks = '%s': expected every_other, last:L or a list of blocks in [0, %d)",
+                           spec, depth);
+        mask[b] = 1;
+        p = end;
+        while (*p == ' ') p++;
+        if (!*p) return 0;
+        if (*p++ != ',')
+            return err_set(err, ERR_USAGE, "moe.blocks = '%s': expected a comma-separated list", spec);
+    }
+}
+
+int vit_set_moe(ViTDims *d, const MoeSpec *spec, const char *blocks, Err *err) {
+    if (spec->kind == MOE_NONE) {
+        d->moe = *spec;
+        memset(d->moe_block, 0, sizeof d->moe_block);
+        return 0;
+    }
+    if (spec->experts < 2 || spec->experts > 64)
+        return err_set(err, ERR_USAGE, "moe.experts = %d outside [2, 64]", spec->experts);
+    if (spec->kind == MOE_ROUTED && (spec->top_k < 1 || spec->top_k > spec->experts))
+        return err_set(err, ERR_USAGE, "moe.top_k = %d outside [1, moe.experts = %d]", spec->top_k,
+                       spec->experts);
+    int rc = vit_parse_moe_blocks(blocks, d->depth, d->moe_block, err);
+    if (rc) return rc;
+    d->moe = *spec;
+    return 0;
+}
+
+ViTDims vit_dense_dims(const ViTDims *d) {
+    ViTDims r = *d;
+    memset(&r.moe, 0, sizeof r.moe);
+    memset(r.moe_block, 0, sizeof r.moe_block);
+    return r;
+}
+
 int vit_init(ViT *m, const ViTDims *d, int max_batch, Err *err) {
     memset(m, 0, sizeof *m);
     m->d = *d;
     m->Np = (d->in_h / d->patch) * (d->in_w / d->patch);
     m->T = m->Np + 1;
     m->max_batch = max_batch;
+    m->training = 1;
+    if (d->moe.kind != MOE_NONE) {
+        int E = d->moe.experts;
+        m->expert_views = calloc((size_t)2 * d->depth * E, sizeof(FFNW));
+        if (!m->expert_views) return err_set(err, ERR_RUNTIME, "out of memory");
+        for (int l = 0; l < d->depth; l++) {
+            m->w.blocks[l].moe.experts = m->expert_views + (size_t)l * E;
+            m->g.blocks[l].moe.experts = m->expert_views + (size_t)(d->depth + l) * E;
+        }
+    }
     Layout L = {0};
     layout_params(&L, &m->w, d, m->T);
     m->n_params = L.n;
@@ -174,13 +273,15 @@ int vit_init(ViT *m, const ViTDims *d, int max_batch, Err *err) {
     m->grads = alloc_floats(L.off);
     m->adam_m = alloc_floats(L.off);
     m->adam_v = alloc_floats(L.off);
-    m->act_floats = layout_acts(&m->a, NULL, d, max_batch, m->T, m->Np);
+    size_t n_ints = 0;
+    m->act_floats = layout_acts(&m->a, NULL, NULL, &n_ints, d, max_batch, m->T, m->Np);
     m->act_mem = alloc_floats(m->act_floats);
+    m->iact_mem = calloc(n_ints ? n_ints : 1, sizeof(int));
     size_t sf = layout_scratch(&m->s, NULL, d, max_batch, m->T);
     m->scratch_mem = alloc_floats(sf);
     m->labels = calloc((size_t)max_batch, sizeof(int));
     if (!m->specs || !m->params || !m->grads || !m->adam_m || !m->adam_v || !m->act_mem ||
-        !m->scratch_mem || !m->labels) {
+        !m->scratch_mem || !m->labels || !m->iact_mem) {
         vit_free(m);
         return err_set(err, ERR_RUNTIME, "out of memory allocating a %zu-parameter model for batch %d",
                        L.off, max_batch);
@@ -188,7 +289,7 @@ int vit_init(ViT *m, const ViTDims *d, int max_batch, Err *err) {
     Layout P = {.base = m->params, .specs = m->specs}, G = {.base = m->grads};
     layout_params(&P, &m->w, d, m->T);
     layout_params(&G, &m->g, d, m->T);
-    layout_acts(&m->a, m->act_mem, d, max_batch, m->T, m->Np);
+    layout_acts(&m->a, m->act_mem, m->iact_mem, &n_ints, d, max_batch, m->T, m->Np);
     layout_scratch(&m->s, m->scratch_mem, d, max_batch, m->T);
     return 0;
 }
@@ -196,6 +297,7 @@ int vit_init(ViT *m, const ViTDims *d, int max_batch, Err *err) {
 void vit_free(ViT *m) {
     free(m->specs); free(m->params); free(m->grads); free(m->adam_m); free(m->adam_v);
     free(m->act_mem); free(m->scratch_mem); free(m->labels);
+    free(m->expert_views); free(m->iact_mem);
     memset(m, 0, sizeof *m);
 }
 
@@ -229,11 +331,28 @@ void vit_init_weights(ViT *m, uint64_t seed) {
             p[j] = v;
         }
     }
+    /* every expert of a layer starts as a copy of expert 0 (DESIGN 2.2) */
+    if (m->d.moe.kind == MOE_NONE) return;
+    size_t D = m->d.dim, H = m->d.hidden;
+    for (int l = 0; l < m->d.depth; l++) {
+        if (!m->d.moe_block[l]) continue;
+        const FFNW *e0 = &m->w.blocks[l].moe.experts[0];
+        for (int e = 1; e < m->d.moe.experts; e++) {
+            FFNW *f = &m->w.blocks[l].moe.experts[e];
+            memcpy(f->fc1_w, e0->fc1_w, H * D * sizeof(float));
+            memcpy(f->fc1_b, e0->fc1_b, H * sizeof(float));
+            memcpy(f->fc2_w, e0->fc2_w, D * H * sizeof(float));
+            memcpy(f->fc2_b, e0->fc2_b, D * sizeof(float));
+        }
+    }
 }
 
 /* ---- forward / backward ----------------------------------------------- */
 
-static void block_forward(const BlockW *w, BlockActs *a, const float *x, const ViTDims *d, int B, int T) {
+static void block_forward(ViT *m, int l, const float *x, int B, int T) {
+    const ViTDims *d = &m->d;
+    const BlockW *w = &m->w.blocks[l];
+    BlockActs *a = &m->a.blocks[l];
     int N = B * T, D = d->dim, H = d->hidden;
     layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, N, D, LN_EPS);
     linear_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, N, D, 3 * D);
@@ -241,24 +360,42 @@ static void block_forward(const BlockW *w, BlockActs *a, const float *x, const V
     linear_forward(a->res1, a->attout, w->proj_w, w->proj_b, N, D, D);
     residual_forward(a->res1, a->res1, x, (size_t)N * D);
     layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, N, D, LN_EPS);
-    linear_forward(a->fc1, a->ln2, w->mlp.fc1_w, w->mlp.fc1_b, N, D, H);
-    gelu_forward(a->gelu, a->fc1, (size_t)N * H);
-    linear_forward(a->res2, a->gelu, w->mlp.fc2_w, w->mlp.fc2_b, N, H, D);
+    if (is_moe(d, l)) {
+        Rng r;
+        rng_seed_stream(&r, m->moe_seed, (0x52ull << 56) + m->moe_step * VIT_MAX_DEPTH + (uint64_t)l);
+        m->aux_loss += moe_forward(a->res2, &a->moe, a->ln2, &d->moe, &w->moe, B, T, D, H, m->training,
+                                   &r, m->rmoe_perm[l]);
+        m->moe_assigned += a->moe.assigned;
+        m->moe_dropped += a->moe.dropped;
+    } else {
+        linear_forward(a->fc1, a->ln2, w->mlp.fc1_w, w->mlp.fc1_b, N, D, H);
+        gelu_forward(a->gelu, a->fc1, (size_t)N * H);
+        linear_forward(a->res2, a->gelu, w->mlp.fc2_w, w->mlp.fc2_b, N, H, D);
+    }
     residual_forward(a->res2, a->res2, a->res1, (size_t)N * D);
 }
 
 /* dres holds dL/d(block output) on entry and dL/d(block input) on exit. */
-static void block_backward(const BlockW *w, BlockW *g, const BlockActs *a, const float *x,
-                           ViTScratch *s, const ViTDims *d, int B, int T) {
+static void block_backward(ViT *m, int l, const float *x, int B, int T) {
+    const ViTDims *d = &m->d;
+    const BlockW *w = &m->w.blocks[l];
+    BlockW *g = &m->g.blocks[l];
+    const BlockActs *a = &m->a.blocks[l];
+    ViTScratch *s = &m->s;
     int N = B * T, D = d->dim, H = d->hidden;
     size_t ND = (size_t)N * D, NH = (size_t)N * H;
     /* res2 = res1 + fc2(gelu(fc1(ln2(res1)))): dres passes through to res1. */
-    memset(s->dh2, 0, NH * sizeof(float));
-    linear_backward(s->dh2, g->mlp.fc2_w, g->mlp.fc2_b, s->dres, a->gelu, w->mlp.fc2_w, N, H, D);
-    memset(s->dh1, 0, NH * sizeof(float));
-    gelu_backward(s->dh1, s->dh2, a->fc1, NH);
-    memset(s->dd, 0, ND * sizeof(float));
-    linear_backward(s->dd, g->mlp.fc1_w, g->mlp.fc1_b, s->dh1, a->ln2, w->mlp.fc1_w, N, D, H);
+    if (is_moe(d, l)) {
+        memset(s->dd, 0, ND * sizeof(float));
+        moe_backward(s->dd, &g->moe, s->dres, &a->moe, a->ln2, &d->moe, &w->moe, &s->moe, B, T, D, H);
+    } else {
+        memset(s->dh2, 0, NH * sizeof(float));
+        linear_backward(s->dh2, g->mlp.fc2_w, g->mlp.fc2_b, s->dres, a->gelu, w->mlp.fc2_w, N, H, D);
+        memset(s->dh1, 0, NH * sizeof(float));
+        gelu_backward(s->dh1, s->dh2, a->fc1, NH);
+        memset(s->dd, 0, ND * sizeof(float));
+        linear_backward(s->dd, g->mlp.fc1_w, g->mlp.fc1_b, s->dh1, a->ln2, w->mlp.fc1_w, N, D, H);
+    }
     layernorm_backward(s->dres, g->ln2_w, g->ln2_b, s->dd, a->res1, w->ln2_w, a->ln2_mean, a->ln2_rstd, N, D);
     /* res1 = x + proj(attn(qkv(ln1(x)))) */
     memset(s->dd, 0, ND * sizeof(float));
@@ -268,6 +405,23 @@ static void block_backward(const BlockW *w, BlockW *g, const BlockActs *a, const
     memset(s->dd, 0, ND * sizeof(float));
     linear_backward(s->dd, g->qkv_w, g->qkv_b, s->dqkv, a->ln1, w->qkv_w, N, D, 3 * D);
     layernorm_backward(s->dres, g->ln1_w, g->ln1_b, s->dd, x, w->ln1_w, a->ln1_mean, a->ln1_rstd, N, D);
+}
+
+/* Routing statistics (DESIGN 2.8): every routed assignment (kept or not) of
+ * the last forward, counted per true class and expert. */
+static void count_routes(ViT *m, const int *y, int B) {
+    const ViTDims *d = &m->d;
+    if (d->moe.kind != MOE_ROUTED) return;
+    int E = d->moe.experts, k = d->moe.top_k, K = d->classes;
+    for (int l = 0; l < d->depth; l++) {
+        if (!d->moe_block[l]) continue;
+        const MoeActs *a = &m->a.blocks[l].moe;
+        long *c = m->route_counts + (size_t)l * K * E;
+        for (int u = 0; u < a->units; u++) {
+            int b = d->moe.route_image ? u : u / m->T;
+            for (int j = 0; j < k; j++) c[(size_t)y[b] * E + a->choice[(size_t)u * k + j]]++;
+        }
+    }
 }
 
 float vit_forward(ViT *m, const float *img, const int *y, int B) {
@@ -280,8 +434,10 @@ float vit_forward(ViT *m, const float *img, const int *y, int B) {
     linear_forward(a->emb, a->patches, m->w.patch_w, m->w.patch_b, B * Np, Kp, D);
     tokens_forward(a->x0, a->emb, m->w.cls, m->w.pos, B, Np, D);
     const float *x = a->x0;
+    m->aux_loss = 0.0f;
+    m->moe_assigned = m->moe_dropped = 0;
     for (int l = 0; l < d->depth; l++) {
-        block_forward(&m->w.blocks[l], &a->blocks[l], x, d, B, T);
+        block_forward(m, l, x, B, T);
         x = a->blocks[l].res2;
     }
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, m->w.norm_w, m->w.norm_b, N, D, LN_EPS);
@@ -289,7 +445,9 @@ float vit_forward(ViT *m, const float *img, const int *y, int B) {
     linear_forward(a->logits, a->pooled, m->w.head_w, m->w.head_b, B, D, d->classes);
     if (!y) return 0.0f;
     memcpy(m->labels, y, (size_t)B * sizeof(int));
-    return crossentropy_forward(a->losses, a->probs, a->logits, y, B, d->classes, m->label_smoothing);
+    if (m->route_counts) count_routes(m, y, B);
+    return crossentropy_forward(a->losses, a->probs, a->logits, y, B, d->classes, m->label_smoothing) +
+           m->aux_loss;
 }
 
 void vit_zero_grad(ViT *m) { memset(m->grads, 0, m->num_params * sizeof(float)); }
@@ -313,7 +471,7 @@ void vit_backward(ViT *m) {
                        a->lnf_mean, a->lnf_rstd, N, D);
     for (int l = d->depth - 1; l >= 0; l--) {
         const float *x = l ? a->blocks[l - 1].res2 : a->x0;
-        block_backward(&m->w.blocks[l], &m->g.blocks[l], &a->blocks[l], x, s, d, B, T);
+        block_backward(m, l, x, B, T);
     }
     /* tokens: demb reuses dd (B*Np*D <= N*D). */
     memset(s->dd, 0, (size_t)B * Np * D * sizeof(float));
@@ -326,7 +484,34 @@ double vit_flops_per_image(const ViTDims *d) {
     double Np = T - 1, Kp = (double)d->in_c * d->patch * d->patch;
     double f = 2 * Np * Kp * D;                       /* patch embedding */
     double blk = 2 * T * D * 3 * D + 2 * T * D * D    /* qkv, proj */
-               + 2 * 2 * T * T * D                    /* q k^T and att v */
-               + 2 * 2 * T * D * H;                   /* fc1, fc2 */
-    return f + d->depth * blk + 2 * D * d->classes;
+               + 2 * 2 * T * T * D;                   /* q k^T and att v */
+    for (int l = 0; l < d->depth; l++)
+        f += blk + (d->moe.kind != MOE_NONE && d->moe_block[l]
+                        ? moe_flops_per_image(&d->moe, (int)T, (int)D, (int)H)
+                        : 2 * 2 * T * D * H);         /* fc1, fc2 */
+    return f + 2 * D * d->classes;
+}
+
+void vit_param_counts(const ViTDims *d, size_t *total, size_t *active) {
+    int T = (d->in_h / d->patch) * (d->in_w / d->patch) + 1;
+    ViTDims dd = *d;
+    dd.moe.kind = MOE_NONE;   /* count walk without expert views */
+    Layout L = {0};
+    ViTW w;
+    memset(&w, 0, sizeof w);
+    layout_params(&L, &w, &dd, T);
+    size_t ffn = 2 * (size_t)d->dim * d->hidden + d->hidden + d->dim, tot = L.off, act = L.off;
+    if (d->moe.kind != MOE_NONE)
+        for (int l = 0; l < d->depth; l++) {
+            if (!d->moe_block[l]) continue;
+            size_t E = d->moe.experts, extra = (E - 1) * ffn, extra_act = 0;
+            if (d->moe.kind == MOE_ROUTED) {
+                extra += E * d->dim + (d->moe.shared ? ffn : 0);
+                extra_act = (d->moe.top_k - 1) * ffn + E * d->dim + (d->moe.shared ? ffn : 0);
+            }
+            tot += extra;
+            act += extra_act;   /* random partition: one expert per token */
+        }
+    *total = tot;
+    *active = act;
 }

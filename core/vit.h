@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "err.h"
+#include "layers/moe.h"
 
 #define VIT_MAX_DEPTH 64
 #define VIT_NAME_LEN 96
@@ -19,6 +20,11 @@ typedef struct {
     int hidden;             /* FFN width H = dim * mlp_ratio */
     int classes;            /* K */
     int pool_mean;          /* 0: class token, 1: mean of patch tokens */
+    /* MoE (DESIGN 2.2): moe.kind == MOE_NONE is the dense ViT; otherwise the
+     * blocks with moe_block[l] = 1 have an MoE layer instead of their mlp
+     * (set by vit_set_moe; vit_dims leaves the model dense). */
+    MoeSpec moe;
+    unsigned char moe_block[VIT_MAX_DEPTH];
 } ViTDims;
 
 typedef struct {
@@ -29,14 +35,15 @@ typedef struct {
     int decay;              /* AdamW weight decay applies (matrices only) */
 } ParamSpec;
 
-typedef struct { float *fc1_w, *fc1_b, *fc2_w, *fc2_b; } FFNW;   /* (H,D),(H),(D,H),(D) */
+/* FFNW (fc1 (H,D), (H), fc2 (D,H), (D)) is defined in layers/moe.h. */
 
 typedef struct {
     float *ln1_w, *ln1_b;          /* (D) */
     float *qkv_w, *qkv_b;          /* (3D,D), (3D) */
     float *proj_w, *proj_b;        /* (D,D), (D) */
     float *ln2_w, *ln2_b;          /* (D) */
-    FFNW mlp;
+    FFNW mlp;                      /* dense blocks */
+    MoeW moe;                      /* MoE blocks: router, experts, shared */
 } BlockW;
 
 typedef struct {
@@ -57,6 +64,7 @@ typedef struct {
     float *ln2, *ln2_mean, *ln2_rstd;
     float *fc1, *gelu;                 /* (N,H) */
     float *res2;                       /* (N,D) block output */
+    MoeActs moe;                       /* MoE blocks (fc1/gelu unused there) */
 } BlockActs;
 
 typedef struct {
@@ -76,6 +84,7 @@ typedef struct {
     float *dqkv;       /* (N,3D) */
     float *dh1, *dh2;  /* (N,H) */
     float *dpooled, *dlogits;  /* (B,D), (B,K) */
+    MoeScratch moe;
 } ViTScratch;
 
 typedef struct {
@@ -92,12 +101,31 @@ typedef struct {
     int *labels;                   /* (max_batch) copy of the last batch's y */
     float label_smoothing;
     int batch;                     /* B of the last forward */
+    /* MoE state */
+    FFNW *expert_views;            /* 2 * depth * E views (params, grads) */
+    int *iact_mem;                 /* integer activations (dispatch tables) */
+    int training;                  /* 1 (default): capacity limits apply */
+    uint64_t moe_seed, moe_step;   /* RMoE partition stream: (seed, step, block) */
+    const int *rmoe_perm[VIT_MAX_DEPTH]; /* test hook: fixed RMoE partition per block */
+    float aux_loss;                /* sum of the MoE auxiliary losses, last forward */
+    long moe_assigned, moe_dropped;/* routed assignments tried / dropped, last forward */
+    long *route_counts;            /* if non-NULL: (depth, K, E) counts of routed
+                                      assignments per true class, added by each
+                                      forward that has labels */
 } ViT;
 
 /* Fills d from the model keys; returns ERR_USAGE naming the problem if the
  * image shape does not divide into patches. */
 int vit_dims(ViTDims *d, int in_c, int in_h, int in_w, int patch, int dim, int depth,
              int heads, float mlp_ratio, int classes, int pool_mean, Err *err);
+
+/* Parses moe.blocks ("every_other": 1,3,5,...; "last:L"; a list "1,3,5")
+ * into mask[0..depth). */
+int vit_parse_moe_blocks(const char *spec, int depth, unsigned char *mask, Err *err);
+/* Makes d an MoE model: spec for the blocks that `blocks` selects. */
+int vit_set_moe(ViTDims *d, const MoeSpec *spec, const char *blocks, Err *err);
+/* d without its MoE layers (the dense shape a collapse produces). */
+ViTDims vit_dense_dims(const ViTDims *d);
 
 int vit_init(ViT *m, const ViTDims *d, int max_batch, Err *err);
 void vit_free(ViT *m);
@@ -109,7 +137,8 @@ void vit_free(ViT *m);
 void vit_init_weights(ViT *m, uint64_t seed);
 
 /* img (B,C,H,W) normalised. If y is non-NULL computes the mean
- * cross-entropy (with m->label_smoothing) and returns it; else returns 0.
+ * cross-entropy (with m->label_smoothing) plus the MoE auxiliary losses
+ * (m->aux_loss) and returns it; else returns 0.
  * Logits are in m->a.logits. B <= max_batch. */
 float vit_forward(ViT *m, const float *img, const int *y, int B);
 
@@ -119,7 +148,11 @@ void vit_zero_grad(ViT *m);
 void vit_backward(ViT *m);
 
 const ParamSpec *vit_find_param(const ViT *m, const char *name);
-/* Forward FLOPs per image (2 per multiply-add; matrix products, attention). */
+/* Forward FLOPs per image at inference (2 per multiply-add; matrix
+ * products, attention; MoE layers count their active experts and router). */
 double vit_flops_per_image(const ViTDims *d);
+/* Parameter counts of a model of shape d: total, and active per token
+ * (routed MoE layers count k of their E experts). */
+void vit_param_counts(const ViTDims *d, size_t *total, size_t *active);
 
 #endif

@@ -2,6 +2,7 @@
 #include "data.h"
 #include "../core/checkpoint.h"
 #include "../core/csvio.h"
+#include "../core/ewa.h"
 #include "../core/optim.h"
 #include "../core/vit.h"
 #include <cblas.h>
@@ -32,14 +33,55 @@ static void set_threads(int threads) {
     openblas_set_num_threads(nt);
 }
 
-static int build_model(const RunConfig *c, const ImageSet *ds, int max_batch, ViT *m, Err *err) {
-    ViTDims d;
-    int rc = vit_dims(&d, ds->c, ds->h, ds->w, c->patch, c->dim, c->depth, c->heads, c->mlp_ratio,
+/* The MoE family of a method (DESIGN 2.3 - 2.6). */
+static int is_collapsed_method(const char *m) { return !strcmp(m, "ewa") || !strcmp(m, "rmoe"); }
+static int is_routed_method(const char *m) {
+    return !strcmp(m, "moe") || !strcmp(m, "moe-early-ewa") || !strcmp(m, "vimoe");
+}
+
+static int moe_spec_of(const RunConfig *c, MoeSpec *s, Err *err) {
+    memset(s, 0, sizeof *s);
+    if (is_collapsed_method(c->method)) {
+        s->kind = MOE_RANDOM;
+        s->experts = c->experts;
+        s->partition_sample = !strcmp(c->rmoe_partition, "sample");
+    } else if (is_routed_method(c->method)) {
+        if (!strcmp(c->method, "vimoe") && c->top_k != 1)
+            return err_set(err, ERR_USAGE, "moe.method = vimoe routes top-1: moe.top_k = %d must be 1",
+                           c->top_k);
+        s->kind = MOE_ROUTED;
+        s->experts = c->experts;
+        s->top_k = c->top_k;
+        s->capacity_factor = c->capacity_factor;
+        s->aux_coef = c->aux_coef;
+        s->zloss_coef = c->zloss_coef;
+        s->shared = c->shared_expert || !strcmp(c->method, "vimoe");
+        s->route_image = !strcmp(c->routing, "image");
+    }
+    return 0;
+}
+
+/* The training model's shape; deployed = 1 gives the shape that is evaluated
+ * and saved (dense for the collapsed methods ewa and rmoe). */
+static int model_dims(const RunConfig *c, const ImageSet *ds, int deployed, ViTDims *d, Err *err) {
+    int rc = vit_dims(d, ds->c, ds->h, ds->w, c->patch, c->dim, c->depth, c->heads, c->mlp_ratio,
                       ds->num_classes, !strcmp(c->pool, "mean"), err);
+    if (rc) return rc;
+    MoeSpec s;
+    if ((rc = moe_spec_of(c, &s, err))) return rc;
+    if (s.kind == MOE_NONE || (deployed && s.kind == MOE_RANDOM)) return 0;
+    return vit_set_moe(d, &s, c->blocks, err);
+}
+
+static int build_model(const RunConfig *c, const ImageSet *ds, int max_batch, int deployed, ViT *m,
+                       Err *err) {
+    ViTDims d;
+    int rc = model_dims(c, ds, deployed, &d, err);
     if (rc) return rc;
     rc = vit_init(m, &d, max_batch, err);
     if (rc) return rc;
     m->label_smoothing = c->label_smoothing;
+    m->moe_seed = c->seed;
     return 0;
 }
 
@@ -63,7 +105,10 @@ static void evaluate(ViT *m, const ImageSet *s, float *x, int *y, int *idx, doub
     for (int off = 0; off < s->n; off += B) {
         int nb = s->n - off < B ? s->n - off : B;
         imageset_batch(s, idx + off, nb, NULL, NULL, x, y);
-        total += (double)vit_forward(m, x, y, nb) * nb;
+        int training = m->training;
+        m->training = 0;   /* no capacity limit at evaluation */
+        total += ((double)vit_forward(m, x, y, nb) - m->aux_loss) * nb;
+        m->training = training;
         correct += count_correct(m, y, nb);
     }
     *loss = total / s->n;
@@ -72,9 +117,12 @@ static void evaluate(ViT *m, const ImageSet *s, float *x, int *y, int *idx, doub
 
 /* ---- run directory files ---------------------------------------------- */
 
-enum { METRIC_COLS = 8 };
+enum { METRIC_COLS = 8, MOE_COLS = 4 };
 static const char *const metric_header[METRIC_COLS] = {
     "epoch", "split", "loss", "top1", "lr", "wall_s", "images_per_s", "step"};
+/* moe_metrics.csv (runs with MoE layers): per training epoch, the mean
+ * auxiliary loss and the fraction of routed assignments dropped. */
+static const char *const moe_header[MOE_COLS] = {"epoch", "step", "aux_loss", "drop_rate"};
 
 typedef struct { int nrows, cap; char **cells; } Rows;
 
@@ -90,6 +138,18 @@ static void rows_add(Rows *r, const char *const *vals, int ncols) {
 static void rows_free(Rows *r, int ncols) {
     for (int i = 0; i < r->nrows * ncols; i++) free(r->cells[i]);
     free(r->cells);
+}
+
+static int add_moe_metric(Rows *r, const char *path, int epoch, long step, double aux, double drop,
+                          Err *err) {
+    char v[MOE_COLS][32];
+    snprintf(v[0], 32, "%d", epoch);
+    snprintf(v[1], 32, "%ld", step);
+    snprintf(v[2], 32, "%.6f", aux);
+    snprintf(v[3], 32, "%.6f", drop);
+    const char *p[MOE_COLS] = {v[0], v[1], v[2], v[3]};
+    rows_add(r, p, MOE_COLS);
+    return csv_write_file(path, MOE_COLS, moe_header, r->nrows, (const char *const *)r->cells, err);
 }
 
 static int add_metric(Rows *r, const char *path, int epoch, const char *split, double loss,
@@ -111,52 +171,96 @@ static int add_metric(Rows *r, const char *path, int epoch, const char *split, d
 
 /* The summary row (DESIGN 5): provenance, configuration keys, results,
  * inference cost. */
-#define SUMMARY_COLS 32
-static int write_summary(const char *path, const RunConfig *c, const ViT *m, const TrainResult *res,
-                         const char *dataset_name, Err *err) {
+#define SUMMARY_COLS 44
+static int write_summary(const char *path, const RunConfig *c, const ViTDims *deployed,
+                         const ViTDims *trained, const TrainResult *res, const char *dataset_name,
+                         Err *err) {
     static const char *const header[SUMMARY_COLS] = {
         "git_commit", "git_dirty", "config_hash", "seed", "threads", "dataset", "train_subset",
         "classes", "preset", "dim", "depth", "heads", "mlp_ratio", "patch", "pool", "method",
         "experts", "beta", "blocks", "epochs", "batch_size", "lr", "final_top1", "best_top1",
         "final_test_loss", "n_test", "params_inference", "flops_inference", "train_seconds",
-        "steps", "status", "diverged_step"};
-    char v[SUMMARY_COLS][160];
+        "steps", "status", "diverged_step",
+        /* MoE (appended): active = per token at inference; train = the model
+         * being trained (experts included) */
+        "params_active", "params_train", "top_k", "capacity_factor", "aux_coef", "zloss_coef",
+        "shared_expert", "routing", "rmoe_partition", "ewa_epochs", "drop_rate", "init_checkpoint"};
+    char v[SUMMARY_COLS][600];
+    size_t p_tot = 0, p_act = 0, t_tot = 0, t_act = 0;
+    if (deployed) vit_param_counts(deployed, &p_tot, &p_act);
+    if (trained) vit_param_counts(trained, &t_tot, &t_act);
     int i = 0;
-    snprintf(v[i++], 160, "%s", ewa_git_commit());
-    snprintf(v[i++], 160, "%d", ewa_git_dirty());
-    snprintf(v[i++], 160, "%016" PRIx64, config_hash(c));
-    snprintf(v[i++], 160, "%" PRIu64, c->seed);
-    snprintf(v[i++], 160, "%d", c->threads > 0 ? c->threads : omp_get_num_procs());
-    snprintf(v[i++], 160, "%s", dataset_name);
-    snprintf(v[i++], 160, "%d", c->train_subset);
-    snprintf(v[i++], 160, "%s", c->classes);
-    snprintf(v[i++], 160, "%s", c->preset);
-    snprintf(v[i++], 160, "%d", c->dim);
-    snprintf(v[i++], 160, "%d", c->depth);
-    snprintf(v[i++], 160, "%d", c->heads);
-    snprintf(v[i++], 160, "%g", c->mlp_ratio);
-    snprintf(v[i++], 160, "%d", c->patch);
-    snprintf(v[i++], 160, "%s", c->pool);
-    snprintf(v[i++], 160, "%s", c->method);
-    snprintf(v[i++], 160, "%d", c->experts);
-    snprintf(v[i++], 160, "%g", c->beta);
-    snprintf(v[i++], 160, "%s", c->blocks);
-    snprintf(v[i++], 160, "%d", c->epochs);
-    snprintf(v[i++], 160, "%d", c->batch_size);
-    snprintf(v[i++], 160, "%g", c->lr);
-    snprintf(v[i++], 160, "%.6f", res->final_top1);
-    snprintf(v[i++], 160, "%.6f", res->best_top1);
-    snprintf(v[i++], 160, "%.6f", res->final_test_loss);
-    snprintf(v[i++], 160, "%d", res->n_test);
-    snprintf(v[i++], 160, "%zu", m ? m->num_params : 0);
-    snprintf(v[i++], 160, "%.0f", m ? vit_flops_per_image(&m->d) : 0.0);
-    snprintf(v[i++], 160, "%.2f", res->train_seconds);
-    snprintf(v[i++], 160, "%ld", res->steps);
-    snprintf(v[i++], 160, "%s", res->status);
-    snprintf(v[i++], 160, "%ld", res->diverged_step);
+    const size_t W = sizeof v[0];
+    snprintf(v[i++], W, "%s", ewa_git_commit());
+    snprintf(v[i++], W, "%d", ewa_git_dirty());
+    snprintf(v[i++], W, "%016" PRIx64, config_hash(c));
+    snprintf(v[i++], W, "%" PRIu64, c->seed);
+    snprintf(v[i++], W, "%d", c->threads > 0 ? c->threads : omp_get_num_procs());
+    snprintf(v[i++], W, "%s", dataset_name);
+    snprintf(v[i++], W, "%d", c->train_subset);
+    snprintf(v[i++], W, "%s", c->classes);
+    snprintf(v[i++], W, "%s", c->preset);
+    snprintf(v[i++], W, "%d", c->dim);
+    snprintf(v[i++], W, "%d", c->depth);
+    snprintf(v[i++], W, "%d", c->heads);
+    snprintf(v[i++], W, "%g", c->mlp_ratio);
+    snprintf(v[i++], W, "%d", c->patch);
+    snprintf(v[i++], W, "%s", c->pool);
+    snprintf(v[i++], W, "%s", c->method);
+    snprintf(v[i++], W, "%d", c->experts);
+    snprintf(v[i++], W, "%g", c->beta);
+    snprintf(v[i++], W, "%s", c->blocks);
+    snprintf(v[i++], W, "%d", c->epochs);
+    snprintf(v[i++], W, "%d", c->batch_size);
+    snprintf(v[i++], W, "%g", c->lr);
+    snprintf(v[i++], W, "%.6f", res->final_top1);
+    snprintf(v[i++], W, "%.6f", res->best_top1);
+    snprintf(v[i++], W, "%.6f", res->final_test_loss);
+    snprintf(v[i++], W, "%d", res->n_test);
+    snprintf(v[i++], W, "%zu", p_tot);
+    snprintf(v[i++], W, "%.0f", deployed ? vit_flops_per_image(deployed) : 0.0);
+    snprintf(v[i++], W, "%.2f", res->train_seconds);
+    snprintf(v[i++], W, "%ld", res->steps);
+    snprintf(v[i++], W, "%s", res->status);
+    snprintf(v[i++], W, "%ld", res->diverged_step);
+    snprintf(v[i++], W, "%zu", p_act);
+    snprintf(v[i++], W, "%zu", t_tot);
+    snprintf(v[i++], W, "%d", c->top_k);
+    snprintf(v[i++], W, "%g", c->capacity_factor);
+    snprintf(v[i++], W, "%g", c->aux_coef);
+    snprintf(v[i++], W, "%g", c->zloss_coef);
+    snprintf(v[i++], W, "%d", c->shared_expert || !strcmp(c->method, "vimoe"));
+    snprintf(v[i++], W, "%s", c->routing);
+    snprintf(v[i++], W, "%s", c->rmoe_partition);
+    snprintf(v[i++], W, "%g", c->ewa_epochs < 0 ? c->epochs / 4.0 : c->ewa_epochs);
+    snprintf(v[i++], W, "%.6f", res->drop_rate);
+    snprintf(v[i++], W, "%s", c->init_checkpoint);
     const char *p[SUMMARY_COLS];
     for (int k = 0; k < SUMMARY_COLS; k++) p[k] = v[k];
     return csv_write_file(path, SUMMARY_COLS, header, 1, p, err);
+}
+
+/* Routing statistics (DESIGN 2.8): rows epoch, layer, class, expert, count
+ * for every routed MoE layer; all evaluations so far, rewritten atomically. */
+enum { ROUTE_COLS = 5 };
+static int add_routing(Rows *r, const char *path, int epoch, const ViT *m, Err *err) {
+    static const char *const header[ROUTE_COLS] = {"epoch", "layer", "class", "expert", "count"};
+    int E = m->d.moe.experts, K = m->d.classes;
+    for (int l = 0; l < m->d.depth; l++) {
+        if (!m->d.moe_block[l]) continue;
+        for (int k = 0; k < K; k++)
+            for (int e = 0; e < E; e++) {
+                char v[ROUTE_COLS][24];
+                snprintf(v[0], 24, "%d", epoch);
+                snprintf(v[1], 24, "%d", l);
+                snprintf(v[2], 24, "%d", k);
+                snprintf(v[3], 24, "%d", e);
+                snprintf(v[4], 24, "%ld", m->route_counts[((size_t)l * K + k) * E + e]);
+                const char *p[ROUTE_COLS] = {v[0], v[1], v[2], v[3], v[4]};
+                rows_add(r, p, ROUTE_COLS);
+            }
+    }
+    return csv_write_file(path, ROUTE_COLS, header, r->nrows, (const char *const *)r->cells, err);
 }
 
 static int save_final(const ViT *m, const RunConfig *c, const ImageSet *ds, const char *path, Err *err) {
@@ -196,22 +300,29 @@ static int ensure_dir(const char *dir, Err *err) {
     return 0;
 }
 
+/* Fine-tuning (DESIGN 2.7): loads a checkpoint, re-initialised head if
+ * asked, MoE layers upcycled from the checkpoint's FFNs. */
 static int load_init_checkpoint(ViT *m, const RunConfig *c, Err *err) {
     StFile f;
     int rc = st_read(c->init_checkpoint, &f, err);
     if (rc) return rc;
     const char *skip[] = {"head."};
-    rc = vit_load_tensors(m, &f, c->init_checkpoint, c->reset_head ? 1 : 0, skip, err);
+    int n_up = 0;
+    rc = vit_load_upcycle(m, &f, c->init_checkpoint, c->reset_head ? 1 : 0, skip, &n_up, err);
     st_free(&f);
+    if (!rc)
+        fprintf(stderr, "loaded %s%s%s\n", c->init_checkpoint, c->reset_head ? " (head re-initialised)" : "",
+                n_up ? " (MoE experts upcycled from its FFNs)" : "");
     return rc;
 }
 
 int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *err) {
     memset(res, 0, sizeof *res);
     snprintf(res->status, sizeof res->status, "failed");
-    if (strcmp(c->method, "dense"))
-        return err_set(err, ERR_USAGE, "moe.method = %s is not implemented in this build (only dense)", c->method);
-    int rc = ensure_dir(out_dir, err);
+    MoeSpec spec;
+    int rc = moe_spec_of(c, &spec, err);
+    if (rc) return rc;
+    rc = ensure_dir(out_dir, err);
     if (rc) return rc;
     char path[1200];
     snprintf(path, sizeof path, "%s/config.ini", out_dir);
@@ -221,22 +332,37 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     ImageSet train, test;
     if ((rc = data_open(c, &train, &test, err))) return rc;
     int B = c->batch_size;
-    ViT m;
-    if ((rc = build_model(c, &train, B, &m, err))) goto out_data;
+    ViT m, dense;   /* dense: the collapsed model of ewa / rmoe runs */
+    memset(&dense, 0, sizeof dense);
+    int collapse = spec.kind == MOE_RANDOM, routed = spec.kind == MOE_ROUTED;
+    if ((rc = build_model(c, &train, B, 0, &m, err))) goto out_data;
     vit_init_weights(&m, c->seed);
     if (c->init_checkpoint[0] && (rc = load_init_checkpoint(&m, c, err))) goto out_model;
+    if (collapse && (rc = build_model(c, &train, B, 1, &dense, err))) goto out_model;
+    ViT *evm = collapse ? &dense : &m;   /* the model evaluated and saved */
+    if (routed) {
+        m.route_counts = calloc((size_t)m.d.depth * m.d.classes * m.d.moe.experts, sizeof(long));
+        if (!m.route_counts) { rc = err_set(err, ERR_RUNTIME, "out of memory"); goto out_model; }
+    }
+    /* EWA: every step for ewa; the first ewa_epochs for moe-early-ewa */
+    float beta = 0.0f;
+    if (!strcmp(c->method, "ewa") || !strcmp(c->method, "moe-early-ewa")) beta = c->beta;
 
     size_t img_floats = (size_t)train.c * train.h * train.w;
     int nmax = train.n > test.n ? train.n : test.n;
     float *x = malloc(sizeof(float) * img_floats * B);
     int *y = malloc(sizeof(int) * B), *idx = malloc(sizeof(int) * nmax);
-    Rows metrics = {0};
+    Rows metrics = {0}, routing = {0}, moe_rows = {0};
+    long total_assigned = 0, total_dropped = 0;
     if (!x || !y || !idx) { rc = err_set(err, ERR_RUNTIME, "out of memory"); goto out_buf; }
 
     long steps_per_epoch = (train.n + B - 1) / B;
     long total = steps_per_epoch * c->epochs;
     if (c->max_steps > 0 && c->max_steps < total) total = c->max_steps;
     long warmup = (long)lroundf(c->warmup_epochs * steps_per_epoch);
+    long ewa_steps = total;
+    if (!strcmp(c->method, "moe-early-ewa"))
+        ewa_steps = lround((c->ewa_epochs < 0 ? c->epochs / 4.0 : c->ewa_epochs) * steps_per_epoch);
     Augment2D aug = {.crop_pad = 2, .hflip = 1};
     Rng shuffle_rng, aug_rng;
     rng_seed_stream(&shuffle_rng, c->seed, 1);
@@ -248,14 +374,19 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     long step = 0;
     snprintf(res->status, sizeof res->status, "ok");
     for (int ep = 1; ep <= c->epochs && step < total; ep++) {
-        double te = now_s(), loss_sum = 0.0;
+        double te = now_s(), loss_sum = 0.0, aux_sum = 0.0;
+        long ep_assigned = 0, ep_dropped = 0;
         long seen = 0, correct = 0;
         for (int i = 0; i < train.n; i++) idx[i] = i;
         rng_shuffle(&shuffle_rng, idx, (size_t)train.n);
         for (long s = 0; s < steps_per_epoch && step < total; s++, step++) {
             int off = (int)(s * B), nb = train.n - off < B ? train.n - off : B;
             imageset_batch(&train, idx + off, nb, c->augment ? &aug : NULL, &aug_rng, x, y);
+            m.moe_step = (uint64_t)step;
             float loss = vit_forward(&m, x, y, nb);
+            aux_sum += (double)m.aux_loss * nb;
+            ep_assigned += m.moe_assigned;
+            ep_dropped += m.moe_dropped;
             if (!isfinite(loss)) {
                 snprintf(res->status, sizeof res->status, "diverged");
                 res->diverged_step = step;
@@ -266,6 +397,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
             clip_grad_norm(m.grads, m.num_params, c->grad_clip);
             opt.lr = lr_at(step, total, warmup, c->lr, c->min_lr);
             adamw_step(&opt, m.params, m.grads, m.adam_m, m.adam_v, m.specs, m.n_params);
+            if (beta > 0 && step < ewa_steps) ewa_update(&m, beta);
             loss_sum += (double)loss * nb;
             correct += count_correct(&m, y, nb);
             seen += nb;
@@ -276,14 +408,30 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         double ep_time = now_s() - te;
         train_time += ep_time;
         if (strcmp(res->status, "ok")) break;
+        total_assigned += ep_assigned;
+        total_dropped += ep_dropped;
+        double drop = ep_assigned ? (double)ep_dropped / ep_assigned : 0.0;
         if ((rc = add_metric(&metrics, path, ep, "train", loss_sum / seen, (double)correct / seen,
                              opt.lr, now_s() - t0, seen / ep_time, step, err)))
             goto out_buf;
+        if (spec.kind != MOE_NONE) {
+            char mpath[1200];
+            snprintf(mpath, sizeof mpath, "%s/moe_metrics.csv", out_dir);
+            if ((rc = add_moe_metric(&moe_rows, mpath, ep, step, aux_sum / seen, drop, err))) goto out_buf;
+        }
         double tl, ta, tv = now_s();
-        evaluate(&m, &test, x, y, idx, &tl, &ta);
+        if (collapse && (rc = ewa_collapse(&m, &dense, err))) goto out_buf;
+        if (routed)
+            memset(m.route_counts, 0, sizeof(long) * m.d.depth * m.d.classes * m.d.moe.experts);
+        evaluate(evm, &test, x, y, idx, &tl, &ta);
         if ((rc = add_metric(&metrics, path, ep, "test", tl, ta, opt.lr, now_s() - t0,
                              test.n / (now_s() - tv), step, err)))
             goto out_buf;
+        if (routed) {
+            char rpath[1200];
+            snprintf(rpath, sizeof rpath, "%s/routing.csv", out_dir);
+            if ((rc = add_routing(&routing, rpath, ep, &m, err))) goto out_buf;
+        }
         res->final_top1 = ta;
         res->final_test_loss = tl;
         if (ta > res->best_top1) res->best_top1 = ta;
@@ -294,19 +442,26 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     res->steps = step;
     res->train_seconds = train_time;
     res->n_test = test.n;
+    res->drop_rate = total_assigned ? (double)total_dropped / total_assigned : 0.0;
     if (!strcmp(res->status, "ok")) {
         snprintf(path, sizeof path, "%s/final.safetensors", out_dir);
-        if ((rc = save_final(&m, c, &train, path, err))) goto out_buf;
+        if (collapse && (rc = ewa_collapse(&m, &dense, err))) goto out_buf;
+        if ((rc = save_final(evm, c, &train, path, err))) goto out_buf;
     } else {
         fprintf(stderr, "run diverged at step %ld (loss not finite)\n", res->diverged_step);
     }
     snprintf(path, sizeof path, "%s/summary.csv", out_dir);
-    rc = write_summary(path, c, &m, res, train.name, err);
+    rc = write_summary(path, c, &evm->d, &m.d, res, train.name, err);
 out_buf:
     rows_free(&metrics, METRIC_COLS);
+    rows_free(&routing, ROUTE_COLS);
+    rows_free(&moe_rows, MOE_COLS);
     free(x); free(y); free(idx);
 out_model:
+    free(m.route_counts);
+    m.route_counts = NULL;
     vit_free(&m);
+    if (dense.params) vit_free(&dense);
 out_data:
     imageset_free(&train);
     imageset_free(&test);
@@ -330,7 +485,7 @@ int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1
     dc.train_subset = 0;   /* the test split does not depend on the subset */
     if ((rc = data_open(&dc, &train, &test, err))) goto out_f;
     ViT m;
-    if ((rc = build_model(&c, &test, c.batch_size, &m, err))) goto out_data;
+    if ((rc = build_model(&c, &test, c.batch_size, 1, &m, err))) goto out_data;
     if ((rc = vit_load_tensors(&m, &f, path, 0, NULL, err))) goto out_model;
     float *x = malloc(sizeof(float) * (size_t)test.c * test.h * test.w * c.batch_size);
     int *y = malloc(sizeof(int) * c.batch_size), *idx = malloc(sizeof(int) * test.n);

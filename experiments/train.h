@@ -6,6 +6,7 @@
 
 typedef struct {
     double final_top1, best_top1, final_test_loss, train_seconds;
+    double drop_rate;       /* routed MoE: fraction of assignments dropped in training */
     long steps, diverged_step;
     int n_test;
     char status[16];        /* ok | diverged | failed */

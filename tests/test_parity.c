@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../core/checkpoint.h"
+#include "../core/ewa.h"
 #include "../core/optim.h"
 #include "testutil.h"
 
@@ -56,6 +57,17 @@ static void build(ViT *m, const StFile *w) {
                           (int)meta_num(w, "heads"), (float)meta_num(w, "mlp_ratio"),
                           (int)meta_num(w, "num_classes"), pool && !strcmp(pool, "mean"), &err),
                  0, "%s", err.msg);
+    const char *kind = st_meta(w, "moe_kind");
+    if (kind) {   /* MoE cases (torch_ref.py: tiny_rmoe, tiny_moe_top2, tiny_vimoe_image) */
+        MoeSpec s = {.kind = !strcmp(kind, "random") ? MOE_RANDOM : MOE_ROUTED,
+                     .experts = (int)meta_num(w, "experts"), .top_k = (int)meta_num(w, "top_k"),
+                     .capacity_factor = (float)meta_num(w, "capacity_factor"),
+                     .aux_coef = (float)meta_num(w, "aux_coef"),
+                     .zloss_coef = (float)meta_num(w, "zloss_coef"),
+                     .shared = (int)meta_num(w, "shared"),
+                     .route_image = !strcmp(st_meta(w, "routing"), "image")};
+        cr_assert_eq(vit_set_moe(&d, &s, st_meta(w, "moe_blocks"), &err), 0, "%s", err.msg);
+    }
     cr_assert_eq(vit_init(m, &d, (int)meta_num(w, "batch"), &err), 0, "%s", err.msg);
     cr_assert_eq(vit_load_tensors(m, w, "weights", 0, NULL, &err), 0, "%s", err.msg);
     m->label_smoothing = (float)meta_num(w, "label_smoothing");
@@ -71,6 +83,19 @@ static void check_case(const char *name) {
     const StTensor *x = need(&ref, "x"), *yt = need(&ref, "y");
     int *y = malloc(sizeof(int) * (size_t)B);
     for (int i = 0; i < B; i++) y[i] = (int)yt->data[i];
+    /* RMoE: the partitions torch_ref.py drew */
+    int *perms[VIT_MAX_DEPTH] = {0};
+    for (int l = 0; l < m.d.depth; l++) {
+        char pn[32];
+        snprintf(pn, sizeof pn, "rmoe_perm.%d", l);
+        const StTensor *pt = st_find(&ref, pn);
+        if (!pt) continue;
+        cr_assert_eq(pt->numel, (size_t)B * m.T, "%s size", pn);
+        perms[l] = malloc(sizeof(int) * pt->numel);
+        for (size_t i = 0; i < pt->numel; i++) perms[l][i] = (int)pt->data[i];
+        m.rmoe_perm[l] = perms[l];
+    }
+    float beta = st_meta(&w, "beta") ? (float)meta_num(&w, "beta") : 0.0f;
 
     /* forward and backward at the initial weights */
     vit_zero_grad(&m);
@@ -108,6 +133,7 @@ static void check_case(const char *name) {
         vit_backward(&m);
         clip_grad_norm(m.grads, m.num_params, (float)meta_num(&w, "grad_clip"));
         adamw_step(&opt, m.params, m.grads, m.adam_m, m.adam_v, m.specs, m.n_params);
+        ewa_update(&m, beta);
     }
     for (int i = 0; i < m.n_params; i++) {
         const ParamSpec *s = &m.specs[i];
@@ -134,6 +160,7 @@ static void check_case(const char *name) {
         cr_expect_lt(e, TOL_PARAM_AFTER, "%s %s: rel err %.2e", name, pname, e);
     }
     free(y);
+    for (int l = 0; l < VIT_MAX_DEPTH; l++) free(perms[l]);
     vit_free(&m);
     st_free(&w);
     st_free(&ref);
@@ -141,3 +168,6 @@ static void check_case(const char *name) {
 
 Test(parity, tiny_cls) { check_case("tiny_cls"); }
 Test(parity, tiny_mean) { check_case("tiny_mean"); }
+Test(parity, tiny_rmoe_ewa) { check_case("tiny_rmoe"); }
+Test(parity, tiny_moe_top2_capacity) { check_case("tiny_moe_top2"); }
+Test(parity, tiny_vimoe_image_shared) { check_case("tiny_vimoe_image"); }

@@ -31,6 +31,25 @@ CASES = OrderedDict([
     ("tiny_mean", dict(img_c=3, img_h=8, img_w=8, patch=2, dim=12, depth=1, heads=3,
                        mlp_ratio=2, num_classes=4, pool="mean", batch=2,
                        label_smoothing=0.0, seed=4321)),
+    # MoE kinds (DESIGN 2.3, 2.6). RMoE: the partition of each MoE block is
+    # drawn here and stored as rmoe_perm.<block> so the C side uses it too;
+    # beta > 0 applies EWA (Eq. 6) after every AdamW step.
+    ("tiny_rmoe", dict(img_c=1, img_h=8, img_w=8, patch=4, dim=16, depth=2, heads=2,
+                       mlp_ratio=2, num_classes=5, pool="mean", batch=3,
+                       label_smoothing=0.1, seed=2024,
+                       moe=dict(kind="random", experts=3, blocks=[1], beta=0.3))),
+    ("tiny_moe_top2", dict(img_c=1, img_h=8, img_w=8, patch=4, dim=16, depth=2, heads=2,
+                           mlp_ratio=2, num_classes=5, pool="cls", batch=3,
+                           label_smoothing=0.0, seed=2025,
+                           moe=dict(kind="routed", experts=4, blocks=[0, 1], top_k=2,
+                                    capacity_factor=1.0, aux_coef=0.05, zloss_coef=0.01,
+                                    shared=False, routing="token", beta=0.0))),
+    ("tiny_vimoe_image", dict(img_c=1, img_h=8, img_w=8, patch=4, dim=16, depth=2, heads=2,
+                              mlp_ratio=2, num_classes=5, pool="mean", batch=4,
+                              label_smoothing=0.0, seed=2026,
+                              moe=dict(kind="routed", experts=3, blocks=[1], top_k=1,
+                                       capacity_factor=1.25, aux_coef=0.01, zloss_coef=0.0,
+                                       shared=True, routing="image", beta=0.0))),
 ])
 
 OPT = dict(lr=1e-2, weight_decay=0.05, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -39,6 +58,40 @@ OPT = dict(lr=1e-2, weight_decay=0.05, beta1=0.9, beta2=0.999, eps=1e-8,
 META_KEYS = ["img_c", "img_h", "img_w", "num_classes", "dim", "depth", "heads",
              "mlp_ratio", "patch", "pool", "batch", "label_smoothing", "lr",
              "weight_decay", "beta1", "beta2", "eps", "grad_clip", "adam_steps"]
+
+
+MOE_META_KEYS = ["moe_kind", "experts", "moe_blocks", "top_k", "capacity_factor",
+                 "aux_coef", "zloss_coef", "shared", "routing", "beta"]
+
+
+def moe_meta(moe):
+    return OrderedDict([
+        ("moe_kind", moe["kind"]), ("experts", str(moe["experts"])),
+        ("moe_blocks", ",".join(str(b) for b in moe["blocks"])),
+        ("top_k", str(moe.get("top_k", 1))), ("capacity_factor", fmt(float(moe.get("capacity_factor", 0.0)))),
+        ("aux_coef", fmt(float(moe.get("aux_coef", 0.0)))),
+        ("zloss_coef", fmt(float(moe.get("zloss_coef", 0.0)))),
+        ("shared", "1" if moe.get("shared") else "0"), ("routing", moe.get("routing", "token")),
+        ("beta", fmt(float(moe.get("beta", 0.0))))])
+
+
+def moe_from_meta(meta):
+    if "moe_kind" not in meta:
+        return None
+    return dict(kind=meta["moe_kind"], experts=int(meta["experts"]),
+                blocks=[int(b) for b in meta["moe_blocks"].split(",")], top_k=int(meta["top_k"]),
+                capacity_factor=float(meta["capacity_factor"]), aux_coef=float(meta["aux_coef"]),
+                zloss_coef=float(meta["zloss_coef"]), shared=meta["shared"] == "1",
+                routing=meta["routing"], beta=float(meta["beta"]))
+
+
+def set_perms(model, perms):
+    for b, p in perms.items():
+        model.blocks[b].mlp.perm = p
+
+
+def total_loss(model, x, y, ls):
+    return tv.loss_fn(model(x), y, ls) + model.aux_loss()
 
 
 def fmt(v):
@@ -51,7 +104,7 @@ def build_model(cfg):
     return tv.ViT(img_c=cfg["img_c"], img_h=cfg["img_h"], img_w=cfg["img_w"],
                   patch=cfg["patch"], dim=cfg["dim"], depth=cfg["depth"],
                   heads=cfg["heads"], mlp_ratio=cfg["mlp_ratio"],
-                  num_classes=cfg["num_classes"], pool=cfg["pool"])
+                  num_classes=cfg["num_classes"], pool=cfg["pool"], moe=cfg.get("moe"))
 
 
 def nontrivial_init(model):
@@ -77,6 +130,15 @@ def make_case(name, cfg, outdir):
     meta = OrderedDict()
     for k in META_KEYS:
         meta[k] = fmt(cfg[k] if k in cfg else OPT[k])
+    moe = cfg.get("moe")
+    perms = {}
+    if moe:
+        meta.update(moe_meta(moe))
+        if moe["kind"] == "random":
+            T = (cfg["img_h"] // cfg["patch"]) * (cfg["img_w"] // cfg["patch"]) + 1
+            for b in moe["blocks"]:
+                perms[b] = torch.randperm(B * T)
+        set_perms(model, perms)
 
     names = [n for n, _ in model.named_parameters()]
     weights = OrderedDict((n, p.detach().clone()) for n, p in model.named_parameters())
@@ -88,22 +150,30 @@ def make_case(name, cfg, outdir):
 
     model.zero_grad(set_to_none=True)
     logits = model(x)
-    loss = tv.loss_fn(logits, y, ls)
+    loss = tv.loss_fn(logits, y, ls) + model.aux_loss()
     loss.backward()
-    grads = OrderedDict((n, p.grad.detach().clone()) for n, p in model.named_parameters())
+    grads = OrderedDict((n, p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
+                        for n, p in model.named_parameters())
     for n in names:
-        assert grads[n] is not None and torch.count_nonzero(grads[n]) > 0, \
-            "%s: gradient of %s is zero" % (name, n)
+        if ".experts." in n and moe and moe["kind"] == "routed":
+            continue   # a routed expert may receive no token
+        assert torch.count_nonzero(grads[n]) > 0, "%s: gradient of %s is zero" % (name, n)
+    dropped = sum(b.mlp.dropped for b in model.blocks if isinstance(b.mlp, tv.RoutedMoE))
 
     opt = tv.make_optimizer(model, OPT["lr"], OPT["weight_decay"],
                             betas=(OPT["beta1"], OPT["beta2"]), eps=OPT["eps"])
     adam_losses, grad_norms = [], []
     for _ in range(OPT["adam_steps"]):
         opt.zero_grad(set_to_none=True)
-        l = tv.loss_fn(model(x), y, ls)
+        l = total_loss(model, x, y, ls)
         l.backward()
+        for p in model.parameters():   # an expert that got no token: zero gradient, as in C
+            if p.grad is None:          # (AdamW would otherwise skip it entirely)
+                p.grad = torch.zeros_like(p)
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), OPT["grad_clip"])
         opt.step()
+        if moe and moe.get("beta", 0.0) > 0:
+            tv.ewa_update(model, moe["beta"])
         adam_losses.append(l.item())
         grad_norms.append(float(gn))
 
@@ -118,6 +188,8 @@ def make_case(name, cfg, outdir):
     ref["adam_grad_norms"] = torch.tensor(grad_norms, dtype=torch.float64)
     for n, p in model.named_parameters():
         ref["param_after." + n] = p.detach()
+    for b, p in perms.items():
+        ref["rmoe_perm.%d" % b] = p.to(torch.float32)
 
     wpath = os.path.join(outdir, name + ".weights.safetensors")
     rpath = os.path.join(outdir, name + ".ref.safetensors")
@@ -128,6 +200,9 @@ def make_case(name, cfg, outdir):
 
     self_check(name, wpath, rpath, cfg)
     nclip = sum(1 for g in grad_norms if g > OPT["grad_clip"])
+    if moe:
+        print("%s: MoE %s, %d routed assignments dropped at the initial weights"
+              % (name, moe["kind"], dropped))
     print("%s: wrote %s (%d params, %d values) and %s (%d tensors); loss=%.6f "
           "adam_losses=[%s] grad_norms=[%s] (clipped %d/%d)"
           % (name, os.path.basename(wpath), len(weights),
@@ -141,13 +216,16 @@ def self_check(name, wpath, rpath, cfg):
     stored weights and config metadata, and recompute the logits."""
     w, meta = tv.load_safetensors(wpath)
     r, rmeta = tv.load_safetensors(rpath)
-    assert list(meta.keys()) == META_KEYS, meta.keys()
+    want_keys = META_KEYS + (MOE_META_KEYS if "moe" in cfg else [])
+    assert list(meta.keys()) == want_keys, meta.keys()
     assert rmeta == meta
     c = dict(img_c=int(meta["img_c"]), img_h=int(meta["img_h"]), img_w=int(meta["img_w"]),
              patch=int(meta["patch"]), dim=int(meta["dim"]), depth=int(meta["depth"]),
              heads=int(meta["heads"]), mlp_ratio=float(meta["mlp_ratio"]),
-             num_classes=int(meta["num_classes"]), pool=meta["pool"])
+             num_classes=int(meta["num_classes"]), pool=meta["pool"], moe=moe_from_meta(meta))
     model = build_model(c)
+    set_perms(model, {int(k.split(".")[1]): torch.from_numpy(v).long()
+                      for k, v in r.items() if k.startswith("rmoe_perm.")})
     sd = model.state_dict()
     assert list(sd.keys()) == list(w.keys()), "parameter names/order differ"
     for n in sd:
@@ -162,7 +240,7 @@ def self_check(name, wpath, rpath, cfg):
     assert r["adam_losses"].shape == (int(meta["adam_steps"]),)
     with torch.no_grad():
         logits = model(x)
-        loss = tv.loss_fn(logits, y, float(meta["label_smoothing"]))
+        loss = tv.loss_fn(logits, y, float(meta["label_smoothing"])) + model.aux_loss()
     lg32 = logits.float().numpy()
     if not np.array_equal(lg32, r["logits"]):
         d = np.abs(lg32 - r["logits"]).max()

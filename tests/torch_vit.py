@@ -87,13 +87,131 @@ class Block(nn.Module):
         return x
 
 
+class RMoE(nn.Module):
+    """Random-partition MoE (DESIGN 2.3): the B*T tokens are permuted (perm,
+    a LongTensor of N indices, set by the caller so both sides use the same
+    partition; random when None) and cut into E chunks of sizes N//E or
+    N//E + 1, the larger first; chunk e goes to expert e."""
+
+    def __init__(self, dim, hidden, experts):
+        super().__init__()
+        self.experts = nn.ModuleList([Mlp(dim, hidden) for _ in range(experts)])
+        self.perm = None
+        self.aux = 0.0
+
+    def forward(self, x):
+        B, T, D = x.shape
+        N, E = B * T, len(self.experts)
+        xf = x.reshape(N, D)
+        perm = self.perm if self.perm is not None else torch.randperm(N)
+        out = torch.zeros_like(xf)
+        start = 0
+        for e in range(E):
+            n = N // E + (1 if e < N % E else 0)
+            idx = perm[start:start + n]
+            start += n
+            out = out.index_add(0, idx, self.experts[e](xf[idx]))
+        return out.reshape(B, T, D)
+
+
+class RoutedMoE(nn.Module):
+    """Naive routed MoE (DESIGN 2.6): softmax router (no bias), top-k with
+    gates p (k = 1) or p renormalised over the selected experts (k > 1),
+    capacity ceil(k * cf * units / E) filled first choices first then second
+    choices, each in unit order (over capacity: dropped, the unit's residual
+    carries it); aux = aux_coef * E * sum f_e P_e + zloss_coef *
+    mean(logsumexp^2); token or image (mean token) routing; optional shared
+    expert. The auxiliary loss of the last forward is in self.aux."""
+
+    def __init__(self, dim, hidden, experts, top_k=1, capacity_factor=1.25, aux_coef=0.01,
+                 zloss_coef=0.0, shared=False, route_image=False):
+        super().__init__()
+        self.router = nn.Linear(dim, experts, bias=False)
+        self.experts = nn.ModuleList([Mlp(dim, hidden) for _ in range(experts)])
+        self.shared = Mlp(dim, hidden) if shared else None
+        self.top_k, self.cf, self.aux_coef, self.zloss_coef = top_k, capacity_factor, aux_coef, zloss_coef
+        self.route_image = route_image
+        self.use_capacity = True
+        self.aux = 0.0
+        self.dropped = 0
+
+    def forward(self, x):
+        import math
+        B, T, D = x.shape
+        E, k = len(self.experts), self.top_k
+        if self.route_image:
+            rin, R, rpu = x.mean(dim=1), B, T
+        else:
+            rin, R, rpu = x.reshape(B * T, D), B * T, 1
+        logits = self.router(rin)
+        p = logits.softmax(dim=-1)
+        choice = torch.topk(p.detach(), k, dim=-1).indices            # (R, k)
+        sel = p.gather(1, choice)
+        gates = sel if k == 1 else sel / sel.sum(dim=-1, keepdim=True)
+        f = F.one_hot(choice[:, 0], E).to(p.dtype).mean(dim=0)
+        aux = self.aux_coef * E * (f * p.mean(dim=0)).sum()
+        if self.zloss_coef:
+            aux = aux + self.zloss_coef * (torch.logsumexp(logits, dim=-1) ** 2).mean()
+        cap = R
+        if self.use_capacity and self.cf > 0:
+            cap = min(R, math.ceil(k * self.cf * R / E - 1e-9))
+        kept = torch.zeros(R, k, dtype=torch.bool)
+        count = [0] * E
+        ch = choice.tolist()
+        for j in range(k):
+            for u in range(R):
+                e = ch[u][j]
+                if count[e] < cap:
+                    count[e] += 1
+                    kept[u, j] = True
+        self.dropped = int((~kept).sum())
+        xu = x.reshape(R, rpu, D)
+        out = torch.zeros_like(xu)
+        for e in range(E):
+            us, js = ((choice == e) & kept).nonzero(as_tuple=True)
+            if len(us) == 0:
+                continue
+            ye = self.experts[e](xu[us])
+            out = out.index_add(0, us, gates[us, js][:, None, None] * ye)
+        y = out.reshape(B, T, D)
+        if self.shared is not None:
+            y = y + self.shared(x)
+        self.aux = aux
+        return y
+
+
+def make_moe(dim, hidden, moe):
+    if moe["kind"] == "random":
+        return RMoE(dim, hidden, moe["experts"])
+    return RoutedMoE(dim, hidden, moe["experts"], moe.get("top_k", 1), moe.get("capacity_factor", 1.25),
+                     moe.get("aux_coef", 0.01), moe.get("zloss_coef", 0.0), moe.get("shared", False),
+                     moe.get("routing", "token") == "image")
+
+
+def ewa_update(model, beta):
+    """The paper's Eq. 6 on every expert tensor of every MoE layer:
+    W_i <- (1 - beta) W_i + beta/(N-1) sum_{j != i} W_j."""
+    with torch.no_grad():
+        for blk in model.blocks:
+            if not isinstance(blk.mlp, (RMoE, RoutedMoE)):
+                continue
+            ex = blk.mlp.experts
+            n = len(ex)
+            for name, _ in ex[0].named_parameters():
+                ws = [dict(e.named_parameters())[name] for e in ex]
+                total = sum(w.clone() for w in ws)
+                new = [(1 - beta) * w + beta / (n - 1) * (total - w) for w in ws]
+                for w, v in zip(ws, new):
+                    w.copy_(v)
+
+
 def mlp_hidden(dim, mlp_ratio):
     return int(dim * mlp_ratio)
 
 
 class ViT(nn.Module):
     def __init__(self, img_c=1, img_h=28, img_w=28, patch=4, dim=192, depth=6,
-                 heads=3, mlp_ratio=4.0, num_classes=10, pool="cls"):
+                 heads=3, mlp_ratio=4.0, num_classes=10, pool="cls", moe=None):
         super().__init__()
         assert img_h % patch == 0 and img_w % patch == 0
         assert pool in ("cls", "mean")
@@ -104,6 +222,9 @@ class ViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_patches + 1, dim))
         hidden = mlp_hidden(dim, mlp_ratio)
         self.blocks = nn.Sequential(*[Block(dim, heads, hidden) for _ in range(depth)])
+        if moe:   # MoE layers replace the mlp of the listed blocks
+            for i in moe["blocks"]:
+                self.blocks[i].mlp = make_moe(dim, hidden, moe)
         self.norm = nn.LayerNorm(dim, eps=LN_EPS)
         self.head = nn.Linear(dim, num_classes)
         self.reset_parameters_timm()
@@ -115,10 +236,15 @@ class ViT(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    def aux_loss(self):
+        """Sum of the MoE auxiliary losses of the last forward."""
+        return sum((b.mlp.aux for b in self.blocks if isinstance(b.mlp, RoutedMoE)), 0.0)
 
     def forward_features(self, x):
         x = self.patch_embed(x)
