@@ -39,11 +39,17 @@ static const ConfigKey KEYS[] = {
     {"model", "mlp_ratio", T_FLOAT, FLD(mlp_ratio), "4", "FFN hidden width / dim"},
     {"model", "patch", T_INT, FLD(patch), "4", "patch size P (PxP)"},
     {"model", "pool", T_STR, FLD(pool), "cls", "cls | mean"},
+    {"model", "pn_width", T_INT, FLD(pn_width), "128", "3D mini-PointNet widths w, 2w, 4w (Point-BERT: 128)"},
     {"data", "dataset", T_STR, FLD(dataset), "fashion-mnist", "fashion-mnist | cifar10 | cifar100 | shapes3d | modelnet40"},
     {"data", "dir", T_STR, FLD(dir), "", "data directory; empty = the dataset's default"},
     {"data", "train_subset", T_INT, FLD(train_subset), "0", "0 = full set, else class-balanced subset size"},
     {"data", "augment", T_BOOL, FLD(augment), "1", "training augmentation on/off"},
     {"data", "classes", T_STR, FLD(classes), "all", "all | LO-HI (keep and relabel a class range)"},
+    {"data", "points", T_INT, FLD(points), "1024", "3D: points per cloud"},
+    {"data", "groups", T_INT, FLD(groups), "64", "3D: FPS centres (tokens) per cloud"},
+    {"data", "group_size", T_INT, FLD(group_size), "32", "3D: k nearest points per centre"},
+    {"data", "train_size", T_INT, FLD(train_size), "2800", "shapes3d: generated training clouds"},
+    {"data", "test_size", T_INT, FLD(test_size), "1400", "shapes3d: generated test clouds"},
     {"train", "epochs", T_INT, FLD(epochs), "10", "training epochs"},
     {"train", "batch_size", T_INT, FLD(batch_size), "128", "images per optimizer step"},
     {"train", "lr", T_FLOAT, FLD(lr), "1e-3", "peak AdamW learning rate"},
@@ -608,6 +614,7 @@ static int validate_model(const RunConfig *c, Err *err) {
         return err_set(err, ERR_USAGE,
                        "model.mlp_ratio = %g: model.dim * mlp_ratio = %g must be an integer >= 1",
                        (double)c->mlp_ratio, hidden);
+    if (check_min("model.pn_width", c->pn_width, 1, err)) return ERR_USAGE;
     return check_enum("model.pool", c->pool, pools, err);
 }
 
@@ -615,8 +622,15 @@ static int validate_data(const RunConfig *c, Err *err) {
     static const char *const sets[] = {"fashion-mnist", "cifar10", "cifar100", "shapes3d",
                                        "modelnet40", NULL};
     if (check_enum("data.dataset", c->dataset, sets, err) ||
-        check_min("data.train_subset", c->train_subset, 0, err))
+        check_min("data.train_subset", c->train_subset, 0, err) ||
+        check_min("data.points", c->points, 16, err) || check_min("data.groups", c->groups, 1, err) ||
+        check_min("data.group_size", c->group_size, 1, err) ||
+        check_min("data.train_size", c->train_size, 1, err) ||
+        check_min("data.test_size", c->test_size, 1, err))
         return ERR_USAGE;
+    if (c->groups > c->points || c->group_size > c->points)
+        return err_set(err, ERR_USAGE, "data.groups = %d and data.group_size = %d must not exceed data.points = %d",
+                       c->groups, c->group_size, c->points);
     return check_classes(c->classes, err);
 }
 

@@ -14,12 +14,15 @@ typedef struct {
     float mlp_ratio;
     int patch;
     char pool[8];         /* "cls" | "mean" */
+    int pn_width;         /* 3D mini-PointNet widths w, 2w, 4w */
     /* [data] */
     char dataset[32];     /* "fashion-mnist" | "cifar10" | "cifar100" (3D sets later) */
     char dir[512];        /* "" = the dataset's default location */
     int train_subset;     /* 0 = full training set; else class-balanced subset size */
     int augment;          /* 0/1 */
     char classes[16];     /* "all" or "LO-HI" (keep and relabel a class range) */
+    int points, groups, group_size;   /* 3D: P points, G centres, k neighbours */
+    int train_size, test_size;        /* shapes3d split sizes */
     /* [train] */
     int epochs, batch_size;
     float lr, min_lr, weight_decay, warmup_epochs;

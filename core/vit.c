@@ -56,12 +56,37 @@ static void layout_ffn(Layout *L, FFNW *f, const char *prefix, int D, int H) {
     f->fc2_b = take(L, 0, 1, T1(D), "%s.fc2.bias", prefix);
 }
 
+/* 3D embedding tensors, in the order pointnet_params_view and
+ * posembed_params_view expect (each group is contiguous). Names follow
+ * Point-MAE's roles: patch_embed (the mini-PointNet), pos_embed (centre MLP). */
+static void layout_points(Layout *L, ViTW *w, const ViTDims *d) {
+    int D = d->dim, c1 = d->pn.c1, c2 = d->pn.c2, c3 = d->pn.c3, h = d->pos_hidden;
+    w->cls = take(L, 0, 3, T3(1, 1, D), "cls_token");
+    w->cls_pos = take(L, 0, 3, T3(1, 1, D), "cls_pos");
+    w->pn.w1 = take(L, 1, 2, T2(c1, 3), "patch_embed.conv1.weight");
+    w->pn.b1 = take(L, 0, 1, T1(c1), "patch_embed.conv1.bias");
+    w->pn.w2 = take(L, 1, 2, T2(c2, c1), "patch_embed.conv2.weight");
+    w->pn.b2 = take(L, 0, 1, T1(c2), "patch_embed.conv2.bias");
+    w->pn.w3 = take(L, 1, 2, T2(c3, 2 * c2), "patch_embed.conv3.weight");
+    w->pn.b3 = take(L, 0, 1, T1(c3), "patch_embed.conv3.bias");
+    w->pn.w4 = take(L, 1, 2, T2(D, c3), "patch_embed.conv4.weight");
+    w->pn.b4 = take(L, 0, 1, T1(D), "patch_embed.conv4.bias");
+    w->pe.w1 = take(L, 1, 2, T2(h, 3), "pos_embed.fc1.weight");
+    w->pe.b1 = take(L, 0, 1, T1(h), "pos_embed.fc1.bias");
+    w->pe.w2 = take(L, 1, 2, T2(D, h), "pos_embed.fc2.weight");
+    w->pe.b2 = take(L, 0, 1, T1(D), "pos_embed.fc2.bias");
+}
+
 static void layout_params(Layout *L, ViTW *w, const ViTDims *d, int T) {
     int D = d->dim, P = d->patch;
-    w->cls = take(L, 0, 3, T3(1, 1, D), "cls_token");
-    w->pos = take(L, 0, 3, T3(1, T, D), "pos_embed");
-    w->patch_w = take(L, 1, 4, T4(D, d->in_c, P, P), "patch_embed.proj.weight");
-    w->patch_b = take(L, 0, 1, T1(D), "patch_embed.proj.bias");
+    if (d->points) {
+        layout_points(L, w, d);
+    } else {
+        w->cls = take(L, 0, 3, T3(1, 1, D), "cls_token");
+        w->pos = take(L, 0, 3, T3(1, T, D), "pos_embed");
+        w->patch_w = take(L, 1, 4, T4(D, d->in_c, P, P), "patch_embed.proj.weight");
+        w->patch_b = take(L, 0, 1, T1(D), "patch_embed.proj.bias");
+    }
     for (int l = 0; l < d->depth; l++) {
         BlockW *b = &w->blocks[l];
         b->ln1_w = take(L, 0, 1, T1(D), "blocks.%d.norm1.weight", l);
@@ -112,8 +137,14 @@ static int is_moe(const ViTDims *d, int l) { return d->moe.kind != MOE_NONE && d
 static size_t layout_acts(ViTActs *a, float *base, int *ibase, size_t *ints, const ViTDims *d,
                           int B, int T, int Np) {
     size_t off = 0, ioff = 0, N = (size_t)B * T, D = d->dim, H = d->hidden;
-    size_t K = d->classes, Kp = (size_t)d->in_c * d->patch * d->patch;
+    size_t K = d->classes, Kp = d->points ? (size_t)d->group_k * 3 : (size_t)d->in_c * d->patch * d->patch;
     a->patches = carve(base, &off, (size_t)B * Np * Kp);
+    if (d->points) {
+        a->centers = carve(base, &off, (size_t)B * Np * 3);
+        a->pos3d = carve(base, &off, (size_t)B * Np * D);
+        a->pe_h = carve(base, &off, (size_t)B * Np * d->pos_hidden);
+        a->pe_a = carve(base, &off, (size_t)B * Np * d->pos_hidden);
+    }
     a->emb = carve(base, &off, (size_t)B * Np * D);
     a->x0 = carve(base, &off, N * D);
     for (int l = 0; l < d->depth; l++) {
@@ -159,6 +190,7 @@ static size_t layout_scratch(ViTScratch *s, float *base, const ViTDims *d, int B
     s->dh2 = carve(base, &off, N * d->hidden);
     s->dpooled = carve(base, &off, (size_t)B * D);
     s->dlogits = carve(base, &off, (size_t)B * d->classes);
+    if (d->points) s->pe_scratch = carve(base, &off, (size_t)2 * B * d->groups * d->pos_hidden);
     if (d->moe.kind != MOE_NONE)
         off += moe_scratch_layout(&s->moe, base ? base + off : NULL, &d->moe, B, T, (int)D, d->hidden);
     return off;
@@ -251,8 +283,8 @@ ViTDims vit_dense_dims(const ViTDims *d) {
 int vit_init(ViT *m, const ViTDims *d, int max_batch, Err *err) {
     memset(m, 0, sizeof *m);
     m->d = *d;
-    m->Np = (d->in_h / d->patch) * (d->in_w / d->patch);
-    m->T = m->Np + 1;
+    m->T = vit_tokens(d);
+    m->Np = m->T - 1;
     m->max_batch = max_batch;
     m->training = 1;
     if (d->moe.kind != MOE_NONE) {
@@ -286,6 +318,11 @@ int vit_init(ViT *m, const ViTDims *d, int max_batch, Err *err) {
         return err_set(err, ERR_RUNTIME, "out of memory allocating a %zu-parameter model for batch %d",
                        L.off, max_batch);
     }
+    if (d->points && pointnet_acts_alloc(&m->pn_acts, d->pn, max_batch * d->groups, d->group_k)) {
+        vit_free(m);
+        return err_set(err, ERR_RUNTIME, "out of memory allocating the point-cloud embedding for batch %d",
+                       max_batch);
+    }
     Layout P = {.base = m->params, .specs = m->specs}, G = {.base = m->grads};
     layout_params(&P, &m->w, d, m->T);
     layout_params(&G, &m->g, d, m->T);
@@ -298,6 +335,7 @@ void vit_free(ViT *m) {
     free(m->specs); free(m->params); free(m->grads); free(m->adam_m); free(m->adam_v);
     free(m->act_mem); free(m->scratch_mem); free(m->labels);
     free(m->expert_views); free(m->iact_mem);
+    if (m->d.points) pointnet_acts_free(&m->pn_acts);
     memset(m, 0, sizeof *m);
 }
 
@@ -315,14 +353,23 @@ static int ends_with(const char *s, const char *suffix) {
 void vit_init_weights(ViT *m, uint64_t seed) {
     Rng r;
     rng_seed_stream(&r, seed, 0x1417);
-    float patch_bound = 1.0f / sqrtf((float)(m->d.in_c * m->d.patch * m->d.patch));
+    float bound = 1.0f;   /* 1/sqrt(fan_in) of the last embedding weight seen */
     for (int i = 0; i < m->n_params; i++) {
         const ParamSpec *s = &m->specs[i];
         float *p = m->params + s->offset;
+        /* Embedding convolutions (2D patch projection, 3D mini-PointNet and
+         * centre MLP) get PyTorch's Conv/Linear default U(-1/sqrt(fan_in),
+         * 1/sqrt(fan_in)) for weight and bias, as timm leaves them. */
+        int embed = !strncmp(s->name, "patch_embed.", 12) || !strncmp(s->name, "pos_embed.", 10);
+        if (embed && s->ndim >= 2) {
+            size_t fan_in = s->numel / (size_t)s->shape[0];
+            bound = 1.0f / sqrtf((float)fan_in);
+        }
         for (size_t j = 0; j < s->numel; j++) {
             float v;
-            if (!strncmp(s->name, "patch_embed.", 12))
-                v = (2.0f * rng_uniform(&r) - 1.0f) * patch_bound;
+            if (embed)
+                v = (2.0f * rng_uniform(&r) - 1.0f) * bound;
+            else if (!strcmp(s->name, "cls_pos")) v = rng_trunc_normal(&r, 0.02f);
             else if (!strcmp(s->name, "cls_token")) v = 1e-6f * rng_normal(&r);
             else if (!strcmp(s->name, "pos_embed")) v = rng_trunc_normal(&r, 0.02f);
             else if (strstr(s->name, "norm")) v = ends_with(s->name, ".weight") ? 1.0f : 0.0f;
@@ -424,15 +471,82 @@ static void count_routes(ViT *m, const int *y, int B) {
     }
 }
 
+/* ---- 3D embedding (DESIGN 2.9) ----------------------------------------- */
+
+int vit_set_points(ViTDims *d, int points, int groups, int k, int pn_width, Err *err) {
+    if (points < 1 || groups < 1 || k < 1 || groups > points || k > points || pn_width < 1)
+        return err_set(err, ERR_USAGE, "bad point-cloud shape: %d points, %d groups of %d, width %d",
+                       points, groups, k, pn_width);
+    d->points = points;
+    d->groups = groups;
+    d->group_k = k;
+    d->pn = (PointNetDims){pn_width, 2 * pn_width, 4 * pn_width, d->dim};
+    d->pos_hidden = 128;
+    return 0;
+}
+
+int vit_tokens(const ViTDims *d) {
+    return d->points ? d->groups + 1 : (d->in_h / d->patch) * (d->in_w / d->patch) + 1;
+}
+
+size_t vit_input_floats(const ViTDims *d) {
+    return d->points ? (size_t)d->groups * 3 * (1 + d->group_k) : (size_t)d->in_c * d->in_h * d->in_w;
+}
+
+/* in: per cloud G centres (G,3) then (G,k,3) neighbours. Tokens: x[b,0] =
+ * cls + cls_pos; x[b,1+g] = pointnet(patch g) + pos_mlp(centre g). */
+static void points_embed_forward(ViT *m, const float *in, int B) {
+    const ViTDims *d = &m->d;
+    ViTActs *a = &m->a;
+    int G = d->groups, k = d->group_k, D = d->dim;
+    size_t per = vit_input_floats(d), nc = (size_t)G * 3, np = (size_t)G * k * 3;
+    for (int b = 0; b < B; b++) {
+        memcpy(a->centers + b * nc, in + b * per, nc * sizeof(float));
+        memcpy(a->patches + b * np, in + b * per + nc, np * sizeof(float));
+    }
+    pointnet_forward(a->emb, &m->pn_acts, &m->w.pn, a->patches, B * G, k);
+    posembed_forward(a->pos3d, a->pe_h, a->pe_a, &m->w.pe, a->centers, B * G, d->pos_hidden, D);
+    #pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        float *x = a->x0 + (size_t)b * (G + 1) * D;
+        for (int i = 0; i < D; i++) x[i] = m->w.cls[i] + m->w.cls_pos[i];
+        for (int g = 0; g < G; g++) {
+            const float *e = a->emb + ((size_t)b * G + g) * D, *p = a->pos3d + ((size_t)b * G + g) * D;
+            float *o = x + (size_t)(1 + g) * D;
+            for (int i = 0; i < D; i++) o[i] = e[i] + p[i];
+        }
+    }
+}
+
+/* s->dres holds dL/dx0; the token gradient goes to both embeddings. */
+static void points_embed_backward(ViT *m, int B) {
+    const ViTDims *d = &m->d;
+    ViTActs *a = &m->a;
+    ViTScratch *s = &m->s;
+    int G = d->groups, k = d->group_k, D = d->dim;
+    for (int b = 0; b < B; b++) {
+        const float *g0 = s->dres + (size_t)b * (G + 1) * D;
+        for (int i = 0; i < D; i++) { m->g.cls[i] += g0[i]; m->g.cls_pos[i] += g0[i]; }
+        memcpy(s->dd + (size_t)b * G * D, g0 + D, (size_t)G * D * sizeof(float));
+    }
+    pointnet_backward(NULL, &m->g.pn, s->dd, &m->pn_acts, &m->w.pn, a->patches, B * G, k);
+    posembed_backward(NULL, &m->g.pe, s->dd, a->pe_h, a->pe_a, &m->w.pe, a->centers, B * G,
+                      d->pos_hidden, D, s->pe_scratch);
+}
+
 float vit_forward(ViT *m, const float *img, const int *y, int B) {
     const ViTDims *d = &m->d;
     ViTActs *a = &m->a;
     int T = m->T, Np = m->Np, D = d->dim, N = B * T;
     int Kp = d->in_c * d->patch * d->patch;
     m->batch = B;
-    patchify(a->patches, img, B, d->in_c, d->in_h, d->in_w, d->patch);
-    linear_forward(a->emb, a->patches, m->w.patch_w, m->w.patch_b, B * Np, Kp, D);
-    tokens_forward(a->x0, a->emb, m->w.cls, m->w.pos, B, Np, D);
+    if (d->points) {
+        points_embed_forward(m, img, B);
+    } else {
+        patchify(a->patches, img, B, d->in_c, d->in_h, d->in_w, d->patch);
+        linear_forward(a->emb, a->patches, m->w.patch_w, m->w.patch_b, B * Np, Kp, D);
+        tokens_forward(a->x0, a->emb, m->w.cls, m->w.pos, B, Np, D);
+    }
     const float *x = a->x0;
     m->aux_loss = 0.0f;
     m->moe_assigned = m->moe_dropped = 0;
@@ -475,14 +589,23 @@ void vit_backward(ViT *m) {
     }
     /* tokens: demb reuses dd (B*Np*D <= N*D). */
     memset(s->dd, 0, (size_t)B * Np * D * sizeof(float));
+    if (d->points) {
+        points_embed_backward(m, B);
+        return;
+    }
     tokens_backward(s->dd, m->g.cls, m->g.pos, s->dres, B, Np, D);
     linear_backward(NULL, m->g.patch_w, m->g.patch_b, s->dd, a->patches, m->w.patch_w, B * Np, Kp, D);
 }
 
 double vit_flops_per_image(const ViTDims *d) {
-    double T = (double)(d->in_h / d->patch) * (d->in_w / d->patch) + 1, D = d->dim, H = d->hidden;
+    double T = vit_tokens(d), D = d->dim, H = d->hidden;
     double Np = T - 1, Kp = (double)d->in_c * d->patch * d->patch;
     double f = 2 * Np * Kp * D;                       /* patch embedding */
+    if (d->points) {
+        double k = d->group_k, c1 = d->pn.c1, c2 = d->pn.c2, c3 = d->pn.c3, h = d->pos_hidden;
+        f = Np * (k * 2 * (3 * c1 + c1 * c2 + c2 * c3 + c3 * D) + 2 * c2 * c3)  /* mini-PointNet */
+          + Np * 2 * (3 * h + h * D);                                          /* centre MLP */
+    }
     double blk = 2 * T * D * 3 * D + 2 * T * D * D    /* qkv, proj */
                + 2 * 2 * T * T * D;                   /* q k^T and att v */
     for (int l = 0; l < d->depth; l++)
@@ -493,7 +616,7 @@ double vit_flops_per_image(const ViTDims *d) {
 }
 
 void vit_param_counts(const ViTDims *d, size_t *total, size_t *active) {
-    int T = (d->in_h / d->patch) * (d->in_w / d->patch) + 1;
+    int T = vit_tokens(d);
     ViTDims dd = *d;
     dd.moe.kind = MOE_NONE;   /* count walk without expert views */
     Layout L = {0};

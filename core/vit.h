@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include "err.h"
 #include "layers/moe.h"
+#include "layers/pointnet.h"
 
 #define VIT_MAX_DEPTH 64
 #define VIT_NAME_LEN 96
@@ -20,6 +21,13 @@ typedef struct {
     int hidden;             /* FFN width H = dim * mlp_ratio */
     int classes;            /* K */
     int pool_mean;          /* 0: class token, 1: mean of patch tokens */
+    /* 3D input (DESIGN 2.9), set by vit_set_points; points == 0 = images.
+     * The model's input per cloud is then G centres (G,3) followed by their
+     * k nearest points relative to the centre (G,k,3): FPS and kNN are
+     * preprocessing (datasets/pointgroup.c), done when a batch is drawn. */
+    int points, groups, group_k;
+    PointNetDims pn;        /* mini-PointNet widths, pn.D == dim */
+    int pos_hidden;         /* centre position MLP 3 -> pos_hidden -> D */
     /* MoE (DESIGN 2.2): moe.kind == MOE_NONE is the dense ViT; otherwise the
      * blocks with moe_block[l] = 1 have an MoE layer instead of their mlp
      * (set by vit_set_moe; vit_dims leaves the model dense). */
@@ -48,7 +56,10 @@ typedef struct {
 
 typedef struct {
     float *patch_w, *patch_b;      /* (D, C*P*P) == timm (D,C,P,P), (D) */
-    float *cls, *pos;              /* (D), (T,D) */
+    float *cls, *pos;              /* (D), (T,D); 3D: pos unused */
+    float *cls_pos;                /* 3D: (D) position embedding of the class token */
+    PointNetParams pn;             /* 3D: patch embedding (views into the block) */
+    PosEmbedParams pe;             /* 3D: centre position embedding */
     BlockW blocks[VIT_MAX_DEPTH];
     float *norm_w, *norm_b;        /* (D) */
     float *head_w, *head_b;        /* (K,D), (K) */
@@ -68,7 +79,9 @@ typedef struct {
 } BlockActs;
 
 typedef struct {
-    float *patches;                    /* (B,Np,C*P*P) */
+    float *patches;                    /* (B,Np,C*P*P); 3D: (B,G,k,3) */
+    float *centers;                    /* 3D: (B,G,3) */
+    float *pos3d, *pe_h, *pe_a;        /* 3D: (B,G,D), (B,G,hidden) x2 */
     float *emb;                        /* (B,Np,D) patch embeddings */
     float *x0;                         /* (B,T,D) tokens entering block 0 */
     BlockActs blocks[VIT_MAX_DEPTH];
@@ -84,6 +97,7 @@ typedef struct {
     float *dqkv;       /* (N,3D) */
     float *dh1, *dh2;  /* (N,H) */
     float *dpooled, *dlogits;  /* (B,D), (B,K) */
+    float *pe_scratch;         /* 3D: 2*B*G*pos_hidden */
     MoeScratch moe;
 } ViTScratch;
 
@@ -99,6 +113,7 @@ typedef struct {
     ViTActs a;
     float *scratch_mem; ViTScratch s;
     int *labels;                   /* (max_batch) copy of the last batch's y */
+    PointNetActs pn_acts;          /* 3D: mini-PointNet activations (own allocation) */
     float label_smoothing;
     int batch;                     /* B of the last forward */
     /* MoE state */
@@ -118,6 +133,15 @@ typedef struct {
  * image shape does not divide into patches. */
 int vit_dims(ViTDims *d, int in_c, int in_h, int in_w, int patch, int dim, int depth,
              int heads, float mlp_ratio, int classes, int pool_mean, Err *err);
+
+/* Makes d a point-cloud model: clouds of `points` points, G groups of k,
+ * mini-PointNet widths w, 2w, 4w. Call after vit_dims (whose image fields
+ * are then unused). */
+int vit_set_points(ViTDims *d, int points, int groups, int k, int pn_width, Err *err);
+/* Floats of model input per sample: C*H*W for images, G*3*(1+k) for clouds. */
+size_t vit_input_floats(const ViTDims *d);
+/* Tokens per sample including the class token. */
+int vit_tokens(const ViTDims *d);
 
 /* Parses moe.blocks ("every_other": 1,3,5,...; "last:L"; a list "1,3,5")
  * into mask[0..depth). */

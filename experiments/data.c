@@ -1,13 +1,15 @@
 #include "data.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static int load_split(const RunConfig *cfg, int train, ImageSet *out, Err *err) {
+/* ---- images ---- */
+
+static int load_images(const RunConfig *cfg, int train, ImageSet *out, Err *err) {
     if (!strcmp(cfg->dataset, "fashion-mnist")) return fmnist_load(cfg->dir, train, out, err);
     if (!strcmp(cfg->dataset, "cifar10")) return cifar_load(cfg->dir, 10, train, out, err);
     if (!strcmp(cfg->dataset, "cifar100")) return cifar_load(cfg->dir, 100, train, out, err);
-    return err_set(err, ERR_USAGE, "data.dataset = %s is not an image dataset this build can load",
-                   cfg->dataset);
+    return err_set(err, ERR_USAGE, "data.dataset = %s is not an image dataset", cfg->dataset);
 }
 
 /* Applies data.classes = "LO-HI" in place. */
@@ -27,11 +29,9 @@ static int apply_classes(const RunConfig *cfg, ImageSet *s, Err *err) {
     return 0;
 }
 
-int data_open(const RunConfig *cfg, ImageSet *train, ImageSet *test, Err *err) {
-    memset(train, 0, sizeof *train);
-    memset(test, 0, sizeof *test);
-    int rc = load_split(cfg, 1, train, err);
-    if (!rc) rc = load_split(cfg, 0, test, err);
+static int open_images(const RunConfig *cfg, ImageSet *train, ImageSet *test, Err *err) {
+    int rc = load_images(cfg, 1, train, err);
+    if (!rc) rc = load_images(cfg, 0, test, err);
     if (!rc) rc = apply_classes(cfg, train, err);
     if (!rc) rc = apply_classes(cfg, test, err);
     if (!rc && cfg->train_subset > 0) {
@@ -44,6 +44,97 @@ int data_open(const RunConfig *cfg, ImageSet *train, ImageSet *test, Err *err) {
             if (!rc) { imageset_free(train); *train = sub; }
         }
     }
-    if (rc) { imageset_free(train); imageset_free(test); }
     return rc;
+}
+
+/* ---- point clouds ---- */
+
+static int open_points(const RunConfig *cfg, PointSet *train, PointSet *test, Err *err) {
+    if (strcmp(cfg->classes, "all") || cfg->train_subset)
+        return err_set(err, ERR_USAGE, "data.classes and data.train_subset apply to image datasets only");
+    if (!strcmp(cfg->dataset, "shapes3d")) {
+        /* the generator's seed is fixed: the dataset, not the run, defines it */
+        int rc = shapes3d_generate(cfg->train_size, cfg->points, 3517, 1, train, err);
+        return rc ? rc : shapes3d_generate(cfg->test_size, cfg->points, 3517, 0, test, err);
+    }
+    if (!cfg->dir[0])
+        return err_set(err, ERR_USAGE, "data.dataset = modelnet40 needs data.dir (the modelnet40_normal_resampled directory)");
+    int rc = modelnet40_load(cfg->dir, 1, cfg->points, PN_SAMPLE_FIRST, cfg->seed, train, err);
+    return rc ? rc : modelnet40_load(cfg->dir, 0, cfg->points, PN_SAMPLE_FIRST, cfg->seed, test, err);
+}
+
+static void fill_meta(DataSplit *s, const RunConfig *cfg) {
+    s->is_points = !strcmp(cfg->dataset, "shapes3d") || !strcmp(cfg->dataset, "modelnet40");
+    s->n = s->is_points ? s->pts.n : s->img.n;
+    s->num_classes = s->is_points ? s->pts.num_classes : s->img.num_classes;
+    snprintf(s->name, sizeof s->name, "%s", s->is_points ? s->pts.name : s->img.name);
+    s->groups = cfg->groups;
+    s->group_k = cfg->group_size;
+}
+
+int data_open(const RunConfig *cfg, DataSplit *train, DataSplit *test, Err *err) {
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    int points = !strcmp(cfg->dataset, "shapes3d") || !strcmp(cfg->dataset, "modelnet40");
+    int rc = points ? open_points(cfg, &train->pts, &test->pts, err)
+                    : open_images(cfg, &train->img, &test->img, err);
+    if (rc) {
+        data_free(train);
+        data_free(test);
+        return rc;
+    }
+    fill_meta(train, cfg);
+    fill_meta(test, cfg);
+    return 0;
+}
+
+void data_free(DataSplit *s) {
+    imageset_free(&s->img);
+    pointset_free(&s->pts);
+    free(s->scratch);
+    memset(s, 0, sizeof *s);
+}
+
+size_t data_sample_floats(const DataSplit *s) {
+    if (s->is_points) return (size_t)s->groups * 3 * (1 + s->group_k);
+    return (size_t)s->img.c * s->img.h * s->img.w;
+}
+
+/* 3D augmentation of DESIGN 3: scale, translate, rotation about the up
+ * axis, jitter. */
+static Augment3D augment3d(void) {
+    Augment3D a = augment3d_default();
+    a.rotate = 3.14159265f;
+    a.jitter_sigma = 0.01f;
+    a.jitter_clip = 0.05f;
+    return a;
+}
+
+static int points_batch(DataSplit *s, const int *idx, int B, int augment, Rng *rng, float *x, int *y,
+                        Err *err) {
+    int P = s->pts.P, G = s->groups, k = s->group_k;
+    size_t nc = (size_t)G * 3, np = (size_t)G * k * 3, per = nc + np;
+    if (s->scratch_batch < B) {   /* clouds (B,P,3), centres (B,G,3), patches (B,G,k,3) */
+        free(s->scratch);
+        s->scratch = malloc(sizeof(float) * (size_t)B * ((size_t)P * 3 + per));
+        if (!s->scratch) return err_set(err, ERR_RUNTIME, "out of memory for a batch of %d clouds", B);
+        s->scratch_batch = B;
+    }
+    float *clouds = s->scratch, *centers = clouds + (size_t)B * P * 3, *patches = centers + (size_t)B * nc;
+    Augment3D aug = augment3d();
+    pointset_batch(&s->pts, idx, B, augment ? &aug : NULL, rng, clouds, y);
+    int rc = points_group(centers, patches, NULL, NULL, clouds, B, P, G, k, err);
+    if (rc) return rc;
+    for (int b = 0; b < B; b++) {   /* per sample: [centres | patches] */
+        memcpy(x + b * per, centers + b * nc, nc * sizeof(float));
+        memcpy(x + b * per + nc, patches + b * np, np * sizeof(float));
+    }
+    return 0;
+}
+
+int data_batch(DataSplit *s, const int *idx, int B, int augment, Rng *rng, float *x, int *y, Err *err) {
+    if (s->is_points) return points_batch(s, idx, B, augment, rng, x, y, err);
+    Augment2D aug = {.crop_pad = 2, .hflip = 1};
+    imageset_batch(&s->img, idx, B, augment ? &aug : NULL, rng, x, y);
+    return 0;
 }

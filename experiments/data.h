@@ -1,10 +1,31 @@
-/* Opens the dataset a config names (DESIGN 3): train and test splits after
- * the class range and the class-balanced subset are applied. */
+/* Opens the dataset a config names (DESIGN 3) as train and test splits of
+ * either images or point clouds, and draws batches in the model's input
+ * layout (vit_input_floats): normalised images, or for point clouds the
+ * FPS centres and kNN groups (preprocessing without gradients). */
 #ifndef EWA_DATA_H
 #define EWA_DATA_H
 #include "../core/config.h"
 #include "../datasets/dataset.h"
+#include "../datasets/points.h"
 
-int data_open(const RunConfig *cfg, ImageSet *train, ImageSet *test, Err *err);
+typedef struct {
+    int is_points;
+    ImageSet img;          /* when !is_points */
+    PointSet pts;          /* when is_points */
+    int n, num_classes;
+    char name[32];
+    int groups, group_k;   /* 3D grouping of a batch */
+    float *scratch;        /* 3D: raw clouds of one batch (max_batch,P,3) */
+    int scratch_batch;
+} DataSplit;
+
+int data_open(const RunConfig *cfg, DataSplit *train, DataSplit *test, Err *err);
+void data_free(DataSplit *s);
+
+/* Writes B samples idx[0..B) into x (B * data_sample_floats) and their labels
+ * into y; augmentation (2D crop+flip, 3D scale/rotate/translate/jitter) when
+ * augment is set, drawing from rng. */
+int data_batch(DataSplit *s, const int *idx, int B, int augment, Rng *rng, float *x, int *y, Err *err);
+size_t data_sample_floats(const DataSplit *s);
 
 #endif

@@ -63,9 +63,16 @@ static int moe_spec_of(const RunConfig *c, MoeSpec *s, Err *err) {
 
 /* The training model's shape; deployed = 1 gives the shape that is evaluated
  * and saved (dense for the collapsed methods ewa and rmoe). */
-static int model_dims(const RunConfig *c, const ImageSet *ds, int deployed, ViTDims *d, Err *err) {
-    int rc = vit_dims(d, ds->c, ds->h, ds->w, c->patch, c->dim, c->depth, c->heads, c->mlp_ratio,
-                      ds->num_classes, !strcmp(c->pool, "mean"), err);
+static int model_dims(const RunConfig *c, const DataSplit *ds, int deployed, ViTDims *d, Err *err) {
+    int rc, pool_mean = !strcmp(c->pool, "mean");
+    if (ds->is_points) {   /* the image fields are unused: a 1x1 "image", patch 1 */
+        rc = vit_dims(d, 1, 1, 1, 1, c->dim, c->depth, c->heads, c->mlp_ratio, ds->num_classes,
+                      pool_mean, err);
+        if (!rc) rc = vit_set_points(d, ds->pts.P, c->groups, c->group_size, c->pn_width, err);
+    } else {
+        rc = vit_dims(d, ds->img.c, ds->img.h, ds->img.w, c->patch, c->dim, c->depth, c->heads,
+                      c->mlp_ratio, ds->num_classes, pool_mean, err);
+    }
     if (rc) return rc;
     MoeSpec s;
     if ((rc = moe_spec_of(c, &s, err))) return rc;
@@ -73,7 +80,7 @@ static int model_dims(const RunConfig *c, const ImageSet *ds, int deployed, ViTD
     return vit_set_moe(d, &s, c->blocks, err);
 }
 
-static int build_model(const RunConfig *c, const ImageSet *ds, int max_batch, int deployed, ViT *m,
+static int build_model(const RunConfig *c, const DataSplit *ds, int max_batch, int deployed, ViT *m,
                        Err *err) {
     ViTDims d;
     int rc = model_dims(c, ds, deployed, &d, err);
@@ -98,13 +105,15 @@ static int count_correct(const ViT *m, const int *y, int B) {
 }
 
 /* Mean loss and top-1 over a whole split, no augmentation. */
-static void evaluate(ViT *m, const ImageSet *s, float *x, int *y, int *idx, double *loss, double *top1) {
+static int evaluate(ViT *m, DataSplit *s, float *x, int *y, int *idx, double *loss, double *top1,
+                    Err *err) {
     int B = m->max_batch, correct = 0;
     double total = 0.0;
     for (int i = 0; i < s->n; i++) idx[i] = i;
     for (int off = 0; off < s->n; off += B) {
         int nb = s->n - off < B ? s->n - off : B;
-        imageset_batch(s, idx + off, nb, NULL, NULL, x, y);
+        int rc = data_batch(s, idx + off, nb, 0, NULL, x, y, err);
+        if (rc) return rc;
         int training = m->training;
         m->training = 0;   /* no capacity limit at evaluation */
         total += ((double)vit_forward(m, x, y, nb) - m->aux_loss) * nb;
@@ -113,6 +122,7 @@ static void evaluate(ViT *m, const ImageSet *s, float *x, int *y, int *idx, doub
     }
     *loss = total / s->n;
     *top1 = (double)correct / s->n;
+    return 0;
 }
 
 /* ---- run directory files ---------------------------------------------- */
@@ -263,18 +273,22 @@ static int add_routing(Rows *r, const char *path, int epoch, const ViT *m, Err *
     return csv_write_file(path, ROUTE_COLS, header, r->nrows, (const char *const *)r->cells, err);
 }
 
-static int save_final(const ViT *m, const RunConfig *c, const ImageSet *ds, const char *path, Err *err) {
+static int save_final(const ViT *m, const RunConfig *c, const DataSplit *split, const char *path,
+                      Err *err) {
     char *ini = config_to_ini(c);
-    char mean[64], std[64], shape[64], classes[16];
-    if (ds->c == 3) {
+    char mean[64] = "0", std[64] = "1", shape[64], classes[16];
+    const ImageSet *ds = &split->img;
+    if (split->is_points) {
+        snprintf(shape, sizeof shape, "%d,3", split->pts.P);   /* unit-sphere clouds */
+    } else if (ds->c == 3) {
         snprintf(mean, sizeof mean, "%.4f,%.4f,%.4f", ds->mean[0], ds->mean[1], ds->mean[2]);
         snprintf(std, sizeof std, "%.4f,%.4f,%.4f", ds->std[0], ds->std[1], ds->std[2]);
     } else {
         snprintf(mean, sizeof mean, "%.4f", ds->mean[0]);
         snprintf(std, sizeof std, "%.4f", ds->std[0]);
     }
-    snprintf(shape, sizeof shape, "%d,%d,%d", ds->c, ds->h, ds->w);
-    snprintf(classes, sizeof classes, "%d", ds->num_classes);
+    if (!split->is_points) snprintf(shape, sizeof shape, "%d,%d,%d", ds->c, ds->h, ds->w);
+    snprintf(classes, sizeof classes, "%d", split->num_classes);
     const char *keys[] = {"config", "data.mean", "data.std", "input_shape", "num_classes", "format"};
     const char *vals[] = {ini ? ini : "", mean, std, shape, classes, "pt"};
     int rc = vit_save(m, path, 6, keys, vals, err);
@@ -329,7 +343,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     if ((rc = config_write(c, path, err))) return rc;
     set_threads(c->threads);
 
-    ImageSet train, test;
+    DataSplit train, test;
     if ((rc = data_open(c, &train, &test, err))) return rc;
     int B = c->batch_size;
     ViT m, dense;   /* dense: the collapsed model of ewa / rmoe runs */
@@ -348,9 +362,8 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     float beta = 0.0f;
     if (!strcmp(c->method, "ewa") || !strcmp(c->method, "moe-early-ewa")) beta = c->beta;
 
-    size_t img_floats = (size_t)train.c * train.h * train.w;
     int nmax = train.n > test.n ? train.n : test.n;
-    float *x = malloc(sizeof(float) * img_floats * B);
+    float *x = malloc(sizeof(float) * data_sample_floats(&train) * B);
     int *y = malloc(sizeof(int) * B), *idx = malloc(sizeof(int) * nmax);
     Rows metrics = {0}, routing = {0}, moe_rows = {0};
     long total_assigned = 0, total_dropped = 0;
@@ -363,7 +376,6 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     long ewa_steps = total;
     if (!strcmp(c->method, "moe-early-ewa"))
         ewa_steps = lround((c->ewa_epochs < 0 ? c->epochs / 4.0 : c->ewa_epochs) * steps_per_epoch);
-    Augment2D aug = {.crop_pad = 2, .hflip = 1};
     Rng shuffle_rng, aug_rng;
     rng_seed_stream(&shuffle_rng, c->seed, 1);
     rng_seed_stream(&aug_rng, c->seed, 2);
@@ -381,7 +393,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         rng_shuffle(&shuffle_rng, idx, (size_t)train.n);
         for (long s = 0; s < steps_per_epoch && step < total; s++, step++) {
             int off = (int)(s * B), nb = train.n - off < B ? train.n - off : B;
-            imageset_batch(&train, idx + off, nb, c->augment ? &aug : NULL, &aug_rng, x, y);
+            if ((rc = data_batch(&train, idx + off, nb, c->augment, &aug_rng, x, y, err))) goto out_buf;
             m.moe_step = (uint64_t)step;
             float loss = vit_forward(&m, x, y, nb);
             aux_sum += (double)m.aux_loss * nb;
@@ -423,7 +435,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         if (collapse && (rc = ewa_collapse(&m, &dense, err))) goto out_buf;
         if (routed)
             memset(m.route_counts, 0, sizeof(long) * m.d.depth * m.d.classes * m.d.moe.experts);
-        evaluate(evm, &test, x, y, idx, &tl, &ta);
+        if ((rc = evaluate(evm, &test, x, y, idx, &tl, &ta, err))) goto out_buf;
         if ((rc = add_metric(&metrics, path, ep, "test", tl, ta, opt.lr, now_s() - t0,
                              test.n / (now_s() - tv), step, err)))
             goto out_buf;
@@ -463,8 +475,8 @@ out_model:
     vit_free(&m);
     if (dense.params) vit_free(&dense);
 out_data:
-    imageset_free(&train);
-    imageset_free(&test);
+    data_free(&train);
+    data_free(&test);
     return rc;
 }
 
@@ -480,26 +492,26 @@ int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1
     snprintf(origin, sizeof origin, "%s (metadata config)", path);
     if ((rc = config_load_string(&c, ini, origin, n_set, sets, err))) goto out_f;
     set_threads(c.threads);
-    ImageSet train, test;
+    DataSplit train, test;
     RunConfig dc = c;
     dc.train_subset = 0;   /* the test split does not depend on the subset */
     if ((rc = data_open(&dc, &train, &test, err))) goto out_f;
     ViT m;
     if ((rc = build_model(&c, &test, c.batch_size, 1, &m, err))) goto out_data;
     if ((rc = vit_load_tensors(&m, &f, path, 0, NULL, err))) goto out_model;
-    float *x = malloc(sizeof(float) * (size_t)test.c * test.h * test.w * c.batch_size);
+    float *x = malloc(sizeof(float) * data_sample_floats(&test) * c.batch_size);
     int *y = malloc(sizeof(int) * c.batch_size), *idx = malloc(sizeof(int) * test.n);
     if (!x || !y || !idx) rc = err_set(err, ERR_RUNTIME, "out of memory");
     else {
-        evaluate(&m, &test, x, y, idx, loss, top1);
+        rc = evaluate(&m, &test, x, y, idx, loss, top1, err);
         *n = test.n;
     }
     free(x); free(y); free(idx);
 out_model:
     vit_free(&m);
 out_data:
-    imageset_free(&train);
-    imageset_free(&test);
+    data_free(&train);
+    data_free(&test);
 out_f:
     st_free(&f);
     return rc;

@@ -286,7 +286,7 @@ Test(roundtrip, to_ini_then_load_is_identical) {
 Test(roundtrip, text_layout) {
     RunConfig c = odd_config();
     char *ini = config_to_ini(&c);
-    const char *order[] = {"[model]\npreset = vit-mini\ndim = 96\n", "pool = mean\n\n[data]\n",
+    const char *order[] = {"[model]\npreset = vit-mini\ndim = 96\n", "pool = mean\npn_width = 128\n\n[data]\n",
                            "dir = /data/c100\n",
                            "\n[train]\nepochs = 37\n", "lr = 0.00033\n",
                            "seed = 18446744073709551615\n", "\n[moe]\nmethod = moe-early-ewa\n",
