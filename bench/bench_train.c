@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include "../core/ewa.h"
 #include "../core/optim.h"
 #include "../core/rng.h"
 #include "../core/vit.h"
@@ -24,6 +25,8 @@ int main(int argc, char **argv) {
     int steps = 20, warmup = 3, threads = 2, dim = 192, depth = 6, heads = 3, patch = 4;
     int img = 28, chans = 1, classes = 10, batch = 128;
     float mlp_ratio = 4.0f;
+    const char *method = "dense";     /* dense | ewa (RMoE + EWA) | moe (top-1 routed) */
+    int points = 0, groups = 64, group_k = 32, pn_width = 128;   /* --points P: 3D model */
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i];
         int v = atoi(argv[i + 1]);
@@ -39,6 +42,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--classes")) classes = v;
         else if (!strcmp(k, "--batch")) batch = v;
         else if (!strcmp(k, "--mlp-ratio")) mlp_ratio = (float)atof(argv[i + 1]);
+        else if (!strcmp(k, "--method")) method = argv[i + 1];
+        else if (!strcmp(k, "--points")) points = v;
+        else if (!strcmp(k, "--groups")) groups = v;
+        else if (!strcmp(k, "--group-k")) group_k = v;
+        else if (!strcmp(k, "--pn-width")) pn_width = v;
         else { fprintf(stderr, "bench_train: unknown option %s\n", k); return 2; }
     }
     omp_set_num_threads(threads);
@@ -46,7 +54,18 @@ int main(int argc, char **argv) {
     ViTDims d;
     Err err = {0};
     ViT m;
+    /* MoE as in the default configs: 4 experts in every other block;
+     * EWA beta 0.3; routed top-1 with capacity 1.25 and Switch loss 0.01. */
+    MoeSpec spec = {.experts = 4, .top_k = 1, .capacity_factor = 1.25f, .aux_coef = 0.01f};
+    spec.kind = !strcmp(method, "ewa") ? MOE_RANDOM : !strcmp(method, "moe") ? MOE_ROUTED : MOE_NONE;
+    if (spec.kind == MOE_NONE && strcmp(method, "dense")) {
+        fprintf(stderr, "bench_train: --method must be dense, ewa or moe\n");
+        return 2;
+    }
+    if (points) chans = img = patch = 1;
     if (vit_dims(&d, chans, img, img, patch, dim, depth, heads, mlp_ratio, classes, 0, &err) ||
+        (points && vit_set_points(&d, points, groups, group_k, pn_width, &err)) ||
+        (spec.kind != MOE_NONE && vit_set_moe(&d, &spec, "every_other", &err)) ||
         vit_init(&m, &d, batch, &err)) {
         fprintf(stderr, "bench_train: %s\n", err.msg);
         return 2;
@@ -54,7 +73,7 @@ int main(int argc, char **argv) {
     vit_init_weights(&m, 0);
     Rng r;
     rng_seed(&r, 1);
-    size_t nx = (size_t)batch * chans * img * img;
+    size_t nx = (size_t)batch * vit_input_floats(&d);
     float *x = malloc(nx * sizeof(float));
     int *y = malloc(batch * sizeof(int));
     for (size_t i = 0; i < nx; i++) x[i] = rng_normal(&r);
@@ -69,16 +88,18 @@ int main(int argc, char **argv) {
         vit_backward(&m);
         clip_grad_norm(m.grads, m.num_params, 1.0f);
         adamw_step(&opt, m.params, m.grads, m.adam_m, m.adam_v, m.specs, m.n_params);
+        if (spec.kind == MOE_RANDOM) ewa_update(&m, 0.3f);
+        m.moe_step++;
     }
     double dt = now_s() - t0;
     double ips = (double)steps * batch / dt;
     double gflops = 3.0 * vit_flops_per_image(&d) * ips / 1e9;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("c images_per_s=%.2f step_ms=%.1f gflops=%.1f threads=%d peak_rss_mib=%.1f batch=%d "
-           "steps=%d dim=%d depth=%d heads=%d patch=%d final_loss=%.4f\n",
-           ips, 1000.0 * dt / steps, gflops, threads, ru.ru_maxrss / 1024.0, batch, steps, dim,
-           depth, heads, patch, loss);
+    printf("c method=%s images_per_s=%.2f step_ms=%.1f gflops=%.1f threads=%d peak_rss_mib=%.1f "
+           "batch=%d steps=%d dim=%d depth=%d heads=%d patch=%d points=%d final_loss=%.4f\n",
+           method, ips, 1000.0 * dt / steps, gflops, threads, ru.ru_maxrss / 1024.0, batch, steps,
+           dim, depth, heads, patch, points, loss);
     free(x); free(y);
     vit_free(&m);
     return 0;

@@ -269,6 +269,11 @@ int vit_set_moe(ViTDims *d, const MoeSpec *spec, const char *blocks, Err *err) {
                        spec->experts);
     int rc = vit_parse_moe_blocks(blocks, d->depth, d->moe_block, err);
     if (rc) return rc;
+    int any = 0;
+    for (int l = 0; l < d->depth; l++) any |= d->moe_block[l];
+    if (!any)   /* e.g. every_other at depth 1: refuse rather than train a dense model */
+        return err_set(err, ERR_USAGE, "moe.blocks = %s selects no block of a depth-%d model", blocks,
+                       d->depth);
     d->moe = *spec;
     return 0;
 }

@@ -636,3 +636,15 @@ Test(upcycle, experts_and_shared_start_as_the_dense_ffn) {
     free(dir); free(path);
     vit_free(&mr); vit_free(&m); vit_free(&dense);
 }
+
+/* A method with MoE layers must have at least one: every_other selects no
+ * block of a depth-1 model, which used to train a dense model silently. */
+Test(moe_placement, empty_selection_is_a_usage_error) {
+    ViTDims d;
+    Err err = {0};
+    cr_assert_eq(vit_dims(&d, 1, 8, 8, 4, 8, 1, 2, 2.0f, 3, 0, &err), 0, "%s", err.msg);
+    MoeSpec s = {.kind = MOE_RANDOM, .experts = 2};
+    cr_expect_eq(vit_set_moe(&d, &s, "every_other", &err), ERR_USAGE);
+    cr_expect(strstr(err.msg, "selects no block"), "%s", err.msg);
+    cr_expect_eq(vit_set_moe(&d, &s, "last:1", &err), 0, "%s", err.msg);
+}

@@ -5,9 +5,12 @@
  *
  * Tolerances (each relative to the reference tensor's largest magnitude):
  *   logits 1e-4, loss 1e-5, every gradient tensor 1e-3,
- *   losses over 5 AdamW steps 1e-4, parameters after them 1e-3. */
+ *   losses over 5 AdamW steps 1e-4, parameters after them 1e-3.
+ * The same tolerances hold for the 3D point-cloud cases (tiny_points*).
+ * EWA_PARITY_VERBOSE=1 prints the largest errors of each case. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../core/checkpoint.h"
@@ -57,6 +60,12 @@ static void build(ViT *m, const StFile *w) {
                           (int)meta_num(w, "heads"), (float)meta_num(w, "mlp_ratio"),
                           (int)meta_num(w, "num_classes"), pool && !strcmp(pool, "mean"), &err),
                  0, "%s", err.msg);
+    if (st_meta(w, "groups")) {   /* 3D cases (torch_ref.py: tiny_points, tiny_points_rmoe) */
+        cr_assert_eq(vit_set_points(&d, (int)meta_num(w, "points"), (int)meta_num(w, "groups"),
+                                    (int)meta_num(w, "group_k"), (int)meta_num(w, "pn_width"), &err),
+                     0, "%s", err.msg);
+        cr_assert_eq(d.pos_hidden, 128, "torch_ref.py assumes pos_hidden 128");
+    }
     const char *kind = st_meta(w, "moe_kind");
     if (kind) {   /* MoE cases (torch_ref.py: tiny_rmoe, tiny_moe_top2, tiny_vimoe_image) */
         MoeSpec s = {.kind = !strcmp(kind, "random") ? MOE_RANDOM : MOE_ROUTED,
@@ -75,12 +84,15 @@ static void build(ViT *m, const StFile *w) {
 
 static void check_case(const char *name) {
     if (!parity_dir()) cr_skip_test("SKIP: python3-torch not available, no PyTorch reference dump");
+    /* tiny shapes: threads only add OpenMP barrier cost (large on a busy machine) */
+    omp_set_num_threads(1);
     StFile w, ref;
     load_pair(name, &w, &ref);
     ViT m;
     build(&m, &w);
     int B = (int)meta_num(&w, "batch");
     const StTensor *x = need(&ref, "x"), *yt = need(&ref, "y");
+    cr_assert_eq(x->numel, (size_t)B * vit_input_floats(&m.d), "%s: x has %zu floats", name, x->numel);
     int *y = malloc(sizeof(int) * (size_t)B);
     for (int i = 0; i < B; i++) y[i] = (int)yt->data[i];
     /* RMoE: the partitions torch_ref.py drew */
@@ -103,6 +115,7 @@ static void check_case(const char *name) {
     vit_backward(&m);
     const StTensor *lg = need(&ref, "logits");
     double e = tu_rel_maxdiff(m.a.logits, lg->data, lg->numel, 1e-12);
+    double worst_grad = 0, worst_adam = 0, worst_after = 0, e_logits = e;
     cr_expect_lt(e, TOL_LOGITS, "%s logits: rel err %.2e", name, e);
     float ref_loss = need(&ref, "loss")->data[0];
     cr_expect_lt(fabs(loss - ref_loss) / fabs(ref_loss), TOL_LOSS, "%s loss %.7f vs %.7f", name, loss, ref_loss);
@@ -113,6 +126,7 @@ static void check_case(const char *name) {
         const StTensor *g = need(&ref, gname);
         cr_assert_eq(g->numel, s->numel, "%s size", gname);
         e = tu_rel_maxdiff(m.grads + s->offset, g->data, s->numel, 1e-12);
+        worst_grad = fmax(worst_grad, e);
         cr_expect_lt(e, TOL_GRAD, "%s %s: rel err %.2e", name, gname, e);
         if (strstr(s->name, "attn.qkv.bias"))
             for (int k = m.d.dim; k < 2 * m.d.dim; k++)
@@ -128,6 +142,7 @@ static void check_case(const char *name) {
     for (int t = 0; t < steps; t++) {
         vit_zero_grad(&m);
         float l = vit_forward(&m, x->data, y, B);
+        worst_adam = fmax(worst_adam, fabs(l - al->data[t]) / fabs(al->data[t]));
         cr_expect_lt(fabs(l - al->data[t]) / fabs(al->data[t]), TOL_ADAM_LOSS,
                      "%s adam step %d loss %.7f vs %.7f", name, t, l, al->data[t]);
         vit_backward(&m);
@@ -151,6 +166,7 @@ static void check_case(const char *name) {
             double ev = tu_rel_maxdiff(c + 2 * D, p->data + 2 * D, D, 1e-12);
             cr_expect_lt(eq, TOL_PARAM_AFTER, "%s %s (q): rel err %.2e", name, pname, eq);
             cr_expect_lt(ev, TOL_PARAM_AFTER, "%s %s (v): rel err %.2e", name, pname, ev);
+            worst_after = fmax(worst_after, fmax(eq, ev));
             const StTensor *w0 = st_find(&w, s->name);
             for (size_t k = D; k < 2 * D; k++)   /* at most steps * lr away */
                 cr_expect_leq(fabsf(c[k] - w0->data[k]), steps * opt.lr * 1.01f, "%s key bias moved", name);
@@ -158,7 +174,11 @@ static void check_case(const char *name) {
         }
         e = tu_rel_maxdiff(c, p->data, s->numel, 1e-12);
         cr_expect_lt(e, TOL_PARAM_AFTER, "%s %s: rel err %.2e", name, pname, e);
+        worst_after = fmax(worst_after, e);
     }
+    if (getenv("EWA_PARITY_VERBOSE"))
+        fprintf(stderr, "%s: rel err logits %.2e loss %.2e grads %.2e adam losses %.2e params after %.2e\n",
+                name, e_logits, fabs(loss - ref_loss) / fabs(ref_loss), worst_grad, worst_adam, worst_after);
     free(y);
     for (int l = 0; l < VIT_MAX_DEPTH; l++) free(perms[l]);
     vit_free(&m);
@@ -171,3 +191,6 @@ Test(parity, tiny_mean) { check_case("tiny_mean"); }
 Test(parity, tiny_rmoe_ewa) { check_case("tiny_rmoe"); }
 Test(parity, tiny_moe_top2_capacity) { check_case("tiny_moe_top2"); }
 Test(parity, tiny_vimoe_image_shared) { check_case("tiny_vimoe_image"); }
+/* 3D point clouds (DESIGN 2.9): mini-PointNet + centre MLP embedding */
+Test(parity, tiny_points) { check_case("tiny_points"); }
+Test(parity, tiny_points_rmoe_ewa) { check_case("tiny_points_rmoe"); }

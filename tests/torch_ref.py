@@ -50,6 +50,19 @@ CASES = OrderedDict([
                               moe=dict(kind="routed", experts=3, blocks=[1], top_k=1,
                                        capacity_factor=1.25, aux_coef=0.01, zloss_coef=0.0,
                                        shared=True, routing="image", beta=0.0))),
+    # 3D point clouds (DESIGN 2.9): tv.PointViT; the image fields are the
+    # 1x1 "image", patch 1 the C side passes to vit_dims before
+    # vit_set_points. pos_hidden is 128 as vit_set_points fixes it. x is the
+    # model input (B, G*3 + G*k*3): centres, then neighbour offsets.
+    ("tiny_points", dict(img_c=1, img_h=1, img_w=1, patch=1, dim=12, depth=1, heads=2,
+                         mlp_ratio=2, num_classes=3, pool="cls", batch=3,
+                         label_smoothing=0.1, seed=3037,
+                         points=64, groups=4, group_k=5, pn_width=4)),
+    ("tiny_points_rmoe", dict(img_c=1, img_h=1, img_w=1, patch=1, dim=12, depth=2, heads=2,
+                              mlp_ratio=2, num_classes=3, pool="mean", batch=3,
+                              label_smoothing=0.0, seed=3043,
+                              points=64, groups=4, group_k=5, pn_width=4,
+                              moe=dict(kind="random", experts=2, blocks=[1], beta=0.3))),
 ])
 
 OPT = dict(lr=1e-2, weight_decay=0.05, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -59,6 +72,9 @@ META_KEYS = ["img_c", "img_h", "img_w", "num_classes", "dim", "depth", "heads",
              "mlp_ratio", "patch", "pool", "batch", "label_smoothing", "lr",
              "weight_decay", "beta1", "beta2", "eps", "grad_clip", "adam_steps"]
 
+
+POINT_META_KEYS = ["points", "groups", "group_k", "pn_width"]
+POS_HIDDEN = 128   # fixed by vit_set_points
 
 MOE_META_KEYS = ["moe_kind", "experts", "moe_blocks", "top_k", "capacity_factor",
                  "aux_coef", "zloss_coef", "shared", "routing", "beta"]
@@ -101,10 +117,46 @@ def fmt(v):
 
 
 def build_model(cfg):
+    if cfg.get("groups"):
+        return tv.PointViT(groups=cfg["groups"], group_k=cfg["group_k"], pn_width=cfg["pn_width"],
+                           pos_hidden=POS_HIDDEN, dim=cfg["dim"], depth=cfg["depth"],
+                           heads=cfg["heads"], mlp_ratio=cfg["mlp_ratio"],
+                           num_classes=cfg["num_classes"], pool=cfg["pool"], moe=cfg.get("moe"))
     return tv.ViT(img_c=cfg["img_c"], img_h=cfg["img_h"], img_w=cfg["img_w"],
                   patch=cfg["patch"], dim=cfg["dim"], depth=cfg["depth"],
                   heads=cfg["heads"], mlp_ratio=cfg["mlp_ratio"],
                   num_classes=cfg["num_classes"], pool=cfg["pool"], moe=cfg.get("moe"))
+
+
+def tokens(cfg):
+    if cfg.get("groups"):
+        return cfg["groups"] + 1
+    return (cfg["img_h"] // cfg["patch"]) * (cfg["img_w"] // cfg["patch"]) + 1
+
+
+def input_shape(cfg, B):
+    if cfg.get("groups"):
+        return (B, cfg["groups"] * 3 * (1 + cfg["group_k"]))
+    return (B, cfg["img_c"], cfg["img_h"], cfg["img_w"])
+
+
+def maxpool_margin(model, x):
+    """Smallest gap, relative to the pooled tensor's scale, between the
+    largest and second-largest candidate of any max-pool of the PointViT's
+    patch embedding (float64). A small gap would let float32 round-off pick a
+    different argmax on the C side; the cases are seeded so it is large."""
+    pe = model.patch_embed
+    B, G, k = x.shape[0], model.groups, model.group_k
+    with torch.no_grad():
+        patches = x[:, G * 3:].reshape(B, G, k, 3)
+        f = pe.conv2(torch.nn.functional.gelu(pe.conv1(patches)))
+        g = f.max(dim=2, keepdim=True).values
+        h4 = pe.conv4(torch.nn.functional.gelu(pe.conv3(torch.cat((g.expand_as(f), f), dim=-1))))
+        out = []
+        for t in (f, h4):
+            top2 = t.topk(2, dim=2).values
+            out.append(float(((top2[:, :, 0] - top2[:, :, 1]) / t.abs().max()).min()))
+    return min(out)
 
 
 def nontrivial_init(model):
@@ -124,18 +176,25 @@ def make_case(name, cfg, outdir):
     model = build_model(cfg)            # float32
     nontrivial_init(model)
     B = cfg["batch"]
-    x32 = torch.randn(B, cfg["img_c"], cfg["img_h"], cfg["img_w"])
+    x32 = torch.randn(*input_shape(cfg, B))
+    if cfg.get("groups"):   # centres spread out, neighbour offsets local
+        G = cfg["groups"]
+        x32[:, :G * 3] *= 0.6
+        x32[:, G * 3:] *= 0.5
     y = torch.randint(0, cfg["num_classes"], (B,))
 
     meta = OrderedDict()
     for k in META_KEYS:
         meta[k] = fmt(cfg[k] if k in cfg else OPT[k])
+    if cfg.get("groups"):
+        for k in POINT_META_KEYS:
+            meta[k] = fmt(cfg[k])
     moe = cfg.get("moe")
     perms = {}
     if moe:
         meta.update(moe_meta(moe))
         if moe["kind"] == "random":
-            T = (cfg["img_h"] // cfg["patch"]) * (cfg["img_w"] // cfg["patch"]) + 1
+            T = tokens(cfg)
             for b in moe["blocks"]:
                 perms[b] = torch.randperm(B * T)
         set_perms(model, perms)
@@ -147,6 +206,10 @@ def make_case(name, cfg, outdir):
     model = model.double()
     x = x32.double()
     ls = cfg["label_smoothing"]
+    margin = None
+    if cfg.get("groups"):
+        margin = maxpool_margin(model, x)
+        assert margin > 1e-4, "%s: max-pool margin %g too small for float32 parity" % (name, margin)
 
     model.zero_grad(set_to_none=True)
     logits = model(x)
@@ -203,6 +266,8 @@ def make_case(name, cfg, outdir):
     if moe:
         print("%s: MoE %s, %d routed assignments dropped at the initial weights"
               % (name, moe["kind"], dropped))
+    if margin is not None:
+        print("%s: smallest relative max-pool margin at the initial weights %.3g" % (name, margin))
     print("%s: wrote %s (%d params, %d values) and %s (%d tensors); loss=%.6f "
           "adam_losses=[%s] grad_norms=[%s] (clipped %d/%d)"
           % (name, os.path.basename(wpath), len(weights),
@@ -216,13 +281,17 @@ def self_check(name, wpath, rpath, cfg):
     stored weights and config metadata, and recompute the logits."""
     w, meta = tv.load_safetensors(wpath)
     r, rmeta = tv.load_safetensors(rpath)
-    want_keys = META_KEYS + (MOE_META_KEYS if "moe" in cfg else [])
+    want_keys = (META_KEYS + (POINT_META_KEYS if cfg.get("groups") else [])
+                 + (MOE_META_KEYS if "moe" in cfg else []))
     assert list(meta.keys()) == want_keys, meta.keys()
     assert rmeta == meta
     c = dict(img_c=int(meta["img_c"]), img_h=int(meta["img_h"]), img_w=int(meta["img_w"]),
              patch=int(meta["patch"]), dim=int(meta["dim"]), depth=int(meta["depth"]),
              heads=int(meta["heads"]), mlp_ratio=float(meta["mlp_ratio"]),
              num_classes=int(meta["num_classes"]), pool=meta["pool"], moe=moe_from_meta(meta))
+    if "groups" in meta:
+        for k in POINT_META_KEYS:
+            c[k] = int(meta[k])
     model = build_model(c)
     set_perms(model, {int(k.split(".")[1]): torch.from_numpy(v).long()
                       for k, v in r.items() if k.startswith("rmoe_perm.")})
@@ -236,7 +305,7 @@ def self_check(name, wpath, rpath, cfg):
     model = model.double()
     x = torch.from_numpy(r["x"]).double()
     y = torch.from_numpy(r["y"]).long()
-    assert r["x"].shape == (int(meta["batch"]), c["img_c"], c["img_h"], c["img_w"])
+    assert r["x"].shape == input_shape(c, int(meta["batch"])), r["x"].shape
     assert r["adam_losses"].shape == (int(meta["adam_steps"]),)
     with torch.no_grad():
         logits = model(x)

@@ -15,6 +15,11 @@ VisionTransformer(global_pool='avg', fc_norm=False); timm's default for 'avg'
 (fc_norm=True) would instead name the final norm `fc_norm` and apply it after
 pooling.
 
+PointViT is the 3D point-cloud model (DESIGN 2.9) with the C layout's names
+(core/vit.c: layout_points): cls_token, cls_pos, patch_embed.conv{1..4}.*
+(mini-PointNet, core/layers/pointnet.h), pos_embed.fc{1,2}.* (centre MLP),
+then the same blocks, norm and head as the ViT.
+
 Also provides a small hand-written safetensors reader/writer (no external
 packages).
 """
@@ -262,6 +267,82 @@ class ViT(nn.Module):
         return self.head(x)
 
 
+class PointNetEmbed(nn.Module):
+    """Mini-PointNet patch embedding (core/layers/pointnet.h), on patches
+    (B, G, k, 3) of neighbour offsets -> tokens (B, G, D):
+      h1 = x W1^T + b1; a1 = GELU(h1); f = a1 W2^T + b2; g = max_k f;
+      h3 = [g, f] W3^T + b3; a3 = GELU(h3); h4 = a3 W4^T + b4; tok = max_k h4.
+    The 1x1 convolutions are Linear layers named conv1..conv4 (weights 2D,
+    as in the C layout)."""
+
+    def __init__(self, c1, c2, c3, dim):
+        super().__init__()
+        self.conv1 = nn.Linear(3, c1)
+        self.conv2 = nn.Linear(c1, c2)
+        self.conv3 = nn.Linear(2 * c2, c3)
+        self.conv4 = nn.Linear(c3, dim)
+
+    def forward(self, x):                                  # (B, G, k, 3)
+        f = self.conv2(F.gelu(self.conv1(x)))              # (B, G, k, c2)
+        g = f.max(dim=2, keepdim=True).values              # (B, G, 1, c2)
+        h = torch.cat((g.expand_as(f), f), dim=-1)         # [global, local]
+        h4 = self.conv4(F.gelu(self.conv3(h)))             # (B, G, k, D)
+        return h4.max(dim=2).values                        # (B, G, D)
+
+
+class PosEmbed3D(nn.Module):
+    """Centre position embedding: GELU(c Wp1^T + bp1) Wp2^T + bp2."""
+
+    def __init__(self, hidden, dim):
+        super().__init__()
+        self.fc1 = nn.Linear(3, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, c):
+        return self.fc2(F.gelu(self.fc1(c)))
+
+
+class PointViT(ViT):
+    """Point-cloud ViT (DESIGN 2.9). Input x: (B, G*3 + G*k*3), per cloud the
+    G centres (G,3) followed by the (G,k,3) neighbour offsets (the C model's
+    input layout, vit_input_floats). Tokens: x[b,0] = cls_token + cls_pos,
+    x[b,1+g] = patch_embed(patch g) + pos_embed(centre g); then the ViT's
+    blocks, final norm, pool and head."""
+
+    def __init__(self, groups=64, group_k=32, pn_width=128, pos_hidden=128, dim=192, depth=6,
+                 heads=3, mlp_ratio=4.0, num_classes=10, pool="cls", moe=None):
+        nn.Module.__init__(self)
+        assert pool in ("cls", "mean")
+        self.pool = pool
+        self.groups, self.group_k = groups, group_k
+        self.num_patches = groups
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.cls_pos = nn.Parameter(torch.zeros(1, 1, dim))
+        self.patch_embed = PointNetEmbed(pn_width, 2 * pn_width, 4 * pn_width, dim)
+        self.pos_embed = PosEmbed3D(pos_hidden, dim)
+        hidden = mlp_hidden(dim, mlp_ratio)
+        self.blocks = nn.Sequential(*[Block(dim, heads, hidden) for _ in range(depth)])
+        if moe:
+            for i in moe["blocks"]:
+                self.blocks[i].mlp = make_moe(dim, hidden, moe)
+        self.norm = nn.LayerNorm(dim, eps=LN_EPS)
+        self.head = nn.Linear(dim, num_classes)
+
+    def input_floats(self):
+        return self.groups * 3 * (1 + self.group_k)
+
+    def forward_features(self, x):
+        B, G, k = x.shape[0], self.groups, self.group_k
+        assert x.shape == (B, self.input_floats()), x.shape
+        centres = x[:, :G * 3].reshape(B, G, 3)
+        patches = x[:, G * 3:].reshape(B, G, k, 3)
+        tok = self.patch_embed(patches) + self.pos_embed(centres)
+        cls = (self.cls_token + self.cls_pos).expand(B, -1, -1)
+        x = torch.cat((cls, tok), dim=1)
+        x = self.blocks(x)
+        return self.norm(x)
+
+
 def loss_fn(logits, y, label_smoothing=0.0):
     """Mean cross-entropy over the batch with label smoothing (torch semantics:
     target = (1-s)*onehot + s/K)."""
@@ -269,8 +350,9 @@ def loss_fn(logits, y, label_smoothing=0.0):
 
 
 def decays(name, p):
-    """Weight decay only on tensors with ndim >= 2 other than pos_embed/cls_token."""
-    return p.ndim >= 2 and name not in ("pos_embed", "cls_token")
+    """Weight decay only on tensors with ndim >= 2 other than pos_embed/cls_token
+    (and the 3D model's cls_pos)."""
+    return p.ndim >= 2 and name not in ("pos_embed", "cls_token", "cls_pos")
 
 
 def param_groups(model, weight_decay):
