@@ -339,6 +339,16 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     rc = ensure_dir(out_dir, err);
     if (rc) return rc;
     char path[1200];
+    /* A reused run directory must not keep an earlier run's results beside
+     * this one's (e.g. an old final.safetensors next to a diverged summary). */
+    static const char *const stale[] = {"final.safetensors", "summary.csv", "metrics.csv",
+                                        "moe_metrics.csv", "routing.csv"};
+    for (size_t i = 0; i < sizeof stale / sizeof *stale; i++) {
+        snprintf(path, sizeof path, "%s/%s", out_dir, stale[i]);
+        if (unlink(path) && errno != ENOENT)
+            return err_set(err, ERR_RUNTIME, "%s: cannot remove the previous run's file: %s", path,
+                           strerror(errno));
+    }
     snprintf(path, sizeof path, "%s/config.ini", out_dir);
     if ((rc = config_write(c, path, err))) return rc;
     set_threads(c->threads);

@@ -616,3 +616,21 @@ Test(cli, divergence_is_recorded_and_leaves_no_checkpoint) {
     proc_free(&p);
     free(run);
 }
+
+/* Re-using a run directory: a diverging run must not leave the earlier
+ * run's checkpoint or metrics beside its own 'diverged' summary. */
+Test(cli, reused_out_dir_keeps_no_stale_results) {
+    char *run = tu_path(tmp, "run");
+    Proc ok = TRAIN(run, 0);
+    cr_assert_eq(ok.status, 0, "stderr:\n%s", ok.err);
+    cr_assert(file_exists_in(run, "final.safetensors"));
+    Proc bad = TRAIN_X(run, 0, "--set", "train.lr=1e30", "--set", "train.grad_clip=0");
+    cr_assert_eq(bad.status, 1, "stderr:\n%s", bad.err);
+    CsvTable s = read_csv(run, "summary.csv");
+    cr_assert_str_eq(cell(&s, 0, "status"), "diverged");
+    cr_assert(!file_exists_in(run, "final.safetensors"), "the earlier run's final.safetensors was left");
+    csv_table_free(&s);
+    proc_free(&ok);
+    proc_free(&bad);
+    free(run);
+}
