@@ -82,3 +82,22 @@ bench: $(BIN)/ewa $(BUILD)/bench_train
 
 clean:
 	rm -rf build build-asan bin
+
+# ---- experiment runner (issue 5): grids, tables, figures, regression ----
+PROFILE     ?= smoke
+JOBS        ?= 2
+REGRESS_REF ?= results/reference/smoke/table.csv
+REGRESS_NEW ?= results/table1/smoke/table.csv
+.PHONY: reproduce-table1 plots regress
+
+# Table 1 grid -> results/table1/$(PROFILE)/ (runs.csv, table.csv, table.md, PNGs)
+reproduce-table1: $(BIN)/ewa
+	JOBS=$(JOBS) EWA=$(BIN)/ewa tools/reproduce_table1.sh $(PROFILE)
+
+# Every figure for the results present under results/
+plots: $(BIN)/ewa
+	EWA=$(BIN)/ewa plots/all.sh results
+
+# Fresh results against the committed reference (DESIGN 5 tolerance)
+regress: $(BIN)/ewa
+	$(BIN)/ewa regress --ref $(REGRESS_REF) --new $(REGRESS_NEW)

@@ -1,0 +1,98 @@
+/* Ablation grids (DESIGN 4, 5; issue 5): a grid INI names a base run config,
+ * the seeds, an output directory, swept keys (cartesian product) and
+ * optional per-profile overrides:
+ *
+ *   [grid]
+ *   base  = ../paper_configs/cpu_base.ini   ; relative to the grid file
+ *   seeds = 0, 1, 2
+ *   out   = results/table1                  ; relative to the working dir
+ *   [sweep]
+ *   moe.method = dense, ewa
+ *   moe.blocks = every_other, "1,3"         ; quote values holding commas
+ *   data.dataset + data.train_subset = fashion-mnist+0, fashion-mnist+1000
+ *                                           ; keys joined by + sweep together
+ *   [profile.smoke]
+ *   train.epochs = 1                        ; an override for every run
+ *   moe.blocks = every_other                ; a swept key: replaces its values
+ *   grid.seeds = 0, 1                       ; replaces the seeds
+ *
+ * Every run is base + profile overrides + sweep values + train.seed, resolved
+ * with config_load, so a bad key or value is a config error before any run
+ * starts. A run's id is a hash of its resolved config (config_hash, which
+ * leaves out seed and threads) and its seed. Runs live in OUT/runs/<id>/ and
+ * each finished run's summary row, with run_id and sweep columns in front, is
+ * appended to OUT/runs.csv; a second invocation skips the runs recorded ok. */
+#ifndef EWA_GRID_H
+#define EWA_GRID_H
+#include <stdint.h>
+#include "../core/config.h"
+#include "../core/err.h"
+
+typedef struct {
+    char key[256];     /* section.key, or keys joined by + (swept together) */
+    int nvals;
+    char **vals;
+} GridAxis;
+
+typedef struct {
+    char path[1024];   /* the grid file */
+    char base[2048];   /* the base run config, resolved against the grid file's dir */
+    char out[2048];    /* output directory (with /PROFILE appended for a profile) */
+    char profile[32];  /* "" = none */
+    int nseeds;
+    uint64_t *seeds;
+    int naxes;
+    GridAxis *axes;
+    int nsets;         /* the chosen profile's overrides, "section.key=value" */
+    char **sets;
+} GridSpec;
+
+typedef struct {
+    char id[17];       /* 16 hex digits */
+    uint64_t seed;
+    char *sweep;       /* "section.key=value;..." of the swept keys ("" if none) */
+    RunConfig cfg;
+} GridRun;
+
+/* Parses and checks a grid file. profile may be NULL/"" (no overrides);
+ * out_override, if non-empty, replaces the output directory. Every profile
+ * section is checked against the base config, not only the chosen one. */
+int grid_load(GridSpec *g, const char *path, const char *profile, const char *out_override,
+              Err *err);
+void grid_free(GridSpec *g);
+
+/* All runs (seed outermost, then the sweep axes, last axis fastest),
+ * resolved; a config error in any combination is reported (ERR_USAGE). */
+int grid_expand(const GridSpec *g, GridRun **runs, int *n, Err *err);
+void grid_runs_free(GridRun *runs, int n);
+
+/* Stable id: FNV-1a 64 over config_hash(c) and c->seed, as 16 hex digits. */
+void grid_run_id(const RunConfig *c, char id[17]);
+
+/* Splits a sweep value list "a, b, \"c,d\"" into items (malloc'd); returns
+ * the count, 0 for an empty list, -1 for an empty item or bad quoting. */
+int grid_split_values(const char *s, char ***items);
+
+typedef struct {
+    int jobs;          /* parallel workers */
+    int dry_run;       /* print the plan only */
+    const char *exe;   /* the ewa binary the runs execute */
+    const char *export_kind; /* NULL, "slurm" or "parallel" */
+} GridOpts;
+
+/* Runs (or, with export_kind, exports) the pending runs of the grid.
+ * Returns 0 when every run finished ok, ERR_RUNTIME when some failed. */
+int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *err);
+
+/* Appends the row of the run in run_dir (its summary.csv, or a status
+ * `failed` row built from its config.ini when there is none) to csv_path,
+ * unless csv_path already holds an ok row for that run id. The run id is the
+ * name of run_dir; its sweep comes from run_dir/sweep.txt. *appended (may be
+ * NULL) tells whether a row was written; *status receives the status. */
+int grid_record(const char *run_dir, const char *csv_path, int *appended, char status[16],
+                Err *err);
+
+/* Number of CPUs this process may run on. */
+int grid_cpu_count(void);
+
+#endif

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# plots/all.sh [RESULTS_DIR]: draws every figure for the results present
+# (make plots): Table 1 bars and training curves for results/table1/*/,
+# ablation lines for results/ablation_<name>/*/ (x keys in
+# plots/ablations.txt), routing heatmaps for every run with a routing.csv.
+# Aggregates a runs.csv first when its table is missing or older.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+R=${1:-results}
+EWA=${EWA:-bin/ewa}
+st=0; n=0
+aggregate() { # DIR
+  if [ -s "$1/runs.csv" ] && { [ ! -s "$1/table.tsv" ] || [ "$1/runs.csv" -nt "$1/table.tsv" ]; }; then
+    "$EWA" aggregate --runs "$1/runs.csv" --out "$1" >/dev/null || st=1
+  fi
+}
+for d in "$R"/table1/*/; do
+  [ -d "$d" ] || continue; d=${d%/}
+  aggregate "$d"
+  [ -s "$d/table.tsv" ] || continue
+  "$here/table1.sh" "$d" || st=1
+  "$here/curves.sh" "$d" || st=1
+  n=$((n + 1))
+done
+while read -r name xkey title <&3; do
+  case "$name" in ''|\#*) continue ;; esac
+  for d in "$R"/ablation_"$name"/*/; do
+    [ -d "$d" ] || continue; d=${d%/}
+    aggregate "$d"
+    [ -s "$d/table.tsv" ] || continue
+    "$here/ablation.sh" "$d" "$xkey" "$title" || st=1
+    "$here/curves.sh" "$d" || st=1
+    n=$((n + 1))
+  done
+done 3< "$here/ablations.txt" < /dev/null
+for f in $(find "$R" -name routing.csv 2>/dev/null); do
+  png=${f%.csv}.png
+  [ -s "$png" ] && [ "$png" -nt "$f" ] && continue
+  "$here/routing.sh" "$f" "$png" >/dev/null || st=1
+  n=$((n + 1))
+done
+echo "plots: $n result sets drawn under $R"
+exit $st

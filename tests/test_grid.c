@@ -1,0 +1,742 @@
+/* Tests of the experiment runner (issue 5): grid parsing and expansion, run
+ * ids, config errors before any run, aggregation statistics against values
+ * computed by hand, the regression check, the runs.csv round trip, and
+ * resume after an interruption (SIGKILL, or a lost last row).
+ *
+ * The end-to-end tests run $EWA_BIN on a tiny Fashion-MNIST-format set
+ * generated here (as in test_cli.c: 200 train / 100 test images whose class
+ * is drawn as lines) with a tiny model, so each run takes a fraction of a
+ * second on one thread. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "../core/csvio.h"
+#include "../experiments/aggregate.h"
+#include "../experiments/grid.h"
+#include "testutil.h"
+
+extern char **environ;
+
+static char *tmp;
+static char *data_dir;
+static char *base_cfg;
+
+/* ---------------------------------------------------------------- dataset */
+
+enum { N_TRAIN = 200, N_TEST = 100, SIDE = 28 };
+
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+static uint32_t lcg(uint32_t *s) {
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+static void write_gz(const char *dir, const char *name, const void *data, size_t len) {
+    char *path = tu_path(dir, name);
+    gzFile f = gzopen(path, "wb");
+    cr_assert(f, "gzopen %s", path);
+    cr_assert_eq(gzwrite(f, data, (unsigned)len), (int)len);
+    cr_assert_eq(gzclose(f), Z_OK);
+    free(path);
+}
+static void write_split(const char *dir, const char *prefix, int n, uint32_t seed) {
+    size_t len = 16 + (size_t)n * SIDE * SIDE;
+    uint8_t *b = malloc(len);
+    put_be32(b, 0x803); put_be32(b + 4, (uint32_t)n); put_be32(b + 8, SIDE); put_be32(b + 12, SIDE);
+    for (int i = 0; i < n; i++) {
+        int k = i % 10;
+        uint8_t *px = b + 16 + (size_t)i * SIDE * SIDE;
+        for (int j = 0; j < SIDE * SIDE; j++) px[j] = (uint8_t)(lcg(&seed) % 64);
+        for (int j = 0; j < 4; j++)
+            for (int x = 0; x < SIDE; x++) {
+                uint8_t v = (uint8_t)(200 + lcg(&seed) % 56);
+                if (k < 7) px[(k + 7 * j) * SIDE + x] = v;
+                else px[x * SIDE + 2 * (k - 7) + 7 * j] = v;
+            }
+    }
+    char name[96];
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte.gz", prefix);
+    write_gz(dir, name, b, len);
+    free(b);
+    len = 8 + (size_t)n;
+    b = malloc(len);
+    put_be32(b, 0x801); put_be32(b + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) b[8 + i] = (uint8_t)(i % 10);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte.gz", prefix);
+    write_gz(dir, name, b, len);
+    free(b);
+}
+
+static void setup(void) {
+    tmp = tu_tmpdir();
+    data_dir = tu_path(tmp, "data");
+    cr_assert_eq(mkdir(data_dir, 0755), 0);
+    write_split(data_dir, "train", N_TRAIN, 1);
+    write_split(data_dir, "t10k", N_TEST, 2);
+    char ini[1024];
+    snprintf(ini, sizeof ini,
+             "[model]\ndim = 16\ndepth = 2\nheads = 2\nmlp_ratio = 2\npatch = 7\n"
+             "[data]\ndir = %s\naugment = 0\n"
+             "[train]\nepochs = 2\nbatch_size = 32\nlr = 1e-2\nwarmup_epochs = 0\n",
+             data_dir);
+    base_cfg = tu_write(tmp, "base.ini", ini, strlen(ini));
+}
+
+static void teardown(void) {
+    tu_rmrf(tmp);
+    free(tmp); free(data_dir); free(base_cfg);
+}
+
+TestSuite(grid, .init = setup, .fini = teardown, .timeout = 120);
+
+/* A grid file in tmp with base = base.ini (relative) and out = tmp/<out>. */
+static char *write_grid(const char *name, const char *body) {
+    char text[4096];
+    snprintf(text, sizeof text, "[grid]\nbase = base.ini\nout = %s/out\n%s", tmp, body);
+    return tu_write(tmp, name, text, strlen(text));
+}
+
+/* ---------------------------------------------------------------- processes */
+
+typedef struct { int status; char *out, *err; } Proc;
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    size_t r = fread(b, 1, (size_t)n, f);
+    b[r] = '\0';
+    fclose(f);
+    return b;
+}
+
+static const char *ewa_bin(void) {
+    const char *b = getenv("EWA_BIN");
+    cr_assert(b && *b, "EWA_BIN is not set (make test exports it; by hand: EWA_BIN=$PWD/bin/ewa)");
+    return b;
+}
+
+static int n_spawned;
+
+static pid_t spawn_list(const char *const *args, char *outp, char *errp) {
+    const char *bin = ewa_bin();
+    int n = 0;
+    while (args[n]) n++;
+    char **argv = calloc((size_t)n + 2, sizeof *argv);
+    argv[0] = (char *)bin;
+    for (int i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
+    int id = n_spawned++;
+    snprintf(outp, 700, "%s/stdout.%d", tmp, id);
+    snprintf(errp, 700, "%s/stderr.%d", tmp, id);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    free(argv);
+    cr_assert_eq(rc, 0, "posix_spawn: %s", strerror(rc));
+    return pid;
+}
+
+static Proc finish(pid_t pid, const char *outp, const char *errp) {
+    int ws;
+    while (waitpid(pid, &ws, 0) < 0) cr_assert_eq(errno, EINTR);
+    Proc p;
+    p.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+    p.out = slurp(outp);
+    p.err = slurp(errp);
+    cr_assert(p.out && p.err);
+    cr_assert(!strstr(p.err, "Sanitizer") && !strstr(p.err, "runtime error:"), "sanitizer report:\n%s", p.err);
+    return p;
+}
+
+static Proc run_list(const char *const *args) {
+    char o[700], e[700];
+    pid_t pid = spawn_list(args, o, e);
+    return finish(pid, o, e);
+}
+#define EWA(...) run_list((const char *const[]){__VA_ARGS__, NULL})
+static void proc_free(Proc *p) { free(p->out); free(p->err); }
+
+static int exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static CsvTable read_csv(const char *path) {
+    CsvTable t;
+    Err e = {0};
+    cr_assert_eq(csv_read_file(path, &t, &e), 0, "%s", e.msg);
+    return t;
+}
+
+static int count_rows_with(const CsvTable *t, const char *col, const char *val) {
+    int c = csv_col(t, col), n = 0;
+    cr_assert_geq(c, 0, "no column %s", col);
+    for (int r = 0; r < t->nrows; r++) n += !strcmp(csv_cell(t, r, c), val);
+    return n;
+}
+
+/* ---------------------------------------------------------------- values */
+
+Test(grid, split_values) {
+    char **v;
+    int n = grid_split_values(" dense, ewa ,rmoe", &v);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(v[0], "dense");
+    cr_assert_str_eq(v[1], "ewa");
+    cr_assert_str_eq(v[2], "rmoe");
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+    n = grid_split_values("every_other, \"1,3\", last:2", &v);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(v[1], "1,3");
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+    cr_assert_eq(grid_split_values("   ", &v), 0);
+    cr_assert_eq(grid_split_values("a,,b", &v), -1);
+    cr_assert_eq(grid_split_values("a, \"b", &v), -1);
+    cr_assert_eq(grid_split_values("a,", &v), -1);
+}
+
+/* ---------------------------------------------------------------- expansion */
+
+static const char SWEEP2x3[] =
+    "seeds = 0, 1\n"
+    "[sweep]\n"
+    "moe.method = dense, ewa\n"
+    "moe.beta = 0.1, 0.3, 0.5\n"
+    "[profile.smoke]\n"
+    "train.epochs = 1\n"
+    "train.max_steps = 3\n";
+
+static void load_expand(const char *grid, const char *profile, GridSpec *g, GridRun **runs, int *n) {
+    Err e = {0};
+    cr_assert_eq(grid_load(g, grid, profile, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(grid_expand(g, runs, n, &e), 0, "%s", e.msg);
+}
+
+Test(grid, expansion_count_values_and_ids) {
+    char *grid = write_grid("g.ini", SWEEP2x3);
+    GridSpec g;
+    GridRun *runs;
+    int n;
+    load_expand(grid, "smoke", &g, &runs, &n);
+    cr_assert_eq(n, 2 * 2 * 3, "expanded %d runs", n);
+    /* out gets the profile appended; base is relative to the grid file */
+    char want[1024];
+    snprintf(want, sizeof want, "%s/out/smoke", tmp);
+    cr_assert_str_eq(g.out, want);
+    /* seed outermost, last axis fastest */
+    cr_assert_eq(runs[0].seed, 0);
+    cr_assert_eq(runs[6].seed, 1);
+    cr_assert_str_eq(runs[0].sweep, "moe.method=dense;moe.beta=0.1");
+    cr_assert_str_eq(runs[1].sweep, "moe.method=dense;moe.beta=0.3");
+    cr_assert_str_eq(runs[5].sweep, "moe.method=ewa;moe.beta=0.5");
+    cr_assert_str_eq(runs[5].cfg.method, "ewa");
+    cr_assert_float_eq(runs[5].cfg.beta, 0.5f, 1e-7);
+    /* base, profile and seed applied */
+    cr_assert_eq(runs[7].cfg.dim, 16);
+    cr_assert_eq(runs[7].cfg.epochs, 1);
+    cr_assert_eq(runs[7].cfg.max_steps, 3);
+    cr_assert_eq(runs[7].cfg.seed, 1);
+    /* ids: 16 hex digits, all distinct, differ by seed only through the seed */
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(strlen(runs[i].id), 16);
+        cr_assert_eq(strspn(runs[i].id, "0123456789abcdef"), 16);
+        for (int j = 0; j < i; j++) cr_assert_str_neq(runs[i].id, runs[j].id, "runs %d and %d share an id", i, j);
+    }
+    cr_assert_str_neq(runs[0].id, runs[6].id, "seeds 0 and 1 share an id");
+    /* identical ids on a second invocation, and equal to grid_run_id */
+    GridSpec g2;
+    GridRun *r2;
+    int n2;
+    load_expand(grid, "smoke", &g2, &r2, &n2);
+    cr_assert_eq(n2, n);
+    for (int i = 0; i < n; i++) {
+        cr_assert_str_eq(r2[i].id, runs[i].id);
+        char id[17];
+        grid_run_id(&runs[i].cfg, id);
+        cr_assert_str_eq(id, runs[i].id);
+    }
+    /* threads do not change the id; another profile does */
+    RunConfig c = runs[3].cfg;
+    c.threads = 7;
+    char id[17];
+    grid_run_id(&c, id);
+    cr_assert_str_eq(id, runs[3].id);
+    GridSpec g3;
+    GridRun *r3;
+    int n3;
+    load_expand(grid, NULL, &g3, &r3, &n3);
+    cr_assert_eq(r3[0].cfg.epochs, 2);
+    cr_assert_str_neq(r3[0].id, runs[0].id);
+    grid_runs_free(runs, n); grid_runs_free(r2, n2); grid_runs_free(r3, n3);
+    grid_free(&g); grid_free(&g2); grid_free(&g3);
+    free(grid);
+}
+
+Test(grid, profile_replaces_axes_and_seeds) {
+    char *grid = write_grid("g.ini",
+                            "seeds = 0, 1, 2\n[sweep]\nmoe.method = dense, ewa\n"
+                            "train.epochs + train.lr = 1+0.01, 2+0.02\n"
+                            "[profile.smoke]\ngrid.seeds = 5\nmoe.method = ewa\n"
+                            "train.epochs + train.lr = 3+0.03\ntrain.max_steps = 7\n"
+                            "[profile.bad]\ntrain.epochs + train.lr = 3\n");
+    GridSpec g;
+    GridRun *runs;
+    int n;
+    Err e = {0};
+    cr_assert_eq(grid_load(&g, grid, "bad", NULL, &e), ERR_USAGE);
+    cr_assert(strstr(e.msg, "profile.bad") && strstr(e.msg, "2 +-joined parts"), "%s", e.msg);
+    load_expand(grid, "smoke", &g, &runs, &n);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(runs[0].seed, 5);
+    cr_assert_str_eq(runs[0].sweep, "moe.method=ewa;train.epochs=3;train.lr=0.03");
+    cr_assert_eq(runs[0].cfg.epochs, 3);
+    cr_assert_eq(runs[0].cfg.max_steps, 7);
+    grid_runs_free(runs, n);
+    grid_free(&g);
+    load_expand(grid, NULL, &g, &runs, &n);
+    cr_assert_eq(n, 3 * 2 * 2);
+    cr_assert_eq(runs[0].cfg.max_steps, 0);
+    grid_runs_free(runs, n);
+    grid_free(&g);
+    free(grid);
+}
+
+Test(grid, joined_keys_sweep_together) {
+    char *grid = write_grid("g.ini",
+                            "seeds = 3\n[sweep]\n"
+                            "data.train_subset + model.preset = 0+vit-micro, 100+vit-mini\n"
+                            "moe.blocks = every_other, \"1,3\"\n");
+    /* vit-micro/mini have depth 4, so block 3 exists; base keys dim etc.
+     * would override the preset, so give presets a base without them */
+    static const char base2[] = "[data]\naugment = 0\n";
+    char *b2 = tu_write(tmp, "base.ini", base2, strlen(base2));
+    GridSpec g;
+    GridRun *runs;
+    int n;
+    load_expand(grid, NULL, &g, &runs, &n);
+    cr_assert_eq(n, 4);
+    cr_assert_str_eq(runs[0].sweep, "data.train_subset=0;model.preset=vit-micro;moe.blocks=every_other");
+    cr_assert_str_eq(runs[3].sweep, "data.train_subset=100;model.preset=vit-mini;moe.blocks=1,3");
+    cr_assert_eq(runs[3].cfg.train_subset, 100);
+    cr_assert_eq(runs[3].cfg.dim, 96);
+    cr_assert_str_eq(runs[3].cfg.blocks, "1,3");
+    cr_assert_eq(runs[3].seed, 3);
+    grid_runs_free(runs, n);
+    grid_free(&g);
+    free(grid); free(b2);
+}
+
+/* Each bad grid gives exit 2 with the needles on stderr and creates nothing. */
+static void expect_bad_grid(const char *body, const char *const *needles) {
+    char *grid = write_grid("bad.ini", body);
+    char *out = tu_path(tmp, "out");
+    Proc p = EWA("grid", "--config", grid, "--profile", "smoke");
+    cr_assert_eq(p.status, 2, "exit %d for grid:\n%s\nstderr:\n%s", p.status, body, p.err);
+    for (; *needles; needles++) cr_assert(strstr(p.err, *needles), "stderr lacks '%s':\n%s", *needles, p.err);
+    cr_assert(!exists(out), "a bad grid created %s", out);
+    proc_free(&p);
+    free(grid); free(out);
+}
+#define BAD(body, ...) expect_bad_grid(body, (const char *const[]){__VA_ARGS__, NULL})
+
+Test(grid, bad_grids_fail_before_any_run) {
+    BAD("seeds = 0\n[sweep]\nmoe.methd = dense, ewa\n[profile.smoke]\n", "moe.methd", "bad.ini");
+    BAD("seeds = 0\n[sweep]\nmoe.method =\n[profile.smoke]\n", "empty list", "moe.method", "line 6");
+    BAD("seeds = 0\n[sweep]\ntrain.epochs = 1, abc\n[profile.smoke]\n", "train.epochs", "abc");
+    BAD("seeds = 0\n[sweep]\nmoe.method = dense, ewa\nmoe.beta = 0.5, 0.9\n[profile.smoke]\n",
+        "moe.beta", "0.9");
+    BAD("seeds = 0\n[sweep]\nmoe.method = dense\n[profile.smoke]\ntrain.epoch = 1\n",
+        "profile.smoke", "epoch");
+    BAD("seeds = 0\n[sweep]\nmoe.method = dense\n[profile.cpu]\n", "profile.smoke");
+    BAD("seeds = 0, x\n[sweep]\nmoe.method = dense\n[profile.smoke]\n", "seeds", "'x'");
+    BAD("seeds = 0\n[sweep]\nmoe.method = dense\n[profile.smoke]\n[bogus]\nx = 1\n", "bogus");
+    BAD("seeds = 0\nbase = other.ini\n[profile.smoke]\n", "base");
+    BAD("seeds = 0\n[sweep]\ntrain.seed = 1, 2\n[profile.smoke]\n", "train.seed", "seeds");
+    BAD("seeds = 0\n[sweep]\ntrain.lr = 1e-3, 0.001\n[profile.smoke]\n", "same configuration");
+}
+
+Test(grid, missing_base_file) {
+    static const char text[] = "[grid]\nbase = nowhere.ini\nseeds = 0\nout = x\n";
+    char *grid = tu_write(tmp, "g.ini", text, strlen(text));
+    Proc p = EWA("grid", "--config", grid);
+    cr_assert_eq(p.status, 2, "exit %d: %s", p.status, p.err);
+    cr_assert(strstr(p.err, "nowhere.ini"), "%s", p.err);
+    proc_free(&p);
+    free(grid);
+}
+
+/* ---------------------------------------------------------------- aggregation */
+
+/* A hand-made runs.csv: dense and ewa on two datasets, seeds 0-2, one
+ * failed run, and a duplicate row of a run (the later row wins). */
+static char *write_runs(void) {
+    static const char text[] =
+        "run_id,sweep,seed,dataset,train_subset,preset,dim,depth,method,final_top1,n_test,params_inference,flops_inference,status\n"
+        "a0,moe.method=dense,0,fmnist,0,vit-micro,64,4,dense,0.80,100,1000,5000,ok\n"
+        "b0,moe.method=ewa,0,fmnist,0,vit-micro,64,4,ewa,0.83,100,1000,5000,ok\n"
+        "a1,moe.method=dense,1,fmnist,0,vit-micro,64,4,dense,0.82,100,1000,5000,ok\n"
+        "b1,moe.method=ewa,1,fmnist,0,vit-micro,64,4,ewa,0.84,100,1000,5000,ok\n"
+        "a2,moe.method=dense,2,fmnist,0,vit-micro,64,4,dense,0.81,100,1000,5000,ok\n"
+        "b2,moe.method=ewa,2,fmnist,0,vit-micro,64,4,ewa,0.50,100,1000,5000,ok\n"
+        "b2,moe.method=ewa,2,fmnist,0,vit-micro,64,4,ewa,0.82,100,1000,5000,ok\n"
+        "c0,moe.method=dense,0,shapes3d,0,vit-micro,64,4,dense,0.50,400,1000,5000,ok\n"
+        "c1,moe.method=dense,1,shapes3d,0,vit-micro,64,4,dense,0.60,400,1000,5000,ok\n"
+        "d0,moe.method=ewa,0,shapes3d,0,vit-micro,64,4,ewa,0.55,400,1000,5000,ok\n"
+        "d1,moe.method=ewa,1,shapes3d,0,vit-micro,64,4,ewa,,400,1000,5000,failed\n";
+    return tu_write(tmp, "runs.csv", text, strlen(text));
+}
+
+static int find_cell(const CsvTable *t, const char *dataset, const char *method) {
+    int cd = csv_col(t, "dataset"), cm = csv_col(t, "method");
+    for (int r = 0; r < t->nrows; r++)
+        if (!strcmp(csv_cell(t, r, cd), dataset) && !strcmp(csv_cell(t, r, cm), method)) return r;
+    cr_assert_fail("no cell %s/%s", dataset, method);
+    return -1;
+}
+
+static double num(const CsvTable *t, int r, const char *col) {
+    int c = csv_col(t, col);
+    cr_assert_geq(c, 0, "no column %s", col);
+    return atof(csv_cell(t, r, c));
+}
+
+Test(grid, aggregation_by_hand) {
+    char *runs = write_runs(), *out = tu_path(tmp, "agg");
+    Err e = {0};
+    cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=dense", &e), 0, "%s", e.msg);
+    char *tp = tu_path(out, "table.csv");
+    CsvTable t = read_csv(tp);
+    cr_assert_eq(t.nrows, 4);
+    int d = find_cell(&t, "fmnist", "dense"), w = find_cell(&t, "fmnist", "ewa");
+    /* dense 0.80, 0.82, 0.81: mean 0.81, std 0.01; SE sqrt(.81 .19 / 100) */
+    cr_assert_eq(num(&t, d, "n"), 3);
+    cr_assert_float_eq(num(&t, d, "mean_top1"), 0.81, 1e-6);
+    cr_assert_float_eq(num(&t, d, "std_top1"), 0.01, 1e-6);
+    cr_assert_float_eq(num(&t, d, "se_binomial"), sqrt(0.81 * 0.19 / 100), 1e-6);
+    /* ewa 0.83, 0.84, 0.82 (the duplicate's later row): d = .03 .02 .01,
+     * t = 2 sqrt 3, p = 1 - sqrt(12/14) */
+    cr_assert_eq(num(&t, w, "n"), 3);
+    cr_assert_float_eq(num(&t, w, "mean_top1"), 0.83, 1e-6);
+    cr_assert_float_eq(num(&t, w, "diff"), 0.02, 1e-6);
+    cr_assert_float_eq(num(&t, w, "baseline_mean_top1"), 0.81, 1e-6);
+    cr_assert_eq(num(&t, w, "n_pairs"), 3);
+    cr_assert_float_eq(num(&t, w, "t"), 2 * sqrt(3.0), 1e-3);
+    cr_assert_float_eq(num(&t, w, "p_value"), 1 - sqrt(12.0 / 14.0), 1e-5);
+    /* shapes3d: ewa has one ok seed and one failed: n 1, n_failed 1, one
+     * pair -> no p-value; the diff is 0.55 - 0.55 */
+    int s = find_cell(&t, "shapes3d", "ewa");
+    cr_assert_eq(num(&t, s, "n"), 1);
+    cr_assert_eq(num(&t, s, "n_failed"), 1);
+    cr_assert_float_eq(num(&t, s, "diff"), 0.0, 1e-6);
+    cr_assert_str_eq(csv_cell(&t, s, csv_col(&t, "p_value")), "");
+    cr_assert_eq(num(&t, s, "n_pairs"), 1);
+    /* Markdown: Table 1 layout */
+    char *mp = tu_path(out, "table.md");
+    char *md = slurp(mp);
+    cr_assert(strstr(md, "| dataset | model | dense top-1 | ewa top-1 | Δ ewa | p ewa |"), "%s", md);
+    cr_assert(strstr(md, "| fmnist | vit-micro | 0.8100 ± 0.0100 (n=3) | 0.8300 ± 0.0100 (n=3) | +0.0200 | 0.0742 |"),
+              "%s", md);
+    cr_assert(strstr(md, "shapes3d (synthetic)"), "%s", md);
+    free(md); free(mp);
+    csv_table_free(&t);
+    free(tp); free(runs); free(out);
+}
+
+Test(grid, aggregation_custom_group_and_errors) {
+    char *runs = write_runs(), *out = tu_path(tmp, "agg");
+    Err e = {0};
+    cr_assert_eq(aggregate_runs(runs, out, "moe.method", NULL, &e), 0, "%s", e.msg);
+    char *tp = tu_path(out, "table.csv");
+    CsvTable t = read_csv(tp);
+    cr_assert_eq(t.nrows, 2);
+    cr_assert_str_eq(t.header[0], "method");
+    csv_table_free(&t);
+    cr_assert_eq(aggregate_runs(runs, out, "nosuch", NULL, &e), ERR_USAGE);
+    cr_assert(strstr(e.msg, "nosuch"), "%s", e.msg);
+    char *bad = tu_write(tmp, "bad.csv", "a,b\n1,2\n", 8);
+    cr_assert_eq(aggregate_runs(bad, out, NULL, NULL, &e), ERR_RUNTIME);
+    cr_assert(strstr(e.msg, "run_id"), "%s", e.msg);
+    free(bad); free(tp); free(runs); free(out);
+}
+
+Test(grid, aggregation_failed_cells_and_no_baseline) {
+    static const char text[] =
+        "run_id,sweep,seed,dataset,method,final_top1,n_test,status\n"
+        "a0,moe.beta=0.1,0,f,dense,0.5,100,ok\n"
+        "b0,moe.beta=0.1,0,f,ewa,,100,failed\n"
+        "b1,moe.beta=0.1,1,f,ewa,,100,failed\n"
+        "c0,moe.beta=0.3,0,f,ewa,0.7,100,ok\n";
+    char *runs = tu_write(tmp, "runs.csv", text, strlen(text)), *out = tu_path(tmp, "agg");
+    Err e = {0};
+    cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=dense", &e), 0, "%s", e.msg);
+    char *mp = tu_path(out, "table.md"), *md = slurp(mp);
+    /* group: dataset, method, then the swept moe.beta (no such column: from the sweep) */
+    cr_assert(strstr(md, "| f | ewa top-1 |") == NULL, "%s", md);
+    cr_assert(strstr(md, "| dataset | moe.beta | dense top-1 | ewa top-1 |"), "%s", md);
+    cr_assert(strstr(md, "| f | 0.1 | 0.5000 ± 0.0000 (n=1) | - (n=0, 2 failed) | - | - |"), "%s", md);
+    free(md);
+    /* no baseline cell at all: a flat table */
+    cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=nosuch", &e), 0, "%s", e.msg);
+    md = slurp(mp);
+    cr_assert(strstr(md, "| dataset | method | moe.beta | top-1 (mean ± std) | n | SE |"), "%s", md);
+    cr_assert(strstr(md, "| f | ewa | 0.1 | - (2 failed) | 0 |"), "%s", md);
+    free(md); free(mp); free(runs); free(out);
+}
+
+/* ---------------------------------------------------------------- regression */
+
+Test(grid, regression_tolerance) {
+    /* ref: mean 0.90 std 0.002 n_test 10000 -> tol max(0.006, 0.006) = 0.006;
+     *      mean 0.50 std 0.001 n_test 100   -> tol max(0.003, 0.1)   = 0.1 */
+    static const char ref[] =
+        "dataset,method,n,mean_top1,std_top1,n_test\n"
+        "a,dense,3,0.90,0.002,10000\n"
+        "b,dense,3,0.50,0.001,100\n"
+        "c,dense,3,0.70,0.01,100\n";
+    static const char good[] =
+        "dataset,method,n,mean_top1,std_top1,n_test\n"
+        "a,dense,3,0.905,0.01,10000\n"
+        "b,dense,3,0.41,0.0,100\n"
+        "c,dense,3,0.70,0.01,100\n"
+        "d,dense,3,0.70,0.01,100\n";
+    static const char bad[] =
+        "dataset,method,n,mean_top1,std_top1,n_test\n"
+        "a,dense,3,0.893,0.01,10000\n"
+        "b,dense,3,0.61,0.0,100\n";
+    char *r = tu_write(tmp, "ref.csv", ref, strlen(ref)), *g = tu_write(tmp, "good.csv", good, strlen(good)),
+         *b = tu_write(tmp, "bad.csv", bad, strlen(bad));
+    char *log = tu_path(tmp, "log.txt");
+    FILE *f = fopen(log, "w");
+    int nfail = -1;
+    Err e = {0};
+    cr_assert_eq(regress_tables(r, g, f, &nfail, &e), 0, "%s", e.msg);
+    cr_assert_eq(nfail, 0);
+    cr_assert_eq(regress_tables(r, b, f, &nfail, &e), 0, "%s", e.msg);
+    cr_assert_eq(nfail, 3, "a (0.007 > 0.006), b (0.11 > 0.1) and the missing c fail; got %d", nfail);
+    fclose(f);
+    char *text = slurp(log);
+    cr_assert(strstr(text, "PASS  dataset=a method=dense  acc=0.9050  ref=0.9000"), "%s", text);
+    cr_assert(strstr(text, "FAIL  dataset=b method=dense  acc=0.6100  ref=0.5000  diff=+0.1100  tol=0.1000"),
+              "%s", text);
+    cr_assert(strstr(text, "FAIL  dataset=c method=dense  acc=missing"), "%s", text);
+    free(text);
+    /* the command: exit 1 on a regression, 0 without */
+    Proc p = EWA("regress", "--ref", r, "--new", b);
+    cr_assert_eq(p.status, 1, "exit %d", p.status);
+    proc_free(&p);
+    p = EWA("regress", "--ref", r, "--new", g);
+    cr_assert_eq(p.status, 0, "exit %d: %s", p.status, p.out);
+    proc_free(&p);
+    free(r); free(g); free(b); free(log);
+}
+
+/* ---------------------------------------------------------------- end to end */
+
+static const char TINY3[] =
+    "seeds = 0, 1, 2\n"
+    "[sweep]\n"
+    "moe.blocks = \"1\"\n";
+
+/* mtime of OUT/runs/<id>/summary.csv in ns, 0 if absent */
+static long long summary_mtime(const char *out, const char *id) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/runs/%s/summary.csv", out, id);
+    struct stat st;
+    if (stat(p, &st)) return 0;
+    return (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
+static void assert_each_once(const char *runs_csv, GridRun *runs, int n) {
+    CsvTable t = read_csv(runs_csv);
+    cr_assert_eq(t.nrows, n, "runs.csv has %d rows, expected %d", t.nrows, n);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(count_rows_with(&t, "run_id", runs[i].id), 1, "run %s appears %d times", runs[i].id,
+                     count_rows_with(&t, "run_id", runs[i].id));
+    }
+    cr_assert_eq(count_rows_with(&t, "status", "ok"), n);
+    /* the sweep value with a comma survived the CSV round trip */
+    cr_assert_eq(count_rows_with(&t, "sweep", "moe.blocks=1"), n);
+    csv_table_free(&t);
+}
+
+Test(grid, runs_resume_after_lost_row_and_sigkill) {
+    char *grid = write_grid("g.ini", TINY3);
+    GridSpec g;
+    GridRun *runs;
+    int n;
+    load_expand(grid, NULL, &g, &runs, &n);
+    cr_assert_eq(n, 3);
+    char *out = tu_path(tmp, "out"), *runs_csv = tu_path(out, "runs.csv");
+
+    /* a full grid with 2 jobs */
+    Proc p = EWA("grid", "--config", grid, "--jobs", "2");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "3/3 runs done"), "%s", p.err);
+    proc_free(&p);
+    assert_each_once(runs_csv, runs, n);
+    long long m[3];
+    for (int i = 0; i < 3; i++) cr_assert_gt(m[i] = summary_mtime(out, runs[i].id), 0);
+    CsvTable t = read_csv(runs_csv);
+    int ct = csv_col(&t, "threads");
+    cr_assert_geq(ct, 0);
+    cr_assert_geq(atoi(csv_cell(&t, 0, ct)), 1);
+    csv_table_free(&t);
+
+    /* a second invocation does nothing */
+    p = EWA("grid", "--config", grid, "--jobs", "2");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "3 already ok, 0 to run"), "%s", p.err);
+    proc_free(&p);
+    assert_each_once(runs_csv, runs, n);
+
+    /* lose the last row (killed between the run and its row): the finished
+     * run is recorded from its summary, not redone */
+    char *text = slurp(runs_csv);
+    size_t len = strlen(text);
+    text[len - 1] = '\0';
+    *strrchr(text, '\n') = '\0';
+    strcat(text, "\n");
+    FILE *f = fopen(runs_csv, "w");
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    p = EWA("grid", "--config", grid);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "recorded 1 runs that had finished"), "%s", p.err);
+    proc_free(&p);
+    assert_each_once(runs_csv, runs, n);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(summary_mtime(out, runs[i].id), m[i], "run %d was redone", i);
+
+    /* SIGKILL the grid after its first recorded row, then resume */
+    tu_rmrf(out);
+    char o[700], e[700];
+    pid_t pid = spawn_list((const char *const[]){"grid", "--config", grid, "--jobs", "1", NULL}, o, e);
+    int rows = 0;
+    for (int k = 0; k < 20000 && rows < 1; k++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        if (!exists(runs_csv)) continue;
+        char *s = slurp(runs_csv);
+        rows = 0;
+        for (char *q = s; q && *q; q++) rows += *q == '\n';
+        rows -= 1;
+        free(s);
+    }
+    kill(pid, SIGKILL);
+    p = finish(pid, o, e);
+    cr_assert_eq(p.status, 128 + SIGKILL);
+    proc_free(&p);
+    CsvTable before = read_csv(runs_csv);
+    cr_assert_geq(before.nrows, 1);
+    cr_assert_lt(before.nrows, 3, "the grid finished before it was killed");
+    long long mk[3];
+    for (int i = 0; i < before.nrows; i++) {
+        const char *id = csv_cell(&before, i, csv_col(&before, "run_id"));
+        for (int j = 0; j < 3; j++)
+            if (!strcmp(runs[j].id, id)) mk[j] = summary_mtime(out, id);
+    }
+    /* let the orphaned child (SIGTERMed through PDEATHSIG) go */
+    struct timespec ts = {0, 200000000};
+    nanosleep(&ts, NULL);
+    p = EWA("grid", "--config", grid, "--jobs", "1");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    assert_each_once(runs_csv, runs, n);
+    for (int i = 0; i < before.nrows; i++) {
+        const char *id = csv_cell(&before, i, csv_col(&before, "run_id"));
+        for (int j = 0; j < 3; j++)
+            if (!strcmp(runs[j].id, id))
+                cr_assert_eq(summary_mtime(out, id), mk[j], "finished run %s was redone", id);
+    }
+    csv_table_free(&before);
+    grid_runs_free(runs, n);
+    grid_free(&g);
+    free(grid); free(out); free(runs_csv);
+}
+
+Test(grid, failed_runs_are_recorded_and_retried) {
+    char *empty = tu_path(tmp, "empty");
+    cr_assert_eq(mkdir(empty, 0755), 0);
+    char body[1024];
+    snprintf(body, sizeof body, "seeds = 0, 1\n[sweep]\ndata.dir = %s\n", empty);
+    char *grid = write_grid("g.ini", body);
+    char *out = tu_path(tmp, "out"), *runs_csv = tu_path(out, "runs.csv");
+    Proc p = EWA("grid", "--config", grid, "--jobs", "2");
+    cr_assert_eq(p.status, 1, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "2 of 2 runs did not finish ok"), "%s", p.err);
+    proc_free(&p);
+    CsvTable t = read_csv(runs_csv);
+    cr_assert_eq(t.nrows, 2);
+    cr_assert_eq(count_rows_with(&t, "status", "failed"), 2);
+    cr_assert_eq(count_rows_with(&t, "seed", "1"), 1, "the failed row lacks the config's seed");
+    csv_table_free(&t);
+    /* a failed run is retried (and fails again: one more row each) */
+    p = EWA("grid", "--config", grid, "--jobs", "2");
+    cr_assert_eq(p.status, 1);
+    proc_free(&p);
+    t = read_csv(runs_csv);
+    cr_assert_eq(t.nrows, 4);
+    csv_table_free(&t);
+    free(empty); free(grid); free(out); free(runs_csv);
+}
+
+Test(grid, export_parallel_and_record) {
+    char *grid = write_grid("g.ini", "seeds = 0, 1\n");
+    char *out = tu_path(tmp, "out");
+    Proc p = EWA("grid", "--config", grid, "--export", "parallel", "--jobs", "2");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    char *jobs = tu_path(out, "jobs.txt");
+    char *text = slurp(jobs);
+    cr_assert(text, "no %s", jobs);
+    int lines = 0;
+    for (char *q = text; *q; q++) lines += *q == '\n';
+    cr_assert_eq(lines, 2);
+    cr_assert(strstr(text, " train --config ") && strstr(text, " record --run "), "%s", text);
+    /* run the first job line with sh, twice: one row only */
+    char *nl = strchr(text, '\n');
+    *nl = '\0';
+    cr_assert_eq(system(text), 0, "job failed: %s", text);
+    cr_assert_eq(system(text), 0);
+    char *runs_csv = tu_path(out, "runs.csv");
+    CsvTable t = read_csv(runs_csv);
+    cr_assert_eq(t.nrows, 1);
+    cr_assert_eq(count_rows_with(&t, "status", "ok"), 1);
+    csv_table_free(&t);
+    /* the local runner then only does the other run */
+    p = EWA("grid", "--config", grid);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "1 already ok, 1 to run"), "%s", p.err);
+    proc_free(&p);
+    /* slurm export of a finished grid: an empty job list */
+    p = EWA("grid", "--config", grid, "--export", "slurm");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    char *sb = tu_path(out, "jobs.sbatch");
+    char *s = slurp(sb);
+    cr_assert(s && strstr(s, "#SBATCH --array=") && strstr(s, "record --run"), "%s", s ? s : "");
+    free(s); free(sb);
+    free(text); free(jobs); free(runs_csv); free(grid); free(out);
+}

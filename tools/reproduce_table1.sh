@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# make reproduce-table1 [PROFILE=smoke|cpu|paper] [JOBS=2]: runs the Table 1
+# grid (resumable), aggregates it and draws its figures into
+# results/table1/<profile>/. Exits non-zero if a run failed (the table and
+# figures are still written from the runs that finished).
+set -u
+cd "$(dirname "$0")/.."
+P=${1:-smoke}
+JOBS=${JOBS:-2}
+EWA=${EWA:-bin/ewa}
+OUT=results/table1/$P
+t0=$(date +%s)
+"$EWA" grid --config paper_configs/table1.ini --profile "$P" --jobs "$JOBS" --out "$OUT"
+st=$?
+t1=$(date +%s)
+echo "grid wall time: $((t1 - t0)) s (profile $P, $JOBS jobs)" | tee "$OUT/duration.txt"
+if [ -s "$OUT/runs.csv" ]; then
+  "$EWA" aggregate --runs "$OUT/runs.csv" --out "$OUT" || st=1
+  plots/table1.sh "$OUT" || st=1
+  plots/curves.sh "$OUT" || st=1
+fi
+exit $st
