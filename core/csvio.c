@@ -8,6 +8,7 @@
  * appends one row with a single write() under flock().
  */
 #include <csv.h>
+#include "fsutil.h"
 #include "csvio.h"
 
 #include <errno.h>
@@ -266,19 +267,6 @@ static int read_whole(const char *path, char **out, size_t *len, Err *err) {
     return 0;
 }
 
-/* fsync the directory holding path so a rename is durable (best effort). */
-static void fsync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 static int write_all(int fd, const char *p, size_t len) {
     while (len > 0) {
         ssize_t w = write(fd, p, len);
@@ -316,7 +304,7 @@ static int write_atomic(const char *path, const char *data, size_t len, Err *err
                      path, tmp, strerror(errno));
         unlink(tmp);
     } else {
-        fsync_parent_dir(path);
+        fs_fsync_parent_dir(path);
     }
     free(tmp);
     return rc;

@@ -10,6 +10,7 @@
  * temporary file is removed on any failure. Reads validate the whole header
  * before touching the data and report "<path>: <problem>". */
 #include "safetensors.h"
+#include "fsutil.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -66,19 +67,6 @@ static int pread_all(int fd, void *buf, size_t len, uint64_t off) {
         len -= (size_t)r;
     }
     return 0;
-}
-
-/* fsync the directory holding path so the rename is durable (best effort). */
-static void fsync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
 }
 
 /* ------------------------------------------------------------------ */
@@ -244,7 +232,7 @@ int st_write(const char *path, const StTensor *tensors, int n_tensors,
         unlink(tmp);
         goto out;
     }
-    fsync_parent_dir(path);
+    fs_fsync_parent_dir(path);
 out:
     free(tmp);
     free(hdr);

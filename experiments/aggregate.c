@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #endif
 #include "aggregate.h"
+#include "../core/fsutil.h"
 #include "stats.h"
 #include "../core/csvio.h"
 
@@ -97,35 +98,6 @@ static void fmt_num(char *b, size_t n, double v, const char *f) {
     else snprintf(b, n, f, v);
 }
 
-static int mkdir_out(const char *dir, Err *err) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) && errno != EEXIST)
-            return err_set(err, ERR_RUNTIME, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) && errno != EEXIST)
-        return err_set(err, ERR_RUNTIME, "%s: cannot create directory: %s", buf, strerror(errno));
-    return 0;
-}
-
-static int write_atomic_text(const char *path, const char *text, Err *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return err_set(err, ERR_RUNTIME, "%s: cannot create: %s", tmp, strerror(errno));
-    int bad = fputs(text, f) < 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        unlink(tmp);
-        return err_set(err, ERR_RUNTIME, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return 0;
-}
-
 /* The same table tab-separated, for gnuplot and awk in plots/ (tabs and
  * line breaks inside cells become spaces). */
 static int write_tsv(const char *path, int ncols, const char *const *hdr, int nrows,
@@ -140,7 +112,7 @@ static int write_tsv(const char *path, int ncols, const char *const *hdr, int nr
             fputc(c + 1 < ncols ? '\t' : '\n', f);
         }
     fclose(f);
-    int rc = write_atomic_text(path, text, err);
+    int rc = fs_write_text_atomic(path, text, err);
     free(text);
     return rc;
 }
@@ -403,7 +375,7 @@ static int write_curves(const char *runs_csv, const char *out_dir, const CsvTabl
     if (block) {
         char path[4200];
         snprintf(path, sizeof path, "%s/curves.dat", out_dir);
-        rc = write_atomic_text(path, dat, err);
+        rc = fs_write_text_atomic(path, dat, err);
         static const char *const h[] = {"block", "panel", "series", "cell"};
         snprintf(path, sizeof path, "%s/curves_index.csv", out_dir);
         if (!rc) rc = csv_write_file(path, 4, h, nidx / 4, (const char *const *)idx, err);
@@ -570,7 +542,7 @@ int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
         free(xb);
     }
     if (!rc && !nc) rc = err_set(err, ERR_RUNTIME, "%s: no runs to aggregate", runs_csv);
-    if (!rc) rc = mkdir_out(out_dir, err);
+    if (!rc) rc = fs_mkdir_p(out_dir, err);
     if (!rc) {
         /* table.csv */
         static const char *const stat_cols[] = {"n", "n_failed", "mean_top1", "std_top1", "se_binomial",
@@ -620,7 +592,7 @@ int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
             for (int i = 0; i < nc && bkey >= 0; i++) have_base |= !strcmp(cells[i].vals[bkey], bval);
             char *md = markdown(runs_csv, gname, ng, cells, nc, have_base ? bkey : -1, bval);
             snprintf(path, sizeof path, "%s/table.md", out_dir);
-            rc = write_atomic_text(path, md ? md : "", err);
+            rc = fs_write_text_atomic(path, md ? md : "", err);
             free(md);
         }
         if (!rc)

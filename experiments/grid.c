@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #endif
 #include "grid.h"
+#include "../core/fsutil.h"
 #include "../core/csvio.h"
 
 #include <errno.h>
@@ -757,40 +758,11 @@ int grid_record(const char *run_dir, const char *csv_path, int *appended, char s
 
 /* ---------------------------------------------------------------- runner */
 
-static int mkdir_p(const char *dir, Err *err) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) && errno != EEXIST)
-            return err_set(err, ERR_RUNTIME, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) && errno != EEXIST)
-        return err_set(err, ERR_RUNTIME, "%s: cannot create directory: %s", buf, strerror(errno));
-    return 0;
-}
-
-static int write_text_atomic(const char *path, const char *text, Err *err) {
-    char tmp[4500];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return err_set(err, ERR_RUNTIME, "%s: cannot create: %s", tmp, strerror(errno));
-    int bad = fputs(text, f) < 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        unlink(tmp);
-        return err_set(err, ERR_RUNTIME, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return 0;
-}
-
 /* Creates OUT/runs/<id>/ with config.ini (threads set) and sweep.txt; removes
  * a stale summary.csv from an earlier attempt. */
 static int prepare_run(const char *out, GridRun *r, int threads, char *dir, size_t dn, Err *err) {
     snprintf(dir, dn, "%s/runs/%s", out, r->id);
-    if (mkdir_p(dir, err)) return ERR_RUNTIME;
+    if (fs_mkdir_p(dir, err)) return ERR_RUNTIME;
     char path[4400];
     snprintf(path, sizeof path, "%s/summary.csv", dir);
     unlink(path);
@@ -801,7 +773,7 @@ static int prepare_run(const char *out, GridRun *r, int threads, char *dir, size
     snprintf(path, sizeof path, "%s/sweep.txt", dir);
     char *t = xrealloc(NULL, strlen(r->sweep) + 2);
     sprintf(t, "%s\n", r->sweep);
-    int rc = write_text_atomic(path, t, err);
+    int rc = fs_write_text_atomic(path, t, err);
     free(t);
     return rc;
 }
@@ -972,10 +944,10 @@ int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *er
         return 0;
     }
 
-    if (mkdir_p(g->out, err)) { free(done); return ERR_RUNTIME; }
+    if (fs_mkdir_p(g->out, err)) { free(done); return ERR_RUNTIME; }
     char runs_dir[4200];
     snprintf(runs_dir, sizeof runs_dir, "%s/runs", g->out);
-    if (mkdir_p(runs_dir, err)) { free(done); return ERR_RUNTIME; }
+    if (fs_mkdir_p(runs_dir, err)) { free(done); return ERR_RUNTIME; }
     char lockp[4200];
     snprintf(lockp, sizeof lockp, "%s/.grid.lock", g->out);
     int lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
