@@ -47,7 +47,7 @@ $(BIN)/ewa: $(BUILD)/experiments/main.o $(BUILD)/libewa.a
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libewa.a tests/testutil.h
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libewa.a $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(BUILD)/libewa.a -o $@ -lcriterion $(LDLIBS)
 
@@ -92,7 +92,7 @@ REGRESS_NEW ?= results/table1/smoke/table.csv
 
 # Table 1 grid -> results/table1/$(PROFILE)/ (runs.csv, table.csv, table.md, PNGs)
 reproduce-table1: $(BIN)/ewa
-	JOBS=$(JOBS) EWA=$(BIN)/ewa tools/reproduce_table1.sh $(PROFILE)
+	JOBS=$(JOBS) EWA=$(BIN)/ewa $(if $(OUT),OUT=$(OUT)) tools/reproduce_table1.sh $(PROFILE)
 
 # Every figure for the results present under results/
 plots: $(BIN)/ewa

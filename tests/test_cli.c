@@ -11,22 +11,16 @@
  * top-1 was 0.90-1.00; the test asks for > 0.5. */
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <zlib.h>
 
 #include "../core/csvio.h"
+#include "testproc.h"
 #include "testutil.h"
 
-extern char **environ;
-
-enum { N_TRAIN = 200, N_TEST = 100, SIDE = 28, EPOCHS = 3 };
+enum { N_TRAIN = 200, N_TEST = 100, EPOCHS = 3 };
 
 static char *tmp;          /* per-test temporary directory */
 static char *data_dir;     /* tmp/data: the generated dataset */
@@ -35,67 +29,6 @@ static char data_set[600]; /* "data.dir=<data_dir>" */
 static int n_spawned;
 
 /* ---------------------------------------------------------------- dataset */
-
-static void put_be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-}
-
-static uint32_t lcg(uint32_t *s) {
-    *s = *s * 1664525u + 1013904223u;
-    return *s >> 8;
-}
-
-static void write_gz(const char *dir, const char *name, const void *data, size_t len) {
-    char *path = tu_path(dir, name);
-    gzFile f = gzopen(path, "wb");
-    cr_assert(f, "gzopen %s", path);
-    cr_assert_eq(gzwrite(f, data, (unsigned)len), (int)len, "gzwrite %s", path);
-    cr_assert_eq(gzclose(f), Z_OK, "gzclose %s", path);
-    free(path);
-}
-
-/* IDX images with header count n_header but only n_data images of payload
- * (n_data < n_header makes a truncated file); *len set, malloc'd. */
-static uint8_t *make_images(int n_header, int n_data, uint32_t seed, size_t *len) {
-    *len = 16 + (size_t)n_data * SIDE * SIDE;
-    uint8_t *b = malloc(*len);
-    put_be32(b, 0x803); put_be32(b + 4, (uint32_t)n_header);
-    put_be32(b + 8, SIDE); put_be32(b + 12, SIDE);
-    for (int i = 0; i < n_data; i++) {
-        int k = i % 10;
-        uint8_t *px = b + 16 + (size_t)i * SIDE * SIDE;
-        for (int j = 0; j < SIDE * SIDE; j++) px[j] = (uint8_t)(lcg(&seed) % 64);
-        for (int j = 0; j < 4; j++)
-            for (int x = 0; x < SIDE; x++) {
-                uint8_t v = (uint8_t)(200 + lcg(&seed) % 56);
-                if (k < 7) px[(k + 7 * j) * SIDE + x] = v;
-                else px[x * SIDE + 2 * (k - 7) + 7 * j] = v;
-            }
-    }
-    return b;
-}
-
-static uint8_t *make_labels(int n, size_t *len) {
-    *len = 8 + (size_t)n;
-    uint8_t *b = malloc(*len);
-    put_be32(b, 0x801); put_be32(b + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) b[8 + i] = (uint8_t)(i % 10);
-    return b;
-}
-
-/* Writes one split (prefix "train" or "t10k") into dir. */
-static void write_split(const char *dir, const char *prefix, int n, int n_data, uint32_t seed) {
-    char name[96];
-    size_t len;
-    uint8_t *b = make_images(n, n_data, seed, &len);
-    snprintf(name, sizeof name, "%s-images-idx3-ubyte.gz", prefix);
-    write_gz(dir, name, b, len);
-    free(b);
-    b = make_labels(n, &len);
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte.gz", prefix);
-    write_gz(dir, name, b, len);
-    free(b);
-}
 
 static void write_dataset(const char *dir) {
     write_split(dir, "train", N_TRAIN, N_TRAIN, 1);
@@ -131,77 +64,7 @@ TestSuite(cli, .init = setup, .fini = teardown, .timeout = 180);
 
 /* ---------------------------------------------------------------- running */
 
-typedef struct {
-    int status;   /* exit code, or 128 + signal number */
-    char *out;    /* captured stdout (NUL-terminated) */
-    char *err;    /* captured stderr */
-} Proc;
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap + 1);
-    size_t r;
-    while ((r = fread(b + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) b = realloc(b, (cap *= 2) + 1);
-    }
-    fclose(f);
-    b[n] = '\0';
-    if (len) *len = n;
-    return b;
-}
-
-static const char *ewa_bin(void) {
-    const char *b = getenv("EWA_BIN");
-    cr_assert(b && *b, "EWA_BIN is not set (make test exports it; by hand: EWA_BIN=$PWD/bin/ewa)");
-    cr_assert_eq(access(b, X_OK), 0, "EWA_BIN=%s is not executable", b);
-    return b;
-}
-
-/* Runs $EWA_BIN with args (NULL-terminated, without argv[0]); stdin is
- * /dev/null, stdout and stderr go to files in tmp. Fails the test if the
- * child reports a sanitizer error (the ASan build runs the same tests). */
-static Proc run_list(const char *const *args) {
-    const char *bin = ewa_bin();
-    int n = 0;
-    while (args[n]) n++;
-    char **argv = calloc((size_t)n + 2, sizeof *argv);
-    argv[0] = (char *)bin;
-    for (int i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
-
-    char outp[700], errp[700];
-    int id = n_spawned++;
-    snprintf(outp, sizeof outp, "%s/stdout.%d", tmp, id);
-    snprintf(errp, sizeof errp, "%s/stderr.%d", tmp, id);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "posix_spawn %s: %s", bin, strerror(rc));
-    int ws;
-    while (waitpid(pid, &ws, 0) < 0) cr_assert_eq(errno, EINTR, "waitpid: %s", strerror(errno));
-    free(argv);
-
-    Proc p;
-    p.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : -1;
-    p.out = slurp(outp, NULL);
-    p.err = slurp(errp, NULL);
-    cr_assert(p.out && p.err, "cannot read the captured output");
-    cr_assert(!strstr(p.err, "ERROR: AddressSanitizer") && !strstr(p.err, "ERROR: LeakSanitizer") &&
-                  !strstr(p.err, "ERROR: UndefinedBehaviorSanitizer") && !strstr(p.err, "runtime error:"),
-              "sanitizer report from ewa:\n%s", p.err);
-    cr_assert(!WIFSIGNALED(ws), "ewa died of signal %d; stderr:\n%s", WTERMSIG(ws), p.err);
-    return p;
-}
-#define EWA(...) run_list((const char *const[]){__VA_ARGS__, NULL})
-
-static void proc_free(Proc *p) { free(p->out); free(p->err); }
+#define EWA(...) run_list(tmp, &n_spawned, (const char *const[]){__VA_ARGS__, NULL})
 
 /* `ewa train` of the tiny recipe into out, with the given seed and extra
  * arguments (NULL-terminated list, may be empty). */
@@ -225,7 +88,7 @@ static Proc train_list(const char *out, int seed, const char *const *extra) {
         args[n++] = extra[i];
     }
     args[n] = NULL;
-    return run_list(args);
+    return run_list(tmp, &n_spawned, args);
 }
 #define TRAIN(out, seed) train_list(out, seed, NULL)
 #define TRAIN_X(out, seed, ...) train_list(out, seed, (const char *const[]){__VA_ARGS__, NULL})
@@ -299,7 +162,7 @@ static const char *last_line(char *text) {
 /* ---------------------------------------------------------------- usage */
 
 Test(cli, no_arguments_is_a_usage_error) {
-    Proc p = run_list((const char *const[]){NULL});
+    Proc p = run_list(tmp, &n_spawned, (const char *const[]){NULL});
     EXPECT_FAIL(p, 2, "usage", "ewa train", "ewa eval");
     proc_free(&p);
 }

@@ -8,24 +8,18 @@
  * is drawn as lines) with a tiny model, so each run takes a fraction of a
  * second on one thread. */
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <zlib.h>
 
 #include "../core/csvio.h"
 #include "../experiments/aggregate.h"
 #include "../experiments/grid.h"
+#include "testproc.h"
 #include "testutil.h"
-
-extern char **environ;
 
 static char *tmp;
 static char *data_dir;
@@ -33,57 +27,14 @@ static char *base_cfg;
 
 /* ---------------------------------------------------------------- dataset */
 
-enum { N_TRAIN = 200, N_TEST = 100, SIDE = 28 };
-
-static void put_be32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
-}
-static uint32_t lcg(uint32_t *s) {
-    *s = *s * 1664525u + 1013904223u;
-    return *s >> 8;
-}
-static void write_gz(const char *dir, const char *name, const void *data, size_t len) {
-    char *path = tu_path(dir, name);
-    gzFile f = gzopen(path, "wb");
-    cr_assert(f, "gzopen %s", path);
-    cr_assert_eq(gzwrite(f, data, (unsigned)len), (int)len);
-    cr_assert_eq(gzclose(f), Z_OK);
-    free(path);
-}
-static void write_split(const char *dir, const char *prefix, int n, uint32_t seed) {
-    size_t len = 16 + (size_t)n * SIDE * SIDE;
-    uint8_t *b = malloc(len);
-    put_be32(b, 0x803); put_be32(b + 4, (uint32_t)n); put_be32(b + 8, SIDE); put_be32(b + 12, SIDE);
-    for (int i = 0; i < n; i++) {
-        int k = i % 10;
-        uint8_t *px = b + 16 + (size_t)i * SIDE * SIDE;
-        for (int j = 0; j < SIDE * SIDE; j++) px[j] = (uint8_t)(lcg(&seed) % 64);
-        for (int j = 0; j < 4; j++)
-            for (int x = 0; x < SIDE; x++) {
-                uint8_t v = (uint8_t)(200 + lcg(&seed) % 56);
-                if (k < 7) px[(k + 7 * j) * SIDE + x] = v;
-                else px[x * SIDE + 2 * (k - 7) + 7 * j] = v;
-            }
-    }
-    char name[96];
-    snprintf(name, sizeof name, "%s-images-idx3-ubyte.gz", prefix);
-    write_gz(dir, name, b, len);
-    free(b);
-    len = 8 + (size_t)n;
-    b = malloc(len);
-    put_be32(b, 0x801); put_be32(b + 4, (uint32_t)n);
-    for (int i = 0; i < n; i++) b[8 + i] = (uint8_t)(i % 10);
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte.gz", prefix);
-    write_gz(dir, name, b, len);
-    free(b);
-}
+enum { N_TRAIN = 200, N_TEST = 100 };
 
 static void setup(void) {
     tmp = tu_tmpdir();
     data_dir = tu_path(tmp, "data");
     cr_assert_eq(mkdir(data_dir, 0755), 0);
-    write_split(data_dir, "train", N_TRAIN, 1);
-    write_split(data_dir, "t10k", N_TEST, 2);
+    write_split(data_dir, "train", N_TRAIN, N_TRAIN, 1);
+    write_split(data_dir, "t10k", N_TEST, N_TEST, 2);
     char ini[1024];
     snprintf(ini, sizeof ini,
              "[model]\ndim = 16\ndepth = 2\nheads = 2\nmlp_ratio = 2\npatch = 7\n"
@@ -109,71 +60,22 @@ static char *write_grid(const char *name, const char *body) {
 
 /* ---------------------------------------------------------------- processes */
 
-typedef struct { int status; char *out, *err; } Proc;
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t r = fread(b, 1, (size_t)n, f);
-    b[r] = '\0';
-    fclose(f);
-    return b;
-}
-
-static const char *ewa_bin(void) {
-    const char *b = getenv("EWA_BIN");
-    cr_assert(b && *b, "EWA_BIN is not set (make test exports it; by hand: EWA_BIN=$PWD/bin/ewa)");
-    return b;
-}
-
 static int n_spawned;
 
-static pid_t spawn_list(const char *const *args, char *outp, char *errp) {
-    const char *bin = ewa_bin();
-    int n = 0;
-    while (args[n]) n++;
-    char **argv = calloc((size_t)n + 2, sizeof *argv);
-    argv[0] = (char *)bin;
-    for (int i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
-    int id = n_spawned++;
-    snprintf(outp, 700, "%s/stdout.%d", tmp, id);
-    snprintf(errp, 700, "%s/stderr.%d", tmp, id);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    free(argv);
-    cr_assert_eq(rc, 0, "posix_spawn: %s", strerror(rc));
-    return pid;
-}
-
+/* proc_wait that lets a child die of a signal (the resume test kills one);
+ * here any "Sanitizer" output, warnings included, fails the test. */
 static Proc finish(pid_t pid, const char *outp, const char *errp) {
-    int ws;
-    while (waitpid(pid, &ws, 0) < 0) cr_assert_eq(errno, EINTR);
-    Proc p;
-    p.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-    p.out = slurp(outp);
-    p.err = slurp(errp);
-    cr_assert(p.out && p.err);
+    Proc p = proc_wait(pid, outp, errp, true);
     cr_assert(!strstr(p.err, "Sanitizer") && !strstr(p.err, "runtime error:"), "sanitizer report:\n%s", p.err);
     return p;
 }
 
-static Proc run_list(const char *const *args) {
-    char o[700], e[700];
-    pid_t pid = spawn_list(args, o, e);
+static Proc run_args(const char *const *args) {
+    char o[PROC_PATH], e[PROC_PATH];
+    pid_t pid = proc_spawn(tmp, &n_spawned, args, o, e);
     return finish(pid, o, e);
 }
-#define EWA(...) run_list((const char *const[]){__VA_ARGS__, NULL})
-static void proc_free(Proc *p) { free(p->out); free(p->err); }
+#define EWA(...) run_args((const char *const[]){__VA_ARGS__, NULL})
 
 static int exists(const char *p) {
     struct stat st;
@@ -453,7 +355,7 @@ Test(grid, aggregation_by_hand) {
     cr_assert_eq(num(&t, s, "n_pairs"), 1);
     /* Markdown: Table 1 layout */
     char *mp = tu_path(out, "table.md");
-    char *md = slurp(mp);
+    char *md = slurp(mp, NULL);
     cr_assert(strstr(md, "| dataset | model | dense top-1 | ewa top-1 | Δ ewa | p ewa |"), "%s", md);
     cr_assert(strstr(md, "| fmnist | vit-micro | 0.8100 ± 0.0100 (n=3) | 0.8300 ± 0.0100 (n=3) | +0.0200 | 0.0742 |"),
               "%s", md);
@@ -490,7 +392,7 @@ Test(grid, aggregation_failed_cells_and_no_baseline) {
     char *runs = tu_write(tmp, "runs.csv", text, strlen(text)), *out = tu_path(tmp, "agg");
     Err e = {0};
     cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=dense", &e), 0, "%s", e.msg);
-    char *mp = tu_path(out, "table.md"), *md = slurp(mp);
+    char *mp = tu_path(out, "table.md"), *md = slurp(mp, NULL);
     /* group: dataset, method, then the swept moe.beta (no such column: from the sweep) */
     cr_assert(strstr(md, "| f | ewa top-1 |") == NULL, "%s", md);
     cr_assert(strstr(md, "| dataset | moe.beta | dense top-1 | ewa top-1 |"), "%s", md);
@@ -498,7 +400,7 @@ Test(grid, aggregation_failed_cells_and_no_baseline) {
     free(md);
     /* no baseline cell at all: a flat table */
     cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=nosuch", &e), 0, "%s", e.msg);
-    md = slurp(mp);
+    md = slurp(mp, NULL);
     cr_assert(strstr(md, "| dataset | method | moe.beta | top-1 (mean ± std) | n | SE |"), "%s", md);
     cr_assert(strstr(md, "| f | ewa | 0.1 | - (2 failed) | 0 |"), "%s", md);
     free(md); free(mp); free(runs); free(out);
@@ -535,7 +437,7 @@ Test(grid, regression_tolerance) {
     cr_assert_eq(regress_tables(r, b, f, &nfail, &e), 0, "%s", e.msg);
     cr_assert_eq(nfail, 3, "a (0.007 > 0.006), b (0.11 > 0.1) and the missing c fail; got %d", nfail);
     fclose(f);
-    char *text = slurp(log);
+    char *text = slurp(log, NULL);
     cr_assert(strstr(text, "PASS  dataset=a method=dense  acc=0.9050  ref=0.9000"), "%s", text);
     cr_assert(strstr(text, "FAIL  dataset=b method=dense  acc=0.6100  ref=0.5000  diff=+0.1100  tol=0.1000"),
               "%s", text);
@@ -612,7 +514,7 @@ Test(grid, runs_resume_after_lost_row_and_sigkill) {
 
     /* lose the last row (killed between the run and its row): the finished
      * run is recorded from its summary, not redone */
-    char *text = slurp(runs_csv);
+    char *text = slurp(runs_csv, NULL);
     size_t len = strlen(text);
     text[len - 1] = '\0';
     *strrchr(text, '\n') = '\0';
@@ -631,14 +533,15 @@ Test(grid, runs_resume_after_lost_row_and_sigkill) {
 
     /* SIGKILL the grid after its first recorded row, then resume */
     tu_rmrf(out);
-    char o[700], e[700];
-    pid_t pid = spawn_list((const char *const[]){"grid", "--config", grid, "--jobs", "1", NULL}, o, e);
+    char o[PROC_PATH], e[PROC_PATH];
+    pid_t pid =
+        proc_spawn(tmp, &n_spawned, (const char *const[]){"grid", "--config", grid, "--jobs", "1", NULL}, o, e);
     int rows = 0;
     for (int k = 0; k < 20000 && rows < 1; k++) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
         if (!exists(runs_csv)) continue;
-        char *s = slurp(runs_csv);
+        char *s = slurp(runs_csv, NULL);
         rows = 0;
         for (char *q = s; q && *q; q++) rows += *q == '\n';
         rows -= 1;
@@ -709,7 +612,7 @@ Test(grid, export_parallel_and_record) {
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     proc_free(&p);
     char *jobs = tu_path(out, "jobs.txt");
-    char *text = slurp(jobs);
+    char *text = slurp(jobs, NULL);
     cr_assert(text, "no %s", jobs);
     int lines = 0;
     for (char *q = text; *q; q++) lines += *q == '\n';
@@ -735,7 +638,7 @@ Test(grid, export_parallel_and_record) {
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     proc_free(&p);
     char *sb = tu_path(out, "jobs.sbatch");
-    char *s = slurp(sb);
+    char *s = slurp(sb, NULL);
     cr_assert(s && strstr(s, "#SBATCH --array=") && strstr(s, "record --run"), "%s", s ? s : "");
     free(s); free(sb);
     free(text); free(jobs); free(runs_csv); free(grid); free(out);

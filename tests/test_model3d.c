@@ -14,20 +14,17 @@
  *  - `ewa train` on shapes3d (dense and moe.method=ewa) and `ewa eval` of
  *    the checkpoint it writes ($EWA_BIN, as in tests/test_cli.c). */
 #include <criterion/criterion.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <omp.h>
-#include <spawn.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include "../core/checkpoint.h"
 #include "../core/csvio.h"
 #include "../core/ewa.h"
 #include "../core/safetensors.h"
 #include "../core/vit.h"
 #include "gradcheck.h"
+#include "testproc.h"
 #include "testutil.h"
 
 /* ---- a tiny point model ------------------------------------------------ */
@@ -405,65 +402,11 @@ Test(model3d, ewa_average_and_collapse) {
 
 /* ---- command line ------------------------------------------------------- */
 
-extern char **environ;
-
 static char *tmp;
 static int n_spawned;
 
 static void cli_setup(void) { tmp = tu_tmpdir(); n_spawned = 0; }
 static void cli_teardown(void) { tu_rmrf(tmp); free(tmp); }
-
-typedef struct { int status; char *out, *err; } Proc;
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0, r;
-    char *b = malloc(cap + 1);
-    while ((r = fread(b + n, 1, cap - n, f)) > 0)
-        if ((n += r) == cap) b = realloc(b, (cap *= 2) + 1);
-    fclose(f);
-    b[n] = '\0';
-    return b;
-}
-
-/* Runs $EWA_BIN args... (NULL-terminated); stdout/stderr captured. */
-static Proc run_list(const char *const *args) {
-    const char *bin = getenv("EWA_BIN");
-    cr_assert(bin && *bin, "EWA_BIN is not set (make test exports it; by hand: EWA_BIN=$PWD/bin/ewa)");
-    cr_assert_eq(access(bin, X_OK), 0, "EWA_BIN=%s is not executable", bin);
-    int n = 0;
-    while (args[n]) n++;
-    char **argv = calloc((size_t)n + 2, sizeof *argv);
-    argv[0] = (char *)bin;
-    for (int i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
-    char outp[700], errp[700];
-    int id = n_spawned++;
-    snprintf(outp, sizeof outp, "%s/stdout.%d", tmp, id);
-    snprintf(errp, sizeof errp, "%s/stderr.%d", tmp, id);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, bin, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "posix_spawn %s: %s", bin, strerror(rc));
-    int ws;
-    while (waitpid(pid, &ws, 0) < 0) cr_assert_eq(errno, EINTR, "waitpid: %s", strerror(errno));
-    free(argv);
-    Proc p = {.status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws), .out = slurp(outp),
-              .err = slurp(errp)};
-    cr_assert(p.out && p.err, "cannot read the captured output");
-    cr_assert(!strstr(p.err, "ERROR: AddressSanitizer") && !strstr(p.err, "ERROR: LeakSanitizer") &&
-                  !strstr(p.err, "runtime error:"),
-              "sanitizer report from ewa:\n%s", p.err);
-    cr_assert(!WIFSIGNALED(ws), "ewa died of signal %d; stderr:\n%s", WTERMSIG(ws), p.err);
-    return p;
-}
-
-static void proc_free(Proc *p) { free(p->out); free(p->err); }
 
 /* `ewa train` of a tiny shapes3d model into tmp/name with extra --set
  * overrides (NULL-terminated); asserts exit 0 and returns the run dir. */
@@ -484,7 +427,7 @@ static char *train3d(const char *name, const char *const *extra) {
     for (int i = 0; i < NB; i++) args[n++] = base[i];
     for (int i = 0; extra[i]; i++) { cr_assert_lt(n, NB + 15); args[n++] = extra[i]; }
     args[n] = NULL;
-    Proc p = run_list(args);
+    Proc p = run_list(tmp, &n_spawned, args);
     cr_assert_eq(p.status, 0, "ewa train exited %d; stderr:\n%s", p.status, p.err);
     cr_expect(strstr(p.out, "status=ok") && strstr(p.out, "n=70"), "stdout:\n%s", p.out);
     proc_free(&p);
@@ -529,7 +472,7 @@ static void check_run(const char *run, const char *method) {
     cr_expect(!st_find(&f, "blocks.0.mlp.experts.0.fc1.weight"), "final checkpoint not collapsed");
     st_free(&f);
 
-    Proc p = run_list((const char *const[]){"eval", "--checkpoint", ck, NULL});
+    Proc p = run_list(tmp, &n_spawned, (const char *const[]){"eval", "--checkpoint", ck, NULL});
     cr_assert_eq(p.status, 0, "ewa eval exited %d; stderr:\n%s", p.status, p.err);
     const char *s = strstr(p.out, "top1=");
     cr_assert(s, "no top1= in eval output:\n%s", p.out);

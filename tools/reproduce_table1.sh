@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# make reproduce-table1 [PROFILE=smoke|cpu|paper] [JOBS=2]: runs the Table 1
-# grid (resumable), aggregates it and draws its figures into
-# results/table1/<profile>/. Exits non-zero if a run failed (the table and
+# make reproduce-table1 [PROFILE=smoke|cpu|paper] [JOBS=2] [OUT=dir]: runs the
+# Table 1 grid (resumable), aggregates it and draws its figures into
+# results/table1/<profile>/ (or OUT; CI uses a fresh OUT so that nothing is
+# skipped as already done). Exits non-zero if a run failed (the table and
 # figures are still written from the runs that finished).
 set -u
 cd "$(dirname "$0")/.."
 P=${1:-smoke}
 JOBS=${JOBS:-2}
 EWA=${EWA:-bin/ewa}
-OUT=results/table1/$P
+OUT=${OUT:-results/table1/$P}
+mkdir -p "$OUT"
 t0=$(date +%s)
 "$EWA" grid --config paper_configs/table1.ini --profile "$P" --jobs "$JOBS" --out "$OUT"
 st=$?
