@@ -18,7 +18,7 @@ c=$($B --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS"); echo "$c"
 ewa=$($B --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" --method ewa); echo "$ewa"
 moe=$($B --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" --method moe); echo "$moe"
 p3=$($B --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" --points 512 --groups 32 --group-k 16 \
-       --pn-width 32 --dim 96 --depth 4 --heads 3 --mlp-ratio 2 --classes 14 --batch 64); echo "$p3"
+       --pn-width 32 --dim 96 --depth 4 --heads 3 --mlp-ratio 2 --classes 14 --batch 32); echo "$p3"
 t=""
 if "$PY" -c 'import torch' 2>/dev/null; then
   t=$("$PY" bench/torch_bench.py --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS"); echo "$t"

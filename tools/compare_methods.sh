@@ -23,7 +23,7 @@ for m in "${methods[@]}"; do
   echo "== $m" >&2
   # shellcheck disable=SC2086
   "$BIN" train --config paper_configs/fmnist_cpu.ini --set data.train_subset="$SUBSET" \
-    --set train.epochs="$EPOCHS" ${EXTRA[$m]} --out "$OUT/$m" >&2
+    --set train.epochs="$EPOCHS" --set train.threads="${THREADS:-0}" ${EXTRA[$m]} --out "$OUT/$m" >&2
 done
 col() { awk -F, -v name="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==name) c=i} NR==2{print $c}' "$1"; }
 {
