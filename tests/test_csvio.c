@@ -17,22 +17,6 @@ static void teardown(void) {
 }
 TestSuite(csvio, .init = setup, .fini = teardown);
 
-static int count_tmp_files(const char *d) {
-    DIR *dp = opendir(d);
-    int n = 0;
-    if (!dp) return 0;
-    struct dirent *e;
-    while ((e = readdir(dp)))
-        if (strstr(e->d_name, ".tmp")) n++;
-    closedir(dp);
-    return n;
-}
-
-static int file_exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
-
 /* Reads a whole file into a malloc'd string. */
 static char *slurp(const char *p) {
     FILE *f = fopen(p, "rb");
@@ -81,7 +65,7 @@ Test(csvio, roundtrip_awkward_cells) {
     char *p = tu_path(dir, "t.csv");
     Err e = {0};
     cr_assert_eq(csv_write_file(p, 3, hdr, 4, cells, &e), 0, "%s", e.msg);
-    cr_assert_eq(count_tmp_files(dir), 0, "temporary file left behind");
+    cr_assert_eq(tu_count_tmp_files(dir), 0, "temporary file left behind");
 
     CsvTable t;
     cr_assert_eq(csv_read_file(p, &t, &e), 0, "%s", e.msg);
@@ -168,7 +152,7 @@ Test(csvio, overwrite_is_atomic_replace) {
     char *s = slurp(p);
     cr_assert_str_eq(s, "x\n9\n");
     free(s);
-    cr_assert_eq(count_tmp_files(dir), 0);
+    cr_assert_eq(tu_count_tmp_files(dir), 0);
     free(p);
 }
 
@@ -183,11 +167,11 @@ Test(csvio, write_into_missing_directory_fails_cleanly) {
     cr_assert_eq(csv_write_file(p, 1, h, 0, NULL, &e), ERR_RUNTIME);
     cr_assert(strstr(e.msg, p) != NULL, "%s", e.msg);
     cr_assert(strstr(e.msg, "No such file") != NULL, "%s", e.msg);
-    cr_assert(!file_exists(p));
+    cr_assert(!tu_file_exists(p));
     const char *row[] = {"1"};
     cr_assert_eq(csv_append_row(p, 1, h, row, &e), ERR_RUNTIME);
     cr_assert(strstr(e.msg, p) != NULL, "%s", e.msg);
-    cr_assert(!file_exists(p));
+    cr_assert(!tu_file_exists(p));
     free(p);
     free(sub);
 }

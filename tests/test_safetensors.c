@@ -18,23 +18,6 @@ static void teardown(void) {
 }
 TestSuite(safetensors, .init = setup, .fini = teardown);
 
-/* Number of entries in dir whose name contains ".tmp". */
-static int count_tmp_files(const char *d) {
-    DIR *dp = opendir(d);
-    int n = 0;
-    if (!dp) return 0;
-    struct dirent *e;
-    while ((e = readdir(dp)))
-        if (strstr(e->d_name, ".tmp")) n++;
-    closedir(dp);
-    return n;
-}
-
-static int file_exists(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0;
-}
-
 /* Writes a raw safetensors file: u64 LE strlen(json), json, data. */
 static char *raw_st(const char *name, const char *json, const void *data, size_t dlen) {
     size_t jl = strlen(json);
@@ -95,7 +78,7 @@ Test(safetensors, roundtrip_names_order_shapes_values_metadata) {
     char *p = tu_path(dir, "model.safetensors");
     Err e = {0};
     cr_assert_eq(st_write(p, t, 5, keys, vals, 3, &e), 0, "%s", e.msg);
-    cr_assert_eq(count_tmp_files(dir), 0, "temporary file left behind");
+    cr_assert_eq(tu_count_tmp_files(dir), 0, "temporary file left behind");
 
     StFile f;
     cr_assert_eq(st_read(p, &f, &e), 0, "%s", e.msg);
@@ -157,7 +140,7 @@ Test(safetensors, empty_file_list_and_overwrite) {
     cr_assert_eq(f.n_tensors, 1);
     cr_assert_eq(f.tensors[0].data[0], 7.0f);
     st_free(&f);
-    cr_assert_eq(count_tmp_files(dir), 0);
+    cr_assert_eq(tu_count_tmp_files(dir), 0);
     free(p);
 }
 
@@ -197,7 +180,7 @@ Test(safetensors, write_into_missing_directory_fails_cleanly) {
     cr_assert_eq(rc, ERR_RUNTIME);
     cr_assert(strstr(e.msg, p) != NULL, "%s", e.msg);
     cr_assert(strstr(e.msg, "No such file") != NULL, "%s", e.msg);
-    cr_assert(!file_exists(p));
+    cr_assert(!tu_file_exists(p));
     free(p);
     free(sub);
 }
@@ -224,8 +207,8 @@ Test(safetensors, write_rejects_bad_tensors_and_leaves_no_file) {
     cr_assert_neq(st_write(p, NULL, 0, k, val, 2, &e), 0);
     cr_assert(strstr(e.msg, "duplicate metadata") != NULL, "%s", e.msg);
     cr_assert(strstr(e.msg, p) != NULL, "%s", e.msg);
-    cr_assert(!file_exists(p));
-    cr_assert_eq(count_tmp_files(dir), 0);
+    cr_assert(!tu_file_exists(p));
+    cr_assert_eq(tu_count_tmp_files(dir), 0);
     free(p);
 }
 

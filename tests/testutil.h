@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <sys/stat.h>
 
 /* Creates a fresh temporary directory and returns its path (static buffer
  * per call site is the caller's business: copy it). */
@@ -37,6 +39,24 @@ static inline void tu_rmrf(const char *dir) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) { /* best effort */ }
+}
+
+/* Number of entries in dir whose name contains ".tmp" (atomic writes must
+ * leave none behind). */
+static inline int tu_count_tmp_files(const char *d) {
+    DIR *dp = opendir(d);
+    int n = 0;
+    if (!dp) return 0;
+    struct dirent *e;
+    while ((e = readdir(dp)))
+        if (strstr(e->d_name, ".tmp")) n++;
+    closedir(dp);
+    return n;
+}
+
+static inline int tu_file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0;
 }
 
 /* Max |a-b| / max(max|b|, floor). */
