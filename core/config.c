@@ -64,6 +64,8 @@ static const ConfigKey KEYS[] = {
     {"train", "seed", T_U64, FLD(seed), "0", "RNG seed (not part of the config hash)"},
     {"train", "threads", T_INT, FLD(threads), "0", "0 = all cores (not part of the config hash)"},
     {"train", "max_steps", T_LONG, FLD(max_steps), "0", "stop after this many steps; 0 = no limit"},
+    {"train", "eval_every", T_INT, FLD(eval_every), "1",
+     "evaluate every N epochs and after the last; 0 = only after the last (not part of the config hash)"},
     {"moe", "method", T_STR, FLD(method), "dense", "dense | ewa | rmoe | moe | moe-early-ewa | vimoe"},
     {"moe", "experts", T_INT, FLD(experts), "4", "experts per MoE layer N"},
     {"moe", "beta", T_FLOAT, FLD(beta), "0.3", "EWA share rate, in [0, (N-1)/N]"},
@@ -648,7 +650,8 @@ static int validate_train(const RunConfig *c, Err *err) {
         check_range("train.grad_clip", c->grad_clip, 0, 0, inf, 0, err) ||
         check_range("train.label_smoothing", c->label_smoothing, 0, 0, 1, 0, err) ||
         check_min("train.threads", c->threads, 0, err) ||
-        check_min("train.max_steps", c->max_steps, 0, err))
+        check_min("train.max_steps", c->max_steps, 0, err) ||
+        check_min("train.eval_every", c->eval_every, 0, err))
         return ERR_USAGE;
     return 0;
 }
@@ -709,10 +712,12 @@ int config_validate(const RunConfig *c, Err *err) {
 /* ---------------------------------------------------------------- output */
 
 static int hash_excluded(const ConfigKey *k) {
-    return !strcmp(k->section, "train") && (!strcmp(k->key, "seed") || !strcmp(k->key, "threads"));
+    return !strcmp(k->section, "train") &&
+           (!strcmp(k->key, "seed") || !strcmp(k->key, "threads") || !strcmp(k->key, "eval_every"));
 }
 
-/* INI text of c; without_run_keys drops train.seed and train.threads. */
+/* INI text of c; without_run_keys drops train.seed, train.threads and
+ * train.eval_every (they do not change what is trained). */
 static char *emit_ini(const RunConfig *c, int without_run_keys) {
     char *text = NULL;
     size_t len = 0;

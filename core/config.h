@@ -32,6 +32,7 @@ typedef struct {
     uint64_t seed;
     int threads;           /* 0 = all cores */
     long max_steps;        /* 0 = no limit */
+    int eval_every;        /* test-set evaluation every N epochs and after the last; 0 = last only */
     /* [moe] */
     char method[24];       /* dense | ewa | rmoe | moe | moe-early-ewa | vimoe */
     int experts;

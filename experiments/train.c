@@ -441,6 +441,13 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
             snprintf(mpath, sizeof mpath, "%s/moe_metrics.csv", out_dir);
             if ((rc = add_moe_metric(&moe_rows, mpath, ep, step, aux_sum / seen, drop, err))) goto out_buf;
         }
+        int last = ep == c->epochs || step >= total;
+        if (!last && (c->eval_every == 0 || ep % c->eval_every)) {   /* no test pass this epoch */
+            if (tty) fprintf(stderr, "\r\033[K");
+            fprintf(stderr, "epoch %d/%d  train loss %.4f acc %.4f | %.0f img/s\n", ep, c->epochs,
+                    loss_sum / seen, (double)correct / seen, seen / ep_time);
+            continue;
+        }
         double tl, ta, tv = now_s();
         if (collapse && (rc = ewa_collapse(&m, &dense, err))) goto out_buf;
         if (routed)

@@ -406,6 +406,47 @@ Test(cli, same_seed_reproduces_and_other_seed_differs) {
     free(a); free(b); free(c);
 }
 
+/* train.eval_every = 2 over 5 epochs: test rows after epochs 2, 4 and the
+ * last (5) only; the training rows and the final model are those of the
+ * run that evaluates every epoch (evaluation does not touch the RNGs). */
+Test(cli, eval_every_skips_test_passes_but_not_the_last) {
+    char *run = tu_path(tmp, "ee"), *ref = tu_path(tmp, "ee_ref");
+    Proc p0 = TRAIN_X(ref, 1, "--set", "train.epochs=5");
+    cr_assert_eq(p0.status, 0, "ewa train exited %d; stderr:\n%s", p0.status, p0.err);
+    proc_free(&p0);
+    Proc p = TRAIN_X(run, 1, "--set", "train.epochs=5", "--set", "train.eval_every=2");
+    cr_assert_eq(p.status, 0, "ewa train exited %d; stderr:\n%s", p.status, p.err);
+    proc_free(&p);
+    CsvTable m = read_csv(run, "metrics.csv");
+    static const char *const rows[][2] = {{"1", "train"}, {"2", "train"}, {"2", "test"}, {"3", "train"},
+                                         {"4", "train"}, {"4", "test"},  {"5", "train"}, {"5", "test"}};
+    cr_assert_eq(m.nrows, 8, "metrics.csv has %d rows, expected 8", m.nrows);
+    for (int r = 0; r < 8; r++) {
+        cr_assert_str_eq(cell(&m, r, "epoch"), rows[r][0], "row %d", r);
+        cr_assert_str_eq(cell(&m, r, "split"), rows[r][1], "row %d", r);
+    }
+    CsvTable s = read_csv(run, "summary.csv");
+    cr_assert_str_eq(cell(&s, 0, "final_top1"), cell(&m, 7, "top1"));
+    CsvTable r = read_csv(ref, "metrics.csv"), rs = read_csv(ref, "summary.csv");
+    cr_assert_eq(r.nrows, 10);
+    for (int k = 0; k < 8; k++)   /* rows of r: epoch e train at 2e-2, test at 2e-1 */
+        cr_assert_str_eq(cell(&r, 2 * (atoi(rows[k][0]) - 1) + (rows[k][1][1] == 'e'), "loss"),
+                         cell(&m, k, "loss"), "eval_every changed row %d (epoch %s %s)", k, rows[k][0],
+                         rows[k][1]);
+    cr_assert_str_eq(cell(&rs, 0, "config_hash"), cell(&s, 0, "config_hash"),
+                     "eval_every is part of the config hash");
+    csv_table_free(&r);
+    csv_table_free(&rs);
+    csv_table_free(&m);
+    csv_table_free(&s);
+    Proc q = TRAIN_X(run, 1, "--set", "train.eval_every=-1");
+    cr_assert_eq(q.status, 2, "eval_every=-1 exited %d", q.status);
+    cr_assert(strstr(q.err, "train.eval_every"), "stderr: %s", q.err);
+    proc_free(&q);
+    free(run);
+    free(ref);
+}
+
 /* ---------------------------------------------------------------- eval */
 
 Test(cli, eval_matches_the_run_summary) {

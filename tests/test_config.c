@@ -355,10 +355,12 @@ Test(roundtrip, write_is_atomic_and_reloads) {
 
 /* ---------------------------------------------------------------- hash */
 
-Test(hash, ignores_seed_and_threads_only) {
+Test(hash, ignores_seed_threads_and_eval_every_only) {
     RunConfig a = with_set("train.seed=1"), b = with_set("train.seed=99");
     cr_assert_eq(config_hash(&a), config_hash(&b));
     b.threads = 2;
+    cr_assert_eq(config_hash(&a), config_hash(&b));
+    b.eval_every = 5;
     cr_assert_eq(config_hash(&a), config_hash(&b));
     RunConfig c = a;
     c.lr = 2e-3f;
@@ -371,14 +373,15 @@ Test(hash, ignores_seed_and_threads_only) {
     cr_assert_neq(config_hash(&a), config_hash(&e));
 }
 
-Test(hash, is_fnv1a_of_the_ini_without_seed_and_threads) {
+Test(hash, is_fnv1a_of_the_ini_without_seed_threads_and_eval_every) {
     RunConfig c = odd_config();
     char *ini = config_to_ini(&c);
     uint64_t h = 14695981039346656037ULL;
     for (char *line = ini; *line;) {
         char *nl = strchr(line, '\n');
         size_t len = (size_t)(nl - line) + 1;
-        if (strncmp(line, "seed = ", 7) && strncmp(line, "threads = ", 10))
+        if (strncmp(line, "seed = ", 7) && strncmp(line, "threads = ", 10) &&
+            strncmp(line, "eval_every = ", 13))
             for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)line[i]) * 1099511628211ULL;
         line += len;
     }
