@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/grid_speedup.sh [NRUNS]: measures the grid speed-up of --jobs 2 over
 # --jobs 1 (DESIGN 7: at least 0.8 N) on NRUNS (default 4) independent small
-# runs (vit-micro, 2000 Fashion-MNIST images, 4 classes, 1 epoch). --jobs 1
+# runs (vit-micro, SUBSET (default 2000) Fashion-MNIST images, 4 classes, 1 epoch). --jobs 1
 # runs each with 2 threads, --jobs 2 runs two at once with 1 thread each.
 set -eu
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ out = $T/out
 moe.method = dense
 [profile.bench]
 model.preset = vit-micro
-data.train_subset = 2000
+data.train_subset = ${SUBSET:-2000}
 data.classes = 0-3
 data.augment = 0
 train.epochs = 1
