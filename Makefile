@@ -86,8 +86,8 @@ clean:
 # ---- experiment runner (issue 5): grids, tables, figures, regression ----
 PROFILE     ?= smoke
 JOBS        ?= 2
-REGRESS_REF ?= results/reference/smoke/table.csv
-REGRESS_NEW ?= results/table1/smoke/table.csv
+REGRESS_REF ?= results/reference/$(PROFILE)/table.csv
+REGRESS_NEW ?= results/table1/$(PROFILE)/table.csv
 .PHONY: reproduce-table1 plots regress
 
 # Table 1 grid -> results/table1/$(PROFILE)/ (runs.csv, table.csv, table.md, PNGs)

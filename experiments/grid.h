@@ -19,7 +19,7 @@
  * Every run is base + profile overrides + sweep values + train.seed, resolved
  * with config_load, so a bad key or value is a config error before any run
  * starts. A run's id is a hash of its resolved config (config_hash, which
- * leaves out seed and threads) and its seed. Runs live in OUT/runs/<id>/ and
+ * leaves out seed, threads and eval_every) and its seed. Runs live in OUT/runs/<id>/ and
  * each finished run's summary row, with run_id and sweep columns in front, is
  * appended to OUT/runs.csv; a second invocation skips the runs recorded ok. */
 #ifndef EWA_GRID_H
