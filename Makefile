@@ -74,6 +74,12 @@ test-asan:
 deps:
 	@tools/deps.sh
 
+# Issue 15: an exported grid run by a real one-node Slurm cluster
+# (tools/slurm_local.sh starts and stops it) against the local runner.
+.PHONY: test-slurm
+test-slurm: $(BIN)/ewa
+	EWA=$(BIN)/ewa tools/test_slurm.sh
+
 $(BUILD)/bench_train: bench/bench_train.c $(BUILD)/libewa.a
 	$(CC) $(CFLAGS) $< $(BUILD)/libewa.a -o $@ $(LDLIBS)
 

@@ -19,6 +19,10 @@ PACKAGES=(
   dataset-fashion-mnist    # the real Fashion-MNIST in /usr/share/datasets
   python3-torch            # PyTorch parity tests and make bench
   python3-numpy
+  openmpi-bin              # mpirun: one run data-parallel over ranks (make test-mpi)
+  libopenmpi-dev           # mpicc, mpi.h (bin/ewa is built with MPI when present)
+  slurm-wlm                # slurmctld, slurmd, sbatch: make test-slurm (tools/slurm_local.sh)
+  munge                    # Slurm's authentication daemon
 )
 
 if [ "$(id -u)" -eq 0 ]; then
