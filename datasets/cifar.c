@@ -145,6 +145,10 @@ int cifar_load(const char *dir, int num_classes, int train, ImageSet *out, Err *
         if (files[i].f) fclose(files[i].f);
     if (rc) { imageset_free(&s); return rc; }
     snprintf(s.name, sizeof s.name, "%s", k->name);
+    if (nf > 1)
+        snprintf(s.source, sizeof s.source, "%s/data_batch_{1..%d}.bin", dir, nf);
+    else
+        snprintf(s.source, sizeof s.source, "%.280s", files[0].path);
     s.num_classes = k->num_classes;
     memcpy(s.mean, k->mean, sizeof s.mean);
     memcpy(s.std, k->std, sizeof s.std);

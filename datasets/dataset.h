@@ -9,6 +9,7 @@
 
 typedef struct {
     char name[32];       /* "fashion-mnist", "cifar10", ... */
+    char source[300];    /* the file(s) the set was read from, for messages */
     int n;               /* number of images */
     int c, h, w;         /* channels, height, width */
     int num_classes;

@@ -203,6 +203,7 @@ int idx_load(const char *images_path, const char *labels_path, ImageSet *out, Er
     if (!rc) rc = load_labels(labels_path, images_path, IDX_NUM_CLASSES, &s, err);
     if (rc) { imageset_free(&s); return rc; }
     snprintf(s.name, sizeof s.name, "idx");
+    snprintf(s.source, sizeof s.source, "%s", images_path);
     s.num_classes = IDX_NUM_CLASSES;
     for (int ch = 0; ch < 3; ch++) { s.mean[ch] = 0.0f; s.std[ch] = 1.0f; }
     *out = s;

@@ -262,6 +262,22 @@ static size_t class_len(const char *id) {
     return i - 1;
 }
 
+/* A declared class with no shape in the list is an error (e.g. a misspelled
+ * name in the names file, whose real class's shapes would be skipped). */
+static int check_every_class(const char *names_path, const Lines *names, const char *list_path,
+                             const int *labels, int n, Err *err) {
+    int *count = calloc((size_t)names->n, sizeof *count);
+    if (!count) return err_set(err, ERR_RUNTIME, "%s: out of memory", names_path);
+    for (int i = 0; i < n; i++) count[labels[i]]++;
+    int rc = 0;
+    for (int k = 0; k < names->n && !rc; k++)
+        if (!count[k])
+            rc = err_set(err, ERR_RUNTIME, "%s: line %d: class '%s' has no shapes in %s",
+                         names_path, names->line[k], names->s[k], list_path);
+    free(count);
+    return rc;
+}
+
 int modelnet40_load(const char *dir, int train, int P, PointSample sample, uint64_t seed,
                     PointSet *out, Err *err) {
     if (out) memset(out, 0, sizeof *out);
@@ -275,7 +291,7 @@ int modelnet40_load(const char *dir, int train, int P, PointSample sample, uint6
     char *names_path = join(dir, "/", "modelnet40_shape_names.txt", "");
     char *list_path = join(dir, "/", train ? "modelnet40_train.txt" : "modelnet40_test.txt", "");
     char **paths = NULL;
-    int *labels = NULL, *order = NULL, n = 0, rc = 0;
+    int *labels = NULL, *order = NULL, n = 0, rc = 0, first_unmatched = -1;
     if (!names_path || !list_path) { rc = err_set(err, ERR_RUNTIME, "modelnet40: out of memory"); goto done; }
     if ((rc = read_lines(names_path, &names, err))) goto done;
     if (names.n == 0) {
@@ -310,7 +326,10 @@ int modelnet40_load(const char *dir, int train, int P, PointSample sample, uint6
         }
         int k = 0;
         while (k < names.n && !(strlen(names.s[k]) == cl && !strncmp(names.s[k], id, cl))) k++;
-        if (k == names.n) continue;   /* a class not selected by the shape-names file */
+        if (k == names.n) {   /* a class not selected by the shape-names file: counted */
+            if (!out->n_unmatched++) first_unmatched = i;
+            continue;
+        }
         if (!(paths[n] = join(dir, "/", names.s[k], "/"))) {
             rc = err_set(err, ERR_RUNTIME, "%s: out of memory", list_path);
             goto done;
@@ -327,8 +346,14 @@ int modelnet40_load(const char *dir, int train, int P, PointSample sample, uint6
                      names.n, names_path);
         goto done;
     }
+    if ((rc = check_every_class(names_path, &names, list_path, labels, n, err))) goto done;
+    if (out->n_unmatched)
+        fprintf(stderr, "warning: %s: %d of %d shape ids match no class of %s and are skipped "
+                "(first: line %d '%s')\n", list_path, out->n_unmatched, list.n, names_path,
+                list.line[first_unmatched], list.s[first_unmatched]);
 
     snprintf(out->name, sizeof out->name, "modelnet40");
+    snprintf(out->source, sizeof out->source, "%s", list_path);
     out->n = n;
     out->P = P;
     out->num_classes = names.n;

@@ -11,6 +11,8 @@
 
 typedef struct {
     char name[32];        /* "shapes3d", "modelnet40" */
+    char source[300];     /* the file (or generator) the set came from, for messages */
+    int n_unmatched;      /* ModelNet40: list entries of no class in the names file (skipped) */
     int n;                /* number of clouds */
     int P;                /* points per cloud */
     int num_classes;

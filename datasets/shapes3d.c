@@ -5,6 +5,7 @@
  * Gaussian jitter and uniform outliers, and is then normalised to the unit
  * sphere. See SHAPES3D.md for the classes and all constants. */
 #include "points.h"
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,6 +280,8 @@ int shapes3d_generate(int n, int P, uint64_t seed, int train, PointSet *out, Err
     if ((size_t)n * P > ((size_t)1 << 34))
         return err_set(err, ERR_USAGE, "shapes3d: %d x %d points is too large", n, P);
     snprintf(out->name, sizeof out->name, "shapes3d");
+    snprintf(out->source, sizeof out->source, "shapes3d generator (%s split, seed %" PRIu64 ")",
+             train ? "train" : "test", seed);
     out->n = n;
     out->P = P;
     out->num_classes = SHAPES3D_NUM_CLASSES;

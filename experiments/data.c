@@ -29,11 +29,62 @@ static int apply_classes(const RunConfig *cfg, ImageSet *s, Err *err) {
     return 0;
 }
 
+/* Every class of a split has at least one sample (labels in [0, K)). */
+static int check_classes(const char *source, const int *labels, int n, int K,
+                         char *const *class_names, Err *err) {
+    int *count = calloc((size_t)K, sizeof *count);
+    if (!count) return err_set(err, ERR_RUNTIME, "%s: out of memory", source);
+    for (int i = 0; i < n; i++) count[labels[i]]++;
+    int k = 0, missing = 0;
+    for (int j = K - 1; j >= 0; j--)
+        if (!count[j]) { k = j; missing++; }
+    free(count);
+    if (!missing) return 0;
+    if (class_names)
+        return err_set(err, ERR_RUNTIME, "%s: %d of the %d classes have no samples (first: "
+                       "class %d '%s')", source, missing, K, k, class_names[k]);
+    return err_set(err, ERR_RUNTIME, "%s: %d of the %d classes have no samples (first: class %d)",
+                   source, missing, K, k);
+}
+
+/* Two splits of one dataset must agree in sample shape and classes. */
+static int check_images_agree(const ImageSet *a, const ImageSet *b, Err *err) {
+    if (a->c != b->c || a->h != b->h || a->w != b->w)
+        return err_set(err, ERR_RUNTIME, "splits disagree in image shape: %s has %dx%dx%d "
+                       "(CxHxW) images, %s has %dx%dx%d", a->source, a->c, a->h, a->w, b->source,
+                       b->c, b->h, b->w);
+    if (a->num_classes != b->num_classes)
+        return err_set(err, ERR_RUNTIME, "splits disagree in class count: %s has %d classes, "
+                       "%s has %d", a->source, a->num_classes, b->source, b->num_classes);
+    return 0;
+}
+
+static int check_points_agree(const PointSet *a, const PointSet *b, Err *err) {
+    if (a->P != b->P)
+        return err_set(err, ERR_RUNTIME, "splits disagree in points per cloud: %s has %d, %s has %d",
+                       a->source, a->P, b->source, b->P);
+    if (a->num_classes != b->num_classes)
+        return err_set(err, ERR_RUNTIME, "splits disagree in class count: %s has %d classes, "
+                       "%s has %d", a->source, a->num_classes, b->source, b->num_classes);
+    for (int k = 0; k < a->num_classes; k++)
+        if (strcmp(a->class_names[k], b->class_names[k]))
+            return err_set(err, ERR_RUNTIME, "splits disagree in class %d: '%s' in %s, '%s' in %s",
+                           k, a->class_names[k], a->source, b->class_names[k], b->source);
+    return 0;
+}
+
 static int open_images(const RunConfig *cfg, ImageSet *train, ImageSet *test, Err *err) {
     int rc = load_images(cfg, 1, train, err);
     if (!rc) rc = load_images(cfg, 0, test, err);
+    if (!rc) rc = check_images_agree(train, test, err);
     if (!rc) rc = apply_classes(cfg, train, err);
     if (!rc) rc = apply_classes(cfg, test, err);
+    if (!rc) rc = check_classes(train->source, train->labels, train->n, train->num_classes, NULL, err);
+    if (!rc) rc = check_classes(test->source, test->labels, test->n, test->num_classes, NULL, err);
+    if (!rc && cfg->train_subset > 0 && cfg->train_subset < train->num_classes)
+        fprintf(stderr, "warning: data.train_subset = %d is smaller than the %d classes: "
+                "%d classes get no training image\n", cfg->train_subset, train->num_classes,
+                train->num_classes - cfg->train_subset);
     if (!rc && cfg->train_subset > 0) {
         if (cfg->train_subset > train->n)
             rc = err_set(err, ERR_USAGE, "data.train_subset = %d exceeds the %d training images",
@@ -52,15 +103,28 @@ static int open_images(const RunConfig *cfg, ImageSet *train, ImageSet *test, Er
 static int open_points(const RunConfig *cfg, PointSet *train, PointSet *test, Err *err) {
     if (strcmp(cfg->classes, "all") || cfg->train_subset)
         return err_set(err, ERR_USAGE, "data.classes and data.train_subset apply to image datasets only");
+    int rc;
     if (!strcmp(cfg->dataset, "shapes3d")) {
+        /* cloud i has class i % 14: fewer clouds leave classes empty */
+        if (cfg->train_size < SHAPES3D_NUM_CLASSES || cfg->test_size < SHAPES3D_NUM_CLASSES)
+            return err_set(err, ERR_USAGE, "data.train_size = %d, data.test_size = %d: shapes3d "
+                           "has %d classes, each split needs at least one cloud of each",
+                           cfg->train_size, cfg->test_size, SHAPES3D_NUM_CLASSES);
         /* the generator's seed is fixed: the dataset, not the run, defines it */
-        int rc = shapes3d_generate(cfg->train_size, cfg->points, 3517, 1, train, err);
-        return rc ? rc : shapes3d_generate(cfg->test_size, cfg->points, 3517, 0, test, err);
+        rc = shapes3d_generate(cfg->train_size, cfg->points, 3517, 1, train, err);
+        if (!rc) rc = shapes3d_generate(cfg->test_size, cfg->points, 3517, 0, test, err);
+    } else {
+        if (!cfg->dir[0])
+            return err_set(err, ERR_USAGE, "data.dataset = modelnet40 needs data.dir (the modelnet40_normal_resampled directory)");
+        rc = modelnet40_load(cfg->dir, 1, cfg->points, PN_SAMPLE_FIRST, cfg->seed, train, err);
+        if (!rc) rc = modelnet40_load(cfg->dir, 0, cfg->points, PN_SAMPLE_FIRST, cfg->seed, test, err);
     }
-    if (!cfg->dir[0])
-        return err_set(err, ERR_USAGE, "data.dataset = modelnet40 needs data.dir (the modelnet40_normal_resampled directory)");
-    int rc = modelnet40_load(cfg->dir, 1, cfg->points, PN_SAMPLE_FIRST, cfg->seed, train, err);
-    return rc ? rc : modelnet40_load(cfg->dir, 0, cfg->points, PN_SAMPLE_FIRST, cfg->seed, test, err);
+    if (!rc) rc = check_points_agree(train, test, err);
+    if (!rc) rc = check_classes(train->source, train->labels, train->n, train->num_classes,
+                                train->class_names, err);
+    if (!rc) rc = check_classes(test->source, test->labels, test->n, test->num_classes,
+                                test->class_names, err);
+    return rc;
 }
 
 static void fill_meta(DataSplit *s, const RunConfig *cfg) {

@@ -314,15 +314,38 @@ static int ensure_dir(const char *dir, Err *err) {
     return 0;
 }
 
+/* A checkpoint's input shape (and class count, unless the head is new) must
+ * be the data's: a mismatch names both the checkpoint and the data file. */
+static int check_ckpt_data(const StFile *f, const char *path, const DataSplit *s, int classes,
+                           Err *err) {
+    const char *shape = st_meta(f, "input_shape"), *k = st_meta(f, "num_classes");
+    char want[64], src[300];
+    if (s->is_points) {
+        snprintf(want, sizeof want, "%d,3", s->pts.P);
+        snprintf(src, sizeof src, "%s", s->pts.source);
+    } else {
+        snprintf(want, sizeof want, "%d,%d,%d", s->img.c, s->img.h, s->img.w);
+        snprintf(src, sizeof src, "%s", s->img.source);
+    }
+    if (shape && strcmp(shape, want))
+        return err_set(err, ERR_RUNTIME, "%s: the checkpoint's input shape is %s, but %s holds "
+                       "samples of shape %s", path, shape, src, want);
+    if (classes && k && atoi(k) != s->num_classes)
+        return err_set(err, ERR_RUNTIME, "%s: the checkpoint has %s classes, but %s has %d",
+                       path, k, src, s->num_classes);
+    return 0;
+}
+
 /* Fine-tuning (DESIGN 2.7): loads a checkpoint, re-initialised head if
  * asked, MoE layers upcycled from the checkpoint's FFNs. */
-static int load_init_checkpoint(ViT *m, const RunConfig *c, Err *err) {
+static int load_init_checkpoint(ViT *m, const RunConfig *c, const DataSplit *train, Err *err) {
     StFile f;
     int rc = st_read(c->init_checkpoint, &f, err);
     if (rc) return rc;
     const char *skip[] = {"head."};
     int n_up = 0;
-    rc = vit_load_upcycle(m, &f, c->init_checkpoint, c->reset_head ? 1 : 0, skip, &n_up, err);
+    rc = check_ckpt_data(&f, c->init_checkpoint, train, !c->reset_head, err);
+    if (!rc) rc = vit_load_upcycle(m, &f, c->init_checkpoint, c->reset_head ? 1 : 0, skip, &n_up, err);
     st_free(&f);
     if (!rc)
         fprintf(stderr, "loaded %s%s%s\n", c->init_checkpoint, c->reset_head ? " (head re-initialised)" : "",
@@ -361,7 +384,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     int collapse = spec.kind == MOE_RANDOM, routed = spec.kind == MOE_ROUTED;
     if ((rc = build_model(c, &train, B, 0, &m, err))) goto out_data;
     vit_init_weights(&m, c->seed);
-    if (c->init_checkpoint[0] && (rc = load_init_checkpoint(&m, c, err))) goto out_model;
+    if (c->init_checkpoint[0] && (rc = load_init_checkpoint(&m, c, &train, err))) goto out_model;
     if (collapse && (rc = build_model(c, &train, B, 1, &dense, err))) goto out_model;
     ViT *evm = collapse ? &dense : &m;   /* the model evaluated and saved */
     if (routed) {
@@ -514,6 +537,7 @@ int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1
     dc.train_subset = 0;   /* the test split does not depend on the subset */
     if ((rc = data_open(&dc, &train, &test, err))) goto out_f;
     ViT m;
+    if ((rc = check_ckpt_data(&f, path, &test, 1, err))) goto out_data;
     if ((rc = build_model(&c, &test, c.batch_size, 1, &m, err))) goto out_data;
     if ((rc = vit_load_tensors(&m, &f, path, 0, NULL, err))) goto out_model;
     float *x = malloc(sizeof(float) * data_sample_floats(&test) * c.batch_size);

@@ -465,7 +465,21 @@ Test(modelnet40, fewer_classes_in_shape_names) {
     cr_expect_eq(s.n, 4);
     int want[4] = {1, 1, 0, 0};   /* airplane x2, chair x2; night_stand skipped */
     for (int i = 0; i < 4; i++) cr_expect_eq(s.labels[i], want[i]);
+    cr_expect_eq(s.n_unmatched, 1, "the skipped night_stand entry is counted");
     pointset_free(&s);
+}
+
+/* Issue 11.2: a misspelled class in the names file had no shapes and the
+ * real class's entries were dropped silently; now it is an error naming the
+ * names file's line. */
+Test(modelnet40, declared_class_without_shapes) {
+    make_fixture(20);
+    put("modelnet40_shape_names.txt", "airplane\nnightstand\nchair\n");
+    PointSet s;
+    Err err = {0};
+    int rc = modelnet40_load(tmp, 1, 20, PN_SAMPLE_FIRST, 0, &s, &err);
+    ASSERT_FAILS(rc, err, "modelnet40_shape_names.txt: line 2", "class 'nightstand' has no shapes");
+    cr_assert(strstr(err.msg, "modelnet40_train.txt"), "%s", err.msg);
 }
 
 Test(modelnet40, wrong_field_count) {

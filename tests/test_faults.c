@@ -1,0 +1,172 @@
+/* Issue 11: bad input and faults, end to end through the real binary
+ * ($EWA_BIN). Each test is one example of a kind of fault, with the outcome
+ * the issue states: a message naming the true source, a non-zero exit, no
+ * checkpoint or half-written file.
+ *
+ * The data is the tiny Fashion-MNIST-format set of testproc.h (gzip IDX,
+ * 28x28, classes i % 10) unless a test writes its own broken split. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#include "../core/csvio.h"
+#include "../core/safetensors.h"
+#include "testproc.h"
+#include "testutil.h"
+
+enum { N_TRAIN = 200, N_TEST = 100 };
+
+static char *tmp, *data_dir, *cfg_path;   /* cfg_path: an empty config (defaults) */
+static char data_set[600];
+static int n_spawned;
+
+static void setup(void) {
+    tmp = tu_tmpdir();
+    data_dir = tu_path(tmp, "data");
+    cr_assert_eq(mkdir(data_dir, 0755), 0, "mkdir %s", data_dir);
+    write_split(data_dir, "train", N_TRAIN, N_TRAIN, 1);
+    write_split(data_dir, "t10k", N_TEST, N_TEST, 2);
+    snprintf(data_set, sizeof data_set, "data.dir=%s", data_dir);
+    cfg_path = tu_write(tmp, "empty.ini", "", 0);
+    n_spawned = 0;
+}
+
+static void teardown(void) {
+    tu_rmrf(tmp);
+    free(tmp); free(data_dir); free(cfg_path);
+}
+
+TestSuite(faults, .init = setup, .fini = teardown, .timeout = 180);
+
+/* `ewa train` of a tiny model on data_dir into tmp/<name>, plus extra args. */
+static Proc train_x(const char *out, const char *dset, const char *const *extra) {
+    const char *base[] = {
+        "train", "--config", cfg_path, "--out", out, "--set", dset,
+        "--set", "data.augment=0", "--set", "train.epochs=1", "--set", "train.warmup_epochs=0",
+        "--set", "model.dim=16", "--set", "model.depth=1", "--set", "model.heads=2",
+        "--set", "model.mlp_ratio=2", "--set", "model.patch=7",
+        "--set", "train.batch_size=32", "--set", "train.threads=1",
+    };
+    enum { NB = sizeof base / sizeof base[0] };
+    const char *args[NB + 32];
+    int n = 0;
+    for (int i = 0; i < NB; i++) args[n++] = base[i];
+    for (int i = 0; extra && extra[i]; i++) args[n++] = extra[i];
+    args[n] = NULL;
+    return run_list(tmp, &n_spawned, args);
+}
+#define TRAIN_X(out, dset, ...) train_x(out, dset, (const char *const[]){__VA_ARGS__, NULL})
+#define EWA(...) run_list(tmp, &n_spawned, (const char *const[]){__VA_ARGS__, NULL})
+
+static void expect_fail(Proc *p, int code, const char *const *needles) {
+    cr_assert_eq(p->status, code, "exit %d, expected %d; stderr:\n%s", p->status, code, p->err);
+    for (; *needles; needles++)
+        cr_assert(strstr(p->err, *needles), "stderr lacks '%s':\n%s", *needles, p->err);
+}
+#define EXPECT_FAIL(p, code, ...) expect_fail(&(p), code, (const char *const[]){__VA_ARGS__, NULL})
+
+static int exists_in(const char *dir, const char *name) {
+    char *p = tu_path(dir, name);
+    int e = tu_file_exists(p);
+    free(p);
+    return e;
+}
+
+/* IDX images of side x side (classes i % 10 as noise; enough for shape
+ * tests) with labels lab(i), gzip'ed into dir/<prefix>-*. */
+static void write_idx(const char *dir, const char *prefix, int n, int side, int nclasses) {
+    size_t len = 16 + (size_t)n * side * side;
+    uint8_t *b = malloc(len);
+    put_be32(b, 0x803); put_be32(b + 4, (uint32_t)n);
+    put_be32(b + 8, (uint32_t)side); put_be32(b + 12, (uint32_t)side);
+    uint32_t seed = 7;
+    for (size_t j = 16; j < len; j++) b[j] = (uint8_t)lcg(&seed);
+    char name[96];
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte.gz", prefix);
+    write_gz(dir, name, b, len);
+    free(b);
+    b = malloc(8 + (size_t)n);
+    put_be32(b, 0x801); put_be32(b + 4, (uint32_t)n);
+    for (int i = 0; i < n; i++) b[8 + i] = (uint8_t)(i % nclasses);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte.gz", prefix);
+    write_gz(dir, name, b, 8 + (size_t)n);
+    free(b);
+}
+
+/* A fresh data directory tmp/<name> holding train (28x28) and the given test split. */
+static char *data_with_test(const char *name, int test_side, int test_classes, char *dset,
+                            size_t dlen) {
+    char *d = tu_path(tmp, name);
+    cr_assert_eq(mkdir(d, 0755), 0);
+    write_split(d, "train", N_TRAIN, N_TRAIN, 1);
+    write_idx(d, "t10k", N_TEST, test_side, test_classes);
+    snprintf(dset, dlen, "data.dir=%s", d);
+    return d;
+}
+
+/* ------------------------------------------------ 1. splits that disagree */
+
+static void splits_disagree(int side) {
+    char dset[600], *run = tu_path(tmp, "run");
+    char *d = data_with_test("bad", side, 10, dset, sizeof dset);
+    Proc p = TRAIN_X(run, dset, "--set", "train.max_steps=1");
+    EXPECT_FAIL(p, 1, "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz", "disagree");
+    cr_assert(!exists_in(run, "final.safetensors"), "a refused run left a checkpoint");
+    proc_free(&p);
+    free(run); free(d);
+}
+
+/* Test images larger than train's overflowed the batch buffer (ASan), smaller
+ * ones were read as 28x28 and the run ended ok. */
+Test(faults, splits_disagree_in_shape_larger) { splits_disagree(32); }
+Test(faults, splits_disagree_in_shape_smaller) { splits_disagree(14); }
+
+/* eval of a 28x28 checkpoint on 14x14 data names both. */
+Test(faults, eval_checkpoint_and_data_disagree) {
+    char *run = tu_path(tmp, "run");
+    Proc p = TRAIN_X(run, data_set, "--set", "train.max_steps=2");
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    proc_free(&p);
+    char dset[600];
+    char *d = tu_path(tmp, "small");
+    cr_assert_eq(mkdir(d, 0755), 0);
+    write_idx(d, "train", N_TRAIN, 14, 10);
+    write_idx(d, "t10k", N_TEST, 14, 10);
+    snprintf(dset, sizeof dset, "data.dir=%s", d);
+    char *ck = tu_path(run, "final.safetensors");
+    p = EWA("eval", "--checkpoint", ck, "--set", dset);
+    EXPECT_FAIL(p, 1, ck, "t10k-images-idx3-ubyte.gz", "14,14");
+    proc_free(&p);
+    free(run); free(d); free(ck);
+}
+
+/* ------------------------------------------------ 2. classes with no samples */
+
+Test(faults, class_without_samples_is_an_error) {
+    char dset[600], *run = tu_path(tmp, "run");
+    char *d = data_with_test("nine", 28, 9, dset, sizeof dset);   /* test labels 0..8 */
+    Proc p = TRAIN_X(run, dset, "--set", "train.max_steps=1");
+    EXPECT_FAIL(p, 1, "t10k-images-idx3-ubyte.gz", "1 of the 10 classes have no samples",
+                "class 9");
+    proc_free(&p);
+    free(run); free(d);
+}
+
+Test(faults, train_subset_below_class_count_warns) {
+    char *run = tu_path(tmp, "run");
+    Proc p = TRAIN_X(run, data_set, "--set", "data.train_subset=5", "--set", "train.max_steps=1");
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    cr_assert(strstr(p.err, "warning: data.train_subset = 5 is smaller than the 10 classes"),
+              "no warning:\n%s", p.err);
+    proc_free(&p);
+    free(run);
+}
+
+Test(faults, shapes3d_split_smaller_than_class_count) {
+    char *run = tu_path(tmp, "run");
+    Proc p = EWA("train", "--config", cfg_path, "--out", run, "--set", "data.dataset=shapes3d",
+                 "--set", "data.train_size=10", "--set", "data.test_size=28");
+    EXPECT_FAIL(p, 2, "data.train_size = 10", "14 classes");
+    proc_free(&p);
+    free(run);
+}
