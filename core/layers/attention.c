@@ -1,10 +1,46 @@
 #include "layers.h"
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include "fastmath.h"
 
-/* One (b, h) pair per OpenMP iteration; T and hd are small (tens), so the
- * loops are written out rather than sent to sgemm. */
+/* Multi-head attention as batched matrix products: one (b, h) pair per
+ * OpenMP iteration, each doing its two (forward) or four (backward) products
+ * through cblas_sgemm on strided views of qkv (no copies: head h of q is the
+ * T x hd matrix at qkv + h*hd with leading dimension 3C). Called inside the
+ * parallel region, the OpenMP build of OpenBLAS runs each product on the
+ * calling thread, so the (b, h) pairs are the parallelism. The row softmax
+ * and its backward are vectorised (fastmath.h's ewa_expf under omp simd).
+ * Formulas: S = scale Q K^T, P = softmax_rows(S), O = P V;
+ * dV = P^T dO, dP = dO V^T, dS = P .* (dP - rowsum(P .* dP)),
+ * dQ = scale dS K, dK = scale dS^T Q (e.g. Vaswani et al. 2017; the softmax
+ * Jacobian diag(p) - p p^T). */
+
+/* In place: each of the T rows of a (T,T) becomes softmax(row). */
+static void softmax_rows(float *a, int T) {
+    for (int i = 0; i < T; i++) {
+        float *r = a + (size_t)i * T, mx = -INFINITY, sum = 0.0f;
+        #pragma omp simd reduction(max : mx)
+        for (int j = 0; j < T; j++) mx = r[j] > mx ? r[j] : mx;
+        #pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < T; j++) { r[j] = ewa_expf(r[j] - mx); sum += r[j]; }
+        float inv = 1.0f / sum;
+        #pragma omp simd
+        for (int j = 0; j < T; j++) r[j] *= inv;
+    }
+}
+
+/* In place: dp (T,T) holding dP becomes scale * dS for probabilities p. */
+static void softmax_rows_backward(float *dp, const float *p, int T, float scale) {
+    for (int i = 0; i < T; i++) {
+        float *g = dp + (size_t)i * T, dot = 0.0f;
+        const float *r = p + (size_t)i * T;
+        #pragma omp simd reduction(+ : dot)
+        for (int j = 0; j < T; j++) dot += r[j] * g[j];
+        #pragma omp simd
+        for (int j = 0; j < T; j++) g[j] = scale * r[j] * (g[j] - dot);
+    }
+}
 
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
     int hd = C / NH, C3 = 3 * C;
@@ -12,33 +48,14 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
     #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            const float *base = qkv + (size_t)b * T * C3;
+            const float *q = qkv + (size_t)b * T * C3 + h * hd, *k = q + C, *v = q + 2 * C;
             float *A = att + ((size_t)b * NH + h) * T * T;
-            for (int i = 0; i < T; i++) {
-                const float *q = base + (size_t)i * C3 + h * hd;
-                float *a = A + (size_t)i * T, mx = -INFINITY;
-                for (int j = 0; j < T; j++) {
-                    const float *k = base + (size_t)j * C3 + C + h * hd;
-                    float s = 0.0f;
-                    #pragma omp simd reduction(+ : s)
-                    for (int d = 0; d < hd; d++) s += q[d] * k[d];
-                    s *= scale;
-                    a[j] = s;
-                    if (s > mx) mx = s;
-                }
-                float sum = 0.0f;
-                #pragma omp simd reduction(+ : sum)
-                for (int j = 0; j < T; j++) { a[j] = ewa_expf(a[j] - mx); sum += a[j]; }
-                float inv = 1.0f / sum;
-                for (int j = 0; j < T; j++) a[j] *= inv;
-                float *o = out + ((size_t)b * T + i) * C + h * hd;
-                for (int d = 0; d < hd; d++) o[d] = 0.0f;
-                for (int j = 0; j < T; j++) {
-                    const float *v = base + (size_t)j * C3 + 2 * C + h * hd;
-                    float p = a[j];
-                    for (int d = 0; d < hd; d++) o[d] += p * v[d];
-                }
-            }
+            float *o = out + (size_t)b * T * C + h * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd,
+                        scale, q, C3, k, C3, 0.0f, A, T);
+            softmax_rows(A, T);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T,
+                        1.0f, A, T, v, C3, 0.0f, o, C);
         }
 }
 
@@ -48,38 +65,28 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv,
     float scale = 1.0f / sqrtf((float)hd);
     #pragma omp parallel
     {
-        float *dp = malloc(sizeof(float) * (size_t)T);   /* one row of dP / dS */
+        /* dP, then scale * dS: on the stack for the small T of these ViTs. */
+        enum { STACK_TT = 64 * 64 };
+        float stack_ds[STACK_TT];
+        float *ds = (size_t)T * T <= STACK_TT ? stack_ds : malloc(sizeof(float) * (size_t)T * T);
         #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
-                const float *base = qkv + (size_t)b * T * C3;
-                float *dbase = dqkv + (size_t)b * T * C3;
+                size_t qo = (size_t)b * T * C3 + h * hd;
+                const float *q = qkv + qo, *k = q + C, *v = q + 2 * C;
+                float *dq = dqkv + qo, *dk = dq + C, *dv = dq + 2 * C;
                 const float *A = att + ((size_t)b * NH + h) * T * T;
-                for (int i = 0; i < T; i++) {
-                    const float *a = A + (size_t)i * T;
-                    const float *go = dout + ((size_t)b * T + i) * C + h * hd;
-                    const float *q = base + (size_t)i * C3 + h * hd;
-                    float *dq = dbase + (size_t)i * C3 + h * hd;
-                    /* dP_ij = dout_i . v_j ; dv_j += P_ij dout_i */
-                    float dot = 0.0f;
-                    for (int j = 0; j < T; j++) {
-                        const float *v = base + (size_t)j * C3 + 2 * C + h * hd;
-                        float *dv = dbase + (size_t)j * C3 + 2 * C + h * hd;
-                        float s = 0.0f, p = a[j];
-                        #pragma omp simd reduction(+ : s)
-                        for (int d = 0; d < hd; d++) { s += go[d] * v[d]; dv[d] += p * go[d]; }
-                        dp[j] = s;
-                        dot += s * p;
-                    }
-                    /* dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik); S = scale q.k */
-                    for (int j = 0; j < T; j++) {
-                        const float *k = base + (size_t)j * C3 + C + h * hd;
-                        float *dk = dbase + (size_t)j * C3 + C + h * hd;
-                        float ds = a[j] * (dp[j] - dot) * scale;
-                        for (int d = 0; d < hd; d++) { dq[d] += ds * k[d]; dk[d] += ds * q[d]; }
-                    }
-                }
+                const float *go = dout + (size_t)b * T * C + h * hd;
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T,
+                            1.0f, A, T, go, C, 1.0f, dv, C3);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd,
+                            1.0f, go, C, v, C3, 0.0f, ds, T);
+                softmax_rows_backward(ds, A, T, scale);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T,
+                            1.0f, ds, T, k, C3, 1.0f, dq, C3);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T,
+                            1.0f, ds, T, q, C3, 1.0f, dk, C3);
             }
-        free(dp);
+        if (ds != stack_ds) free(ds);
     }
 }
