@@ -355,13 +355,43 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
+/* The dense tensor an MoE tensor is a copy of at initialisation:
+ * "blocks.L.mlp.experts.E.X" and "blocks.L.mlp.shared.X" -> "blocks.L.mlp.X".
+ * Any other name (the router included) is its own. */
+static void init_stream_name(const char *name, char *out, size_t n) {
+    const char *p = strstr(name, ".mlp.");
+    snprintf(out, n, "%s", name);
+    if (!p) return;
+    const char *rest = p + 5, *tail = NULL;
+    if (!strncmp(rest, "experts.", 8)) {
+        tail = strchr(rest + 8, '.');
+    } else if (!strncmp(rest, "shared.", 7)) {
+        tail = rest + 6;
+    }
+    if (tail) snprintf(out, n, "%.*s%s", (int)(rest - 1 - name), name, tail);
+}
+
+/* FNV-1a 64 of a tensor name: the id of its initialisation stream. */
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* Pairing (issue 10): every tensor draws from a stream of its own, keyed by
+ * (seed, init_stream_name), so models that differ only in their MoE layers
+ * start from bit-identical values of every tensor they share, and every
+ * expert (routed, random-partition or shared) of an MoE layer is the dense
+ * FFN the same seed draws. Router weights have streams of their own. */
 void vit_init_weights(ViT *m, uint64_t seed) {
-    Rng r;
-    rng_seed_stream(&r, seed, 0x1417);
     float bound = 1.0f;   /* 1/sqrt(fan_in) of the last embedding weight seen */
     for (int i = 0; i < m->n_params; i++) {
         const ParamSpec *s = &m->specs[i];
         float *p = m->params + s->offset;
+        char canon[sizeof s->name];
+        init_stream_name(s->name, canon, sizeof canon);
+        Rng r;
+        rng_seed_stream(&r, seed, 0x1417ull ^ name_hash(canon));
         /* Embedding convolutions (2D patch projection, 3D mini-PointNet and
          * centre MLP) get PyTorch's Conv/Linear default U(-1/sqrt(fan_in),
          * 1/sqrt(fan_in)) for weight and bias, as timm leaves them. */
@@ -381,20 +411,6 @@ void vit_init_weights(ViT *m, uint64_t seed) {
             else if (ends_with(s->name, ".bias")) v = 0.0f;
             else v = rng_trunc_normal(&r, 0.02f);
             p[j] = v;
-        }
-    }
-    /* every expert of a layer starts as a copy of expert 0 (DESIGN 2.2) */
-    if (m->d.moe.kind == MOE_NONE) return;
-    size_t D = m->d.dim, H = m->d.hidden;
-    for (int l = 0; l < m->d.depth; l++) {
-        if (!m->d.moe_block[l]) continue;
-        const FFNW *e0 = &m->w.blocks[l].moe.experts[0];
-        for (int e = 1; e < m->d.moe.experts; e++) {
-            FFNW *f = &m->w.blocks[l].moe.experts[e];
-            memcpy(f->fc1_w, e0->fc1_w, H * D * sizeof(float));
-            memcpy(f->fc1_b, e0->fc1_b, H * sizeof(float));
-            memcpy(f->fc2_w, e0->fc2_w, D * H * sizeof(float));
-            memcpy(f->fc2_b, e0->fc2_b, D * sizeof(float));
         }
     }
 }

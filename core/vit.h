@@ -157,7 +157,12 @@ void vit_free(ViT *m);
 /* timm's default initialisation, from a seed: Linear weights trunc_normal
  * std .02, biases 0, LayerNorm 1/0, pos_embed trunc_normal .02, cls_token
  * normal 1e-6, patch projection as PyTorch's Conv2d default
- * U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias. */
+ * U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
+ * Each tensor has its own stream of (seed, name); every expert of an MoE
+ * layer (and its shared expert) uses the stream of the dense FFN it replaces
+ * ("blocks.L.mlp.fc1.weight" etc.), so methods that differ only in
+ * moe.method start paired: identical shared tensors, experts = that seed's
+ * dense FFN, routers from streams of their own. */
 void vit_init_weights(ViT *m, uint64_t seed);
 
 /* img (B,C,H,W) normalised. If y is non-NULL computes the mean
