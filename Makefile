@@ -15,6 +15,14 @@ else
   BLAS_LIB = -lopenblas
 endif
 LDLIBS  += $(BLAS_LIB) -lcsv -lz -linih -lcjson -lm -fopenmp
+# MPI data parallelism (issue 15, experiments/dist.h): built with Open MPI
+# when mpicc is found (libopenmpi-dev), or forced with MPI=1; MPI=0 builds the
+# one-process stubs.
+MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+  CFLAGS += -DEWA_MPI $(shell mpicc --showme:compile)
+  LDLIBS += $(shell mpicc --showme:link)
+endif
 PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
 BIN     ?= bin
@@ -79,6 +87,11 @@ deps:
 .PHONY: test-slurm
 test-slurm: $(BIN)/ewa
 	EWA=$(BIN)/ewa tools/test_slurm.sh
+
+# Issue 15: one run on 2 MPI ranks against one process (experiments/dist.h).
+.PHONY: test-mpi
+test-mpi: $(BIN)/ewa
+	EWA=$(BIN)/ewa tools/test_mpi.sh
 
 $(BUILD)/bench_train: bench/bench_train.c $(BUILD)/libewa.a
 	$(CC) $(CFLAGS) $< $(BUILD)/libewa.a -o $@ $(LDLIBS)

@@ -431,6 +431,9 @@ static void block_forward(ViT *m, int l, const float *x, int B, int T) {
     if (is_moe(d, l)) {
         Rng r;
         rng_seed_stream(&r, m->moe_seed, (0x52ull << 56) + m->moe_step * VIT_MAX_DEPTH + (uint64_t)l);
+        a->moe.shard_off = m->shard_off;
+        a->moe.shard_batch = m->shard_batch;
+        a->moe.shard_scratch = m->shard_scratch;
         m->aux_loss += moe_forward(a->res2, &a->moe, a->ln2, &d->moe, &w->moe, B, T, D, H, m->training,
                                    &r, m->rmoe_perm[l]);
         m->moe_assigned += a->moe.assigned;

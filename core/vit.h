@@ -122,6 +122,13 @@ typedef struct {
     int training;                  /* 1 (default): capacity limits apply */
     uint64_t moe_seed, moe_step;   /* RMoE partition stream: (seed, step, block) */
     const int *rmoe_perm[VIT_MAX_DEPTH]; /* test hook: fixed RMoE partition per block */
+    /* data parallelism (experiments/dist.h): the next forward's B images are
+     * images [shard_off, shard_off + B) of a global batch of shard_batch
+     * (0 = not sharded); RMoE layers then partition the global batch
+     * (moe_random_partition_shard) using shard_scratch (caller-owned,
+     * shard_batch * T + E + 1 ints). */
+    int shard_off, shard_batch;
+    int *shard_scratch;
     float aux_loss;                /* sum of the MoE auxiliary losses, last forward */
     long moe_assigned, moe_dropped;/* routed assignments tried / dropped, last forward */
     long *route_counts;            /* if non-NULL: (depth, K, E) counts of routed

@@ -8,6 +8,7 @@
  *   ewa regress --ref TABLE.csv --new TABLE.csv
  * Exit codes (DESIGN 6): 0 ok, 2 usage/config error, 1 runtime failure. */
 #include "aggregate.h"
+#include "dist.h"
 #include "grid.h"
 #include "train.h"
 #include <limits.h>
@@ -65,11 +66,20 @@ static int cmd_train(int argc, char **argv) {
     RunConfig c;
     Err err = {0};
     TrainResult res;
-    rc = config_load(&c, a.config, a.n_set, a.sets, &err);
+    rc = dist_init(&argc, &argv, &err);   /* MPI data parallelism under mpirun (dist.h) */
+    if (!rc) rc = config_load(&c, a.config, a.n_set, a.sets, &err);
     if (!rc) rc = train_run(&c, a.out, &res, &err);
     free(a.sets);
-    if (rc) { fprintf(stderr, "ewa train: %s\n", err.msg); return rc; }
-    printf("status=%s top1=%.4f best=%.4f n=%d steps=%ld train_s=%.1f out=%s\n", res.status,
+    if (rc) {
+        if (dist_size() > 1) fprintf(stderr, "ewa train: rank %d of %d: %s\n", dist_rank(), dist_size(), err.msg);
+        else fprintf(stderr, "ewa train: %s\n", err.msg);
+        fflush(stderr);
+        dist_abort(rc);   /* R > 1: ends every rank, mpirun exits non-zero */
+        return rc;
+    }
+    dist_finalize();
+    if (dist_rank() == 0)
+        printf("status=%s top1=%.4f best=%.4f n=%d steps=%ld train_s=%.1f out=%s\n", res.status,
            res.final_top1, res.best_top1, res.n_test, res.steps, res.train_seconds, a.out);
     return strcmp(res.status, "ok") ? ERR_RUNTIME : 0;
 }

@@ -1,5 +1,6 @@
 #include "train.h"
 #include "data.h"
+#include "dist.h"
 #include "../core/checkpoint.h"
 #include "../core/csvio.h"
 #include "../core/ewa.h"
@@ -107,11 +108,12 @@ static int count_correct(const ViT *m, const int *y, int B) {
 /* Mean loss and top-1 over a whole split, no augmentation. */
 static int evaluate(ViT *m, DataSplit *s, float *x, int *y, int *idx, double *loss, double *top1,
                     Err *err) {
-    int B = m->max_batch, correct = 0;
+    int B = m->max_batch, correct = 0, lo, n;
     double total = 0.0;
-    for (int i = 0; i < s->n; i++) idx[i] = i;
-    for (int off = 0; off < s->n; off += B) {
-        int nb = s->n - off < B ? s->n - off : B;
+    dist_split(s->n, &lo, &n);   /* this rank's part of the split (all of it on one rank) */
+    for (int i = 0; i < n; i++) idx[i] = lo + i;
+    for (int off = 0; off < n; off += B) {
+        int nb = n - off < B ? n - off : B;
         int rc = data_batch(s, idx + off, nb, 0, NULL, x, y, err);
         if (rc) return rc;
         int training = m->training;
@@ -120,9 +122,11 @@ static int evaluate(ViT *m, DataSplit *s, float *x, int *y, int *idx, double *lo
         m->training = training;
         correct += count_correct(m, y, nb);
     }
-    *loss = total / s->n;
-    *top1 = (double)correct / s->n;
-    return 0;
+    double sums[2] = {total, correct};
+    int rc = dist_sum_doubles(sums, 2, err);
+    *loss = sums[0] / s->n;
+    *top1 = sums[1] / s->n;
+    return rc;
 }
 
 /* ---- run directory files ---------------------------------------------- */
@@ -359,21 +363,23 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     MoeSpec spec;
     int rc = moe_spec_of(c, &spec, err);
     if (rc) return rc;
-    rc = ensure_dir(out_dir, err);
+    /* data parallelism (dist.h): rank 0 alone writes the run directory */
+    int writer = dist_rank() == 0;
+    rc = writer ? ensure_dir(out_dir, err) : 0;
     if (rc) return rc;
     char path[1200];
     /* A reused run directory must not keep an earlier run's results beside
      * this one's (e.g. an old final.safetensors next to a diverged summary). */
     static const char *const stale[] = {"final.safetensors", "summary.csv", "metrics.csv",
                                         "moe_metrics.csv", "routing.csv"};
-    for (size_t i = 0; i < sizeof stale / sizeof *stale; i++) {
+    for (size_t i = 0; writer && i < sizeof stale / sizeof *stale; i++) {
         snprintf(path, sizeof path, "%s/%s", out_dir, stale[i]);
         if (unlink(path) && errno != ENOENT)
             return err_set(err, ERR_RUNTIME, "%s: cannot remove the previous run's file: %s", path,
                            strerror(errno));
     }
     snprintf(path, sizeof path, "%s/config.ini", out_dir);
-    if ((rc = config_write(c, path, err))) return rc;
+    if (writer && (rc = config_write(c, path, err))) return rc;
     set_threads(c->threads);
 
     DataSplit train, test;
@@ -401,6 +407,10 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     Rows metrics = {0}, routing = {0}, moe_rows = {0};
     long total_assigned = 0, total_dropped = 0;
     if (!x || !y || !idx) { rc = err_set(err, ERR_RUNTIME, "out of memory"); goto out_buf; }
+    if (dist_size() > 1 && collapse) {   /* RMoE partitions the global batch */
+        m.shard_scratch = malloc(sizeof(int) * ((size_t)B * m.T + (size_t)m.d.moe.experts + 1));
+        if (!m.shard_scratch) { rc = err_set(err, ERR_RUNTIME, "out of memory"); goto out_buf; }
+    }
 
     long steps_per_epoch = (train.n + B - 1) / B;
     long total = steps_per_epoch * c->epochs;
@@ -411,9 +421,9 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         ewa_steps = lround((c->ewa_epochs < 0 ? c->epochs / 4.0 : c->ewa_epochs) * steps_per_epoch);
     Rng shuffle_rng, aug_rng;
     rng_seed_stream(&shuffle_rng, c->seed, 1);
-    rng_seed_stream(&aug_rng, c->seed, 2);
+    rng_seed_stream(&aug_rng, c->seed, 2 + ((uint64_t)dist_rank() << 32));   /* rank 0: stream 2 */
     AdamW opt = {.beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps, .weight_decay = c->weight_decay};
-    int tty = isatty(2);
+    int tty = writer && isatty(2);
     snprintf(path, sizeof path, "%s/metrics.csv", out_dir);
     double t0 = now_s(), train_time = 0.0;
     long step = 0;
@@ -425,26 +435,35 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         for (int i = 0; i < train.n; i++) idx[i] = i;
         rng_shuffle(&shuffle_rng, idx, (size_t)train.n);
         for (long s = 0; s < steps_per_epoch && step < total; s++, step++) {
-            int off = (int)(s * B), nb = train.n - off < B ? train.n - off : B;
-            if ((rc = data_batch(&train, idx + off, nb, c->augment, &aug_rng, x, y, err))) goto out_buf;
+            /* nb images this step, ln of them on this rank from lo (all on one rank) */
+            int off = (int)(s * B), nb = train.n - off < B ? train.n - off : B, lo, ln;
+            dist_split(nb, &lo, &ln);
+            if (ln && (rc = data_batch(&train, idx + off + lo, ln, c->augment, &aug_rng, x, y, err)))
+                goto out_buf;
             m.moe_step = (uint64_t)step;
-            float loss = vit_forward(&m, x, y, nb);
-            aux_sum += (double)m.aux_loss * nb;
-            ep_assigned += m.moe_assigned;
-            ep_dropped += m.moe_dropped;
+            m.shard_off = lo;
+            m.shard_batch = dist_size() > 1 ? nb : 0;
+            float loss = ln ? vit_forward(&m, x, y, ln) : 0.0f;
+            vit_zero_grad(&m);
+            if (ln) vit_backward(&m);
+            double st[5] = {(double)loss * ln, (double)m.aux_loss * ln, ln ? count_correct(&m, y, ln) : 0,
+                            (double)m.moe_assigned, (double)m.moe_dropped};
+            if ((rc = dist_reduce_grads(m.grads, m.num_params, ln, nb, st, 5, err))) goto out_buf;
+            loss = (float)(st[0] / nb);   /* the global batch's mean loss */
+            aux_sum += st[1];
+            ep_assigned += (long)st[3];
+            ep_dropped += (long)st[4];
             if (!isfinite(loss)) {
                 snprintf(res->status, sizeof res->status, "diverged");
                 res->diverged_step = step;
                 break;
             }
-            vit_zero_grad(&m);
-            vit_backward(&m);
             clip_grad_norm(m.grads, m.num_params, c->grad_clip);
             opt.lr = lr_at(step, total, warmup, c->lr, c->min_lr);
             adamw_step(&opt, m.params, m.grads, m.adam_m, m.adam_v, m.specs, m.n_params);
             if (beta > 0 && step < ewa_steps) ewa_update(&m, beta);
-            loss_sum += (double)loss * nb;
-            correct += count_correct(&m, y, nb);
+            loss_sum += st[0];
+            correct += (long)st[2];
             seen += nb;
             double el = now_s() - te, ips = seen / (el > 0 ? el : 1e-9);
             progress(tty, ep, c->epochs, step + 1, total, loss_sum / seen, (double)correct / seen, ips,
@@ -456,10 +475,10 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         total_assigned += ep_assigned;
         total_dropped += ep_dropped;
         double drop = ep_assigned ? (double)ep_dropped / ep_assigned : 0.0;
-        if ((rc = add_metric(&metrics, path, ep, "train", loss_sum / seen, (double)correct / seen,
+        if (writer && (rc = add_metric(&metrics, path, ep, "train", loss_sum / seen, (double)correct / seen,
                              opt.lr, now_s() - t0, seen / ep_time, step, err)))
             goto out_buf;
-        if (spec.kind != MOE_NONE) {
+        if (writer && spec.kind != MOE_NONE) {
             char mpath[1200];
             snprintf(mpath, sizeof mpath, "%s/moe_metrics.csv", out_dir);
             if ((rc = add_moe_metric(&moe_rows, mpath, ep, step, aux_sum / seen, drop, err))) goto out_buf;
@@ -467,7 +486,8 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         int last = ep == c->epochs || step >= total;
         if (!last && (c->eval_every == 0 || ep % c->eval_every)) {   /* no test pass this epoch */
             if (tty) fprintf(stderr, "\r\033[K");
-            fprintf(stderr, "epoch %d/%d  train loss %.4f acc %.4f | %.0f img/s\n", ep, c->epochs,
+            if (writer)
+                fprintf(stderr, "epoch %d/%d  train loss %.4f acc %.4f | %.0f img/s\n", ep, c->epochs,
                     loss_sum / seen, (double)correct / seen, seen / ep_time);
             continue;
         }
@@ -476,10 +496,13 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         if (routed)
             memset(m.route_counts, 0, sizeof(long) * m.d.depth * m.d.classes * m.d.moe.experts);
         if ((rc = evaluate(evm, &test, x, y, idx, &tl, &ta, err))) goto out_buf;
-        if ((rc = add_metric(&metrics, path, ep, "test", tl, ta, opt.lr, now_s() - t0,
+        if (routed && (rc = dist_sum_longs(m.route_counts, (size_t)m.d.depth * m.d.classes * m.d.moe.experts,
+                                           err)))
+            goto out_buf;
+        if (writer && (rc = add_metric(&metrics, path, ep, "test", tl, ta, opt.lr, now_s() - t0,
                              test.n / (now_s() - tv), step, err)))
             goto out_buf;
-        if (routed) {
+        if (writer && routed) {
             char rpath[1200];
             snprintf(rpath, sizeof rpath, "%s/routing.csv", out_dir);
             if ((rc = add_routing(&routing, rpath, ep, &m, err))) goto out_buf;
@@ -488,13 +511,18 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         res->final_test_loss = tl;
         if (ta > res->best_top1) res->best_top1 = ta;
         if (tty) fprintf(stderr, "\r\033[K");
-        fprintf(stderr, "epoch %d/%d  train loss %.4f acc %.4f | test loss %.4f top1 %.4f | %.0f img/s\n",
+        if (writer)
+            fprintf(stderr, "epoch %d/%d  train loss %.4f acc %.4f | test loss %.4f top1 %.4f | %.0f img/s\n",
                 ep, c->epochs, loss_sum / seen, (double)correct / seen, tl, ta, seen / ep_time);
     }
     res->steps = step;
     res->train_seconds = train_time;
     res->n_test = test.n;
     res->drop_rate = total_assigned ? (double)total_dropped / total_assigned : 0.0;
+    /* the ranks must still hold the same model (they apply identical updates) */
+    if ((rc = dist_check_equal(m.params, m.num_params, "parameters after training", err))) goto out_buf;
+    dist_report(step, m.num_params);
+    if (!writer) goto out_buf;
     if (!strcmp(res->status, "ok")) {
         snprintf(path, sizeof path, "%s/final.safetensors", out_dir);
         if (collapse && (rc = ewa_collapse(&m, &dense, err))) goto out_buf;
@@ -512,6 +540,8 @@ out_buf:
 out_model:
     free(m.route_counts);
     m.route_counts = NULL;
+    free(m.shard_scratch);
+    m.shard_scratch = NULL;
     vit_free(&m);
     if (dense.params) vit_free(&dense);
 out_data:

@@ -293,6 +293,39 @@ Test(moe_partition, batch_and_sample) {
     free(s1); free(s2); free(s3);
 }
 
+/* Data parallelism: the shards of a global batch together assign every
+ * token to the expert the unsharded partition gives it. */
+Test(moe_partition, shards_match_the_global_batch) {
+    enum { Bg = 5, T = 7, E = 3, N = Bg * T };
+    int gs[N], go[E + 1], ls[N], lo[E + 1], scratch[N + E + 1], want[N], got[N];
+    const int cut[2][2] = {{0, 2}, {2, 3}};   /* (off, B): images 0-1 and 2-4 */
+    for (int sample = 0; sample < 2; sample++) {
+        Rng r;
+        rng_seed_stream(&r, 9, 3);
+        moe_random_partition(gs, go, Bg, T, E, sample, &r, NULL);
+        for (int e = 0; e < E; e++)
+            for (int i = go[e]; i < go[e + 1]; i++) want[gs[i]] = e;
+        for (int i = 0; i < N; i++) got[i] = -1;
+        for (int c = 0; c < 2; c++) {
+            int off = cut[c][0], B = cut[c][1];
+            rng_seed_stream(&r, 9, 3);
+            moe_random_partition_shard(ls, lo, B, T, E, sample, &r, off, Bg, scratch);
+            cr_assert_eq(lo[E], B * T);
+            for (int e = 0; e < E; e++)
+                for (int i = lo[e]; i < lo[e + 1]; i++) {
+                    cr_assert(ls[i] >= 0 && ls[i] < B * T);
+                    cr_assert_eq(got[off * T + ls[i]], -1, "token twice");
+                    got[off * T + ls[i]] = e;
+                }
+        }
+        cr_assert(!memcmp(got, want, sizeof want), "sample=%d: shards disagree with the global partition", sample);
+        /* one shard covering the whole batch is the global partition itself */
+        rng_seed_stream(&r, 9, 3);
+        moe_random_partition_shard(ls, lo, Bg, T, E, sample, &r, 0, Bg, scratch);
+        cr_assert(!memcmp(ls, gs, sizeof gs) && !memcmp(lo, go, sizeof go));
+    }
+}
+
 /* The model draws its partition from (seed, step, block). */
 static void tiny_dims(ViTDims *d, int depth) {
     Err err = {0};

@@ -68,7 +68,7 @@ tools/slurm_local.sh -- bash -c '
   exit 1
 }
 
-python3 - "$T/local/runs.csv" "$T/slurm/runs.csv" <<'EOF'
+"${PYTHON:-/usr/bin/python3}" - "$T/local/runs.csv" "$T/slurm/runs.csv" <<'EOF'
 import csv, sys
 def rows(p):
     with open(p, newline="") as f:

@@ -107,6 +107,19 @@ void moe_random_partition(int *slot_tok, int *offsets, int B, int T, int E, int 
     free(local);
 }
 
+void moe_random_partition_shard(int *slot_tok, int *offsets, int B, int T, int E, int sample,
+                                Rng *rng, int off, int Bg, int *scratch) {
+    int lo = off * T, hi = (off + B) * T, pos = 0;
+    int *gs = scratch, *go = scratch + (size_t)Bg * T;
+    moe_random_partition(gs, go, Bg, T, E, sample, rng, NULL);
+    offsets[0] = 0;
+    for (int e = 0; e < E; e++) {
+        for (int r = go[e]; r < go[e + 1]; r++)
+            if (gs[r] >= lo && gs[r] < hi) slot_tok[pos++] = gs[r] - lo;
+        offsets[e + 1] = pos;
+    }
+}
+
 /* ---- expert computation (shared by both kinds) -------------------------- */
 
 static void experts_forward(MoeActs *a, const float *x, const MoeSpec *s, const MoeW *w, int D, int H) {
@@ -243,7 +256,12 @@ float moe_forward(float *y, MoeActs *a, const float *x, const MoeSpec *s, const 
                   int B, int T, int D, int H, int training, Rng *rng, const int *perm) {
     int N = B * T;
     if (s->kind == MOE_RANDOM) {
-        moe_random_partition(a->slot_tok, a->offsets, B, T, s->experts, s->partition_sample, rng, perm);
+        if (!perm && a->shard_batch > B && a->shard_scratch) {
+            moe_random_partition_shard(a->slot_tok, a->offsets, B, T, s->experts, s->partition_sample,
+                                       rng, a->shard_off, a->shard_batch, a->shard_scratch);
+        } else {
+            moe_random_partition(a->slot_tok, a->offsets, B, T, s->experts, s->partition_sample, rng, perm);
+        }
         a->rows = N;
         a->units = 0;
         a->aux = 0;

@@ -69,6 +69,15 @@ typedef struct {
     long assigned, dropped;/* assignments tried / dropped (routed) */
     float aux;             /* auxiliary loss value */
     float frac[64];        /* f_e of the last forward (first E entries) */
+    /* data parallelism (set by the caller before each forward; 0 = off):
+     * this forward's B images are images [shard_off, shard_off + B) of a
+     * global batch of shard_batch images split over ranks. The random kind
+     * then draws the partition of the global batch and keeps this shard's
+     * tokens (moe_random_partition_shard), so R ranks partition exactly as
+     * one process with the global batch. The routed kind ignores it.
+     * shard_scratch: shard_batch * T + E + 1 ints, owned by the caller. */
+    int shard_off, shard_batch;
+    int *shard_scratch;
 } MoeActs;
 
 /* Gradient scratch of one backward (shared by all MoE layers). */
@@ -98,6 +107,15 @@ size_t moe_scratch_layout(MoeScratch *sc, float *fbase, const MoeSpec *s, int B,
  * one after another). */
 void moe_random_partition(int *slot_tok, int *offsets, int B, int T, int E, int sample,
                           Rng *rng, const int *perm);
+
+/* The part of a global batch's partition that falls on one shard: draws
+ * moe_random_partition(.., Bg, T, E, sample, rng, NULL) for the Bg images of
+ * the global batch and keeps, in the same order, the tokens of images
+ * [off, off + B), renumbered from 0; offsets (E+1) are this shard's chunk
+ * boundaries (sizes may differ by more than one). scratch: Bg * T + E + 1
+ * ints. */
+void moe_random_partition_shard(int *slot_tok, int *offsets, int B, int T, int E, int sample,
+                                Rng *rng, int off, int Bg, int *scratch);
 
 /* Forward: y (N,D) = MoE(x). training = 1 applies the capacity limit.
  * Random kind: the partition comes from perm (see moe_random_partition) or
