@@ -97,9 +97,10 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("c method=%s images_per_s=%.2f step_ms=%.1f gflops=%.1f threads=%d peak_rss_mib=%.1f "
-           "batch=%d steps=%d dim=%d depth=%d heads=%d patch=%d points=%d final_loss=%.4f\n",
+           "batch=%d steps=%d dim=%d depth=%d heads=%d patch=%d points=%d final_loss=%.4f params=%zu "
+           "train_flops_per_image=%.0f\n",
            method, ips, 1000.0 * dt / steps, gflops, threads, ru.ru_maxrss / 1024.0, batch, steps,
-           dim, depth, heads, patch, points, loss);
+           dim, depth, heads, patch, points, loss, m.num_params, 3.0 * vit_flops_per_image(&d));
     free(x); free(y);
     vit_free(&m);
     return 0;
