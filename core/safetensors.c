@@ -387,14 +387,101 @@ typedef struct {
     const char *name;
 } NameRef;
 
+/* Sorted by offset, each tensor starts where the previous one ended (the
+ * first at 0) and the last ends at the end of the file. */
+static int check_tiling(const char *path, const StFile *f, Span *sp, int n, uint64_t data_len,
+                        Err *err) {
+    qsort(sp, (size_t)n, sizeof *sp, cmp_span);
+    uint64_t at = 0;
+    const char *prev = NULL;
+    for (int i = 0; i < n; i++) {
+        const char *nm = f->tensors[sp[i].idx].name;
+        if (sp[i].begin > at)
+            return err_set(err, ERR_RUNTIME, "%s: gap of %" PRIu64 " bytes in the data area before "
+                           "tensor '%s' (bytes [%" PRIu64 ", %" PRIu64 ") belong to no tensor)",
+                           path, sp[i].begin - at, nm, at, sp[i].begin);
+        if (sp[i].begin < at)
+            return err_set(err, ERR_RUNTIME, "%s: tensors '%s' and '%s' overlap in the data area",
+                           path, prev, nm);
+        if (sp[i].end > sp[i].begin) prev = nm;
+        at = sp[i].end;
+    }
+    if (at != data_len)
+        return err_set(err, ERR_RUNTIME, "%s: %" PRIu64 " trailing bytes after the last tensor "
+                       "(the tensors cover %" PRIu64 " of the %" PRIu64 " data bytes)", path,
+                       data_len - at, at, data_len);
+    return 0;
+}
+
 static int cmp_name(const void *a, const void *b) {
     return strcmp(((const NameRef *)a)->name, ((const NameRef *)b)->name);
 }
 
-/* Rejects duplicate names and overlapping non-empty byte ranges. */
-static int check_layout(const char *path, const StFile *f, Span *sp, Err *err) {
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if the
+ * bytes there are not one (overlong forms, surrogates and code points above
+ * U+10FFFF are invalid; RFC 3629). */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+    if (!len || c > 0xF4 || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (c == 0xE0 && s[1] < 0xA0) return 0;   /* overlong */
+    if (c == 0xED && s[1] >= 0xA0) return 0;  /* UTF-16 surrogate */
+    if (c == 0xF0 && s[1] < 0x90) return 0;   /* overlong */
+    if (c == 0xF4 && s[1] >= 0x90) return 0;  /* above U+10FFFF */
+    return len;
+}
+
+/* The header's bytes, before cJSON (which is lenient) sees them: valid UTF-8,
+ * only JSON whitespace (space, tab, LF, CR) outside strings (so no byte-order
+ * mark or control byte around the object), no raw control byte inside a
+ * string, no \u0000 escape (it would cut a name short), and the object
+ * starts the text after optional whitespace. */
+static int check_header_text(const char *path, const char *hdr, size_t hlen, Err *err) {
+    const unsigned char *h = (const unsigned char *)hdr;
+    int in_str = 0, esc = 0, seen_open = 0;
+    for (size_t i = 0; i < hlen;) {
+        unsigned c = h[i];
+        size_t len = utf8_seq(h + i, hlen - i);
+        if (!len)
+            return err_set(err, ERR_RUNTIME, "%s: header is not valid UTF-8 (byte 0x%02x at byte %zu "
+                           "of the header)", path, c, i);
+        if (in_str) {
+            if (esc) {
+                esc = 0;
+                if (c == 'u' && hlen - i >= 5 && !memcmp(h + i + 1, "0000", 4))
+                    return err_set(err, ERR_RUNTIME, "%s: header has a \\u0000 escape in a string "
+                                   "(byte %zu of the header)", path, i - 1);
+            } else if (c == '\\') esc = 1;
+            else if (c == '"') in_str = 0;
+            else if (c < 0x20)
+                return err_set(err, ERR_RUNTIME, "%s: header is not valid JSON (control byte 0x%02x "
+                               "inside a string at byte %zu of the header)", path, c, i);
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            if (!seen_open && c != '{' && c >= 0x20 && c < 0x80)
+                return err_set(err, ERR_RUNTIME, "%s: header is not a JSON object (it starts with "
+                               "'%c' at byte %zu)", path, (char)c, i);
+            if (c < 0x20 || c >= 0x80)
+                return err_set(err, ERR_RUNTIME, "%s: header is not valid JSON (byte 0x%02x at byte "
+                               "%zu of the header; the header must be a JSON object with only "
+                               "JSON whitespace around it)", path, c, i);
+            seen_open = 1;
+        }
+        i += len;
+    }
+    return 0;
+}
+
+/* Rejects duplicate names, and byte ranges that, sorted, do not tile the
+ * data area exactly: a gap before a tensor, an overlap, or bytes after the
+ * last one (the format's rule: offsets cover the whole buffer, no hole). */
+static int check_layout(const char *path, const StFile *f, Span *sp, uint64_t data_len, Err *err) {
     int n = f->n_tensors;
-    if (n < 2) return 0;
+    if (n < 2) return check_tiling(path, f, sp, n, data_len, err);
     NameRef *names = malloc((size_t)n * sizeof *names);
     if (!names) return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
     for (int i = 0; i < n; i++) names[i].name = f->tensors[i].name;
@@ -407,23 +494,15 @@ static int check_layout(const char *path, const StFile *f, Span *sp, Err *err) {
         }
     free(names);
 
-    /* Empty tensors occupy no bytes and cannot overlap anything. */
-    qsort(sp, (size_t)n, sizeof *sp, cmp_span);
-    const Span *prev = NULL;
-    for (int i = 0; i < n; i++) {
-        if (sp[i].begin == sp[i].end) continue;
-        if (prev && sp[i].begin < prev->end)
-            return err_set(err, ERR_RUNTIME, "%s: tensors '%s' and '%s' overlap in the data area",
-                           path, f->tensors[prev->idx].name, f->tensors[sp[i].idx].name);
-        prev = &sp[i];
-    }
-    return 0;
+    return check_tiling(path, f, sp, n, data_len, err);
 }
 
 /* Parses and validates the whole header into out (no data yet); sp gets
  * each tensor's byte range. */
 static int parse_header(const char *path, const char *hdr, size_t hlen,
                         uint64_t data_len, StFile *out, Span **sp, Err *err) {
+    int rc0 = check_header_text(path, hdr, hlen, err);
+    if (rc0) return rc0;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, hlen, &end, 0);
     if (!root) {
@@ -466,7 +545,7 @@ static int parse_header(const char *path, const char *hdr, size_t hlen,
         (*sp)[i].idx = i;
         if ((rc = parse_tensor(path, e, data_len, &out->tensors[i], &(*sp)[i], err))) goto done;
     }
-    rc = check_layout(path, out, *sp, err);
+    rc = check_layout(path, out, *sp, data_len, err);
 done:
     cJSON_Delete(root);
     return rc;

@@ -30,10 +30,16 @@ int st_write(const char *path, const StTensor *tensors, int n_tensors,
              const char *const *meta_keys, const char *const *meta_vals, int n_meta,
              Err *err);
 
-/* Reads a whole file. Rejects, naming the file and the problem: a file shorter
- * than its header length, a header that is not a JSON object, a dtype other
- * than F32, bad shapes, data_offsets out of order, overlapping, outside the
- * data area or inconsistent with the shape. */
+/* Reads a whole file. Enforces every rule of the format (huggingface
+ * safetensors), naming the file and the problem: the 8-byte length and a
+ * header no longer than the file; the header is valid UTF-8 and one JSON
+ * object with only JSON whitespace (space, tab, LF, CR) around it (no
+ * byte-order mark, no control bytes); tensor names unique and not cut by a
+ * \u0000 escape; dtype F32 only; shape non-negative integers whose byte count
+ * (numel * 4) equals end - begin of data_offsets; the offsets, sorted, tile the
+ * data area exactly: the first begins at 0, each begins where the previous
+ * ended (no gap, no overlap), the last ends at the end of the file (no
+ * trailing bytes); __metadata__ maps strings to strings. */
 int st_read(const char *path, StFile *out, Err *err);
 
 const StTensor *st_find(const StFile *f, const char *name);

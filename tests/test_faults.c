@@ -170,3 +170,30 @@ Test(faults, shapes3d_split_smaller_than_class_count) {
     proc_free(&p);
     free(run);
 }
+
+/* ------------------------------------------------ 5. safetensors format rules */
+
+/* A checkpoint with 16 trailing bytes loaded silently, in eval and as
+ * finetune.init_checkpoint. */
+Test(faults, checkpoint_with_trailing_bytes_is_refused_everywhere) {
+    char *run = tu_path(tmp, "run");
+    Proc p = TRAIN_X(run, data_set, "--set", "train.max_steps=2");
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    proc_free(&p);
+    char *ck = tu_path(run, "final.safetensors");
+    FILE *f = fopen(ck, "ab");
+    cr_assert(f);
+    static const char pad[16] = {0};
+    cr_assert_eq(fwrite(pad, 1, 16, f), 16);
+    fclose(f);
+    p = EWA("eval", "--checkpoint", ck);
+    EXPECT_FAIL(p, 1, ck, "16 trailing bytes");
+    proc_free(&p);
+    char init[1200], *run2 = tu_path(tmp, "run2");
+    snprintf(init, sizeof init, "finetune.init_checkpoint=%s", ck);
+    p = TRAIN_X(run2, data_set, "--set", init, "--set", "train.max_steps=1");
+    EXPECT_FAIL(p, 1, ck, "16 trailing bytes");
+    cr_assert(!exists_in(run2, "final.safetensors"));
+    proc_free(&p);
+    free(run); free(run2); free(ck);
+}

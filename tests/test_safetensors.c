@@ -144,7 +144,7 @@ Test(safetensors, empty_file_list_and_overwrite) {
     free(p);
 }
 
-Test(safetensors, reads_foreign_layout_with_gaps_and_reverse_order) {
+Test(safetensors, reads_foreign_layout_in_reverse_order) {
     /* Offsets need not follow header order; zero-size tensors are fine. */
     float data[4] = {1, 2, 3, 4};
     char *p = raw_st("foreign.st",
@@ -322,4 +322,98 @@ Test(safetensors, truncated_data_area) {
                      d, sizeof d);
     expect_fail(p, "outside");
     free(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* Issue 11.5: every rule of the format, one broken file each           */
+
+/* Raw fixture from explicit header bytes (may hold NULs, BOM, ...) and
+ * dlen bytes of zero data. */
+static void broken_bytes(const char *name, const char *hdr, size_t hl, size_t dlen,
+                         const char *word) {
+    unsigned char *buf = calloc(1, 8 + hl + dlen + 1);
+    for (int b = 0; b < 8; b++) buf[b] = (unsigned char)((uint64_t)hl >> (8 * b));
+    memcpy(buf + 8, hdr, hl);
+    char *p = tu_write(dir, name, buf, 8 + hl + dlen);
+    free(buf);
+    expect_fail(p, word);
+    free(p);
+}
+#define BROKEN_BYTES(name, lit, dlen, word) broken_bytes(name, lit, sizeof(lit) - 1, dlen, word)
+
+static const char ONE_T[] = "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}";
+
+Test(safetensors, trailing_bytes_after_the_last_tensor) {
+    BROKEN_BYTES("trail.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 32,
+                 "16 trailing bytes after the last tensor");
+}
+
+Test(safetensors, gap_between_two_tensors) {
+    BROKEN_BYTES("gap.st",
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[16,24]}}", 24,
+                 "gap of 8 bytes in the data area before tensor 'b'");
+    /* a gap at the start of the data area */
+    BROKEN_BYTES("gap0.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16,
+                 "gap of 8 bytes");
+    /* an empty tensor placed outside the tiling is a gap too */
+    BROKEN_BYTES("gapz.st",
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                 "\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[12,12]}}", 12, "gap");
+}
+
+Test(safetensors, header_whitespace_must_be_json_whitespace) {
+    BROKEN_BYTES("bom.st", "\xEF\xBB\xBF{}", 0, "byte 0xef at byte 0");
+    BROKEN_BYTES("ctl_before.st", "\x01{}", 0, "byte 0x01 at byte 0");
+    BROKEN_BYTES("ctl_after.st", "{}\x0b", 0, "byte 0x0b at byte 2");
+    BROKEN_BYTES("nul_pad.st", "{}\0\0\0\0\0\0", 0, "byte 0x00 at byte 2");
+    /* spaces, tabs and newlines around the object are fine */
+    static const char ok[] = " \t\n{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}\r\n ";
+    unsigned char buf[8 + sizeof ok];
+    for (int b = 0; b < 8; b++) buf[b] = (unsigned char)((uint64_t)(sizeof ok - 1) >> (8 * b));
+    memcpy(buf + 8, ok, sizeof ok - 1);
+    char *p = tu_write(dir, "ws_ok.st", buf, 8 + sizeof ok - 1);
+    StFile f;
+    Err e = {0};
+    cr_assert_eq(st_read(p, &f, &e), 0, "%s", e.msg);
+    st_free(&f);
+    free(p);
+}
+
+Test(safetensors, tensor_names_must_be_valid_utf8) {
+    BROKEN_BYTES("latin1.st", "{\"caf\xE9\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0,
+                 "not valid UTF-8 (byte 0xe9 at byte 5");
+    BROKEN_BYTES("overlong.st", "{\"\xC0\xAF\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0,
+                 "not valid UTF-8");
+    BROKEN_BYTES("surrogate.st", "{\"\xED\xA0\x80\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}",
+                 0, "not valid UTF-8");
+    BROKEN_BYTES("nulesc.st", "{\"a\\u0000b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0,
+                 "\\u0000");
+    BROKEN_BYTES("ctlname.st", "{\"a\x01\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0,
+                 "control byte 0x01 inside a string");
+    /* valid multi-byte names load */
+    static const char ok[] = "{\"\xC3\xA9t\xC3\xA9\xF0\x9F\x98\x80\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}";
+    unsigned char buf[8 + sizeof ok];
+    for (int b = 0; b < 8; b++) buf[b] = (unsigned char)((uint64_t)(sizeof ok - 1) >> (8 * b));
+    memcpy(buf + 8, ok, sizeof ok - 1);
+    char *p = tu_write(dir, "utf8_ok.st", buf, 8 + sizeof ok - 1);
+    StFile f;
+    Err e = {0};
+    cr_assert_eq(st_read(p, &f, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(f.tensors[0].name, "\xC3\xA9t\xC3\xA9\xF0\x9F\x98\x80");
+    st_free(&f);
+    free(p);
+}
+
+Test(safetensors, offsets_out_of_range_overlap_and_byte_count) {
+    (void)ONE_T;
+    BROKEN_BYTES("range.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
+                 "outside the data area");
+    BROKEN_BYTES("ovl.st",
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                 "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "overlap");
+    BROKEN_BYTES("count.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", 16,
+                 "size mismatch");
+    BROKEN_BYTES("dtype.st", "{\"a\":{\"dtype\":\"F16\",\"shape\":[8],\"data_offsets\":[0,16]}}", 16,
+                 "unsupported dtype 'F16'");
 }
