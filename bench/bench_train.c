@@ -14,12 +14,7 @@
 #include "../core/optim.h"
 #include "../core/rng.h"
 #include "../core/vit.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
+#include "../experiments/util.h"
 
 int main(int argc, char **argv) {
     int steps = 20, warmup = 3, threads = 2, dim = 192, depth = 6, heads = 3, patch = 4;

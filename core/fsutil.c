@@ -23,18 +23,124 @@ int fs_mkdir_p(const char *dir, Err *err) {
     return 0;
 }
 
-int fs_write_text_atomic(const char *path, const char *text, Err *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return err_set(err, ERR_RUNTIME, "%s: cannot create: %s", tmp, strerror(errno));
-    int bad = fputs(text, f) < 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        unlink(tmp);
-        return err_set(err, ERR_RUNTIME, "%s: cannot write: %s", path, strerror(errno));
+int fs_mkdir_parents(const char *path, Err *err) {
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return 0;
+    char *dir = strndup(path, (size_t)(slash - path));
+    if (!dir) return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
+    int rc = fs_mkdir_p(dir, err);
+    free(dir);
+    return rc;
+}
+
+/* Reads fd to its end into *out (NUL appended); -1 with errno on failure. */
+static int read_fd(int fd, size_t max_bytes, char **out, size_t *len) {
+    size_t cap = 65536, n = 0;
+    char *b = malloc(cap + 1);
+    for (;;) {
+        if (!b) { errno = ENOMEM; return -1; }
+        if (n == cap) {
+            char *q = realloc(b, 2 * cap + 1);
+            if (!q) { free(b); errno = ENOMEM; return -1; }
+            b = q;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, b + n, cap - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) { int e = errno; free(b); errno = e; return -1; }
+        if (r == 0) break;
+        n += (size_t)r;
+        if (max_bytes && n > max_bytes) break;
+    }
+    b[n] = '\0';
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+int fs_read_file(const char *path, size_t max_bytes, int text, int code, char **out, size_t *len,
+                 Err *err) {
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err_set(err, code, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return err_set(err, code, "%s: cannot open: not a regular file", path);
+    }
+    char *b;
+    size_t n;
+    int rc = read_fd(fd, max_bytes, &b, &n);
+    int e = errno;
+    close(fd);
+    if (rc) return err_set(err, code, "%s: read error: %s", path, strerror(e));
+    const char *problem = max_bytes && n > max_bytes ? "file too large"
+                          : text && strlen(b) != n   ? "contains a NUL byte"
+                                                     : NULL;
+    if (problem) {
+        free(b);
+        if (*problem == 'f')
+            return err_set(err, code, "%s: file too large (over %zu bytes)", path, max_bytes);
+        return err_set(err, code, "%s: %s", path, problem);
+    }
+    *out = b;
+    if (len) *len = n;
+    return 0;
+}
+
+static int write_all(int fd, const char *p, size_t len) {
+    while (len > 0) {
+        size_t chunk = len > ((size_t)1 << 30) ? ((size_t)1 << 30) : len;
+        ssize_t w = write(fd, p, chunk);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            if (w == 0) errno = EIO;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
     }
     return 0;
+}
+
+/* Writes the pieces to tmp and fsyncs it; -1 with errno on failure. */
+static int write_tmp(const char *tmp, int n, const void *const *bufs, const size_t *lens) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    int bad = 0;
+    for (int i = 0; i < n && !bad; i++) bad = lens[i] && write_all(fd, bufs[i], lens[i]);
+    if (!bad) bad = fsync(fd) != 0;
+    int e = errno;
+    if (close(fd) != 0 && !bad) { bad = 1; e = errno; }
+    errno = e;
+    return bad ? -1 : 0;
+}
+
+int fs_write_atomic_parts(const char *path, int n, const void *const *bufs, const size_t *lens,
+                          Err *err) {
+    size_t tl = strlen(path) + 32;
+    char *tmp = malloc(tl);
+    if (!tmp) return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
+    snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
+    int rc = 0;
+    if (write_tmp(tmp, n, bufs, lens) || rename(tmp, path)) {
+        rc = err_set(err, ERR_RUNTIME, "%s: cannot write: %s", path, strerror(errno));
+        unlink(tmp);
+    } else {
+        fs_fsync_parent_dir(path);
+    }
+    free(tmp);
+    return rc;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, Err *err) {
+    const void *bufs[1] = {data};
+    size_t lens[1] = {len};
+    return fs_write_atomic_parts(path, 1, bufs, lens, err);
+}
+
+int fs_write_text_atomic(const char *path, const char *text, Err *err) {
+    return fs_write_atomic(path, text, strlen(text), err);
 }
 
 void fs_fsync_parent_dir(const char *path) {
@@ -47,4 +153,9 @@ void fs_fsync_parent_dir(const char *path) {
         close(fd);
     }
     free(dir);
+}
+
+int fs_file_nonempty(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size > 0;
 }

@@ -1,14 +1,45 @@
-/* Small file-system helpers shared by the writers of results: every result
- * file is written to "<path>.tmp.<pid>" and renamed into place (DESIGN 6). */
+/* Small file-system helpers, the one place for each of: creating a directory
+ * path, reading a whole file, and writing a file atomically. Every result file
+ * of the project is written by fs_write_atomic*: the bytes go to
+ * "<path>.tmp.<pid>", are fsync'ed, renamed over path, and the directory is
+ * fsync'ed, so a reader sees the old file or the new one, never a part, even
+ * after a crash (docs/DESIGN.md, "File contracts"). */
 #ifndef EWA_FSUTIL_H
 #define EWA_FSUTIL_H
+#include <stddef.h>
 #include "err.h"
 
-/* mkdir -p: creates dir and its missing parents (0755). */
+/* mkdir -p: creates dir and its missing parents (0755). ERR_RUNTIME naming
+ * the first directory that cannot be created. */
 int fs_mkdir_p(const char *dir, Err *err);
-/* Writes text to path atomically (tmp + rename). */
+
+/* mkdir -p of the directory part of path ("a/b/c" -> "a/b"); no-op for a
+ * path without '/'. */
+int fs_mkdir_parents(const char *path, Err *err);
+
+/* Reads the whole regular file path into a malloc'd buffer with a '\0'
+ * appended; *len (may be NULL) receives the byte count. max_bytes > 0 rejects
+ * larger files; text = 1 rejects files holding a NUL byte. On failure returns
+ * `code` (the caller's choice: ERR_USAGE for a config file, ERR_RUNTIME for
+ * data) with a message "<path>: cannot open: ...", "<path>: read error: ...",
+ * "<path>: file too large (over N bytes)" or "<path>: contains a NUL byte". */
+int fs_read_file(const char *path, size_t max_bytes, int text, int code, char **out, size_t *len,
+                 Err *err);
+
+/* Writes the concatenation of n pieces (bufs[i], lens[i] bytes) to path
+ * atomically and durably (see above). ERR_RUNTIME "<path>: cannot write: ..."
+ * on failure; no temporary file is left behind. */
+int fs_write_atomic_parts(const char *path, int n, const void *const *bufs, const size_t *lens,
+                          Err *err);
+/* One piece. */
+int fs_write_atomic(const char *path, const void *data, size_t len, Err *err);
+/* A NUL-terminated text. */
 int fs_write_text_atomic(const char *path, const char *text, Err *err);
+
 /* fsyncs the directory holding path, so a rename is durable (best effort). */
 void fs_fsync_parent_dir(const char *path);
+
+/* 1 if path exists and is not empty. */
+int fs_file_nonempty(const char *path);
 
 #endif

@@ -34,23 +34,6 @@ _Static_assert(sizeof(float) == 4, "float must be 32 bits");
 /* ------------------------------------------------------------------ */
 /* Low-level I/O                                                       */
 
-/* Writes all len bytes; -1 with errno on failure. */
-static int write_all(int fd, const void *buf, size_t len) {
-    const char *p = buf;
-    while (len > 0) {
-        size_t chunk = len > ((size_t)1 << 30) ? ((size_t)1 << 30) : len;
-        ssize_t w = write(fd, p, chunk);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (w == 0) { errno = EIO; return -1; }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Reads exactly len bytes at off: 0 ok, -1 error (errno), 1 end of file. */
 static int pread_all(int fd, void *buf, size_t len, uint64_t off) {
     char *p = buf;
@@ -182,17 +165,6 @@ done:
     return out;
 }
 
-/* Writes header length, header and tensor data to fd. */
-static int write_contents(int fd, const char *hdr, size_t hlen,
-                          const StTensor *t, int n) {
-    unsigned char lenbuf[8];
-    for (int b = 0; b < 8; b++) lenbuf[b] = (unsigned char)((uint64_t)hlen >> (8 * b));
-    if (write_all(fd, lenbuf, 8) != 0 || write_all(fd, hdr, hlen) != 0) return -1;
-    for (int i = 0; i < n; i++)
-        if (t[i].numel > 0 && write_all(fd, t[i].data, t[i].numel * 4) != 0) return -1;
-    return 0;
-}
-
 int st_write(const char *path, const StTensor *tensors, int n_tensors,
              const char *const *meta_keys, const char *const *meta_vals, int n_meta,
              Err *err) {
@@ -203,38 +175,24 @@ int st_write(const char *path, const StTensor *tensors, int n_tensors,
     size_t hlen = 0;
     char *hdr = build_header(tensors, n_tensors, meta_keys, meta_vals, n_meta, &hlen);
     if (!hdr) return err_set(err, ERR_RUNTIME, "%s: out of memory building the header", path);
-
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) { free(hdr); return err_set(err, ERR_RUNTIME, "%s: out of memory", path); }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = err_set(err, ERR_RUNTIME, "%s: cannot create temporary file %s: %s",
-                     path, tmp, strerror(errno));
-        goto out;
+    /* the pieces: header length (u64 little-endian), header, tensor data */
+    unsigned char lenbuf[8];
+    for (int b = 0; b < 8; b++) lenbuf[b] = (unsigned char)((uint64_t)hlen >> (8 * b));
+    const void **bufs = malloc(sizeof(void *) * (size_t)(n_tensors + 2));
+    size_t *lens = malloc(sizeof(size_t) * (size_t)(n_tensors + 2));
+    if (!bufs || !lens) {
+        rc = err_set(err, ERR_RUNTIME, "%s: out of memory", path);
+    } else {
+        bufs[0] = lenbuf, lens[0] = 8;
+        bufs[1] = hdr, lens[1] = hlen;
+        for (int i = 0; i < n_tensors; i++) {
+            bufs[2 + i] = tensors[i].data;
+            lens[2 + i] = tensors[i].numel * 4;
+        }
+        rc = fs_write_atomic_parts(path, n_tensors + 2, bufs, lens, err);
     }
-    if (write_contents(fd, hdr, hlen, tensors, n_tensors) != 0 || fsync(fd) != 0) {
-        rc = err_set(err, ERR_RUNTIME, "%s: write failed: %s", path, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    if (close(fd) != 0) {
-        rc = err_set(err, ERR_RUNTIME, "%s: close failed: %s", path, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = err_set(err, ERR_RUNTIME, "%s: cannot rename %s into place: %s",
-                     path, tmp, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    fs_fsync_parent_dir(path);
-out:
-    free(tmp);
+    free(bufs);
+    free(lens);
     free(hdr);
     return rc;
 }

@@ -7,6 +7,7 @@
  * to the unit sphere. */
 #include <csv.h>
 #include "points.h"
+#include "../core/fsutil.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -153,38 +154,11 @@ static void on_record(int term, void *data) {
     memcpy(ps->xyz + 3 * ps->n++, ps->v, 3 * sizeof(float));
 }
 
-static char *read_whole(const char *path, size_t *len, Err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set(err, ERR_RUNTIME, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *b = realloc(buf, cap * 2);
-            if (!b) { free(buf); buf = NULL; break; }
-            buf = b;
-            cap *= 2;
-        }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int bad = buf && ferror(f);
-    fclose(f);
-    if (!buf) { err_set(err, ERR_RUNTIME, "%s: out of memory", path); return NULL; }
-    if (bad) { free(buf); err_set(err, ERR_RUNTIME, "%s: read error", path); return NULL; }
-    *len = n;
-    return buf;
-}
-
 /* Parses path into a malloc'd (n,3) array; n >= 1 on success. */
 static int parse_shape(const char *path, float **xyz, size_t *n, Err *err) {
     size_t len = 0;
-    char *buf = read_whole(path, &len, err);
-    if (!buf) return ERR_RUNTIME;
+    char *buf = NULL;
+    if (fs_read_file(path, 0, 0, ERR_RUNTIME, &buf, &len, err)) return ERR_RUNTIME;
     ShapeParse ps = {.path = path, .err = err, .line = 1, .row_line = 1, .at_line_start = 1};
     struct csv_parser p;
     if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {

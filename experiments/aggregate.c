@@ -6,7 +6,7 @@
 #include "aggregate.h"
 #include "../core/fsutil.h"
 #include "stats.h"
-#include "../core/csvio.h"
+#include "csvio.h"
 
 #include <errno.h>
 #include <libgen.h>

@@ -4,7 +4,7 @@
  * FPS centres and kNN groups (preprocessing without gradients). */
 #ifndef EWA_DATA_H
 #define EWA_DATA_H
-#include "../core/config.h"
+#include "config.h"
 #include "../datasets/dataset.h"
 #include "../datasets/points.h"
 

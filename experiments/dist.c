@@ -1,5 +1,6 @@
 /* Data parallelism over MPI ranks; one-rank no-ops without MPI. See dist.h. */
 #include "dist.h"
+#include "util.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,6 @@
 static int g_rank = 0, g_size = 1;
 static double g_comm_s = 0.0;
 static long g_comm_calls = 0;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 /* Open MPI's mpirun sets OMPI_COMM_WORLD_SIZE; PMIx launchers (srun
  * --mpi=pmix, prterun) set PMIX_RANK; MPICH/Hydra sets PMI_SIZE. */

@@ -21,11 +21,16 @@
  * starts. A run's id is a hash of its resolved config (config_hash, which
  * leaves out seed, threads and eval_every) and its seed. Runs live in OUT/runs/<id>/ and
  * each finished run's summary row, with run_id and sweep columns in front, is
- * appended to OUT/runs.csv; a second invocation skips the runs recorded ok. */
+ * appended to OUT/runs.csv; a second invocation skips the runs recorded ok.
+ *
+ * The grid lives in four files: grid.c (this grammar: parsing and
+ * expansion), grid_run.c (the local process runner), grid_export.c (Slurm and
+ * GNU parallel export) and runrecord.c (the runs.csv recorder). */
 #ifndef EWA_GRID_H
 #define EWA_GRID_H
 #include <stdint.h>
-#include "../core/config.h"
+#include "config.h"
+#include "runrecord.h"
 #include "../core/err.h"
 
 typedef struct {
@@ -80,17 +85,20 @@ typedef struct {
     const char *export_kind; /* NULL, "slurm" or "parallel" */
 } GridOpts;
 
-/* Runs (or, with export_kind, exports) the pending runs of the grid.
+/* Runs (or, with export_kind, exports) the pending runs of the grid
+ * (grid_run.c).
  * Returns 0 when every run finished ok, ERR_RUNTIME when some failed. */
 int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *err);
 
-/* Appends the row of the run in run_dir (its summary.csv, or a status
- * `failed` row built from its config.ini when there is none) to csv_path,
- * unless csv_path already holds an ok row for that run id. The run id is the
- * name of run_dir; its sweep comes from run_dir/sweep.txt. *appended (may be
- * NULL) tells whether a row was written; *status receives the status. */
-int grid_record(const char *run_dir, const char *csv_path, int *appended, char status[16],
-                Err *err);
+/* Writes the prepared run directories dirs[0..np) as cluster jobs into
+ * out_abs: kind "slurm" (jobs.sbatch, a job array over jobs.list) or
+ * "parallel" (jobs.txt for GNU parallel). Each job trains with `threads`
+ * threads and records itself with `ewa record`. (grid_export.c) */
+int grid_export(const GridSpec *g, const char *out_abs, const char *exe, const char *kind,
+                char **dirs, int np, int threads, Err *err);
+
+/* Frees n strings and the array. */
+void grid_free_strs(char **v, int n);
 
 /* Number of CPUs this process may run on. */
 int grid_cpu_count(void);

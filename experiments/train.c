@@ -1,8 +1,9 @@
 #include "train.h"
 #include "data.h"
 #include "dist.h"
+#include "util.h"
 #include "../core/checkpoint.h"
-#include "../core/csvio.h"
+#include "csvio.h"
 #include "../core/ewa.h"
 #include "../core/optim.h"
 #include "../core/vit.h"
@@ -21,12 +22,6 @@
 
 const char *ewa_git_commit(void);
 int ewa_git_dirty(void);
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 static void set_threads(int threads) {
     int nt = threads > 0 ? threads : omp_get_num_procs();

@@ -1,7 +1,7 @@
 /* One training run (bin/ewa train) and checkpoint evaluation (bin/ewa eval). */
 #ifndef EWA_TRAIN_H
 #define EWA_TRAIN_H
-#include "../core/config.h"
+#include "config.h"
 #include "../core/err.h"
 
 typedef struct {

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "../core/csvio.h"
+#include "../experiments/csvio.h"
 #include "testproc.h"
 #include "testutil.h"
 

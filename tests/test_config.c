@@ -1,4 +1,4 @@
-/* Tests for core/config.c: defaults, presets, INI and --set precedence,
+/* Tests for experiments/config.c: defaults, presets, INI and --set precedence,
  * round trips, hashing, atomic writes, and every parse/validation error. */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../core/config.h"
+#include "../experiments/config.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------- helpers */

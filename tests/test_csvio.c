@@ -1,11 +1,11 @@
-/* Tests for core/csvio.c: round trips with awkward cells, atomic writes,
+/* Tests for experiments/csvio.c: round trips with awkward cells, atomic writes,
  * appends (including concurrent appenders in forked processes), and errors
  * naming the file and line. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include "../core/csvio.h"
+#include "../experiments/csvio.h"
 #include "testutil.h"
 
 static char *dir;

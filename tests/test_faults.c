@@ -9,7 +9,7 @@
 #include <math.h>
 #include <sys/stat.h>
 
-#include "../core/csvio.h"
+#include "../experiments/csvio.h"
 #include "../core/safetensors.h"
 #include "testproc.h"
 #include "testutil.h"

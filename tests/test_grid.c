@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "../core/csvio.h"
+#include "../experiments/csvio.h"
 #include "../experiments/aggregate.h"
 #include "../experiments/grid.h"
 #include "testproc.h"

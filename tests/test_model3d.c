@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "../core/checkpoint.h"
-#include "../core/csvio.h"
+#include "../experiments/csvio.h"
 #include "../core/ewa.h"
 #include "../core/safetensors.h"
 #include "../core/vit.h"

@@ -6,6 +6,8 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 #include "config.h"
+#include "util.h"
+#include "../core/fsutil.h"
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
@@ -398,13 +400,6 @@ static int parse_text(LoadCtx *x, const char *text, Err *err) {
     return 0;
 }
 
-static void trim(char *s) {
-    size_t n = strlen(s), i = 0;
-    while (n && is_blank(s[n - 1])) s[--n] = '\0';
-    while (is_blank(s[i])) i++;
-    memmove(s, s + i, n - i + 1);
-}
-
 /* One "section.key=value" override. */
 static int apply_set(LoadCtx *x, const char *arg, Err *err) {
     char where[1100], buf[1100];
@@ -418,9 +413,9 @@ static int apply_set(LoadCtx *x, const char *arg, Err *err) {
     *eq = '\0';
     *dot = '\0';
     char *section = buf, *key = dot + 1, *value = eq + 1;
-    trim(section);
-    trim(key);
-    trim(value);
+    str_trim(section);
+    str_trim(key);
+    str_trim(value);
     if (!section[0] || !key[0])
         return err_set(err, ERR_USAGE, "%s: expected section.key=value", where);
     int i = lookup(section, key, where, err);
@@ -462,31 +457,9 @@ static int load(RunConfig *c, const char *text, const char *origin, int n_set,
 
 #define MAX_CONFIG_BYTES (1 << 20)
 
-static int read_file(const char *path, char **out, Err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(err, ERR_USAGE, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = malloc(MAX_CONFIG_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MAX_CONFIG_BYTES + 1, f) : 0;
-    int bad = !buf ? ENOMEM : ferror(f) ? (errno ? errno : EIO) : 0;
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return err_set(err, ERR_USAGE, "%s: cannot open: %s", path, strerror(bad));
-    }
-    buf[n] = '\0';
-    const char *problem = n > MAX_CONFIG_BYTES     ? "file too large (over 1 MiB)"
-                          : strlen(buf) != n ? "contains a NUL byte" : NULL;
-    if (problem) {
-        free(buf);
-        return err_set(err, ERR_USAGE, "%s: %s", path, problem);
-    }
-    *out = buf;
-    return 0;
-}
-
 int config_load(RunConfig *c, const char *path, int n_set, char *const *sets, Err *err) {
     char *text = NULL;
-    if (path && read_file(path, &text, err)) return ERR_USAGE;
+    if (path && fs_read_file(path, MAX_CONFIG_BYTES, 1, ERR_USAGE, &text, NULL, err)) return ERR_USAGE;
     int rc = load(c, text, path, n_set, sets, err);
     free(text);
     return rc;
@@ -755,30 +728,10 @@ uint64_t config_hash(const RunConfig *c) {
     return h;
 }
 
-static int write_tmp(const char *tmp, const char *text) {
-    FILE *f = fopen(tmp, "w");
-    if (!f) return -1;
-    int bad = fputs(text, f) < 0;
-    bad |= fflush(f) != 0;
-    bad |= fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    return bad ? -1 : 0;
-}
-
 int config_write(const RunConfig *c, const char *path, Err *err) {
     char *text = config_to_ini(c);
-    size_t n = strlen(path) + 32;
-    char *tmp = malloc(n);
-    if (!text || !tmp) {
-        free(text), free(tmp);
-        return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
-    }
-    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    int rc = 0;
-    if (write_tmp(tmp, text) || rename(tmp, path)) {
-        rc = err_set(err, ERR_RUNTIME, "%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
-    }
-    free(text), free(tmp);
+    if (!text) return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
+    int rc = fs_write_text_atomic(path, text, err);
+    free(text);
     return rc;
 }

@@ -5,7 +5,7 @@
 #ifndef EWA_CONFIG_H
 #define EWA_CONFIG_H
 #include <stdint.h>
-#include "err.h"
+#include "../core/err.h"
 
 typedef struct {
     /* [model] */

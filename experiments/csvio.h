@@ -3,7 +3,7 @@
  * renamed. */
 #ifndef EWA_CSVIO_H
 #define EWA_CSVIO_H
-#include "err.h"
+#include "../core/err.h"
 
 typedef struct {
     int ncols, nrows;

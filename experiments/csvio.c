@@ -4,11 +4,11 @@
  * time so that errors can name the line where the offending record starts;
  * csv_fini flushes a last record that has no trailing newline.
  * Writing: cells that need it are quoted with csv_write; whole files go to
- * "<path>.tmp.<pid>", are fsync'ed and renamed into place; csv_append_row
+ * fs_write_atomic (core/fsutil.h); csv_append_row
  * appends one row with a single write() under flock().
  */
 #include <csv.h>
-#include "fsutil.h"
+#include "../core/fsutil.h"
 #include "csvio.h"
 
 #include <errno.h>
@@ -232,84 +232,6 @@ static void parse_finish(Parse *ps, struct csv_parser *p) {
 /* ------------------------------------------------------------------ */
 /* File helpers                                                        */
 
-/* Reads a whole regular file into a NUL-terminated buffer. */
-static int read_whole(const char *path, char **out, size_t *len, Err *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(err, ERR_RUNTIME, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return err_set(err, ERR_RUNTIME, "%s: not a regular file", path);
-    }
-    Buf b = {0};
-    for (;;) {
-        char *d = buf_reserve(&b, 65536);
-        if (!d) {
-            close(fd);
-            free(b.p);
-            return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
-        }
-        ssize_t r = read(fd, d, 65536);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            int e = errno;
-            close(fd);
-            free(b.p);
-            return err_set(err, ERR_RUNTIME, "%s: read error: %s", path, strerror(e));
-        }
-        if (r == 0) break;
-        b.len += (size_t)r;
-    }
-    close(fd);
-    if (b.p) b.p[b.len] = '\0';
-    *out = b.p;
-    *len = b.len;
-    return 0;
-}
-
-static int write_all(int fd, const char *p, size_t len) {
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            if (w == 0) errno = EIO;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Writes data to "<path>.tmp.<pid>", fsyncs, renames into place. */
-static int write_atomic(const char *path, const char *data, size_t len, Err *err) {
-    size_t tl = strlen(path) + 32;
-    char *tmp = malloc(tl);
-    if (!tmp) return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
-    snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
-    int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = err_set(err, ERR_RUNTIME, "%s: cannot create temporary file %s: %s",
-                     path, tmp, strerror(errno));
-    } else if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
-        rc = err_set(err, ERR_RUNTIME, "%s: write failed: %s", path, strerror(errno));
-        close(fd);
-        unlink(tmp);
-    } else if (close(fd) != 0) {
-        rc = err_set(err, ERR_RUNTIME, "%s: close failed: %s", path, strerror(errno));
-        unlink(tmp);
-    } else if (rename(tmp, path) != 0) {
-        rc = err_set(err, ERR_RUNTIME, "%s: cannot rename %s into place: %s",
-                     path, tmp, strerror(errno));
-        unlink(tmp);
-    } else {
-        fs_fsync_parent_dir(path);
-    }
-    free(tmp);
-    return rc;
-}
-
 static int check_args(const char *path, int ncols, const char *const *header, Err *err) {
     if (!path) return err_set(err, ERR_RUNTIME, "csvio: no path given");
     if (ncols < 1 || !header)
@@ -330,7 +252,7 @@ int csv_write_file(const char *path, int ncols, const char *const *header,
     put_row(&b, ncols, header);
     for (int r = 0; r < nrows; r++) put_row(&b, ncols, cells + (size_t)r * ncols);
     if (b.oom) rc = err_set(err, ERR_RUNTIME, "%s: out of memory", path);
-    else rc = write_atomic(path, b.p, b.len, err);
+    else rc = fs_write_atomic(path, b.p, b.len, err);
     free(b.p);
     return rc;
 }
@@ -441,7 +363,7 @@ int csv_read_file(const char *path, CsvTable *out, Err *err) {
     if (!path) return err_set(err, ERR_RUNTIME, "csv_read_file: no path given");
     char *text = NULL;
     size_t len = 0;
-    int rc = read_whole(path, &text, &len, err);
+    int rc = fs_read_file(path, 0, 0, ERR_RUNTIME, &text, &len, err);
     if (rc) return rc;
 
     Parse ps = {.path = path, .err = err};

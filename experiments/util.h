@@ -1,0 +1,21 @@
+/* Small helpers of the harness (experiments/), each written once here:
+ * allocation that aborts on exhaustion, whitespace trimming, a monotonic
+ * clock. The engine (core/) never uses them: it reports errors as codes. */
+#ifndef EWA_UTIL_H
+#define EWA_UTIL_H
+#include <stddef.h>
+
+/* malloc / realloc / strdup that print "ewa: out of memory" and abort()
+ * instead of returning NULL (for small harness bookkeeping only; large
+ * buffers are checked by their callers). xstrdup(NULL) returns "". */
+void *xmalloc(size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+/* Removes leading and trailing blanks (space, tab, CR, LF) in place. */
+void str_trim(char *s);
+
+/* Seconds on the monotonic clock (for durations only). */
+double now_s(void);
+
+#endif
