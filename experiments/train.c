@@ -124,6 +124,21 @@ static int evaluate(ViT *m, DataSplit *s, float *x, int *y, int *idx, double *lo
     return rc;
 }
 
+/* Number of non-finite values among n floats. */
+static size_t count_nonfinite(const float *v, size_t n) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !isfinite(v[i]);
+    return bad;
+}
+
+/* Marks the run diverged at step because `what` is not finite (train loss,
+ * test loss, parameters, ...): no checkpoint is written after this. */
+static void mark_diverged(TrainResult *res, long step, const char *what) {
+    snprintf(res->status, sizeof res->status, "diverged");
+    snprintf(res->diverged_what, sizeof res->diverged_what, "%s", what);
+    res->diverged_step = step;
+}
+
 /* ---- run directory files ---------------------------------------------- */
 
 enum { METRIC_COLS = 8, MOE_COLS = 4 };
@@ -449,8 +464,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
             ep_assigned += (long)st[3];
             ep_dropped += (long)st[4];
             if (!isfinite(loss)) {
-                snprintf(res->status, sizeof res->status, "diverged");
-                res->diverged_step = step;
+                mark_diverged(res, step, "training loss");
                 break;
             }
             clip_grad_norm(m.grads, m.num_params, c->grad_clip);
@@ -491,6 +505,10 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         if (routed)
             memset(m.route_counts, 0, sizeof(long) * m.d.depth * m.d.classes * m.d.moe.experts);
         if ((rc = evaluate(evm, &test, x, y, idx, &tl, &ta, err))) goto out_buf;
+        if (!isfinite(tl)) {
+            mark_diverged(res, step, "test loss");
+            break;
+        }
         if (routed && (rc = dist_sum_longs(m.route_counts, (size_t)m.d.depth * m.d.classes * m.d.moe.experts,
                                            err)))
             goto out_buf;
@@ -519,11 +537,17 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     dist_report(step, m.num_params);
     if (!writer) goto out_buf;
     if (!strcmp(res->status, "ok")) {
-        snprintf(path, sizeof path, "%s/final.safetensors", out_dir);
         if (collapse && (rc = ewa_collapse(&m, &dense, err))) goto out_buf;
+        /* never a checkpoint of non-finite weights (e.g. after a huge last step) */
+        if (count_nonfinite(m.params, m.num_params) || count_nonfinite(evm->params, evm->num_params))
+            mark_diverged(res, step, "parameters");
+    }
+    if (!strcmp(res->status, "ok")) {
+        snprintf(path, sizeof path, "%s/final.safetensors", out_dir);
         if ((rc = save_final(evm, c, &train, path, err))) goto out_buf;
     } else {
-        fprintf(stderr, "run diverged at step %ld (loss not finite)\n", res->diverged_step);
+        fprintf(stderr, "run diverged at step %ld (%s not finite); no checkpoint written\n",
+                res->diverged_step, res->diverged_what);
     }
     snprintf(path, sizeof path, "%s/summary.csv", out_dir);
     rc = write_summary(path, c, &evm->d, &m.d, res, train.name, err);
@@ -571,6 +595,10 @@ int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1
     else {
         rc = evaluate(&m, &test, x, y, idx, loss, top1, err);
         *n = test.n;
+        size_t bad = count_nonfinite(m.params, m.num_params);
+        if (!rc && !isfinite(*loss))
+            rc = err_set(err, ERR_RUNTIME, "%s: the test loss is not finite (%g); the checkpoint holds "
+                         "%zu non-finite of %zu parameters", path, *loss, bad, m.num_params);
     }
     free(x); free(y); free(idx);
 out_model:

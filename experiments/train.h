@@ -10,15 +10,19 @@ typedef struct {
     long steps, diverged_step;
     int n_test;
     char status[16];        /* ok | diverged | failed */
+    char diverged_what[24]; /* diverged: "training loss", "test loss" or "parameters" */
 } TrainResult;
 
 /* Trains cfg, writing config.ini, metrics.csv, summary.csv and
- * final.safetensors into out_dir (created if needed). A run whose loss turns
- * NaN/inf returns 0 with status "diverged" (and still writes its summary). */
+ * final.safetensors into out_dir (created if needed). A run whose training or
+ * test loss turns NaN/inf at any evaluation, or whose parameters are not all
+ * finite before the checkpoint is written, returns 0 with status "diverged",
+ * writes its summary and no checkpoint. */
 int train_run(const RunConfig *cfg, const char *out_dir, TrainResult *res, Err *err);
 
 /* Evaluates a checkpoint on its dataset's test split; overrides may change
- * data keys (e.g. data.dir). */
+ * data keys (e.g. data.dir). A non-finite test loss is an error
+ * (ERR_RUNTIME) naming the checkpoint and its count of non-finite weights. */
 int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1,
                     int *n, double *loss, Err *err);
 

@@ -197,3 +197,48 @@ Test(faults, checkpoint_with_trailing_bytes_is_refused_everywhere) {
     proc_free(&p);
     free(run); free(run2); free(ck);
 }
+
+/* ------------------------------------------------ 3. non-finite values */
+
+/* One huge step: the training loss of step 0 was finite, the test loss was
+ * -nan and the run ended ok with a checkpoint full of 1e30s. */
+Test(faults, huge_last_step_is_diverged_without_checkpoint) {
+    char *run = tu_path(tmp, "run");
+    Proc p = TRAIN_X(run, data_set, "--set", "train.lr=1e30", "--set", "train.max_steps=1");
+    EXPECT_FAIL(p, 1, "diverged at step 1", "no checkpoint");
+    cr_assert(!exists_in(run, "final.safetensors"), "a diverged run left a checkpoint");
+    char *sp = tu_path(run, "summary.csv");
+    CsvTable t;
+    Err e = {0};
+    cr_assert_eq(csv_read_file(sp, &t, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(csv_cell(&t, 0, csv_col(&t, "status")), "diverged");
+    csv_table_free(&t);
+    cr_assert_eq(tu_count_tmp_files(run), 0);
+    proc_free(&p);
+    free(run); free(sp);
+}
+
+/* eval of a checkpoint with one NaN weight printed loss=nan and exited 0. */
+Test(faults, eval_of_a_nan_weight_exits_1) {
+    char *run = tu_path(tmp, "run");
+    Proc p = TRAIN_X(run, data_set, "--set", "train.max_steps=2");
+    cr_assert_eq(p.status, 0, "%s", p.err);
+    proc_free(&p);
+    char *ck = tu_path(run, "final.safetensors");
+    StFile f;
+    Err e = {0};
+    cr_assert_eq(st_read(ck, &f, &e), 0, "%s", e.msg);
+    StTensor *t = NULL;
+    for (int i = 0; i < f.n_tensors; i++)
+        if (!strcmp(f.tensors[i].name, "head.weight")) t = &f.tensors[i];
+    cr_assert(t);
+    t->data[3] = NAN;
+    cr_assert_eq(st_write(ck, f.tensors, f.n_tensors, (const char *const *)f.meta_keys,
+                          (const char *const *)f.meta_vals, f.n_meta, &e), 0, "%s", e.msg);
+    st_free(&f);
+    p = EWA("eval", "--checkpoint", ck);
+    EXPECT_FAIL(p, 1, ck, "test loss is not finite", "1 non-finite");
+    cr_assert(!strstr(p.out, "top1="), "eval printed a result:\n%s", p.out);
+    proc_free(&p);
+    free(run); free(ck);
+}
