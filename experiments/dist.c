@@ -11,7 +11,7 @@
 #endif
 
 static int g_rank = 0, g_size = 1;
-static double g_comm_s = 0.0;
+static double g_comm_s = 0.0, g_wait_s = 0.0;
 static long g_comm_calls = 0;
 
 /* Open MPI's mpirun sets OMPI_COMM_WORLD_SIZE; PMIx launchers (srun
@@ -36,8 +36,11 @@ double dist_comm_seconds(long *calls) {
 
 void dist_report(long steps, size_t floats) {
     if (g_size == 1 || g_rank) return;
-    fprintf(stderr, "[mpi] %d ranks: %ld steps, gradient allreduce %.3f ms/step (%zu floats, %.2f MB)\n",
-            g_size, steps, g_comm_calls ? 1e3 * g_comm_s / g_comm_calls : 0.0, floats, floats * 4e-6);
+    double n = g_comm_calls ? (double)g_comm_calls : 1.0;
+    fprintf(stderr,
+            "[mpi] %d ranks: %ld steps, gradient allreduce %.3f ms/step (%zu floats, %.2f MB), "
+            "rank 0 waited %.3f ms/step for the slowest rank\n",
+            g_size, steps, 1e3 * g_comm_s / n, floats, floats * 4e-6, 1e3 * g_wait_s / n);
 }
 
 #ifdef EWA_MPI
@@ -78,7 +81,14 @@ int dist_reduce_grads(float *g, size_t n, int cnt, int total, double *stats, int
     float w = total > 0 ? (float)cnt / (float)total : 0.0f;
     if (w != 1.0f)
         for (size_t i = 0; i < n; i++) g[i] *= w;
+    /* a barrier first, so the allreduce time is the communication alone and
+     * the time the faster ranks wait for the slowest is counted apart */
     double t0 = now_s();
+    int rc0 = MPI_Barrier(MPI_COMM_WORLD);
+    if (rc0 != MPI_SUCCESS) return mpi_fail(rc0, "MPI_Barrier before the gradient allreduce", err);
+    double t1 = now_s();
+    g_wait_s += t1 - t0;
+    t0 = t1;
     /* MPI counts are int: reduce in chunks of at most 2^30 floats */
     for (size_t o = 0; o < n; o += (size_t)1 << 30) {
         size_t c = n - o < ((size_t)1 << 30) ? n - o : ((size_t)1 << 30);

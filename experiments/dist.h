@@ -56,8 +56,9 @@ int dist_sum_longs(long *v, size_t n, Err *err);
 int dist_check_equal(const float *v, size_t n, const char *what, Err *err);
 /* Seconds spent in the gradient allreduce so far, and how many calls. */
 double dist_comm_seconds(long *calls);
-/* R > 1, rank 0: one stderr line "[mpi] R ranks: S steps, allreduce X ms/step
- * (N floats)". Nothing on one rank. */
+/* R > 1, rank 0: one stderr line "[mpi] R ranks: S steps, gradient allreduce
+ * X ms/step (N floats, M MB), rank 0 waited W ms/step for the slowest rank"
+ * (a barrier before each allreduce separates the two). Nothing on one rank. */
 void dist_report(long steps, size_t floats);
 
 #endif
