@@ -260,6 +260,93 @@ static int handle_profile(GridParse *x, const char *pname, const char *name, con
     return 0;
 }
 
+/* Slurm's --time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S (digits only). */
+static int slurm_time_ok(const char *s) {
+    const char *p = s, *dash = strchr(s, '-');
+    if (dash) {
+        if (dash == s) return 0;
+        for (; p < dash; p++) if (*p < '0' || *p > '9') return 0;
+        p = dash + 1;
+    }
+    int groups = 0;
+    while (1) {
+        const char *q = p;
+        while (*p >= '0' && *p <= '9') p++;
+        if (p == q || p - q > 9) return 0;
+        groups++;
+        if (!*p) break;
+        if (*p++ != ':') return 0;
+    }
+    return groups <= 3;
+}
+
+static int slurm_mem_ok(const char *s) {
+    const char *p = s;
+    while (*p >= '0' && *p <= '9') p++;
+    if (p == s) return 0;
+    if (*p && strchr("KMGTkmgt", *p)) p++;
+    return !*p;
+}
+
+static int slurm_positive(const char *name, const char *value, int *out, Err *err) {
+    if (*out) return err_set(err, ERR_USAGE, "[slurm] %s given twice", name);
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (end == value || *end || errno || v < 1 || v > 1000000)
+        return err_set(err, ERR_USAGE, "[slurm] %s = '%s': expected a whole number >= 1", name, value);
+    *out = (int)v;
+    return 0;
+}
+
+static int handle_slurm(GridParse *x, const char *name, const char *value) {
+    GridSlurm *s = &x->g->slurm;
+    Err *err = &x->err;
+    if (!strcmp(name, "sbatch")) {
+        if (value[0] != '-' || strspn(value, "-") == strlen(value))
+            return err_set(err, ERR_USAGE, "[slurm] sbatch = '%s': expected an sbatch option such as --account=NAME",
+                           value);
+        if (!strncmp(value, "--array", 7) || !strncmp(value, "-a", 2) || !strncmp(value, "--output", 8) ||
+            !strncmp(value, "-o", 2))
+            return err_set(err, ERR_USAGE, "[slurm] sbatch = '%s': --array and --output are set by the export",
+                           value);
+        s->extra = xrealloc(s->extra, sizeof(char *) * (size_t)(s->nextra + 1));
+        s->extra[s->nextra++] = xstrdup(value);
+        return 0;
+    }
+    char *dst = NULL;
+    size_t cap = 0;
+    if (!strcmp(name, "time")) {
+        if (!slurm_time_ok(value))
+            return err_set(err, ERR_USAGE,
+                           "[slurm] time = '%s': expected minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]]", value);
+        dst = s->time, cap = sizeof s->time;
+    } else if (!strcmp(name, "mem")) {
+        if (!slurm_mem_ok(value))
+            return err_set(err, ERR_USAGE, "[slurm] mem = '%s': expected a number with an optional K, M, G or T",
+                           value);
+        dst = s->mem, cap = sizeof s->mem;
+    } else if (!strcmp(name, "partition")) {
+        if (!value[0] || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.,-") !=
+                             strlen(value))
+            return err_set(err, ERR_USAGE, "[slurm] partition = '%s': expected a partition name (letters, digits, _ . - ,)",
+                           value);
+        dst = s->partition, cap = sizeof s->partition;
+    } else if (!strcmp(name, "cpus_per_task")) {
+        return slurm_positive(name, value, &s->cpus_per_task, err);
+    } else if (!strcmp(name, "array_throttle")) {
+        return slurm_positive(name, value, &s->array_throttle, err);
+    } else {
+        return err_set(err, ERR_USAGE,
+                       "unknown key '%s' in [slurm] (known: time, mem, partition, cpus_per_task, array_throttle, sbatch)",
+                       name);
+    }
+    if (dst[0]) return err_set(err, ERR_USAGE, "[slurm] %s given twice", name);
+    if (strlen(value) >= cap) return err_set(err, ERR_USAGE, "[slurm] %s = '%s': too long", name, value);
+    snprintf(dst, cap, "%s", value);
+    return 0;
+}
+
 static int handler_cb(void *user, const char *section, const char *name, const char *value) {
     GridParse *x = user;
     if (x->err_line) return 1;
@@ -267,11 +354,12 @@ static int handler_cb(void *user, const char *section, const char *name, const c
     if (!strcmp(section, "grid")) rc = handle_grid_key(x, name, value);
     else if (!strcmp(section, "sweep")) rc = handle_sweep(x, name, value);
     else if (!strncmp(section, "profile.", 8)) rc = handle_profile(x, section + 8, name, value);
+    else if (!strcmp(section, "slurm")) rc = handle_slurm(x, name, value);
     else if (!section[0])
         rc = err_set(&x->err, ERR_USAGE, "key '%s' is outside any [section]", name);
     else
         rc = err_set(&x->err, ERR_USAGE,
-                     "unknown section [%s] (known: [grid], [sweep], [profile.NAME])", section);
+                     "unknown section [%s] (known: [grid], [sweep], [profile.NAME], [slurm])", section);
     if (rc) {
         x->err_line = x->lineno;
         return 0;
@@ -403,6 +491,9 @@ void grid_free(GridSpec *g) {
     for (int i = 0; i < g->naxes; i++) grid_free_strs(g->axes[i].vals, g->axes[i].nvals);
     free(g->axes);
     grid_free_strs(g->sets, g->nsets);
+    grid_free_strs(g->slurm.extra, g->slurm.nextra);
+    g->slurm.extra = NULL;
+    g->slurm.nextra = 0;
     g->seeds = NULL; g->axes = NULL; g->sets = NULL;
     g->nseeds = g->naxes = g->nsets = 0;
 }

@@ -39,6 +39,22 @@ typedef struct {
     char **vals;
 } GridAxis;
 
+/* The [slurm] section: resources of every task of the exported job array
+ * (grid_export.c); empty / 0 = not given (Slurm's or the partition's default).
+ *   [slurm]
+ *   time = 2:00:00          ; --time: minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]]
+ *   mem = 4G                ; --mem: a number with an optional K, M, G or T
+ *   partition = cpu         ; --partition (a comma-separated list is allowed)
+ *   cpus_per_task = 4       ; --cpus-per-task, also each run's train.threads (default 1)
+ *   array_throttle = 8      ; at most 8 tasks at once: --array=1-N%8
+ *   sbatch = --account=abc  ; an extra "#SBATCH" line; may be repeated */
+typedef struct {
+    char time[32], mem[32], partition[128];
+    int cpus_per_task, array_throttle;
+    int nextra;
+    char **extra;
+} GridSlurm;
+
 typedef struct {
     char path[1024];   /* the grid file */
     char base[2048];   /* the base run config, resolved against the grid file's dir */
@@ -50,6 +66,7 @@ typedef struct {
     GridAxis *axes;
     int nsets;         /* the chosen profile's overrides, "section.key=value" */
     char **sets;
+    GridSlurm slurm;   /* the [slurm] section */
 } GridSpec;
 
 typedef struct {

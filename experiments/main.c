@@ -3,7 +3,7 @@
  *   ewa eval  --checkpoint FILE [--set section.key=value]...
  *   ewa grid  --config GRID.ini [--jobs N] [--profile P] [--out DIR] [--dry-run]
  *             [--export slurm|parallel]
- *   ewa record --run DIR --to RUNS.csv [--exit CODE]
+ *   ewa record --run DIR --to RUNS.csv [--exit CODE | --is-ok]
  *   ewa aggregate --runs RUNS.csv --out DIR [--group k1,k2] [--baseline key=value]
  *   ewa regress --ref TABLE.csv --new TABLE.csv
  * Exit codes (DESIGN 6): 0 ok, 2 usage/config error, 1 runtime failure. */
@@ -23,7 +23,7 @@ static const char *usage_text =
     "  ewa eval  --checkpoint FILE [--set section.key=value]...\n"
     "  ewa grid  --config GRID.ini [--jobs N] [--profile smoke|cpu|paper] [--out DIR]\n"
     "            [--set section.key=value]... [--dry-run] [--export slurm|parallel]\n"
-    "  ewa record --run RUN_DIR --to RUNS.csv [--exit CODE]\n"
+    "  ewa record --run RUN_DIR --to RUNS.csv [--exit CODE | --is-ok]\n"
     "  ewa aggregate --runs RUNS.csv --out DIR [--group key,key,...] [--baseline key=value]\n"
     "  ewa regress --ref TABLE.csv --new TABLE.csv\n"
     "Configs are INI files (see paper_configs/); --set overrides any key.\n";
@@ -182,10 +182,20 @@ static int cmd_grid(int argc, char **argv) {
 }
 
 static int cmd_record(int argc, char **argv) {
-    Opt o[] = {{"--run", 0, NULL}, {"--to", 0, NULL}, {"--exit", 0, NULL}};
-    int rc = parse_opts(argc, argv, o, 3);
+    Opt o[] = {{"--run", 0, NULL}, {"--to", 0, NULL}, {"--exit", 0, NULL}, {"--is-ok", 1, NULL}};
+    int rc = parse_opts(argc, argv, o, 4);
     if (rc) return rc;
     if (!o[0].value || !o[1].value) return usage("%s", "record needs --run DIR and --to RUNS.csv");
+    if (o[3].value) {   /* --is-ok: a query for exported job scripts, appends nothing */
+        Err err = {0};
+        int ok = 0;
+        if ((rc = runs_is_ok(o[0].value, o[1].value, &ok, &err))) {
+            fprintf(stderr, "ewa record: %s\n", err.msg);
+            return rc;
+        }
+        printf("%s %s\n", o[0].value, ok ? "ok" : "not recorded ok");
+        return ok ? 0 : ERR_RUNTIME;
+    }
     int code = 0;
     if (o[2].value && (rc = parse_int_opt("--exit", o[2].value, 0, 255, &code))) return rc;
     Err err = {0};

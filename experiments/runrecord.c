@@ -83,18 +83,45 @@ static void failed_values(const char *run_dir, char names[][32], char vals[][600
     *nv = n;
 }
 
+/* The run id of run_dir: its last path component (trailing slashes ignored). */
+static const char *run_id_of(const char *run_dir, char *buf, size_t n) {
+    snprintf(buf, n, "%s", run_dir);
+    size_t dl = strlen(buf);
+    while (dl > 1 && buf[dl - 1] == '/') buf[--dl] = '\0';
+    const char *slash = strrchr(buf, '/');
+    return slash ? slash + 1 : buf;
+}
+
+int runs_is_ok(const char *run_dir, const char *csv_path, int *ok, Err *err) {
+    *ok = 0;
+    char buf[4096];
+    const char *id = run_id_of(run_dir, buf, sizeof buf);
+    if (!fs_file_nonempty(csv_path)) return 0;
+    CsvTable t;
+    if (csv_read_file(csv_path, &t, err)) return ERR_RUNTIME;
+    if (csv_col(&t, "run_id") < 0) {
+        csv_table_free(&t);
+        return err_set(err, ERR_RUNTIME, "%s: has no run_id column (not a grid runs.csv)", csv_path);
+    }
+    *ok = runs_has_ok_row(&t, id);
+    csv_table_free(&t);
+    return 0;
+}
+
 int grid_record(const char *run_dir, const char *csv_path, int *appended, char status[16],
                 Err *err) {
     if (appended) *appended = 0;
     char dirbuf[4096];
-    snprintf(dirbuf, sizeof dirbuf, "%s", run_dir);
-    size_t dl = strlen(dirbuf);
-    while (dl > 1 && dirbuf[dl - 1] == '/') dirbuf[--dl] = '\0';
-    const char *slash = strrchr(dirbuf, '/');
-    const char *id = slash ? slash + 1 : dirbuf;
+    const char *id = run_id_of(run_dir, dirbuf, sizeof dirbuf);   /* dirbuf: run_dir, trimmed */
     struct stat st;
     if (stat(dirbuf, &st) || !S_ISDIR(st.st_mode))
         return err_set(err, ERR_USAGE, "%s: not a run directory", run_dir);
+    /* every run directory a grid prepares holds its config.ini: without one
+     * this is no run (e.g. OUT/runs/ from an empty job-list line) */
+    char cfgp[4200];
+    snprintf(cfgp, sizeof cfgp, "%s/config.ini", dirbuf);
+    if (stat(cfgp, &st))
+        return err_set(err, ERR_USAGE, "%s: not a run directory (no config.ini)", run_dir);
 
     CsvTable have = {0};
     int have_file = fs_file_nonempty(csv_path);

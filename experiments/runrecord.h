@@ -14,6 +14,10 @@
 int grid_record(const char *run_dir, const char *csv_path, int *appended, char status[16],
                 Err *err);
 
+/* *ok = 1 if csv_path holds an ok row for the run in run_dir (its id is the
+ * directory's name), 0 if not or if csv_path does not exist yet. */
+int runs_is_ok(const char *run_dir, const char *csv_path, int *ok, Err *err);
+
 /* 1 if the runs.csv table t holds a row with run_id id and status ok. */
 int runs_has_ok_row(const CsvTable *t, const char *id);
 

@@ -8,6 +8,8 @@
  * is drawn as lines) with a tiny model, so each run takes a fraction of a
  * second on one thread. */
 #include <criterion/criterion.h>
+#include <stdarg.h>
+#include <sys/wait.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -605,41 +607,154 @@ Test(grid, failed_runs_are_recorded_and_retried) {
     free(empty); free(grid); free(out); free(runs_csv);
 }
 
+/* Runs a shell command in tmp (the submit directory of the exports below);
+ * its stdout and stderr go to tmp/sh.out (returned, malloc'd, in *out if
+ * non-NULL). Returns the exit status. */
+static int sh_in_tmp(char **out, const char *fmt, ...) {
+    char cmd[4096], full[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "cd '%s' && { %s\n} > sh.out 2>&1", tmp, cmd);
+    int st = system(full);
+    char *p = tu_path(tmp, "sh.out");
+    if (out) *out = slurp(p, NULL);
+    free(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
 Test(grid, export_parallel_and_record) {
     char *grid = write_grid("g.ini", "seeds = 0, 1\n");
     char *out = tu_path(tmp, "out");
-    Proc p = EWA("grid", "--config", grid, "--export", "parallel", "--jobs", "2");
-    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
-    proc_free(&p);
+    /* exported from tmp: the job lines name out/... relative to it */
+    char *o = NULL;
+    cr_assert_eq(sh_in_tmp(&o, "'%s' grid --config g.ini --export parallel --jobs 2", ewa_bin()), 0, "%s", o);
+    free(o);
     char *jobs = tu_path(out, "jobs.txt");
     char *text = slurp(jobs, NULL);
     cr_assert(text, "no %s", jobs);
     int lines = 0;
     for (char *q = text; *q; q++) lines += *q == '\n';
     cr_assert_eq(lines, 2);
-    cr_assert(strstr(text, " train --config ") && strstr(text, " record --run "), "%s", text);
-    /* run the first job line with sh, twice: one row only */
+    cr_assert(strstr(text, " train --config ") && strstr(text, " record --run ") && strstr(text, "--is-ok"), "%s", text);
+    /* threads pinned as the local runner does */
+    cr_assert(strstr(text, "OMP_WAIT_POLICY") && strstr(text, "--set train.threads="), "%s", text);
+    cr_assert(strstr(text, "OUT='out'") && !strstr(text, tmp), "paths not relative to the export dir: %s", text);
+    /* run the first job line in tmp, twice: one row only, and the second
+     * exits at once without touching the run */
     char *nl = strchr(text, '\n');
     *nl = '\0';
-    cr_assert_eq(system(text), 0, "job failed: %s", text);
-    cr_assert_eq(system(text), 0);
+    cr_assert_eq(sh_in_tmp(&o, "%s", text), 0, "job failed: %s\n%s", text, o);
+    free(o);
     char *runs_csv = tu_path(out, "runs.csv");
     CsvTable t = read_csv(runs_csv);
     cr_assert_eq(t.nrows, 1);
     cr_assert_eq(count_rows_with(&t, "status", "ok"), 1);
+    char id[17];
+    snprintf(id, sizeof id, "%s", csv_cell(&t, 0, csv_col(&t, "run_id")));
+    csv_table_free(&t);
+    long long mt = summary_mtime(out, id);
+    cr_assert_eq(sh_in_tmp(&o, "%s", text), 0);
+    cr_assert(strstr(o, "already recorded ok"), "%s", o);
+    free(o);
+    cr_assert_eq(summary_mtime(out, id), mt, "a finished run was retrained");
+    t = read_csv(runs_csv);
+    cr_assert_eq(t.nrows, 1);
     csv_table_free(&t);
     /* the local runner then only does the other run */
-    p = EWA("grid", "--config", grid);
+    Proc p = EWA("grid", "--config", grid);
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "1 already ok, 1 to run"), "%s", p.err);
     proc_free(&p);
-    /* slurm export of a finished grid: an empty job list */
+    /* a finished grid: nothing to submit, a message, and no script (the
+     * earlier export's are removed) */
     p = EWA("grid", "--config", grid, "--export", "slurm");
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.out, "nothing to submit"), "%s", p.out);
     proc_free(&p);
-    char *sb = tu_path(out, "jobs.sbatch");
-    char *s = slurp(sb, NULL);
-    cr_assert(s && strstr(s, "#SBATCH --array=") && strstr(s, "record --run"), "%s", s ? s : "");
-    free(s); free(sb);
+    const char *gone[] = {"jobs.sbatch", "jobs.list", "jobs.txt", "submit.sh", "aggregate.sbatch"};
+    for (int i = 0; i < 5; i++) {
+        char *q = tu_path(out, gone[i]);
+        cr_assert(!exists(q), "%s written for a finished grid", gone[i]);
+        free(q);
+    }
     free(text); free(jobs); free(runs_csv); free(grid); free(out);
+}
+
+Test(grid, export_slurm_resources_relative_paths_and_exit_status) {
+    char empty[1200];
+    snprintf(empty, sizeof empty, "%s/empty", tmp);
+    cr_assert_eq(mkdir(empty, 0755), 0);
+    char body[2048];
+    /* seed 1's run cannot read its data: its task must fail */
+    snprintf(body, sizeof body,
+             "seeds = 0\n[sweep]\ndata.dir = %s, %s\n"
+             "[slurm]\ntime = 1-02:30\nmem = 500M\npartition = cpu,short\ncpus_per_task = 3\n"
+             "array_throttle = 1\nsbatch = --account=ewa\nsbatch = --qos=low\n",
+             data_dir, empty);
+    char *grid = write_grid("g.ini", body);
+    char *o = NULL;
+    cr_assert_eq(sh_in_tmp(&o, "'%s' grid --config g.ini --export slurm", ewa_bin()), 0, "%s", o);
+    cr_assert(strstr(o, "sh out/submit.sh"), "%s", o);
+    free(o);
+    char *sb = tu_path(tmp, "out/jobs.sbatch");
+    char *s = slurp(sb, NULL);
+    cr_assert(s, "no jobs.sbatch");
+    const char *want[] = {"#SBATCH --array=1-2%1\n", "#SBATCH --cpus-per-task=3\n", "#SBATCH --time=1-02:30\n",
+                          "#SBATCH --mem=500M\n", "#SBATCH --partition=cpu,short\n", "#SBATCH --account=ewa\n",
+                          "#SBATCH --qos=low\n", "#SBATCH --output=out/runs/slurm-%A_%a.log\n", "OUT='out'\n"};
+    for (int i = 0; i < 9; i++) cr_assert(strstr(s, want[i]), "no '%s' in:\n%s", want[i], s);
+    cr_assert(!strstr(s, tmp), "an absolute path in jobs.sbatch:\n%s", s);
+    char *sub = tu_path(tmp, "out/submit.sh"), *agg = tu_path(tmp, "out/aggregate.sbatch");
+    char *st = slurp(sub, NULL), *at = slurp(agg, NULL);
+    cr_assert(st && strstr(st, "--dependency=afterok:") && strstr(st, "--kill-on-invalid-dep=yes"), "%s", st ? st : "");
+    cr_assert(at && strstr(at, " aggregate --runs ") && strstr(at, "#SBATCH --account=ewa\n"), "%s", at ? at : "");
+    /* the tasks, run as Slurm would (from the submit directory): task 1
+     * trains and exits 0, task 2 fails and exits non-zero, both recorded */
+    cr_assert_eq(sh_in_tmp(&o, "SLURM_ARRAY_TASK_ID=1 bash out/jobs.sbatch"), 0, "%s", o);
+    free(o);
+    int rc = sh_in_tmp(&o, "SLURM_ARRAY_TASK_ID=2 bash out/jobs.sbatch");
+    cr_assert_neq(rc, 0, "a failed run's task exited 0:\n%s", o);
+    cr_assert(strstr(o, "failed (exit"), "%s", o);
+    free(o);
+    /* a task index past the list: an error, and no junk row */
+    cr_assert_neq(sh_in_tmp(&o, "SLURM_ARRAY_TASK_ID=3 bash out/jobs.sbatch"), 0);
+    cr_assert(strstr(o, "no line 3 in out/jobs.list"), "%s", o);
+    free(o);
+    char *runs_csv = tu_path(tmp, "out/runs.csv");
+    CsvTable t = read_csv(runs_csv);
+    cr_assert_eq(t.nrows, 2);
+    cr_assert_eq(count_rows_with(&t, "status", "ok"), 1);
+    cr_assert_eq(count_rows_with(&t, "status", "failed"), 1);
+    csv_table_free(&t);
+    /* submitted from elsewhere: a clear error */
+    cr_assert_neq(sh_in_tmp(&o, "cd out && SLURM_ARRAY_TASK_ID=1 bash jobs.sbatch"), 0);
+    cr_assert(strstr(o, "submit from the directory the grid was exported in"), "%s", o);
+    free(o);
+    free(s); free(sb); free(st); free(at); free(sub); free(agg); free(runs_csv); free(grid);
+}
+
+Test(grid, slurm_section_errors_name_the_line) {
+    const char *bad[][2] = {
+        {"[slurm]\ntime = 2h\n", "line 6: [slurm] time = '2h'"},
+        {"[slurm]\nmem = lots\n", "line 6: [slurm] mem = 'lots'"},
+        {"[slurm]\ncpus_per_task = 0\n", "line 6: [slurm] cpus_per_task = '0'"},
+        {"[slurm]\narray_throttle = x\n", "line 6: [slurm] array_throttle = 'x'"},
+        {"[slurm]\npartition = a b\n", "line 6: [slurm] partition = 'a b'"},
+        {"[slurm]\nsbatch = --array=1-3\n", "--array and --output are set by the export"},
+        {"[slurm]\nsbatch = account\n", "expected an sbatch option"},
+        {"[slurm]\ntime = 10\ntime = 20\n", "line 7: [slurm] time given twice"},
+        {"[slurm]\nnodes = 2\n", "line 6: unknown key 'nodes' in [slurm]"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char body[512];
+        snprintf(body, sizeof body, "seeds = 0\n%s", bad[i][0]);
+        char *grid = write_grid("bad.ini", body);
+        Proc p = EWA("grid", "--config", grid, "--export", "slurm");
+        cr_assert_eq(p.status, 2, "%s: exit %d", bad[i][0], p.status);
+        cr_assert(strstr(p.err, bad[i][1]), "want '%s' in:\n%s", bad[i][1], p.err);
+        proc_free(&p);
+        free(grid);
+    }
 }

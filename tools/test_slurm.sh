@@ -7,11 +7,14 @@
 #
 # 1. a tiny grid (2 seeds x dense/ewa = 4 runs of 4 steps on 128 Fashion-MNIST
 #    images, one thread each) is run by the local runner (`ewa grid`);
-# 2. the same grid is exported (`ewa grid --export slurm`) and submitted with
-#    `sbatch` to a cluster started by tools/slurm_local.sh, which stops its
-#    daemons on every exit path;
+# 2. the same grid is exported (`ewa grid --export slurm`, resources from its
+#    [slurm] section) and submitted with its submit.sh (`sbatch` of the job
+#    array, then of the aggregation with --dependency=afterok) to a cluster
+#    started by tools/slurm_local.sh, which stops its daemons on every exit
+#    path; the test waits until the queue is empty;
 # 3. checks: every run id appears exactly once in the Slurm runs.csv, with
-#    status ok and final_top1 equal, as text, to the local runner's.
+#    status ok and final_top1 equal, as text, to the local runner's, and the
+#    aggregation job wrote table.csv.
 # Exit 0 = pass, 1 = fail (with a message).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +47,11 @@ seeds = 0, 1
 out = out
 [sweep]
 moe.method = dense, ewa
+[slurm]
+cpus_per_task = 1
+time = 10
+mem = 1G
+array_throttle = 2
 EOF
 
 echo "test-slurm: local runner (2 jobs x 1 thread)"
@@ -59,8 +67,13 @@ echo "test-slurm: sbatch on a one-node Slurm cluster"
 tools/slurm_local.sh -- bash -c '
   set -eu
   cd "$1"
-  sbatch --wait slurm/jobs.sbatch
-  squeue -h | grep . && { echo "jobs still queued" >&2; exit 1; } || true
+  sh slurm/submit.sh
+  for i in $(seq 600); do   # at most 10 min
+    [ -z "$(squeue -h -o %i)" ] && break
+    sleep 1
+  done
+  [ -z "$(squeue -h -o %i)" ] || { squeue >&2; echo "jobs still queued after 10 min" >&2; exit 1; }
+  [ -s slurm/table.csv ] || { cat slurm/aggregate-*.log >&2; echo "the aggregation job wrote no table.csv" >&2; exit 1; }
 ' _ "$T" > "$T/sbatch.log" 2>&1 || {
   cat "$T/sbatch.log" >&2
   for l in "$T"/slurm/runs/slurm-*.log; do [ -s "$l" ] && { echo "--- $l" >&2; cat "$l" >&2; }; done
