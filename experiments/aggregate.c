@@ -76,22 +76,26 @@ static const char *row_get(const Row *r, const char *name) {
 
 typedef struct {
     char *vals[MAXG];
+    char label[1024];  /* "key=value key=value ..." */
     int n, nfail, cap;
     double *acc;
     long *seed;
     char n_test[32], params[32], flops[32];
-    /* baseline comparison */
-    int base;          /* index of the baseline cell, -1 none */
-    double base_mean, diff;
-    PairedT pt;
     double mean, std, se;
+    /* comparison with the baseline cell (paired by seed) */
+    int base;          /* index of the baseline cell, -1 none */
+    TTest cmp;
+    double p_holm;
+    long *pair_seed;   /* cmp.n pairs: seed and difference */
+    double *pair_d;
 } Cell;
 
-static int same_except(const Cell *a, const Cell *b, int ng, int skip) {
-    for (int g = 0; g < ng; g++)
-        if (g != skip && strcmp(a->vals[g], b->vals[g])) return 0;
-    return 1;
-}
+/* The pooled effect of the cells whose baseline key has one value. */
+typedef struct {
+    const char *value;  /* the baseline key's value (e.g. "ewa") */
+    int ncells;
+    TTest t;
+} Pooled;
 
 static void fmt_num(char *b, size_t n, double v, const char *f) {
     if (isnan(v)) snprintf(b, n, "%s", "");
@@ -171,98 +175,121 @@ static void md_header_name(FILE *f, const char *name) {
     else fprintf(f, "%s", name);
 }
 
-static char *markdown(const char *runs_csv, const char *const *gname, int ng, Cell *cells,
-                      int nc, int bkey, const char *bval) {
+static void md_row_keys(FILE *f, const char *const *gname, int ng, const Cell *c, int hide) {
+    for (int g = 0; g < ng; g++)
+        if (md_shown(gname, ng, g, hide)) { fprintf(f, "| "); md_cell_value(f, gname, c, g, ng); fprintf(f, " "); }
+}
+
+static void md_header_keys(FILE *f, const char *const *gname, int ng, int hide, int *ncols) {
+    for (int g = 0; g < ng; g++)
+        if (md_shown(gname, ng, g, hide)) {
+            fprintf(f, "| ");
+            md_header_name(f, gname[g]);
+            fprintf(f, " ");
+            (*ncols)++;
+        }
+}
+
+static void md_rule(FILE *f, int ncols) {
+    for (int k = 0; k < ncols; k++) fprintf(f, "|---");
+    fprintf(f, "|\n");
+}
+
+static void md_pval(FILE *f, double p) {
+    if (isnan(p)) fprintf(f, "| - ");
+    else fprintf(f, "| %.3g ", p);
+}
+
+/* The statistics columns of a comparison row. */
+static void md_cmp(FILE *f, const TTest *t, double p_holm) {
+    if (isnan(t->ci_low)) fprintf(f, "| %+.4f | - ", t->diff);
+    else fprintf(f, "| %+.4f | [%+.4f, %+.4f] ", t->diff, t->ci_low, t->ci_high);
+    md_pval(f, t->p);
+    md_pval(f, p_holm);
+    if (isnan(t->mde)) fprintf(f, "| - ");
+    else fprintf(f, "| %.4f ", t->mde);
+    fprintf(f, "| %d |\n", t->n);
+}
+
+/* The baseline of c, named by the keys in which it differs from c. */
+static void md_baseline(FILE *f, const char *const *gname, int ng, const Cell *c, const Cell *b) {
+    fprintf(f, "| ");
+    int first = 1;
+    for (int g = 0; g < ng; g++)
+        if (strcmp(c->vals[g], b->vals[g])) {
+            fprintf(f, "%s%s=%s", first ? "" : ", ", gname[g], b->vals[g]);
+            first = 0;
+        }
+    fprintf(f, " ");
+}
+
+static void md_cells(FILE *f, const char *const *gname, int ng, const Cell *cells, int nc) {
+    int ncols = 4;
+    md_header_keys(f, gname, ng, -1, &ncols);
+    fprintf(f, "| top-1 (mean ± std) | n | params | FLOPs |\n");
+    md_rule(f, ncols);
+    for (int i = 0; i < nc; i++) {
+        const Cell *c = &cells[i];
+        md_row_keys(f, gname, ng, c, -1);
+        char p[32], fl[32];
+        human(p, sizeof p, c->params, "");
+        human(fl, sizeof fl, c->flops, "");
+        if (c->n == 0) fprintf(f, "| - (%d failed) | 0 | %s | %s |\n", c->nfail, p, fl);
+        else fprintf(f, "| %.4f ± %.4f | %d | %s | %s |\n", c->mean, c->std, c->n, p, fl);
+    }
+}
+
+static void md_comparisons(FILE *f, const char *const *gname, int ng, const Cell *cells, int nc,
+                           const Pooled *pool, int npool, int bkey, const char *bval) {
+    fprintf(f, "\n## Top-1 difference from the %s = %s baseline, paired by seed\n\n", gname[bkey], bval);
+    int ncols = 7;
+    md_header_keys(f, gname, ng, -1, &ncols);
+    fprintf(f, "| baseline | Δ top-1 | 95%% CI | p | p (Holm) | MDE | pairs |\n");
+    md_rule(f, ncols);
+    for (int i = 0; i < nc; i++) {
+        const Cell *c = &cells[i];
+        if (c->base < 0) continue;
+        md_row_keys(f, gname, ng, c, -1);
+        md_baseline(f, gname, ng, c, &cells[c->base]);
+        md_cmp(f, &c->cmp, c->p_holm);
+    }
+    for (int k = 0; k < npool; k++) {
+        for (int g = 0; g < ng; g++)
+            if (md_shown(gname, ng, g, -1))
+                fprintf(f, "| %s ", g == bkey ? pool[k].value : g == 0 ? "**pooled**" : "");
+        fprintf(f, "| %d cells ", pool[k].ncells);
+        md_cmp(f, &pool[k].t, NAN);
+    }
+}
+
+static char *markdown(const char *runs_csv, const char *const *gname, int ng, const Cell *cells,
+                      int nc, const Pooled *pool, int npool, int bkey, const char *bval) {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     fprintf(f, "# Results: %s\n\n", runs_csv);
-    if (bkey < 0) {
-        int shown = 0;
-        for (int g = 0; g < ng; g++)
-            if (md_shown(gname, ng, g, -1)) { fprintf(f, "| "); md_header_name(f, gname[g]); fprintf(f, " "); shown++; }
-        fprintf(f, "| top-1 (mean ± std) | n | SE | params | FLOPs |\n");
-        for (int g = 0; g < shown + 5; g++) fprintf(f, "|---");
-        fprintf(f, "|\n");
-        for (int i = 0; i < nc; i++) {
-            Cell *c = &cells[i];
-            for (int g = 0; g < ng; g++)
-                if (md_shown(gname, ng, g, -1)) { fprintf(f, "| "); md_cell_value(f, gname, c, g, ng); fprintf(f, " "); }
-            char p[32], fl[32];
-            human(p, sizeof p, c->params, "");
-            human(fl, sizeof fl, c->flops, "");
-            if (c->n == 0) fprintf(f, "| - (%d failed) | 0 | - | %s | %s |\n", c->nfail, p, fl);
-            else fprintf(f, "| %.4f ± %.4f | %d | %.4f | %s | %s |\n", c->mean, c->std, c->n, c->se, p, fl);
-        }
-    } else {
-        /* the pivot: one row per combination of the other keys, one column
-         * group per value of the baseline key (baseline first) */
-        const char *bv[16];
-        int nbv = 0;
-        bv[nbv++] = bval;
-        for (int i = 0; i < nc; i++) {
-            int seen = 0;
-            for (int k = 0; k < nbv; k++) seen |= !strcmp(bv[k], cells[i].vals[bkey]);
-            if (!seen && nbv < 16) bv[nbv++] = cells[i].vals[bkey];
-        }
-        for (int g = 0; g < ng; g++)
-            if (md_shown(gname, ng, g, bkey)) { fprintf(f, "| "); md_header_name(f, gname[g]); fprintf(f, " "); }
-        int ncols = 0;
-        for (int g = 0; g < ng; g++) ncols += md_shown(gname, ng, g, bkey);
-        for (int k = 0; k < nbv; k++) { fprintf(f, "| %s top-1 ", bv[k]); ncols++; }
-        for (int k = 1; k < nbv; k++) { fprintf(f, "| Δ %s | p %s ", bv[k], bv[k]); ncols += 2; }
-        for (int k = 0; k < nbv; k++) { fprintf(f, "| params %s | FLOPs %s ", bv[k], bv[k]); ncols += 2; }
-        fprintf(f, "|\n");
-        for (int k = 0; k < ncols; k++) fprintf(f, "|---");
-        fprintf(f, "|\n");
-        char *done = calloc((size_t)nc, 1);
-        for (int i = 0; i < nc; i++) {
-            if (done[i]) continue;
-            int idx[16];
-            for (int k = 0; k < nbv; k++) {
-                idx[k] = -1;
-                for (int j = i; j < nc; j++)
-                    if (!done[j] && same_except(&cells[i], &cells[j], ng, bkey) &&
-                        !strcmp(cells[j].vals[bkey], bv[k]))
-                        idx[k] = j;
-            }
-            for (int j = i; j < nc; j++)
-                if (same_except(&cells[i], &cells[j], ng, bkey)) done[j] = 1;
-            for (int g = 0; g < ng; g++)
-                if (md_shown(gname, ng, g, bkey)) { fprintf(f, "| "); md_cell_value(f, gname, &cells[i], g, ng); fprintf(f, " "); }
-            for (int k = 0; k < nbv; k++) {
-                if (idx[k] < 0) { fprintf(f, "| - "); continue; }
-                Cell *c = &cells[idx[k]];
-                if (c->n == 0) fprintf(f, "| - (n=0, %d failed) ", c->nfail);
-                else fprintf(f, "| %.4f ± %.4f (n=%d) ", c->mean, c->std, c->n);
-            }
-            for (int k = 1; k < nbv; k++) {
-                Cell *c = idx[k] >= 0 ? &cells[idx[k]] : NULL;
-                if (!c || c->base < 0 || isnan(c->diff)) { fprintf(f, "| - | - "); continue; }
-                fprintf(f, "| %+.4f ", c->diff);
-                if (isnan(c->pt.p)) fprintf(f, "| n/a (%d pairs) ", c->pt.n);
-                else fprintf(f, "| %.3g ", c->pt.p);
-            }
-            for (int k = 0; k < nbv; k++) {
-                char p[32] = "-", fl[32] = "-";
-                if (idx[k] >= 0) {
-                    human(p, sizeof p, cells[idx[k]].params, "");
-                    human(fl, sizeof fl, cells[idx[k]].flops, "");
-                }
-                fprintf(f, "| %s | %s ", p, fl);
-            }
-            fprintf(f, "|\n");
-        }
-        free(done);
+    md_cells(f, gname, ng, cells, nc);
+    int ncmp = 0, nholm = 0;
+    for (int i = 0; i < nc; i++) {
+        ncmp += cells[i].base >= 0;
+        nholm += !isnan(cells[i].p_holm);
     }
+    if (bkey >= 0 && ncmp) md_comparisons(f, gname, ng, cells, nc, pool, npool, bkey, bval);
     fprintf(f,
-            "\nTop-1: test accuracy at the end of training, mean ± sample std over seeds (n seeds).\n");
-    if (bkey >= 0)
+            "\nTop-1: test accuracy of the final model, mean ± sample std over seeds (n seeds).\n");
+    if (bkey >= 0 && ncmp)
         fprintf(f,
-                "Δ: mean top-1 minus the %s = %s baseline's; p: two-sided paired t-test over seeds\n"
-                "(runs paired by seed). Params and FLOPs are per image at inference (EWA runs are\n"
+                "Δ: mean over seeds of (top-1 - the baseline's top-1 with the same seed); 95%% CI: its\n"
+                "t-interval; p: two-sided paired t-test; p (Holm): Holm-adjusted over the %d comparisons\n"
+                "with a p in this table; MDE: the smallest true Δ this n detects with power 0.8 at alpha 0.05\n"
+                "(paired t, (t_{.975,n-1} + t_{.8,n-1}) sd/sqrt(n)). The baseline of a cell is the\n"
+                "cell that differs only in %s, ignoring keys the baseline method does not use.\n"
+                "Pooled: per seed, the mean of the cells' paired differences (cells with >= 2\n"
+                "pairs); Δ, CI, p and MDE of a one-sample t over the seeds they all share\n"
+                "(pairs = seeds); not part of the Holm family. p is '-' when the differences\n"
+                "have zero variance. Params and FLOPs are per image at inference (EWA runs are\n"
                 "collapsed to the dense model, so they equal the dense ones).\n",
-                gname[bkey], bval);
+                nholm, gname[bkey]);
     fprintf(f,
             "The binomial standard error of each accuracy is in table.csv (se_binomial).\n"
             "All training settings are ours: the EWA paper's recipes and numbers are not known to us.\n"
@@ -390,93 +417,138 @@ static int write_curves(const char *runs_csv, const char *out_dir, const CsvTabl
 
 /* ---------------------------------------------------------------- aggregate */
 
-int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
-                   const char *baseline, Err *err) {
+/* Stage 1: the rows of runs.csv, deduplicated by run_id (the last ok row of
+ * a run, else its last row), with their sweeps parsed. */
+typedef struct {
     CsvTable t;
-    if (csv_read_file(runs_csv, &t, err)) return ERR_RUNTIME;
-    int c_id = csv_col(&t, "run_id"), c_st = csv_col(&t, "status"), c_acc = csv_col(&t, "final_top1"),
-        c_seed = csv_col(&t, "seed"), c_sw = csv_col(&t, "sweep");
+    Row *rows;
+    int n;
+} RunSet;
+
+static void runset_free(RunSet *s) {
+    for (int i = 0; i < s->n; i++) {
+        for (int k = 0; k < s->rows[i].ns; k++) { free(s->rows[i].sk[k]); free(s->rows[i].sv[k]); }
+        free(s->rows[i].sk);
+        free(s->rows[i].sv);
+    }
+    free(s->rows);
+    csv_table_free(&s->t);
+}
+
+static int load_runs(const char *runs_csv, RunSet *s, Err *err) {
+    memset(s, 0, sizeof *s);
+    if (csv_read_file(runs_csv, &s->t, err)) return ERR_RUNTIME;
+    const CsvTable *t = &s->t;
+    int c_id = csv_col(t, "run_id"), c_st = csv_col(t, "status"), c_acc = csv_col(t, "final_top1"),
+        c_seed = csv_col(t, "seed"), c_sw = csv_col(t, "sweep");
     if (c_id < 0 || c_st < 0 || c_acc < 0 || c_seed < 0) {
-        csv_table_free(&t);
+        csv_table_free(&s->t);
         return err_set(err, ERR_RUNTIME, "%s: needs the columns run_id, status, final_top1 and seed",
                        runs_csv);
     }
-    /* dedupe by run_id: the last ok row of a run, else its last row */
-    int *keep = malloc(sizeof(int) * ((size_t)t.nrows + 1)), nk = 0;
-    for (int r = 0; r < t.nrows; r++) {
-        const char *id = csv_cell(&t, r, c_id);
-        int ok = !strcmp(csv_cell(&t, r, c_st), "ok"), j = 0;
-        while (j < nk && strcmp(csv_cell(&t, keep[j], c_id), id)) j++;
+    int *keep = xr(NULL, sizeof(int) * ((size_t)t->nrows + 1)), nk = 0;
+    for (int r = 0; r < t->nrows; r++) {
+        const char *id = csv_cell(t, r, c_id);
+        int ok = !strcmp(csv_cell(t, r, c_st), "ok"), j = 0;
+        while (j < nk && strcmp(csv_cell(t, keep[j], c_id), id)) j++;
         if (j == nk) keep[nk++] = r;
-        else if (ok || strcmp(csv_cell(&t, keep[j], c_st), "ok")) keep[j] = r;
+        else if (ok || strcmp(csv_cell(t, keep[j], c_st), "ok")) keep[j] = r;
     }
-    Row *rows = calloc((size_t)nk + 1, sizeof *rows);
+    s->rows = calloc((size_t)nk + 1, sizeof *s->rows);
     for (int i = 0; i < nk; i++) {
-        rows[i].t = &t;
-        rows[i].row = keep[i];
-        parse_sweep(&rows[i], c_sw >= 0 ? csv_cell(&t, keep[i], c_sw) : "");
+        s->rows[i].t = t;
+        s->rows[i].row = keep[i];
+        parse_sweep(&s->rows[i], c_sw >= 0 ? csv_cell(t, keep[i], c_sw) : "");
     }
-    /* group keys */
-    char gbuf[MAXG][128];
-    int ng = 0;
-    int rc = 0;
-    if (group && *group) {
-        char *b = xs(group), *save = NULL;
-        for (char *p = strtok_r(b, ",", &save); p && !rc; p = strtok_r(NULL, ",", &save)) {
-            while (*p == ' ') p++;
-            if (!*p) continue;
-            if (ng == MAXG) rc = err_set(err, ERR_USAGE, "--group: too many keys");
-            else canon(&t, p, gbuf[ng++], sizeof gbuf[0]);
-        }
-        free(b);
-        if (!rc && !ng) rc = err_set(err, ERR_USAGE, "--group: no keys given");
-        for (int g = 0; g < ng && !rc; g++) {
-            int found = csv_col(&t, gbuf[g]) >= 0;
-            for (int i = 0; i < nk && !found; i++)
-                for (int k = 0; k < rows[i].ns; k++) found |= !strcmp(rows[i].sk[k], gbuf[g]);
-            if (!found)
-                rc = err_set(err, ERR_USAGE, "--group: '%s' is neither a column of %s nor a swept key",
-                             gbuf[g], runs_csv);
-        }
-    } else {
+    s->n = nk;
+    free(keep);
+    return 0;
+}
+
+/* Stage 2: the grouping keys (canonical names), from --group or the
+ * default: dataset, train_subset, preset, dim, depth, method and every swept
+ * key. */
+static int group_keys(const RunSet *s, const char *runs_csv, const char *group, char (*gbuf)[128],
+                      int *ng, Err *err) {
+    *ng = 0;
+    if (!group || !*group) {
         static const char *const def[] = {"dataset", "train_subset", "preset", "dim", "depth", "method"};
         for (int k = 0; k < 6; k++)
-            if (csv_col(&t, def[k]) >= 0) snprintf(gbuf[ng++], sizeof gbuf[0], "%s", def[k]);
-        for (int i = 0; i < nk; i++)
-            for (int k = 0; k < rows[i].ns && ng < MAXG; k++) {
+            if (csv_col(&s->t, def[k]) >= 0) snprintf(gbuf[(*ng)++], 128, "%s", def[k]);
+        for (int i = 0; i < s->n; i++)
+            for (int k = 0; k < s->rows[i].ns && *ng < MAXG; k++) {
                 char cn[128];
-                canon(&t, rows[i].sk[k], cn, sizeof cn);
+                canon(&s->t, s->rows[i].sk[k], cn, sizeof cn);
                 int dup = 0;
-                for (int g = 0; g < ng; g++) dup |= !strcmp(gbuf[g], cn);
-                if (!dup) snprintf(gbuf[ng++], sizeof gbuf[0], "%s", cn);
+                for (int g = 0; g < *ng; g++) dup |= !strcmp(gbuf[g], cn);
+                if (!dup) snprintf(gbuf[(*ng)++], 128, "%s", cn);
             }
+        return 0;
     }
-    const char *gname[MAXG];
-    for (int g = 0; g < ng; g++) gname[g] = gbuf[g];
-    /* baseline */
-    int bkey = -1;
-    char bval[256] = "";
-    if (!rc && baseline && *baseline) {
-        const char *eq = strchr(baseline, '=');
-        if (!eq || eq == baseline) {
-            rc = err_set(err, ERR_USAGE, "--baseline '%s': expected key=value", baseline);
-        } else {
-            char k[128], cn[128];
-            snprintf(k, sizeof k, "%.*s", (int)(eq - baseline), baseline);
-            canon(&t, k, cn, sizeof cn);
-            snprintf(bval, sizeof bval, "%s", eq + 1);
-            for (int g = 0; g < ng; g++)
-                if (!strcmp(gname[g], cn)) bkey = g;
-            if (bkey < 0)
-                fprintf(stderr, "ewa aggregate: baseline key '%s' is not a grouping key; no differences reported\n",
-                        k);
-        }
+    int rc = 0;
+    char *b = xs(group), *save = NULL;
+    for (char *p = strtok_r(b, ",", &save); p && !rc; p = strtok_r(NULL, ",", &save)) {
+        while (*p == ' ') p++;
+        if (!*p) continue;
+        if (*ng == MAXG) rc = err_set(err, ERR_USAGE, "--group: too many keys");
+        else canon(&s->t, p, gbuf[(*ng)++], 128);
     }
+    free(b);
+    if (!rc && !*ng) rc = err_set(err, ERR_USAGE, "--group: no keys given");
+    for (int g = 0; g < *ng && !rc; g++) {
+        int found = csv_col(&s->t, gbuf[g]) >= 0;
+        for (int i = 0; i < s->n && !found; i++)
+            for (int k = 0; k < s->rows[i].ns; k++) found |= !strcmp(s->rows[i].sk[k], gbuf[g]);
+        if (!found)
+            rc = err_set(err, ERR_USAGE, "--group: '%s' is neither a column of %s nor a swept key",
+                         gbuf[g], runs_csv);
+    }
+    return rc;
+}
+
+/* Stage 3: the baseline "key=value" -> the grouping key's index (-1 when it
+ * is not a grouping key) and its value. */
+static int parse_baseline(const CsvTable *t, const char *baseline, const char *const *gname, int ng,
+                          int *bkey, char *bval, size_t bn, Err *err) {
+    *bkey = -1;
+    bval[0] = '\0';
+    if (!baseline || !*baseline) return 0;
+    const char *eq = strchr(baseline, '=');
+    if (!eq || eq == baseline)
+        return err_set(err, ERR_USAGE, "--baseline '%s': expected key=value", baseline);
+    char k[128], cn[128];
+    snprintf(k, sizeof k, "%.*s", (int)(eq - baseline), baseline);
+    canon(t, k, cn, sizeof cn);
+    snprintf(bval, bn, "%s", eq + 1);
+    for (int g = 0; g < ng; g++)
+        if (!strcmp(gname[g], cn)) *bkey = g;
+    if (*bkey < 0)
+        fprintf(stderr, "ewa aggregate: baseline key '%s' is not a grouping key; no differences reported\n", k);
+    return 0;
+}
+
+/* Stage 4: cells (one per combination of the grouping keys' values) with
+ * their ok runs' final_top1 and seeds; cell_of[row] = its cell, -1 when the
+ * run is not ok. */
+static void cell_add_run(Cell *c, const Row *r) {
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 8;
+        c->acc = xr(c->acc, sizeof(double) * (size_t)c->cap);
+        c->seed = xr(c->seed, sizeof(long) * (size_t)c->cap);
+    }
+    c->acc[c->n] = atof(row_get(r, "final_top1"));
+    c->seed[c->n] = atol(row_get(r, "seed"));
+    c->n++;
+    snprintf(c->n_test, sizeof c->n_test, "%s", row_get(r, "n_test"));
+    snprintf(c->params, sizeof c->params, "%s", row_get(r, "params_inference"));
+    snprintf(c->flops, sizeof c->flops, "%s", row_get(r, "flops_inference"));
+}
+
+static Cell *build_cells(const RunSet *s, const char *const *gname, int ng, int *nc_out, int *cell_of) {
     Cell *cells = NULL;
     int nc = 0;
-    int *cell_of = malloc(sizeof(int) * ((size_t)nk + 1));
-    for (int i = 0; i < nk && !rc; i++) {
-        const Row *r = &rows[i];
+    for (int i = 0; i < s->n; i++) {
+        const Row *r = &s->rows[i];
         int ci = 0;
         for (; ci < nc; ci++) {
             int same = 1;
@@ -485,152 +557,320 @@ int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
         }
         if (ci == nc) {
             cells = xr(cells, sizeof *cells * (size_t)(nc + 1));
-            memset(&cells[nc], 0, sizeof *cells);
-            for (int g = 0; g < ng; g++) cells[nc].vals[g] = xs(row_get(r, gname[g]));
-            cells[nc].base = -1;
+            Cell *c = memset(&cells[nc], 0, sizeof *cells);
+            for (int g = 0; g < ng; g++) {
+                c->vals[g] = xs(row_get(r, gname[g]));
+                size_t L = strlen(c->label);
+                snprintf(c->label + L, sizeof c->label - L, "%s%s=%s", g ? " " : "", gname[g], c->vals[g]);
+            }
             nc++;
         }
         cell_of[i] = ci;
-        Cell *c = &cells[ci];
         if (strcmp(row_get(r, "status"), "ok")) {
-            c->nfail++;
+            cells[ci].nfail++;
             cell_of[i] = -1;
-            continue;
+        } else {
+            cell_add_run(&cells[ci], r);
         }
-        if (c->n == c->cap) {
-            c->cap = c->cap ? 2 * c->cap : 8;
-            c->acc = xr(c->acc, sizeof(double) * (size_t)c->cap);
-            c->seed = xr(c->seed, sizeof(long) * (size_t)c->cap);
-        }
-        c->acc[c->n] = atof(row_get(r, "final_top1"));
-        c->seed[c->n] = atol(row_get(r, "seed"));
-        c->n++;
-        snprintf(c->n_test, sizeof c->n_test, "%s", row_get(r, "n_test"));
-        snprintf(c->params, sizeof c->params, "%s", row_get(r, "params_inference"));
-        snprintf(c->flops, sizeof c->flops, "%s", row_get(r, "flops_inference"));
     }
-    for (int i = 0; i < nc && !rc; i++) {
+    for (int i = 0; i < nc; i++) {
         Cell *c = &cells[i];
         c->mean = stats_mean(c->acc, c->n);
         c->std = stats_std(c->acc, c->n);
         c->se = stats_binom_se(c->mean, c->n_test[0] ? atoi(c->n_test) : 0);
-        c->diff = c->base_mean = NAN;
-        c->pt = (PairedT){.p = NAN, .t = NAN};
+        c->base = -1;
+        c->cmp = stats_paired_t(NULL, NULL, 0);
+        c->p_holm = NAN;
     }
-    for (int i = 0; i < nc && !rc && bkey >= 0; i++) {
+    *nc_out = nc;
+    return cells;
+}
+
+/* Whether `method` reads the MoE key `key` ("experts" or "moe.experts"):
+ * cells of a method that ignores a key are the baseline of cells with any
+ * value of it (the dense runs of the experts ablation carry experts = 4 and
+ * are the baseline of N = 2 and N = 8). Non-MoE keys are used by every
+ * method. */
+static int method_uses(const char *method, const char *key) {
+    static const char *const moe_keys[] = {"experts", "beta", "blocks", "top_k", "capacity_factor",
+                                           "aux_coef", "zloss_coef", "shared_expert", "routing",
+                                           "ewa_epochs", "rmoe_partition", NULL};
+    static const struct { const char *method, *keys; } uses[] = {
+        {"dense", ""},
+        {"ewa", " experts beta blocks rmoe_partition "},
+        {"rmoe", " experts blocks rmoe_partition "},
+        {"moe", " experts blocks top_k capacity_factor aux_coef zloss_coef shared_expert routing "},
+        {"moe-early-ewa",
+         " experts beta blocks top_k capacity_factor aux_coef zloss_coef shared_expert routing ewa_epochs "},
+        {"vimoe", " experts blocks top_k capacity_factor aux_coef zloss_coef routing "},
+    };
+    if (!strncmp(key, "moe.", 4)) key += 4;
+    int is_moe = 0;
+    for (int k = 0; moe_keys[k]; k++) is_moe |= !strcmp(moe_keys[k], key);
+    if (!is_moe) return 1;
+    for (size_t m = 0; m < sizeof uses / sizeof *uses; m++)
+        if (!strcmp(uses[m].method, method)) {
+            char pat[64];
+            snprintf(pat, sizeof pat, " %s ", key);
+            return strstr(uses[m].keys, pat) != NULL;
+        }
+    return 1;
+}
+
+/* Whether b (a baseline cell) is the baseline of c: equal in every key but
+ * bkey and the keys the baseline method ignores (only when bkey is the
+ * method). exact: equal in those too. */
+static int is_baseline_of(const Cell *b, const Cell *c, const char *const *gname, int ng, int bkey,
+                          int *exact) {
+    int method = !strcmp(gname[bkey], "method") || !strcmp(gname[bkey], "moe.method");
+    *exact = 1;
+    for (int g = 0; g < ng; g++) {
+        if (g == bkey || !strcmp(b->vals[g], c->vals[g])) continue;
+        if (!method || method_uses(b->vals[bkey], gname[g])) return 0;
+        *exact = 0;
+    }
+    return 1;
+}
+
+/* Stage 5: each non-baseline cell against its baseline (paired by seed),
+ * Holm over them, and the pooled effect per value of the baseline key. */
+static void compare_cell(Cell *c, const Cell *b) {
+    double *xa = xr(NULL, sizeof(double) * ((size_t)c->n + 1)), *xb = xr(NULL, sizeof(double) * ((size_t)c->n + 1));
+    c->pair_seed = xr(NULL, sizeof(long) * ((size_t)c->n + 1));
+    c->pair_d = xr(NULL, sizeof(double) * ((size_t)c->n + 1));
+    int np = 0;
+    for (int k = 0; k < c->n; k++)
+        for (int l = 0; l < b->n; l++)
+            if (b->seed[l] == c->seed[k]) {
+                xa[np] = b->acc[l];
+                xb[np] = c->acc[k];
+                c->pair_seed[np] = c->seed[k];
+                c->pair_d[np] = xb[np] - xa[np];
+                np++;
+                break;
+            }
+    c->cmp = stats_paired_t(xa, xb, np);
+    free(xa);
+    free(xb);
+}
+
+/* The pooled effect of the compared cells whose baseline key is `value`:
+ * for every seed that all of them share, the mean over the cells of their
+ * paired differences; then a one-sample t over those seeds (cells with fewer
+ * than 2 pairs are left out). Cells that share
+ * a baseline (the experts ablation) or a data order are correlated within a
+ * seed, never across seeds, so the seeds are the independent units. */
+static int pooled_in(const Cell *c, int bkey, const char *value) {
+    return c->base >= 0 && c->cmp.n >= 2 && !strcmp(c->vals[bkey], value);
+}
+
+static Pooled pool_cells(const Cell *cells, int nc, int bkey, const char *value) {
+    Pooled pl = {.value = value};
+    int first = -1;
+    for (int i = 0; i < nc; i++)
+        if (pooled_in(&cells[i], bkey, value)) {
+            pl.ncells++;
+            if (first < 0) first = i;
+        }
+    if (first < 0) {
+        pl.t = stats_paired_t(NULL, NULL, 0);
+        return pl;
+    }
+    const Cell *f = &cells[first];
+    double *d = xr(NULL, sizeof(double) * ((size_t)f->cmp.n + 1)), *zero = xr(NULL, sizeof(double) * ((size_t)f->cmp.n + 1));
+    int ns = 0;
+    for (int k = 0; k < f->cmp.n; k++) {
+        double sum = 0;
+        int all = 1;
+        for (int i = 0; i < nc && all; i++) {
+            const Cell *c = &cells[i];
+            if (!pooled_in(c, bkey, value)) continue;
+            int found = 0;
+            for (int j = 0; j < c->cmp.n && !found; j++)
+                if (c->pair_seed[j] == f->pair_seed[k]) { sum += c->pair_d[j]; found = 1; }
+            all = found;
+        }
+        if (!all) continue;
+        zero[ns] = 0;
+        d[ns++] = sum / pl.ncells;
+    }
+    pl.t = stats_paired_t(zero, d, ns);
+    free(d);
+    free(zero);
+    return pl;
+}
+
+static Pooled *compare_cells(Cell *cells, int nc, const char *const *gname, int ng, int bkey,
+                             const char *bval, int *npool) {
+    *npool = 0;
+    if (bkey < 0) return NULL;
+    double *p = xr(NULL, sizeof(double) * ((size_t)nc + 1));
+    for (int i = 0; i < nc; i++) {
         Cell *c = &cells[i];
-        if (!strcmp(c->vals[bkey], bval)) continue;
-        for (int j = 0; j < nc; j++)
-            if (!strcmp(cells[j].vals[bkey], bval) && same_except(c, &cells[j], ng, bkey)) c->base = j;
+        p[i] = NAN;
+        if (!strcmp(c->vals[bkey], bval) || c->n == 0) continue;
+        int found_exact = 0;
+        for (int j = 0; j < nc && !found_exact; j++) {
+            int exact;
+            if (strcmp(cells[j].vals[bkey], bval) || !is_baseline_of(&cells[j], c, gname, ng, bkey, &exact))
+                continue;
+            if (c->base < 0 || exact) c->base = j;
+            found_exact = exact;
+        }
         if (c->base < 0) continue;
-        Cell *b = &cells[c->base];
-        c->base_mean = b->mean;
-        c->diff = c->mean - b->mean;
-        double *xa = malloc(sizeof(double) * ((size_t)c->n + 1)), *xb = malloc(sizeof(double) * ((size_t)c->n + 1));
-        int np = 0;
-        for (int k = 0; k < c->n; k++)
-            for (int l = 0; l < b->n; l++)
-                if (b->seed[l] == c->seed[k]) {
-                    xa[np] = b->acc[l];
-                    xb[np] = c->acc[k];
-                    np++;
-                    break;
-                }
-        c->pt = stats_paired_t(xa, xb, np);
-        if (np == 0) c->pt.n = 0;
-        free(xa);
-        free(xb);
+        compare_cell(c, &cells[c->base]);
+        p[i] = c->cmp.p;
     }
-    if (!rc && !nc) rc = err_set(err, ERR_RUNTIME, "%s: no runs to aggregate", runs_csv);
-    if (!rc) rc = fs_mkdir_p(out_dir, err);
-    if (!rc) {
-        /* table.csv */
-        static const char *const stat_cols[] = {"n", "n_failed", "mean_top1", "std_top1", "se_binomial",
-                                                "n_test", "params_inference", "flops_inference",
-                                                "baseline_mean_top1", "diff", "n_pairs", "t", "p_value"};
-        enum { NS = 13 };
-        int ncols = ng + NS;
-        const char **hdr = malloc(sizeof(char *) * (size_t)ncols);
-        for (int g = 0; g < ng; g++) hdr[g] = gname[g];
-        for (int k = 0; k < NS; k++) hdr[ng + k] = stat_cols[k];
-        char *buf = malloc((size_t)nc * NS * 48);
-        const char **cellv = malloc(sizeof(char *) * (size_t)nc * (size_t)ncols);
-        for (int i = 0; i < nc; i++) {
-            Cell *c = &cells[i];
-            const char **row = cellv + (size_t)i * ncols;
-            for (int g = 0; g < ng; g++) row[g] = c->vals[g];
-            char *v = buf + (size_t)i * NS * 48;
-#define S(k) (v + (k) * 48)
-            snprintf(S(0), 48, "%d", c->n);
-            snprintf(S(1), 48, "%d", c->nfail);
-            fmt_num(S(2), 48, c->mean, "%.6f");
-            fmt_num(S(3), 48, c->n ? c->std : NAN, "%.6f");
-            fmt_num(S(4), 48, c->se, "%.6f");
-            snprintf(S(5), 48, "%s", c->n_test);
-            snprintf(S(6), 48, "%s", c->params);
-            snprintf(S(7), 48, "%s", c->flops);
-            fmt_num(S(8), 48, c->base_mean, "%.6f");
-            fmt_num(S(9), 48, c->diff, "%.6f");
-            if (c->base >= 0) snprintf(S(10), 48, "%d", c->pt.n);
-            else S(10)[0] = '\0';
-            fmt_num(S(11), 48, c->pt.t, "%.4f");
-            fmt_num(S(12), 48, c->pt.p, "%.6g");
-            for (int k = 0; k < NS; k++) row[ng + k] = S(k);
-#undef S
-        }
-        char path[4200];
-        snprintf(path, sizeof path, "%s/table.csv", out_dir);
-        rc = csv_write_file(path, ncols, hdr, nc, cellv, err);
-        snprintf(path, sizeof path, "%s/table.tsv", out_dir);
-        if (!rc) rc = write_tsv(path, ncols, hdr, nc, cellv, err);
-        free(buf);
-        free(cellv);
-        free(hdr);
-        if (!rc) {
-            /* the pivot needs baseline cells; without any, a flat table */
-            int have_base = 0;
-            for (int i = 0; i < nc && bkey >= 0; i++) have_base |= !strcmp(cells[i].vals[bkey], bval);
-            char *md = markdown(runs_csv, gname, ng, cells, nc, have_base ? bkey : -1, bval);
-            snprintf(path, sizeof path, "%s/table.md", out_dir);
-            rc = fs_write_text_atomic(path, md ? md : "", err);
-            free(md);
-        }
-        if (!rc)
-            rc = write_curves(runs_csv, out_dir, &t, rows, nk, gname, ng, cells, nc, cell_of, bkey, err);
-        if (!rc) {
-            int nok = 0, nf = 0;
-            for (int i = 0; i < nc; i++) { nok += cells[i].n; nf += cells[i].nfail; }
-            printf("aggregated %d runs (%d ok, %d not ok) into %d cells: %s/table.csv, %s/table.md\n",
-                   nk, nok, nf, nc, out_dir, out_dir);
-        }
+    double *ph = xr(NULL, sizeof(double) * ((size_t)nc + 1));
+    stats_holm(p, nc, ph);
+    for (int i = 0; i < nc; i++) cells[i].p_holm = ph[i];
+    free(p);
+    free(ph);
+    Pooled *pool = xr(NULL, sizeof(Pooled) * ((size_t)nc + 1));
+    for (int i = 0; i < nc; i++) {
+        if (cells[i].base < 0) continue;
+        int seen = 0;
+        for (int k = 0; k < *npool; k++) seen |= !strcmp(pool[k].value, cells[i].vals[bkey]);
+        if (seen) continue;
+        pool[*npool] = pool_cells(cells, nc, bkey, cells[i].vals[bkey]);
+        if (pool[*npool].ncells) (*npool)++;
     }
+    return pool;
+}
+
+/* Stage 6: table.csv and table.tsv (columns in aggregate.h). */
+enum { NSTAT = 18 };
+static const char *const stat_cols[NSTAT] = {
+    "n", "n_failed", "mean_top1", "std_top1", "se_binomial", "n_test", "params_inference",
+    "flops_inference", "baseline", "baseline_mean_top1", "diff", "ci_low", "ci_high", "t", "p",
+    "p_holm", "mde", "n_pairs"};
+
+static void fmt_cmp(char (*v)[64], const TTest *t, double p_holm) {
+    fmt_num(v[10], 64, t->diff, "%.6f");
+    fmt_num(v[11], 64, t->ci_low, "%.6f");
+    fmt_num(v[12], 64, t->ci_high, "%.6f");
+    fmt_num(v[13], 64, t->t, "%.6f");
+    fmt_num(v[14], 64, t->p, "%.6g");
+    fmt_num(v[15], 64, p_holm, "%.6g");
+    fmt_num(v[16], 64, t->mde, "%.6f");
+    snprintf(v[17], 64, "%d", t->n);
+}
+
+static void fmt_cell(char (*v)[64], const Cell *c, const Cell *cells) {
+    snprintf(v[0], 64, "%d", c->n);
+    snprintf(v[1], 64, "%d", c->nfail);
+    fmt_num(v[2], 64, c->mean, "%.6f");
+    fmt_num(v[3], 64, c->n ? c->std : NAN, "%.6f");
+    fmt_num(v[4], 64, c->se, "%.6f");
+    snprintf(v[5], 64, "%s", c->n_test);
+    snprintf(v[6], 64, "%s", c->params);
+    snprintf(v[7], 64, "%s", c->flops);
+    for (int k = 8; k < NSTAT; k++) v[k][0] = '\0';
+    if (c->base < 0) return;
+    fmt_num(v[9], 64, cells[c->base].mean, "%.6f");
+    fmt_cmp(v, &c->cmp, c->p_holm);
+}
+
+static int write_table(const char *out_dir, const char *const *gname, int ng, const Cell *cells, int nc,
+                       const Pooled *pool, int npool, int bkey, Err *err) {
+    int ncols = 1 + ng + NSTAT, nrows = nc + npool;
+    const char **hdr = xr(NULL, sizeof(char *) * (size_t)ncols);
+    hdr[0] = "cell";
+    for (int g = 0; g < ng; g++) hdr[1 + g] = gname[g];
+    for (int k = 0; k < NSTAT; k++) hdr[1 + ng + k] = stat_cols[k];
+    char (*buf)[64] = xr(NULL, sizeof *buf * (size_t)nrows * NSTAT);
+    const char **cellv = xr(NULL, sizeof(char *) * (size_t)nrows * (size_t)ncols);
+    for (int i = 0; i < nrows; i++) {
+        const char **row = cellv + (size_t)i * ncols;
+        char (*v)[64] = buf + (size_t)i * NSTAT;
+        if (i < nc) {
+            const Cell *c = &cells[i];
+            row[0] = c->label;
+            for (int g = 0; g < ng; g++) row[1 + g] = c->vals[g];
+            fmt_cell(v, c, cells);
+            if (c->base >= 0) row[1 + ng + 8] = cells[c->base].label;
+        } else {
+            const Pooled *pl = &pool[i - nc];
+            row[0] = "pooled";
+            for (int g = 0; g < ng; g++) row[1 + g] = g == bkey ? pl->value : "";
+            for (int k = 0; k < NSTAT; k++) v[k][0] = '\0';
+            snprintf(v[0], 64, "%d", pl->ncells);
+            fmt_cmp(v, &pl->t, NAN);
+        }
+        for (int k = 0; k < NSTAT; k++)
+            if (!(i < nc && k == 8 && cells[i].base >= 0)) row[1 + ng + k] = v[k];
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/table.csv", out_dir);
+    int rc = csv_write_file(path, ncols, hdr, nrows, cellv, err);
+    snprintf(path, sizeof path, "%s/table.tsv", out_dir);
+    if (!rc) rc = write_tsv(path, ncols, hdr, nrows, cellv, err);
+    free(buf);
+    free(cellv);
+    free(hdr);
+    return rc;
+}
+
+static void cells_free(Cell *cells, int nc, int ng) {
     for (int i = 0; i < nc; i++) {
         for (int g = 0; g < ng; g++) free(cells[i].vals[g]);
         free(cells[i].acc);
         free(cells[i].seed);
+        free(cells[i].pair_seed);
+        free(cells[i].pair_d);
     }
     free(cells);
-    free(cell_of);
-    for (int i = 0; i < nk; i++) {
-        for (int k = 0; k < rows[i].ns; k++) { free(rows[i].sk[k]); free(rows[i].sv[k]); }
-        free(rows[i].sk);
-        free(rows[i].sv);
+}
+
+int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
+                   const char *baseline, Err *err) {
+    RunSet s;
+    if (load_runs(runs_csv, &s, err)) return ERR_RUNTIME;
+    char gbuf[MAXG][128], bval[256];
+    const char *gname[MAXG];
+    int ng = 0, bkey = -1, nc = 0, npool = 0;
+    int rc = group_keys(&s, runs_csv, group, gbuf, &ng, err);
+    for (int g = 0; g < ng; g++) gname[g] = gbuf[g];
+    if (!rc) rc = parse_baseline(&s.t, baseline, gname, ng, &bkey, bval, sizeof bval, err);
+    int *cell_of = xr(NULL, sizeof(int) * ((size_t)s.n + 1));
+    Cell *cells = rc ? NULL : build_cells(&s, gname, ng, &nc, cell_of);
+    Pooled *pool = cells ? compare_cells(cells, nc, gname, ng, bkey, bval, &npool) : NULL;
+    if (!rc && !nc) rc = err_set(err, ERR_RUNTIME, "%s: no runs to aggregate", runs_csv);
+    if (!rc) rc = fs_mkdir_p(out_dir, err);
+    if (!rc) rc = write_table(out_dir, gname, ng, cells, nc, pool, npool, bkey, err);
+    if (!rc) {
+        char *md = markdown(runs_csv, gname, ng, cells, nc, pool, npool, bkey, bval);
+        char path[4200];
+        snprintf(path, sizeof path, "%s/table.md", out_dir);
+        rc = fs_write_text_atomic(path, md ? md : "", err);
+        free(md);
     }
-    free(rows);
-    free(keep);
-    csv_table_free(&t);
+    if (!rc) rc = write_curves(runs_csv, out_dir, &s.t, s.rows, s.n, gname, ng, cells, nc, cell_of, bkey, err);
+    if (!rc) {
+        int nok = 0, nf = 0;
+        for (int i = 0; i < nc; i++) { nok += cells[i].n; nf += cells[i].nfail; }
+        printf("aggregated %d runs (%d ok, %d not ok) into %d cells: %s/table.csv, %s/table.md\n", s.n,
+               nok, nf, nc, out_dir, out_dir);
+    }
+    free(pool);
+    cells_free(cells, nc, ng);
+    free(cell_of);
+    runset_free(&s);
     return rc;
 }
 
 /* ---------------------------------------------------------------- regress */
 
+/* The grouping columns: those before "n" but the "cell" label. */
 static int key_cols(const CsvTable *t) { return csv_col(t, "n"); }
+static int key_first(const CsvTable *t) { return t->ncols > 0 && !strcmp(t->header[0], "cell"); }
+static int is_pooled(const CsvTable *t, int r) { return key_first(t) && !strcmp(csv_cell(t, r, 0), "pooled"); }
 
 static void cell_key(const CsvTable *t, int r, int nk, char *b, size_t n) {
     b[0] = '\0';
-    for (int c = 0; c < nk; c++) {
+    for (int c = key_first(t); c < nk; c++) {
         char kv[300];
-        snprintf(kv, sizeof kv, "%s%s=%s", c ? " " : "", t->header[c], csv_cell(t, r, c));
+        snprintf(kv, sizeof kv, "%s%s=%s", b[0] ? " " : "", t->header[c], csv_cell(t, r, c));
         strncat(b, kv, n - strlen(b) - 1);
     }
 }
@@ -648,18 +888,20 @@ int regress_tables(const char *ref_csv, const char *new_csv, FILE *out, int *nfa
                      ref_csv);
     else if (kb < 0 || bm < 0)
         rc = err_set(err, ERR_RUNTIME, "%s: not an aggregated table.csv (needs n, mean_top1)", new_csv);
-    else if (ka != kb)
+    else if (ka - key_first(&a) != kb - key_first(&b))
         rc = err_set(err, ERR_RUNTIME, "%s and %s group by different keys", ref_csv, new_csv);
-    for (int c = 0; !rc && c < ka; c++)
-        if (strcmp(a.header[c], b.header[c]))
+    for (int c = 0; !rc && c < ka - key_first(&a); c++)
+        if (strcmp(a.header[c + key_first(&a)], b.header[c + key_first(&b)]))
             rc = err_set(err, ERR_RUNTIME, "%s and %s group by different keys ('%s' vs '%s')", ref_csv,
-                         new_csv, a.header[c], b.header[c]);
+                         new_csv, a.header[c + key_first(&a)], b.header[c + key_first(&b)]);
     int npass = 0;
     for (int r = 0; !rc && r < a.nrows; r++) {
+        if (is_pooled(&a, r)) continue;
         char key[2048], kb2[2048];
         cell_key(&a, r, ka, key, sizeof key);
         int m = -1;
         for (int s = 0; s < b.nrows && m < 0; s++) {
+            if (is_pooled(&b, s)) continue;
             cell_key(&b, s, kb, kb2, sizeof kb2);
             if (!strcmp(key, kb2)) m = s;
         }
@@ -682,6 +924,7 @@ int regress_tables(const char *ref_csv, const char *new_csv, FILE *out, int *nfa
     }
     if (!rc) {
         for (int s = 0; s < b.nrows; s++) {
+            if (is_pooled(&b, s)) continue;
             char kb2[2048], key[2048];
             cell_key(&b, s, kb, kb2, sizeof kb2);
             int found = 0;

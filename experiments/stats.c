@@ -1,9 +1,9 @@
-/* Statistics over seeds: see stats.h. The incomplete beta function follows
- * the classic continued fraction (Numerical Recipes' betacf), evaluated with
- * the modified Lentz method, and the symmetry I_x(a,b) = 1 - I_{1-x}(b,a)
- * where the fraction converges slowly. */
+/* Statistics over seeds: see stats.h for the formulas. */
 #include "stats.h"
+#include <gsl/gsl_cdf.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 double stats_mean(const double *x, int n) {
     if (n <= 0) return NAN;
@@ -20,69 +20,94 @@ double stats_std(const double *x, int n) {
     return sqrt(s / (n - 1));
 }
 
-/* Continued fraction of I_x(a, b) (without the prefactor). */
-static double betacf(double a, double b, double x) {
-    const double tiny = 1e-300, eps = 1e-15;
-    double qab = a + b, qap = a + 1, qam = a - 1;
-    double c = 1, d = 1 - qab * x / qap;
-    if (fabs(d) < tiny) d = tiny;
-    d = 1 / d;
-    double h = d;
-    for (int m = 1; m <= 1000; m++) {
-        int m2 = 2 * m;
-        double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-        d = 1 + aa * d;
-        if (fabs(d) < tiny) d = tiny;
-        c = 1 + aa / c;
-        if (fabs(c) < tiny) c = tiny;
-        d = 1 / d;
-        h *= d * c;
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-        d = 1 + aa * d;
-        if (fabs(d) < tiny) d = tiny;
-        c = 1 + aa / c;
-        if (fabs(c) < tiny) c = tiny;
-        d = 1 / d;
-        double del = d * c;
-        h *= del;
-        if (fabs(del - 1) < eps) break;
-    }
-    return h;
-}
-
-double stats_betainc(double a, double b, double x) {
-    if (!(a > 0) || !(b > 0) || !(x >= 0) || !(x <= 1)) return NAN;
-    if (x == 0) return 0;
-    if (x == 1) return 1;
-    double lbt = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
-    double bt = exp(lbt);
-    if (x < (a + 1) / (a + b + 2)) return bt * betacf(a, b, x) / a;
-    return 1 - bt * betacf(b, a, 1 - x) / b;
-}
-
 double stats_t_pvalue(double t, double df) {
     if (isnan(t) || !(df > 0)) return NAN;
     if (isinf(t)) return 0;
-    return stats_betainc(df / 2, 0.5, df / (df + t * t));
+    double p = 2 * gsl_cdf_tdist_Q(fabs(t), df);
+    return p > 1 ? 1 : p;
 }
 
-PairedT stats_paired_t(const double *a, const double *b, int n) {
-    PairedT r = {.n = n, .mean_diff = NAN, .sd_diff = NAN, .t = NAN, .df = n - 1, .p = NAN};
-    if (n <= 0) return r;
-    double d[n];
-    for (int i = 0; i < n; i++) d[i] = b[i] - a[i];
-    r.mean_diff = stats_mean(d, n);
-    r.sd_diff = stats_std(d, n);
-    if (n < 2) return r;
-    /* zero variance, up to the rounding of differences of decimals */
-    if (r.sd_diff <= 1e-9 * fabs(r.mean_diff) || r.sd_diff < 1e-15) {
-        r.t = r.mean_diff == 0 ? 0 : copysign(INFINITY, r.mean_diff);
-        r.p = r.mean_diff == 0 ? 1 : 0;
-        return r;
+double stats_t_quantile(double q, double df) {
+    if (!(q > 0 && q < 1) || !(df > 0)) return NAN;
+    return gsl_cdf_tdist_Pinv(q, df);
+}
+
+static int zero_variance(double sd, double mean) { return sd <= 1e-9 * fabs(mean) || sd < 1e-15; }
+
+/* t, p, interval and mde of t.diff given t.se and t.df. */
+static void finish(TTest *t) {
+    if (zero_variance(t->se, t->diff)) {
+        t->t = t->p = NAN;
+        t->ci_low = t->ci_high = t->diff;
+        t->mde = 0;
+        return;
     }
-    r.t = r.mean_diff / (r.sd_diff / sqrt(n));
-    r.p = stats_t_pvalue(r.t, r.df);
+    double crit = stats_t_quantile(1 - STATS_ALPHA / 2, t->df);
+    t->t = t->diff / t->se;
+    t->p = stats_t_pvalue(t->t, t->df);
+    t->ci_low = t->diff - crit * t->se;
+    t->ci_high = t->diff + crit * t->se;
+    t->mde = (crit + stats_t_quantile(STATS_POWER, t->df)) * t->se;
+}
+
+static TTest ttest_nan(int n) {
+    return (TTest){.n = n, .diff = NAN, .sd = NAN, .se = NAN, .df = NAN, .t = NAN, .p = NAN,
+                   .ci_low = NAN, .ci_high = NAN, .mde = NAN};
+}
+
+TTest stats_paired_t(const double *a, const double *b, int n) {
+    TTest r = ttest_nan(n);
+    if (n <= 0) return r;
+    double *d = malloc(sizeof(double) * (size_t)n);
+    if (!d) return r;
+    for (int i = 0; i < n; i++) d[i] = b[i] - a[i];
+    r.diff = stats_mean(d, n);
+    r.sd = stats_std(d, n);
+    free(d);
+    if (n < 2) return r;
+    r.df = n - 1;
+    r.se = r.sd / sqrt(n);
+    finish(&r);
     return r;
+}
+
+TTest stats_welch(const double *x, int nx, const double *y, int ny) {
+    TTest r = ttest_nan(nx < ny ? nx : ny);
+    if (nx < 2 || ny < 2) return r;
+    double vx = pow(stats_std(x, nx), 2) / nx, vy = pow(stats_std(y, ny), 2) / ny;
+    r.diff = stats_mean(y, ny) - stats_mean(x, nx);
+    r.se = sqrt(vx + vy);
+    double den = vx * vx / (nx - 1) + vy * vy / (ny - 1);
+    r.df = den > 0 ? (vx + vy) * (vx + vy) / den : 1;
+    finish(&r);
+    if (isnan(r.p)) r.p = fabs(r.diff) <= 1e-15 ? 1 : 0;
+    return r;
+}
+
+typedef struct { double p; int i; } PIdx;
+
+static int pidx_cmp(const void *a, const void *b) {
+    const PIdx *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? -1 : 1;
+    return x->i - y->i;
+}
+
+void stats_holm(const double *p, int n, double *out) {
+    PIdx *v = malloc(sizeof(PIdx) * (size_t)(n > 0 ? n : 1));
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(p[i])) v[m++] = (PIdx){p[i], i};
+    for (int i = 0; i < n; i++)
+        if (isnan(p[i])) out[i] = NAN;
+    qsort(v, (size_t)m, sizeof *v, pidx_cmp);
+    double run = 0;
+    for (int j = 0; j < m; j++) {
+        double a = (m - j) * v[j].p;
+        if (a > 1) a = 1;
+        if (a > run) run = a;
+        out[v[j].i] = run;
+    }
+    free(v);
 }
 
 double stats_binom_se(double p, int n) {

@@ -1,7 +1,27 @@
-/* Statistics over seeds for the experiment runner (DESIGN 5): mean, sample
- * standard deviation, the paired t-test (two-sided p-value through the
- * regularized incomplete beta function), the binomial standard error of a
- * test accuracy and the regression tolerance. */
+/* Statistics over seeds for the experiment runner (DESIGN 5, issue 10).
+ * Student's t distribution from GSL (gsl_cdf_tdist_*).
+ *
+ * Paired comparison of a cell with its baseline (runs paired by seed),
+ * d_i = b_i - a_i, i = 1..n, df = n - 1, s = sample sd of d:
+ *   diff             = mean(d)
+ *   [ci_low, ci_high] = diff -+ t_{0.975, df} s / sqrt(n)        (95% t-interval)
+ *   p                = 2 P(T_df >= |diff| / (s / sqrt(n)))       (two-sided paired t)
+ *   mde              = (t_{1 - alpha/2, df} + t_{power, df}) s / sqrt(n),
+ *                      alpha = 0.05, power = 0.8: the smallest true mean
+ *                      difference the paired t-test detects with power 0.8.
+ *                      This is the usual central-t approximation of the
+ *                      noncentral-t power equation (it neglects the
+ *                      probability of rejecting in the wrong tail and
+ *                      replaces the noncentral t by a shifted central t).
+ * Zero variance of the differences (s <= 1e-9 |diff| or s < 1e-15, i.e. up
+ * to the rounding of differences of decimals): p, t NAN ("no test"), the
+ * interval is [diff, diff], mde 0.
+ *
+ * Holm's step-down adjustment (Holm 1979) over m p-values sorted ascending
+ * p_(1) <= ... <= p_(m): p_holm_(j) = max_{i <= j} min(1, (m - i + 1) p_(i)).
+ *
+ * The pooled effect over cells is a paired test too (see aggregate.c).
+ */
 #ifndef EWA_STATS_H
 #define EWA_STATS_H
 
@@ -12,24 +32,36 @@ double stats_mean(const double *x, int n);
  * for n = 0. */
 double stats_std(const double *x, int n);
 
-/* Regularized incomplete beta function I_x(a, b), a, b > 0, 0 <= x <= 1
- * (continued fraction, modified Lentz). NAN outside the domain. */
-double stats_betainc(double a, double b, double x);
-
-/* Two-sided p-value of Student's t with df degrees of freedom:
- * P(|T| >= |t|) = I_{df/(df+t^2)}(df/2, 1/2). t = +-inf gives 0. */
+/* Two-sided p-value of Student's t with df > 0 degrees of freedom,
+ * P(|T| >= |t|); t = +-inf gives 0; NAN for NAN t or df <= 0. */
 double stats_t_pvalue(double t, double df);
 
-typedef struct {
-    int n;          /* pairs */
-    double mean_diff, sd_diff;
-    double t, df, p;  /* p NAN when n < 2 */
-} PairedT;
+/* The quantile t_{q, df}: P(T <= t) = q, 0 < q < 1, df > 0; NAN otherwise. */
+double stats_t_quantile(double q, double df);
 
-/* Paired t-test of b - a over n pairs. Zero variance of the differences
- * (sd <= 1e-9 |mean|, i.e. up to the rounding of differences of decimals):
- * p = 1 (t = 0) when every difference is 0, else p = 0 (t = +-inf). */
-PairedT stats_paired_t(const double *a, const double *b, int n);
+#define STATS_ALPHA 0.05
+#define STATS_POWER 0.8
+
+/* A mean difference with its standard error and t-test (paired, pooled or
+ * two-sample). Fields NAN where undefined. */
+typedef struct {
+    int n;                  /* pairs (pooled: all pairs of the pooled cells) */
+    double diff, sd, se, df, t, p;
+    double ci_low, ci_high; /* 95% t-interval */
+    double mde;             /* alpha 0.05, power 0.8 */
+} TTest;
+
+/* Paired t-test of b - a over n pairs. n < 2: only n and diff (and sd = 0
+ * for n = 1) are set. */
+TTest stats_paired_t(const double *a, const double *b, int n);
+
+/* Welch's two-sample t-test of mean(y) - mean(x) (nx, ny >= 2). Both
+ * samples with zero variance: p = 1 when the means are equal, else 0. */
+TTest stats_welch(const double *x, int nx, const double *y, int ny);
+
+/* Holm-adjusted p-values of p[0..n); NAN entries are not part of the family
+ * and stay NAN in out. out may alias p. */
+void stats_holm(const double *p, int n, double *out);
 
 /* Binomial standard error sqrt(p (1 - p) / n) of an accuracy p measured on n
  * items; NAN for n <= 0. */

@@ -331,7 +331,8 @@ Test(grid, aggregation_by_hand) {
     cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=dense", &e), 0, "%s", e.msg);
     char *tp = tu_path(out, "table.csv");
     CsvTable t = read_csv(tp);
-    cr_assert_eq(t.nrows, 4);
+    cr_assert_eq(t.nrows, 5);   /* 4 cells and the pooled ewa row */
+    cr_assert_str_eq(csv_cell(&t, 4, 0), "pooled");
     int d = find_cell(&t, "fmnist", "dense"), w = find_cell(&t, "fmnist", "ewa");
     /* dense 0.80, 0.82, 0.81: mean 0.81, std 0.01; SE sqrt(.81 .19 / 100) */
     cr_assert_eq(num(&t, d, "n"), 3);
@@ -346,20 +347,21 @@ Test(grid, aggregation_by_hand) {
     cr_assert_float_eq(num(&t, w, "baseline_mean_top1"), 0.81, 1e-6);
     cr_assert_eq(num(&t, w, "n_pairs"), 3);
     cr_assert_float_eq(num(&t, w, "t"), 2 * sqrt(3.0), 1e-3);
-    cr_assert_float_eq(num(&t, w, "p_value"), 1 - sqrt(12.0 / 14.0), 1e-5);
+    cr_assert_float_eq(num(&t, w, "p"), 1 - sqrt(12.0 / 14.0), 1e-5);
     /* shapes3d: ewa has one ok seed and one failed: n 1, n_failed 1, one
-     * pair -> no p-value; the diff is 0.55 - 0.55 */
+     * pair -> no p-value; the diff is the seed-0 pair's, 0.55 - 0.50 */
     int s = find_cell(&t, "shapes3d", "ewa");
     cr_assert_eq(num(&t, s, "n"), 1);
     cr_assert_eq(num(&t, s, "n_failed"), 1);
-    cr_assert_float_eq(num(&t, s, "diff"), 0.0, 1e-6);
-    cr_assert_str_eq(csv_cell(&t, s, csv_col(&t, "p_value")), "");
+    cr_assert_float_eq(num(&t, s, "diff"), 0.05, 1e-6);
+    cr_assert_str_eq(csv_cell(&t, s, csv_col(&t, "p")), "");
     cr_assert_eq(num(&t, s, "n_pairs"), 1);
-    /* Markdown: Table 1 layout */
+    /* Markdown: the cells, then the comparisons with the interval */
     char *mp = tu_path(out, "table.md");
     char *md = slurp(mp, NULL);
-    cr_assert(strstr(md, "| dataset | model | dense top-1 | ewa top-1 | Δ ewa | p ewa |"), "%s", md);
-    cr_assert(strstr(md, "| fmnist | vit-micro | 0.8100 ± 0.0100 (n=3) | 0.8300 ± 0.0100 (n=3) | +0.0200 | 0.0742 |"),
+    cr_assert(strstr(md, "| dataset | model | method | top-1 (mean ± std) | n | params | FLOPs |"), "%s", md);
+    cr_assert(strstr(md, "| baseline | Δ top-1 | 95% CI | p | p (Holm) | MDE | pairs |"), "%s", md);
+    cr_assert(strstr(md, "| fmnist | vit-micro | ewa | method=dense | +0.0200 | [-0.0048, +0.0448] | 0.0742 | 0.0742 |"),
               "%s", md);
     cr_assert(strstr(md, "shapes3d (synthetic)"), "%s", md);
     free(md); free(mp);
@@ -374,7 +376,8 @@ Test(grid, aggregation_custom_group_and_errors) {
     char *tp = tu_path(out, "table.csv");
     CsvTable t = read_csv(tp);
     cr_assert_eq(t.nrows, 2);
-    cr_assert_str_eq(t.header[0], "method");
+    cr_assert_str_eq(t.header[0], "cell");
+    cr_assert_str_eq(t.header[1], "method");
     csv_table_free(&t);
     cr_assert_eq(aggregate_runs(runs, out, "nosuch", NULL, &e), ERR_USAGE);
     cr_assert(strstr(e.msg, "nosuch"), "%s", e.msg);
@@ -395,15 +398,19 @@ Test(grid, aggregation_failed_cells_and_no_baseline) {
     Err e = {0};
     cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=dense", &e), 0, "%s", e.msg);
     char *mp = tu_path(out, "table.md"), *md = slurp(mp, NULL);
-    /* group: dataset, method, then the swept moe.beta (no such column: from the sweep) */
-    cr_assert(strstr(md, "| f | ewa top-1 |") == NULL, "%s", md);
-    cr_assert(strstr(md, "| dataset | moe.beta | dense top-1 | ewa top-1 |"), "%s", md);
-    cr_assert(strstr(md, "| f | 0.1 | 0.5000 ± 0.0000 (n=1) | - (n=0, 2 failed) | - | - |"), "%s", md);
+    /* group: dataset, method, then the swept moe.beta (no such column: from
+     * the sweep); the failed cell has no comparison; dense ignores moe.beta,
+     * so it is the baseline of ewa at 0.3 */
+    cr_assert(strstr(md, "| f | ewa | 0.1 | - (2 failed) | 0 |"), "%s", md);
+    cr_assert(strstr(md, "| f | ewa | 0.1 | method=dense") == NULL, "%s", md);
+    cr_assert(strstr(md, "| f | ewa | 0.3 | method=dense, moe.beta=0.1 | +0.2000 | - | - | - | - | 1 |"), "%s", md);
+    cr_assert(strstr(md, "pooled") == NULL, "%s", md);
     free(md);
     /* no baseline cell at all: a flat table */
     cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=nosuch", &e), 0, "%s", e.msg);
     md = slurp(mp, NULL);
-    cr_assert(strstr(md, "| dataset | method | moe.beta | top-1 (mean ± std) | n | SE |"), "%s", md);
+    cr_assert(strstr(md, "| dataset | method | moe.beta | top-1 (mean ± std) | n | params |"), "%s", md);
+    cr_assert(strstr(md, "Top-1 difference") == NULL, "%s", md);
     cr_assert(strstr(md, "| f | ewa | 0.1 | - (2 failed) | 0 |"), "%s", md);
     free(md); free(mp); free(runs); free(out);
 }

@@ -16,6 +16,7 @@ PACKAGES=(
   zlib1g-dev               # gzip IDX files
   libinih-dev              # INI configs
   libcjson-dev             # safetensors headers
+  libgsl-dev               # Student t distribution (ewa aggregate, regress)
   dataset-fashion-mnist    # the real Fashion-MNIST in /usr/share/datasets
   python3-torch            # PyTorch parity tests and make bench
   python3-numpy
