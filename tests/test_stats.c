@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "../core/csvio.h"
+#include "../experiments/csvio.h"
 #include "../experiments/aggregate.h"
 #include "../experiments/stats.h"
 #include "testutil.h"
