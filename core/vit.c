@@ -64,11 +64,12 @@ static void layout_points(Layout *L, ViTW *w, const ViTDims *d) {
     w->cls = take(L, 0, 3, T3(1, 1, D), "cls_token");
     w->cls_pos = take(L, 0, 3, T3(1, 1, D), "cls_pos");
     w->pn.w1 = take(L, 1, 2, T2(c1, 3), "patch_embed.conv1.weight");
-    w->pn.b1 = take(L, 0, 1, T1(c1), "patch_embed.conv1.bias");
+    w->pn.s1 = take(L, 0, 1, T1(c1), "patch_embed.norm1.weight");
+    w->pn.t1 = take(L, 0, 1, T1(c1), "patch_embed.norm1.bias");
     w->pn.w2 = take(L, 1, 2, T2(c2, c1), "patch_embed.conv2.weight");
-    w->pn.b2 = take(L, 0, 1, T1(c2), "patch_embed.conv2.bias");
     w->pn.w3 = take(L, 1, 2, T2(c3, 2 * c2), "patch_embed.conv3.weight");
-    w->pn.b3 = take(L, 0, 1, T1(c3), "patch_embed.conv3.bias");
+    w->pn.s3 = take(L, 0, 1, T1(c3), "patch_embed.norm3.weight");
+    w->pn.t3 = take(L, 0, 1, T1(c3), "patch_embed.norm3.bias");
     w->pn.w4 = take(L, 1, 2, T2(D, c3), "patch_embed.conv4.weight");
     w->pn.b4 = take(L, 0, 1, T1(D), "patch_embed.conv4.bias");
     w->pe.w1 = take(L, 1, 2, T2(h, 3), "pos_embed.fc1.weight");
@@ -394,8 +395,10 @@ void vit_init_weights(ViT *m, uint64_t seed) {
         rng_seed_stream(&r, seed, 0x1417ull ^ name_hash(canon));
         /* Embedding convolutions (2D patch projection, 3D mini-PointNet and
          * centre MLP) get PyTorch's Conv/Linear default U(-1/sqrt(fan_in),
-         * 1/sqrt(fan_in)) for weight and bias, as timm leaves them. */
-        int embed = !strncmp(s->name, "patch_embed.", 12) || !strncmp(s->name, "pos_embed.", 10);
+         * 1/sqrt(fan_in)) for weight and bias, as timm leaves them; the
+         * mini-PointNet's instance norms start at weight 1, bias 0. */
+        int embed = (!strncmp(s->name, "patch_embed.", 12) || !strncmp(s->name, "pos_embed.", 10)) &&
+                    !strstr(s->name, "norm");
         if (embed && s->ndim >= 2) {
             size_t fan_in = s->numel / (size_t)s->shape[0];
             bound = 1.0f / sqrtf((float)fan_in);
@@ -528,7 +531,7 @@ static void points_embed_forward(ViT *m, const float *in, int B) {
         memcpy(a->centers + b * nc, in + b * per, nc * sizeof(float));
         memcpy(a->patches + b * np, in + b * per + nc, np * sizeof(float));
     }
-    pointnet_forward(a->emb, &m->pn_acts, &m->w.pn, a->patches, B * G, k);
+    pointnet_forward(a->emb, &m->pn_acts, &m->w.pn, a->patches, B, G, k);
     posembed_forward(a->pos3d, a->pe_h, a->pe_a, &m->w.pe, a->centers, B * G, d->pos_hidden, D);
     #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++) {
@@ -553,7 +556,7 @@ static void points_embed_backward(ViT *m, int B) {
         for (int i = 0; i < D; i++) { m->g.cls[i] += g0[i]; m->g.cls_pos[i] += g0[i]; }
         memcpy(s->dd + (size_t)b * G * D, g0 + D, (size_t)G * D * sizeof(float));
     }
-    pointnet_backward(NULL, &m->g.pn, s->dd, &m->pn_acts, &m->w.pn, a->patches, B * G, k);
+    pointnet_backward(NULL, &m->g.pn, s->dd, &m->pn_acts, &m->w.pn, a->patches, B, G, k);
     posembed_backward(NULL, &m->g.pe, s->dd, a->pe_h, a->pe_a, &m->w.pe, a->centers, B * G,
                       d->pos_hidden, D, s->pe_scratch);
 }

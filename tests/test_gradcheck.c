@@ -63,6 +63,53 @@ Test(gradcheck, layernorm) {
     cr_expect_lt(gc_check(c.b, db, C, ln_loss, &c, 0), GC_TOL);
 }
 
+/* ---- instance norm (the mini-PointNet's normalisation) ---- */
+typedef struct { float *in, *w, *b, *out, *mean, *rstd, *R; int B, S, C; } InCtx;
+static double in_loss(void *c_) {
+    InCtx *c = c_;
+    instnorm_forward(c->out, c->mean, c->rstd, c->in, c->w, c->b, c->B, c->S, c->C, 1e-5f);
+    return gc_dot(c->out, c->R, (size_t)c->B * c->S * c->C);
+}
+Test(gradcheck, instance_norm) {
+    Rng r; rng_seed(&r, 12);
+    int B = 3, S = 5, C = 37; size_t n = (size_t)B * S * C;   /* C > 32: two channel blocks */
+    InCtx c = {.B = B, .S = S, .C = C};
+    c.in = zf(n); c.w = zf(C); c.b = zf(C); c.out = zf(n); c.R = zf(n);
+    c.mean = zf((size_t)B * C); c.rstd = zf((size_t)B * C);
+    gc_fill(c.in, n, &r, 1); gc_fill(c.w, C, &r, 1); gc_fill(c.b, C, &r, 1); gc_fill(c.R, n, &r, 1);
+    for (size_t i = 0; i < n; i++) c.in[i] += 3.0f;   /* a mean far from 0 */
+    float *din = zf(n), *dw = zf(C), *db = zf(C), *scratch = zf(2 * (size_t)B * C);
+    in_loss(&c);
+    /* forward against a double reference: per sample and channel over S rows */
+    for (int s = 0; s < B; s++)
+        for (int ch = 0; ch < C; ch++) {
+            double m = 0, v = 0;
+            for (int i = 0; i < S; i++) m += c.in[((size_t)s * S + i) * C + ch];
+            m /= S;
+            for (int i = 0; i < S; i++) {
+                double d = c.in[((size_t)s * S + i) * C + ch] - m;
+                v += d * d;
+            }
+            double rs = 1.0 / sqrt(v / S + 1e-5);
+            for (int i = 0; i < S; i++) {
+                size_t k = ((size_t)s * S + i) * C + ch;
+                double want = (c.in[k] - m) * rs * c.w[ch] + c.b[ch];
+                cr_expect_float_eq(c.out[k], want, 1e-5 * (1 + fabs(want)), "s=%d c=%d i=%d", s, ch, i);
+            }
+        }
+    instnorm_backward(din, dw, db, c.R, c.in, c.w, c.mean, c.rstd, B, S, C, scratch);
+    cr_expect_lt(gc_check(c.in, din, n, in_loss, &c, 0), GC_TOL);
+    cr_expect_lt(gc_check(c.w, dw, C, in_loss, &c, 0), GC_TOL);
+    cr_expect_lt(gc_check(c.b, db, C, in_loss, &c, 0), GC_TOL);
+    /* backward accumulates, and NULL din / dw / db are skipped */
+    float d0 = din[0], w0 = dw[0], b0 = db[0];
+    in_loss(&c);
+    instnorm_backward(NULL, dw, NULL, c.R, c.in, c.w, c.mean, c.rstd, B, S, C, scratch);
+    cr_expect_eq(din[0], d0);
+    cr_expect_float_eq(dw[0], 2 * w0, 1e-5 * (1 + fabsf(w0)));
+    cr_expect_eq(db[0], b0);
+}
+
 /* ---- gelu ---- */
 typedef struct { float *in, *out, *R; size_t n; } GeluCtx;
 static double gelu_loss(void *c_) {

@@ -96,9 +96,11 @@ Test(model3d, input_layout_tokens_and_tensor_table) {
     int c1 = PNW, c2 = 2 * PNW, c3 = 4 * PNW, h = 128, D = DIM, H = 2 * DIM;
     struct { const char *name; int ndim, s0, s1, s2; } want[] = {
         {"cls_token", 3, 1, 1, D}, {"cls_pos", 3, 1, 1, D},
-        {"patch_embed.conv1.weight", 2, c1, 3, 0}, {"patch_embed.conv1.bias", 1, c1, 0, 0},
-        {"patch_embed.conv2.weight", 2, c2, c1, 0}, {"patch_embed.conv2.bias", 1, c2, 0, 0},
-        {"patch_embed.conv3.weight", 2, c3, 2 * c2, 0}, {"patch_embed.conv3.bias", 1, c3, 0, 0},
+        {"patch_embed.conv1.weight", 2, c1, 3, 0},
+        {"patch_embed.norm1.weight", 1, c1, 0, 0}, {"patch_embed.norm1.bias", 1, c1, 0, 0},
+        {"patch_embed.conv2.weight", 2, c2, c1, 0},
+        {"patch_embed.conv3.weight", 2, c3, 2 * c2, 0},
+        {"patch_embed.norm3.weight", 1, c3, 0, 0}, {"patch_embed.norm3.bias", 1, c3, 0, 0},
         {"patch_embed.conv4.weight", 2, D, c3, 0}, {"patch_embed.conv4.bias", 1, D, 0, 0},
         {"pos_embed.fc1.weight", 2, h, 3, 0}, {"pos_embed.fc1.bias", 1, h, 0, 0},
         {"pos_embed.fc2.weight", 2, D, h, 0}, {"pos_embed.fc2.bias", 1, D, 0, 0},
@@ -160,7 +162,7 @@ Test(model3d, tokens_entering_block0) {
     cr_assert_eq(pointnet_acts_alloc(&a, d.pn, B * G, K), 0);
     float *tok = malloc(sizeof(float) * B * G * DIM), *pos = malloc(sizeof(float) * B * G * DIM);
     float *ph = malloc(sizeof(float) * B * G * 128), *pa = malloc(sizeof(float) * B * G * 128);
-    pointnet_forward(tok, &a, &pn, pat, B * G, K);
+    pointnet_forward(tok, &a, &pn, pat, B, G, K);
     posembed_forward(pos, ph, pa, &pe, cent, B * G, 128, DIM);
     const float *cls = m.params + vit_find_param(&m, "cls_token")->offset;
     const float *clp = m.params + vit_find_param(&m, "cls_pos")->offset;
@@ -280,22 +282,23 @@ static double ctx_loss(void *c_) {
     return l;
 }
 
-/* gc_check (at most max_checks evenly spread elements), skipping elements
- * whose perturbation crosses a max-pool kink; counts tried and skipped. */
-static double check3d(float *p, const float *an, size_t n, Ctx *c, size_t max_checks, int *tried,
-                      int *skipped) {
+/* gc_check with step h (at most max_checks evenly spread elements),
+ * skipping elements whose perturbation crosses a max-pool kink; counts tried
+ * and skipped. */
+static double check3d(float *p, const float *an, size_t n, Ctx *c, size_t max_checks, float h,
+                      int *tried, int *skipped) {
     double gmax = 1e-12, dmax = 0;
     for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(an[i]));
     size_t step = (max_checks && n > max_checks) ? n / max_checks : 1;
     for (size_t i = 0; i < n; i += step) {
         float save = p[i];
         c->crossed = 0;
-        p[i] = save + GC_H; double lp = ctx_loss(c);
-        p[i] = save - GC_H; double lm = ctx_loss(c);
+        p[i] = save + h; double lp = ctx_loss(c);
+        p[i] = save - h; double lm = ctx_loss(c);
         p[i] = save;
         (*tried)++;
         if (c->crossed) { (*skipped)++; continue; }
-        dmax = fmax(dmax, fabs((lp - lm) / (2.0 * GC_H) - an[i]));
+        dmax = fmax(dmax, fabs((lp - lm) / (2.0 * h) - an[i]));
     }
     return dmax / gmax;
 }
@@ -327,9 +330,20 @@ static void model_check(ViTDims d, float smoothing, uint64_t seed) {
         for (size_t j = 0; j < s->numel; j++) gn = fmax(gn, fabs(g[s->offset + j]));
         /* every tensor takes part (the key bias alone has an exactly zero gradient) */
         if (!strstr(s->name, "qkv.bias")) cr_expect_gt(gn, 0, "%s: zero gradient", s->name);
-        double e = check3d(m.params + s->offset, g + s->offset, s->numel, &c, 40, &tried, &skipped);
+        /* The mini-PointNet's instance norms tie every point of a cloud to every
+         * other: a step in one of its weights moves all max-pool candidates
+         * (more kinks crossed) and the normalisation adds curvature, so its
+         * tensors take a 4x smaller step (the loss is recomputed in double,
+         * see ce_double, so the difference stays well above round-off), and
+         * at least a third of each tensor's checks must miss every kink. */
+        float h = strncmp(s->name, "patch_embed.", 12) ? GC_H : GC_H / 4;
+        int tried0 = tried, skipped0 = skipped;
+        double e = check3d(m.params + s->offset, g + s->offset, s->numel, &c, 40, h, &tried, &skipped);
+        int t = tried - tried0, ok = t - (skipped - skipped0);
+        cr_expect_geq(3 * ok, t, "%s: only %d of %d checks miss every max-pool kink", s->name, ok, t);
         cr_expect_lt(e, GC_TOL, "%s: relative error %.2e", s->name, e);
-        if (getenv("EWA_GC_VERBOSE")) fprintf(stderr, "%-36s rel err %.2e (max grad %.2e)\n", s->name, e, gn);
+        if (getenv("EWA_GC_VERBOSE"))
+            fprintf(stderr, "%-36s rel err %.2e (max grad %.2e), %d of %d checked\n", s->name, e, gn, ok, t);
     }
     cr_expect_leq(skipped * 10, tried, "%d of %d checks crossed a max-pool kink", skipped, tried);
     if (getenv("EWA_GC_VERBOSE")) fprintf(stderr, "skipped %d of %d\n", skipped, tried);
@@ -341,7 +355,7 @@ static void model_check(ViTDims d, float smoothing, uint64_t seed) {
 Test(model3d_gradcheck, dense_cls_pool, .timeout = 60) {
     ViTDims d;
     point_dims(&d, 2, 0);
-    model_check(d, 0.1f, 21);
+    model_check(d, 0.1f, 23);   /* 21 puts a max-pool near-tie under every conv1 step */
 }
 
 Test(model3d_gradcheck, rmoe_mean_pool, .timeout = 60) {

@@ -589,14 +589,14 @@ typedef struct {
     PointNetActs acts;
     PointNetParams p;
     float *x, *tok, *R;
-    int N, k;
+    int B, G, N, k;     /* N = B * G patches */
     int *ref1, *ref2;   /* argmax of the unperturbed forward */
     int crossed;        /* a forward's argmax differs from ref */
 } PnCtx;
 
 static double pn_loss(void *c_) {
     PnCtx *c = c_;
-    pointnet_forward(c->tok, &c->acts, &c->p, c->x, c->N, c->k);
+    pointnet_forward(c->tok, &c->acts, &c->p, c->x, c->B, c->G, c->k);
     if (c->ref1 && (memcmp(c->ref1, c->acts.arg1, (size_t)c->N * c->d.c2 * sizeof(int)) ||
                     memcmp(c->ref2, c->acts.arg2, (size_t)c->N * c->d.D * sizeof(int))))
         c->crossed = 1;
@@ -624,9 +624,9 @@ static double pn_check(float *x, const float *analytic, size_t n, PnCtx *c, int 
 
 Test(gradcheck3d, pointnet_patch_embedding) {
     Rng r; rng_seed(&r, 31);
-    PnCtx c = {.d = {.c1 = 6, .c2 = 5, .c3 = 7, .D = 4}, .N = 3, .k = 6};
+    PnCtx c = {.d = {.c1 = 6, .c2 = 5, .c3 = 7, .D = 4}, .B = 2, .G = 2, .N = 4, .k = 6};
     size_t np = pointnet_num_params(c.d), nx = (size_t)c.N * c.k * 3, nt = (size_t)c.N * c.d.D;
-    cr_assert_eq(np, 6 * 3 + 6 + 5 * 6 + 5 + 7 * 10 + 7 + 4 * 7 + 4);
+    cr_assert_eq(np, 6 * 3 + 2 * 6 + 5 * 6 + 7 * 10 + 2 * 7 + 4 * 7 + 4);
     float *w = zf(np), *dw = zf(np);
     c.x = zf(nx); c.tok = zf(nt); c.R = zf(nt);
     gc_fill(w, np, &r, 0.7f); gc_fill(c.x, nx, &r, 1); gc_fill(c.R, nt, &r, 1);
@@ -643,16 +643,18 @@ Test(gradcheck3d, pointnet_patch_embedding) {
             for (int j = 0; j < c.k; j++) m = fmaxf(m, c.acts.sa[((size_t)n * c.k + j) * c.d.D + ch]);
             cr_assert_eq(c.tok[n * c.d.D + ch], m);
         }
-    pointnet_backward(dx, &g, c.R, &c.acts, &c.p, c.x, c.N, c.k);
-    struct { const char *name; float *v, *gv; size_t n; } t[8] = {
-        {"w1", c.p.w1, g.w1, 18}, {"b1", c.p.b1, g.b1, 6}, {"w2", c.p.w2, g.w2, 30}, {"b2", c.p.b2, g.b2, 5},
-        {"w3", c.p.w3, g.w3, 70}, {"b3", c.p.b3, g.b3, 7}, {"w4", c.p.w4, g.w4, 28}, {"b4", c.p.b4, g.b4, 4}};
+    pointnet_backward(dx, &g, c.R, &c.acts, &c.p, c.x, c.B, c.G, c.k);
+    struct { const char *name; float *v, *gv; size_t n; } t[9] = {
+        {"w1", c.p.w1, g.w1, 18}, {"s1", c.p.s1, g.s1, 6}, {"t1", c.p.t1, g.t1, 6},
+        {"w2", c.p.w2, g.w2, 30}, {"w3", c.p.w3, g.w3, 70},
+        {"s3", c.p.s3, g.s3, 7}, {"t3", c.p.t3, g.t3, 7}, {"w4", c.p.w4, g.w4, 28},
+        {"b4", c.p.b4, g.b4, 4}};
     c.ref1 = malloc((size_t)c.N * c.d.c2 * sizeof(int));
     c.ref2 = malloc((size_t)c.N * c.d.D * sizeof(int));
     memcpy(c.ref1, c.acts.arg1, (size_t)c.N * c.d.c2 * sizeof(int));
     memcpy(c.ref2, c.acts.arg2, (size_t)c.N * c.d.D * sizeof(int));
     int skipped = 0;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 9; i++) {
         double e = pn_check(t[i].v, t[i].gv, t[i].n, &c, &skipped);
         cr_expect_lt(e, GC_TOL, "%s: relative error %g", t[i].name, e);
     }
@@ -665,7 +667,7 @@ Test(gradcheck3d, pointnet_patch_embedding) {
     pn_loss(&c);
     float b40 = g.b4[0], w30 = g.w3[0];
     PointNetParams only_b4 = {.b4 = g.b4};
-    pointnet_backward(NULL, &only_b4, c.R, &c.acts, &c.p, c.x, c.N, c.k);
+    pointnet_backward(NULL, &only_b4, c.R, &c.acts, &c.p, c.x, c.B, c.G, c.k);
     cr_expect_float_eq(g.b4[0], 2 * b40, 1e-5 * (1 + fabsf(b40)));
     cr_expect_eq(g.w3[0], w30);
     pointnet_acts_free(&c.acts);
@@ -673,13 +675,27 @@ Test(gradcheck3d, pointnet_patch_embedding) {
 }
 
 /* Naive reference of the mini-PointNet forward with an explicit concat
- * [global, local] (torch.cat order of Point-BERT's Encoder), in double. */
+ * [global, local] (torch.cat order of Point-BERT's Encoder) and the instance
+ * norms over each cloud's G*k points, in double. */
 static double gelu_d(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
+
+/* v (n rows of C, row stride C): per channel (v - mean) / sqrt(var + eps) * s + t */
+static void inorm_d(double *v, int n, int C, const float *s, const float *t) {
+    for (int c = 0; c < C; c++) {
+        double m = 0, var = 0;
+        for (int i = 0; i < n; i++) m += v[i * C + c];
+        m /= n;
+        for (int i = 0; i < n; i++) var += (v[i * C + c] - m) * (v[i * C + c] - m);
+        double rs = 1.0 / sqrt(var / n + PN_NORM_EPS);
+        for (int i = 0; i < n; i++) v[i * C + c] = (v[i * C + c] - m) * rs * s[c] + t[c];
+    }
+}
 
 Test(gradcheck3d, pointnet_matches_naive_concat_reference) {
     Rng r; rng_seed(&r, 33);
-    PointNetDims d = {.c1 = 5, .c2 = 4, .c3 = 6, .D = 3};
-    int N = 4, k = 7;
+    enum { B = 2, G = 2, K = 7, C1 = 5, C2 = 4, C3 = 6, DD = 3, NP = G * K };
+    PointNetDims d = {.c1 = C1, .c2 = C2, .c3 = C3, .D = DD};
+    int N = B * G, k = K;
     size_t np = pointnet_num_params(d), nx = (size_t)N * k * 3;
     float *w = zf(np), *x = zf(nx), *tok = zf((size_t)N * d.D);
     gc_fill(w, np, &r, 0.8f); gc_fill(x, nx, &r, 1);
@@ -688,44 +704,53 @@ Test(gradcheck3d, pointnet_matches_naive_concat_reference) {
     cr_assert_eq(p.b4 + d.D, w + np);
     PointNetActs a;
     cr_assert_eq(pointnet_acts_alloc(&a, d, N, k), 0);
-    pointnet_forward(tok, &a, &p, x, N, k);
-    for (int n = 0; n < N; n++) {
-        double f[7][4], g[4], out[3];
-        for (int j = 0; j < k; j++) {
-            const float *pt3 = x + ((size_t)n * k + j) * 3;
-            double a1[5];
-            for (int o = 0; o < d.c1; o++) {
-                double h = p.b1[o];
+    pointnet_forward(tok, &a, &p, x, B, G, k);
+    for (int b = 0; b < B; b++) {
+        double h1[NP * C1], f[NP * C2], g[G][C2], h3[NP * C3];
+        for (int j = 0; j < NP; j++) {
+            const float *pt3 = x + ((size_t)b * NP + j) * 3;
+            for (int o = 0; o < C1; o++) {
+                double h = 0;
                 for (int i = 0; i < 3; i++) h += (double)p.w1[o * 3 + i] * pt3[i];
-                a1[o] = gelu_d(h);
-            }
-            for (int o = 0; o < d.c2; o++) {
-                double h = p.b2[o];
-                for (int i = 0; i < d.c1; i++) h += (double)p.w2[o * d.c1 + i] * a1[i];
-                f[j][o] = h;
+                h1[j * C1 + o] = h;
             }
         }
-        for (int o = 0; o < d.c2; o++) {
-            g[o] = f[0][o];
-            for (int j = 1; j < k; j++) g[o] = fmax(g[o], f[j][o]);
-        }
-        for (int o = 0; o < d.D; o++) out[o] = -INFINITY;
-        for (int j = 0; j < k; j++) {
-            double cat[8], a3[6];
-            for (int i = 0; i < d.c2; i++) { cat[i] = g[i]; cat[d.c2 + i] = f[j][i]; }
-            for (int o = 0; o < d.c3; o++) {
-                double h = p.b3[o];
-                for (int i = 0; i < 2 * d.c2; i++) h += (double)p.w3[o * 2 * d.c2 + i] * cat[i];
-                a3[o] = gelu_d(h);
+        inorm_d(h1, NP, C1, p.s1, p.t1);
+        for (int j = 0; j < NP; j++)
+            for (int o = 0; o < C2; o++) {
+                double h = 0;
+                for (int i = 0; i < C1; i++) h += (double)p.w2[o * C1 + i] * gelu_d(h1[j * C1 + i]);
+                f[j * C2 + o] = h;
             }
-            for (int o = 0; o < d.D; o++) {
-                double h = p.b4[o];
-                for (int i = 0; i < d.c3; i++) h += (double)p.w4[o * d.c3 + i] * a3[i];
-                out[o] = fmax(out[o], h);
+        for (int q = 0; q < G; q++)
+            for (int o = 0; o < C2; o++) {
+                g[q][o] = f[q * K * C2 + o];
+                for (int j = 1; j < K; j++) g[q][o] = fmax(g[q][o], f[(q * K + j) * C2 + o]);
+            }
+        for (int j = 0; j < NP; j++) {
+            double cat[2 * C2];
+            for (int i = 0; i < C2; i++) { cat[i] = g[j / K][i]; cat[C2 + i] = f[j * C2 + i]; }
+            for (int o = 0; o < C3; o++) {
+                double h = 0;
+                for (int i = 0; i < 2 * C2; i++) h += (double)p.w3[o * 2 * C2 + i] * cat[i];
+                h3[j * C3 + o] = h;
             }
         }
-        for (int o = 0; o < d.D; o++)
-            cr_expect_float_eq(tok[n * d.D + o], out[o], 1e-4 * (1 + fabs(out[o])), "n=%d o=%d", n, o);
+        inorm_d(h3, NP, C3, p.s3, p.t3);
+        for (int q = 0; q < G; q++) {
+            double out[DD];
+            for (int o = 0; o < DD; o++) out[o] = -INFINITY;
+            for (int j = q * K; j < (q + 1) * K; j++)
+                for (int o = 0; o < DD; o++) {
+                    double h = p.b4[o];
+                    for (int i = 0; i < C3; i++) h += (double)p.w4[o * C3 + i] * gelu_d(h3[j * C3 + i]);
+                    out[o] = fmax(out[o], h);
+                }
+            for (int o = 0; o < DD; o++) {
+                float got = tok[((size_t)b * G + q) * DD + o];
+                cr_expect_float_eq(got, out[o], 1e-4 * (1 + fabs(out[o])), "b=%d g=%d o=%d", b, q, o);
+            }
+        }
     }
     pointnet_acts_free(&a);
     free(w); free(x); free(tok);

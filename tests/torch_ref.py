@@ -148,10 +148,7 @@ def maxpool_margin(model, x):
     pe = model.patch_embed
     B, G, k = x.shape[0], model.groups, model.group_k
     with torch.no_grad():
-        patches = x[:, G * 3:].reshape(B, G, k, 3)
-        f = pe.conv2(torch.nn.functional.gelu(pe.conv1(patches)))
-        g = f.max(dim=2, keepdim=True).values
-        h4 = pe.conv4(torch.nn.functional.gelu(pe.conv3(torch.cat((g.expand_as(f), f), dim=-1))))
+        f, h4 = pe.features(x[:, G * 3:].reshape(B, G, k, 3))
         out = []
         for t in (f, h4):
             top2 = t.topk(2, dim=2).values

@@ -16,7 +16,7 @@ VisionTransformer(global_pool='avg', fc_norm=False); timm's default for 'avg'
 pooling.
 
 PointViT is the 3D point-cloud model (DESIGN 2.9) with the C layout's names
-(core/vit.c: layout_points): cls_token, cls_pos, patch_embed.conv{1..4}.*
+(core/vit.c: layout_points): cls_token, cls_pos, patch_embed.{conv1,norm1,conv2,conv3,norm3,conv4}.*
 (mini-PointNet, core/layers/pointnet.h), pos_embed.fc{1,2}.* (centre MLP),
 then the same blocks, norm and head as the ViT.
 
@@ -270,24 +270,36 @@ class ViT(nn.Module):
 class PointNetEmbed(nn.Module):
     """Mini-PointNet patch embedding (core/layers/pointnet.h), on patches
     (B, G, k, 3) of neighbour offsets -> tokens (B, G, D):
-      h1 = x W1^T + b1; a1 = GELU(h1); f = a1 W2^T + b2; g = max_k f;
-      h3 = [g, f] W3^T + b3; a3 = GELU(h3); h4 = a3 W4^T + b4; tok = max_k h4.
-    The 1x1 convolutions are Linear layers named conv1..conv4 (weights 2D,
-    as in the C layout)."""
+      h1 = x W1^T; a1 = GELU(IN1(h1)); f = a1 W2^T; g = max_k f;
+      h3 = [g, f] W3^T; a3 = GELU(IN3(h3)); h4 = a3 W4^T + b4; tok = max_k h4.
+    IN is InstanceNorm1d(affine=True) over the G*k points of each cloud. The
+    1x1 convolutions are Linear layers named conv1..conv4 (weights 2D, as in
+    the C layout); conv1..conv3 have no bias (a norm cancels it)."""
 
     def __init__(self, c1, c2, c3, dim):
         super().__init__()
-        self.conv1 = nn.Linear(3, c1)
-        self.conv2 = nn.Linear(c1, c2)
-        self.conv3 = nn.Linear(2 * c2, c3)
+        self.conv1 = nn.Linear(3, c1, bias=False)
+        self.norm1 = nn.InstanceNorm1d(c1, affine=True, eps=1e-5)
+        self.conv2 = nn.Linear(c1, c2, bias=False)
+        self.conv3 = nn.Linear(2 * c2, c3, bias=False)
+        self.norm3 = nn.InstanceNorm1d(c3, affine=True, eps=1e-5)
         self.conv4 = nn.Linear(c3, dim)
 
-    def forward(self, x):                                  # (B, G, k, 3)
-        f = self.conv2(F.gelu(self.conv1(x)))              # (B, G, k, c2)
+    @staticmethod
+    def cloud_norm(norm, h):                               # h (B, G, k, C)
+        B, G, k, C = h.shape
+        return norm(h.reshape(B, G * k, C).transpose(1, 2)).transpose(1, 2).reshape(B, G, k, C)
+
+    def features(self, x):
+        """(f, h4): the two max-pooled tensors, (B, G, k, c2) and (B, G, k, D)."""
+        f = self.conv2(F.gelu(self.cloud_norm(self.norm1, self.conv1(x))))
         g = f.max(dim=2, keepdim=True).values              # (B, G, 1, c2)
         h = torch.cat((g.expand_as(f), f), dim=-1)         # [global, local]
-        h4 = self.conv4(F.gelu(self.conv3(h)))             # (B, G, k, D)
-        return h4.max(dim=2).values                        # (B, G, D)
+        h4 = self.conv4(F.gelu(self.cloud_norm(self.norm3, self.conv3(h))))
+        return f, h4
+
+    def forward(self, x):                                  # (B, G, k, 3)
+        return self.features(x)[1].max(dim=2).values       # (B, G, D)
 
 
 class PosEmbed3D(nn.Module):

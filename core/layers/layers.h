@@ -27,6 +27,19 @@ void layernorm_backward(float *din, float *dw, float *db, const float *dout,
                         const float *in, const float *w, const float *mean,
                         const float *rstd, int N, int C);
 
+/* instancenorm.c: instance normalisation (Ulyanov et al., arXiv 1607.08022;
+ * PyTorch InstanceNorm1d(C, affine=True) on the transposed (B, C, S) tensor).
+ * in, out (B, S, C): each channel of each sample is normalised over that
+ * sample's S rows with the biased variance, out = (in - mean) * rstd * w[c] +
+ * b[c], rstd = 1/sqrt(var + eps); mean, rstd (B, C) are saved for backward.
+ * Backward: din (may be NULL) += dL/din, dw, db (may be NULL) +=; scratch
+ * holds 2 * B * C floats. */
+void instnorm_forward(float *out, float *mean, float *rstd, const float *in, const float *w,
+                      const float *b, int B, int S, int C, float eps);
+void instnorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                       const float *w, const float *mean, const float *rstd, int B, int S, int C,
+                       float *scratch);
+
 /* gelu.c: exact GELU, 0.5 x (1 + erf(x / sqrt 2)), on n elements. */
 void gelu_forward(float *out, const float *in, size_t n);
 void gelu_backward(float *din, const float *dout, const float *in, size_t n);

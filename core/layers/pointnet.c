@@ -10,24 +10,27 @@
 static int imax(int a, int b) { return a > b ? a : b; }
 
 size_t pointnet_num_params(PointNetDims d) {
-    return (size_t)d.c1 * 3 + d.c1 + (size_t)d.c2 * d.c1 + d.c2 + (size_t)d.c3 * 2 * d.c2 + d.c3 +
-           (size_t)d.D * d.c3 + d.D;
+    return (size_t)d.c1 * 3 + 2 * (size_t)d.c1 + (size_t)d.c2 * d.c1 + (size_t)d.c3 * 2 * d.c2 +
+           2 * (size_t)d.c3 + (size_t)d.D * d.c3 + d.D;
 }
 
 void pointnet_params_view(PointNetParams *p, float *buf, PointNetDims d) {
     p->w1 = buf; buf += (size_t)d.c1 * 3;
-    p->b1 = buf; buf += d.c1;
+    p->s1 = buf; buf += d.c1;
+    p->t1 = buf; buf += d.c1;
     p->w2 = buf; buf += (size_t)d.c2 * d.c1;
-    p->b2 = buf; buf += d.c2;
     p->w3 = buf; buf += (size_t)d.c3 * 2 * d.c2;
-    p->b3 = buf; buf += d.c3;
+    p->s3 = buf; buf += d.c3;
+    p->t3 = buf; buf += d.c3;
     p->w4 = buf; buf += (size_t)d.D * d.c3;
     p->b4 = buf;
 }
 
 void pointnet_acts_free(PointNetActs *a) {
     if (!a) return;
-    free(a->h1); free(a->a1); free(a->f); free(a->g); free(a->gz); free(a->h3); free(a->a3);
+    free(a->h1); free(a->n1); free(a->a1); free(a->f); free(a->g); free(a->gz);
+    free(a->h3); free(a->n3); free(a->a3);
+    free(a->mean1); free(a->rstd1); free(a->mean3); free(a->rstd3);
     free(a->arg1); free(a->arg2); free(a->sa); free(a->sb); free(a->ss);
     memset(a, 0, sizeof *a);
 }
@@ -36,22 +39,30 @@ int pointnet_acts_alloc(PointNetActs *a, PointNetDims d, int N, int k) {
     memset(a, 0, sizeof *a);
     if (N < 1 || k < 1 || d.c1 < 1 || d.c2 < 1 || d.c3 < 1 || d.D < 1) return -1;
     size_t M = (size_t)N * k;
-    int wa = imax(imax(d.D, d.c3), d.c1), wb = imax(imax(d.c3, d.c2), d.c1);
+    int wa = imax(imax(d.D, d.c3), imax(d.c2, d.c1)), wb = imax(imax(d.c3, d.c2), d.c1);
+    size_t nss = (size_t)N * imax(d.c3 + d.c2, 2 * imax(d.c1, d.c3));
     a->N = N; a->k = k; a->d = d;
     a->h1 = malloc(M * d.c1 * sizeof(float));
+    a->n1 = malloc(M * d.c1 * sizeof(float));
     a->a1 = malloc(M * d.c1 * sizeof(float));
     a->f = malloc(M * d.c2 * sizeof(float));
     a->g = malloc((size_t)N * d.c2 * sizeof(float));
     a->gz = malloc((size_t)N * d.c3 * sizeof(float));
     a->h3 = malloc(M * d.c3 * sizeof(float));
+    a->n3 = malloc(M * d.c3 * sizeof(float));
+    a->mean1 = malloc((size_t)N * d.c1 * sizeof(float));
+    a->rstd1 = malloc((size_t)N * d.c1 * sizeof(float));
+    a->mean3 = malloc((size_t)N * d.c3 * sizeof(float));
+    a->rstd3 = malloc((size_t)N * d.c3 * sizeof(float));
     a->a3 = malloc(M * d.c3 * sizeof(float));
     a->arg1 = malloc((size_t)N * d.c2 * sizeof(int));
     a->arg2 = malloc((size_t)N * d.D * sizeof(int));
     a->sa = malloc(M * wa * sizeof(float));
     a->sb = malloc(M * wb * sizeof(float));
-    a->ss = malloc((size_t)N * (d.c3 + d.c2) * sizeof(float));
-    if (!a->h1 || !a->a1 || !a->f || !a->g || !a->gz || !a->h3 || !a->a3 || !a->arg1 ||
-        !a->arg2 || !a->sa || !a->sb || !a->ss) {
+    a->ss = malloc(nss * sizeof(float));
+    if (!a->h1 || !a->n1 || !a->a1 || !a->f || !a->g || !a->gz || !a->h3 || !a->n3 || !a->a3 ||
+        !a->mean1 || !a->rstd1 || !a->mean3 || !a->rstd3 || !a->arg1 || !a->arg2 || !a->sa ||
+        !a->sb || !a->ss) {
         pointnet_acts_free(a);
         return -1;
     }
@@ -86,38 +97,38 @@ static void maxpool_backward(float *din, const float *dout, const int *arg, int 
 }
 
 void pointnet_forward(float *tok, PointNetActs *a, const PointNetParams *p, const float *x,
-                      int N, int k) {
+                      int B, int G, int k) {
     PointNetDims d = a->d;
-    int M = N * k, c2x2 = 2 * d.c2;
-    linear_forward(a->h1, x, p->w1, p->b1, M, 3, d.c1);
-    gelu_forward(a->a1, a->h1, (size_t)M * d.c1);
-    linear_forward(a->f, a->a1, p->w2, p->b2, M, d.c1, d.c2);
+    int N = B * G, M = N * k, c2x2 = 2 * d.c2;
+    linear_forward(a->h1, x, p->w1, NULL, M, 3, d.c1);
+    instnorm_forward(a->n1, a->mean1, a->rstd1, a->h1, p->s1, p->t1, B, G * k, d.c1, PN_NORM_EPS);
+    gelu_forward(a->a1, a->n1, (size_t)M * d.c1);
+    linear_forward(a->f, a->a1, p->w2, NULL, M, d.c1, d.c2);
     maxpool_forward(a->g, a->arg1, a->f, N, k, d.c2);
-    /* gz = g W3g^T + b3; h3 = f W3f^T + gz (broadcast over the patch) */
+    /* gz = g W3g^T; h3 = f W3f^T + gz (broadcast over the patch) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, d.c3, d.c2, 1.0f, a->g, d.c2,
                 p->w3, c2x2, 0.0f, a->gz, d.c3);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, d.c3, d.c2, 1.0f, a->f, d.c2,
                 p->w3 + d.c2, c2x2, 0.0f, a->h3, d.c3);
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
-        float *gz = a->gz + (size_t)n * d.c3;
-        if (p->b3)
-            for (int c = 0; c < d.c3; c++) gz[c] += p->b3[c];
+        const float *gz = a->gz + (size_t)n * d.c3;
         for (int j = 0; j < k; j++) {
             float *h = a->h3 + ((size_t)n * k + j) * d.c3;
             for (int c = 0; c < d.c3; c++) h[c] += gz[c];
         }
     }
-    gelu_forward(a->a3, a->h3, (size_t)M * d.c3);
+    instnorm_forward(a->n3, a->mean3, a->rstd3, a->h3, p->s3, p->t3, B, G * k, d.c3, PN_NORM_EPS);
+    gelu_forward(a->a3, a->n3, (size_t)M * d.c3);
     float *h4 = a->sa;
     linear_forward(h4, a->a3, p->w4, p->b4, M, d.c3, d.D);
     maxpool_forward(tok, a->arg2, h4, N, k, d.D);
 }
 
 void pointnet_backward(float *dx, PointNetParams *dp, const float *dtok, PointNetActs *a,
-                       const PointNetParams *p, const float *x, int N, int k) {
+                       const PointNetParams *p, const float *x, int B, int G, int k) {
     PointNetDims d = a->d;
-    int M = N * k, c2x2 = 2 * d.c2;
+    int N = B * G, M = N * k, c2x2 = 2 * d.c2;
     float *sa = a->sa, *sb = a->sb;
     float *dsum = a->ss, *dg = a->ss + (size_t)N * d.c3;
     /* layer 4 and the final max-pool: dh4 in sa, da3 in sb */
@@ -125,10 +136,13 @@ void pointnet_backward(float *dx, PointNetParams *dp, const float *dtok, PointNe
     maxpool_backward(sa, dtok, a->arg2, N, k, d.D);
     memset(sb, 0, (size_t)M * d.c3 * sizeof(float));
     linear_backward(sb, dp ? dp->w4 : NULL, dp ? dp->b4 : NULL, sa, a->a3, p->w4, M, d.c3, d.D);
-    /* GELU: dh3 in sa */
+    /* GELU: dn3 in sa; instance norm: dh3 in sb */
     memset(sa, 0, (size_t)M * d.c3 * sizeof(float));
-    gelu_backward(sa, sb, a->h3, (size_t)M * d.c3);
-    const float *dh3 = sa;
+    gelu_backward(sa, sb, a->n3, (size_t)M * d.c3);
+    memset(sb, 0, (size_t)M * d.c3 * sizeof(float));
+    instnorm_backward(sb, dp ? dp->s3 : NULL, dp ? dp->t3 : NULL, sa, a->h3, p->s3, a->mean3,
+                      a->rstd3, B, G * k, d.c3, a->ss);
+    const float *dh3 = sb;
     /* layer 3: dsum (N,c3) = per-patch sums of dh3 (fixed order) */
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
@@ -145,23 +159,23 @@ void pointnet_backward(float *dx, PointNetParams *dp, const float *dtok, PointNe
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d.c3, d.c2, N, 1.0f, dsum, d.c3,
                     a->g, d.c2, 1.0f, dp->w3, c2x2);
     }
-    if (dp && dp->b3)
-        for (int n = 0; n < N; n++)
-            for (int c = 0; c < d.c3; c++) dp->b3[c] += dsum[(size_t)n * d.c3 + c];
-    /* df (M,c2) = dh3 W3f into sb; dg (N,c2) = dsum W3g, routed to argmax */
+    /* df (M,c2) = dh3 W3f into sa; dg (N,c2) = dsum W3g, routed to argmax */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, d.c2, d.c3, 1.0f, dh3, d.c3,
-                p->w3 + d.c2, c2x2, 0.0f, sb, d.c2);
+                p->w3 + d.c2, c2x2, 0.0f, sa, d.c2);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, d.c2, d.c3, 1.0f, dsum, d.c3,
                 p->w3, c2x2, 0.0f, dg, d.c2);
-    maxpool_backward(sb, dg, a->arg1, N, k, d.c2);
-    /* layer 2: da1 in sa */
-    memset(sa, 0, (size_t)M * d.c1 * sizeof(float));
-    linear_backward(sa, dp ? dp->w2 : NULL, dp ? dp->b2 : NULL, sb, a->a1, p->w2, M, d.c1, d.c2);
-    /* GELU: dh1 in sb */
+    maxpool_backward(sa, dg, a->arg1, N, k, d.c2);
+    /* layer 2: da1 in sb */
     memset(sb, 0, (size_t)M * d.c1 * sizeof(float));
-    gelu_backward(sb, sa, a->h1, (size_t)M * d.c1);
+    linear_backward(sb, dp ? dp->w2 : NULL, NULL, sa, a->a1, p->w2, M, d.c1, d.c2);
+    /* GELU: dn1 in sa; instance norm: dh1 in sb */
+    memset(sa, 0, (size_t)M * d.c1 * sizeof(float));
+    gelu_backward(sa, sb, a->n1, (size_t)M * d.c1);
+    memset(sb, 0, (size_t)M * d.c1 * sizeof(float));
+    instnorm_backward(sb, dp ? dp->s1 : NULL, dp ? dp->t1 : NULL, sa, a->h1, p->s1, a->mean1,
+                      a->rstd1, B, G * k, d.c1, a->ss);
     /* layer 1 */
-    linear_backward(dx, dp ? dp->w1 : NULL, dp ? dp->b1 : NULL, sb, x, p->w1, M, 3, d.c1);
+    linear_backward(dx, dp ? dp->w1 : NULL, NULL, sb, x, p->w1, M, 3, d.c1);
 }
 
 /* ---- position embedding ---- */
