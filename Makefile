@@ -15,7 +15,7 @@ else
   BLAS_LIB = -lopenblas
 endif
 # GSL (Student t) without libgslcblas: its few CBLAS references bind to OpenBLAS.
-LDLIBS  += $(BLAS_LIB) -lgsl -lcsv -lz -linih -lcjson -lm -fopenmp
+LDLIBS  += $(BLAS_LIB) -ldnnl -lgsl -lcsv -lz -linih -lcjson -lm -fopenmp
 # MPI data parallelism (issue 15, experiments/dist.h): built with Open MPI
 # when mpicc is found (libopenmpi-dev), or forced with MPI=1; MPI=0 builds the
 # one-process stubs.

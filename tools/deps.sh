@@ -10,6 +10,7 @@ PACKAGES=(
   pkg-config
   libopenblas-openmp-dev   # OpenBLAS built with OpenMP (shares our thread pool)
   libopenblas-dev
+  libdnnl-dev              # oneDNN 2.6: bf16 matmul (train.precision = bf16)
   libcsv-dev               # CSV reading/writing
   gnuplot-nox              # make plots
   libcriterion-dev         # unit tests

@@ -1,5 +1,5 @@
 #include "layers.h"
-#include <cblas.h>
+#include "../gemm.h"
 #include <math.h>
 #include <stdlib.h>
 #include "fastmath.h"
@@ -7,9 +7,10 @@
 /* Multi-head attention as batched matrix products: one (b, h) pair per
  * OpenMP iteration, each doing its two (forward) or four (backward) products
  * through cblas_sgemm on strided views of qkv (no copies: head h of q is the
- * T x hd matrix at qkv + h*hd with leading dimension 3C). Called inside the
- * parallel region, the OpenMP build of OpenBLAS runs each product on the
- * calling thread, so the (b, h) pairs are the parallelism. The row softmax
+ * T x hd matrix at qkv + h*hd with leading dimension 3C), in fp32 whatever
+ * the GEMM precision (gemm.h: gemm_f32). Called inside the parallel region,
+ * the OpenMP build of OpenBLAS runs each product on the calling thread, so
+ * the (b, h) pairs are the parallelism. The row softmax
  * and its backward are vectorised (fastmath.h's ewa_expf under omp simd).
  * Formulas: S = scale Q K^T, P = softmax_rows(S), O = P V;
  * dV = P^T dO, dP = dO V^T, dS = P .* (dP - rowsum(P .* dP)),
@@ -51,10 +52,10 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
             const float *q = qkv + (size_t)b * T * C3 + h * hd, *k = q + C, *v = q + 2 * C;
             float *A = att + ((size_t)b * NH + h) * T * T;
             float *o = out + (size_t)b * T * C + h * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd,
+            gemm_f32(0, 1, T, T, hd,
                         scale, q, C3, k, C3, 0.0f, A, T);
             softmax_rows(A, T);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T,
+            gemm_f32(0, 0, T, hd, T,
                         1.0f, A, T, v, C3, 0.0f, o, C);
         }
 }
@@ -77,14 +78,14 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv,
                 float *dq = dqkv + qo, *dk = dq + C, *dv = dq + 2 * C;
                 const float *A = att + ((size_t)b * NH + h) * T * T;
                 const float *go = dout + (size_t)b * T * C + h * hd;
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T,
+                gemm_f32(1, 0, T, hd, T,
                             1.0f, A, T, go, C, 1.0f, dv, C3);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd,
+                gemm_f32(0, 1, T, T, hd,
                             1.0f, go, C, v, C3, 0.0f, ds, T);
                 softmax_rows_backward(ds, A, T, scale);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T,
+                gemm_f32(0, 0, T, hd, T,
                             1.0f, ds, T, k, C3, 1.0f, dq, C3);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T,
+                gemm_f32(1, 0, T, hd, T,
                             1.0f, ds, T, q, C3, 1.0f, dk, C3);
             }
         if (ds != stack_ds) free(ds);

@@ -1,5 +1,5 @@
 #include "layers.h"
-#include <cblas.h>
+#include "../gemm.h"
 #include <string.h>
 
 void linear_forward(float *out, const float *in, const float *w, const float *b,
@@ -10,20 +10,17 @@ void linear_forward(float *out, const float *in, const float *w, const float *b,
         #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, sizeof(float) * OC);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC,
-                1.0f, in, IC, w, IC, b ? 1.0f : 0.0f, out, OC);
+    gemm(0, 1, N, OC, IC, 1.0f, in, IC, w, IC, b ? 1.0f : 0.0f, out, OC);
 }
 
 void linear_backward(float *din, float *dw, float *db, const float *dout,
                      const float *in, const float *w, int N, int IC, int OC) {
     /* din (N,IC) += dout (N,OC) @ w (OC,IC) */
     if (din)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC,
-                    1.0f, dout, OC, w, IC, 1.0f, din, IC);
+        gemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f, din, IC);
     /* dw (OC,IC) += dout^T (OC,N) @ in (N,IC) */
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N,
-                    1.0f, dout, OC, in, IC, 1.0f, dw, IC);
+        gemm(1, 0, OC, IC, N, 1.0f, dout, OC, in, IC, 1.0f, dw, IC);
     if (!db) return;
     /* db (OC) += column sums of dout; threads own column blocks, so the
      * summation order is fixed. */

@@ -1,0 +1,188 @@
+#include "gemm.h"
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static GemmPrecision g_precision = GEMM_FP32;
+
+const char *gemm_precision_name(GemmPrecision p) {
+    return p == GEMM_FP32 ? "fp32" : p == GEMM_BF16 ? "bf16" : NULL;
+}
+
+int gemm_parse_precision(const char *s, const char *where, GemmPrecision *p, Err *err) {
+    if (s && !strcmp(s, "fp32")) *p = GEMM_FP32;
+    else if (s && !strcmp(s, "bf16")) *p = GEMM_BF16;
+    else return err_set(err, ERR_USAGE, "%s: precision '%s' is not fp32 or bf16", where, s ? s : "");
+    return 0;
+}
+
+int gemm_bf16_supported(char *why, size_t why_len) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    /* oneDNN's ISA values are bit sets; avx512_core_bf16 and every later
+     * ISA (avx512_core_amx, ...) contain its bits. */
+    int ok = (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+    if (!ok && why)
+        snprintf(why, why_len, "this CPU lacks the bf16 instructions (avx512_bf16 or AMX) that oneDNN's "
+                 "bf16 GEMM needs: oneDNN reports ISA 0x%x, bf16 needs avx512_core_bf16 (0x%x)",
+                 (unsigned)isa, (unsigned)dnnl_cpu_isa_avx512_core_bf16);
+    return ok;
+}
+
+int gemm_set_precision(GemmPrecision p, Err *err) {
+    if (!gemm_precision_name(p)) return err_set(err, ERR_USAGE, "gemm: unknown precision %d", (int)p);
+    if (p == GEMM_BF16) {
+        char why[256];
+        if (!gemm_bf16_supported(why, sizeof why))
+            return err_set(err, ERR_USAGE, "train.precision = bf16: %s; use train.precision = fp32", why);
+    }
+    g_precision = p;
+    return 0;
+}
+
+GemmPrecision gemm_precision(void) { return g_precision; }
+
+void gemm_f32(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ---- bf16 ---------------------------------------------------------------- */
+
+/* fp32 -> bf16, round to nearest even; NaN stays a (quiet) NaN. */
+static inline uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* rows x cols of src (leading dimension ld) into dst: compact (ld = cols),
+ * or transposed (cols x rows, ld = rows) when trans. */
+static void convert_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld, int trans) {
+    #pragma omp parallel for schedule(static) if ((size_t)rows * cols > 32768)
+    for (int r = 0; r < rows; r++) {
+        const float *s = src + (size_t)r * ld;
+        if (trans)
+            for (int c = 0; c < cols; c++) dst[(size_t)c * rows + r] = to_bf16(s[c]);
+        else {
+            uint16_t *d = dst + (size_t)r * cols;
+            #pragma omp simd
+            for (int c = 0; c < cols; c++) d[c] = to_bf16(s[c]);
+        }
+    }
+}
+
+/* oneDNN matmul primitives, one per product shape, created on first use
+ * (oneDNN JIT-compiles a kernel per shape) and kept in a small cache. */
+typedef struct {
+    int ta, tb, M, N, K, ldc;
+    float alpha, beta;
+    dnnl_primitive_t prim;
+    dnnl_memory_t a, b, c;
+} MatmulEntry;
+enum { CACHE_N = 128 };
+static MatmulEntry g_cache[CACHE_N];
+static int g_cached, g_evict;
+static dnnl_engine_t g_engine;
+static dnnl_stream_t g_stream;
+
+static void entry_free(MatmulEntry *e) {
+    dnnl_primitive_destroy(e->prim);
+    dnnl_memory_destroy(e->a);
+    dnnl_memory_destroy(e->b);
+    dnnl_memory_destroy(e->c);
+    memset(e, 0, sizeof *e);
+}
+
+/* src (M,K) plain bf16; weights (K,N) bf16 stored (K,N) or, tb, (N,K);
+ * dst (M,N) f32 with leading dimension ldc. */
+static dnnl_status_t entry_make(MatmulEntry *e) {
+    dnnl_memory_desc_t a, b, c;
+    dnnl_dims_t ad = {e->M, e->K}, bd = {e->K, e->N}, cd = {e->M, e->N};
+    dnnl_dims_t as = {e->K, 1}, bs = {e->tb ? 1 : e->N, e->tb ? e->K : 1}, cs = {e->ldc, 1};
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_matmul_desc_t md;
+    dnnl_status_t st;
+    if ((st = dnnl_memory_desc_init_by_strides(&a, 2, ad, dnnl_bf16, as)) ||
+        (st = dnnl_memory_desc_init_by_strides(&b, 2, bd, dnnl_bf16, bs)) ||
+        (st = dnnl_memory_desc_init_by_strides(&c, 2, cd, dnnl_f32, cs)) ||
+        (st = dnnl_matmul_desc_init(&md, &a, &b, NULL, &c)) || (st = dnnl_primitive_attr_create(&attr)))
+        return st;
+    if (e->alpha != 1.0f) st = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &e->alpha);
+    if (!st && e->beta != 0.0f && !(st = dnnl_post_ops_create(&po)) && !(st = dnnl_post_ops_append_sum(po, e->beta)))
+        st = dnnl_primitive_attr_set_post_ops(attr, po);
+    if (!st) st = dnnl_primitive_desc_create(&pd, &md, attr, g_engine, NULL);
+    if (!st) st = dnnl_primitive_create(&e->prim, pd);
+    if (!st) st = dnnl_memory_create(&e->a, &a, g_engine, DNNL_MEMORY_NONE);
+    if (!st) st = dnnl_memory_create(&e->b, &b, g_engine, DNNL_MEMORY_NONE);
+    if (!st) st = dnnl_memory_create(&e->c, &c, g_engine, DNNL_MEMORY_NONE);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+static MatmulEntry *entry_get(int ta, int tb, int M, int N, int K, int ldc, float alpha, float beta) {
+    for (int i = 0; i < g_cached; i++) {
+        MatmulEntry *e = &g_cache[i];
+        if (e->ta == ta && e->tb == tb && e->M == M && e->N == N && e->K == K && e->ldc == ldc &&
+            e->alpha == alpha && e->beta == beta)
+            return e;
+    }
+    if (!g_engine && (dnnl_engine_create(&g_engine, dnnl_cpu, 0) ||
+                      dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags)))
+        return NULL;
+    MatmulEntry *e = g_cached < CACHE_N ? &g_cache[g_cached++] : &g_cache[g_evict++ % CACHE_N];
+    if (e->prim) entry_free(e);
+    *e = (MatmulEntry){.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .ldc = ldc, .alpha = alpha, .beta = beta};
+    if (entry_make(e)) {
+        entry_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+/* Grow-only conversion buffers (A, B). */
+static uint16_t *g_buf[2];
+static size_t g_cap[2];
+
+static uint16_t *scratch(int i, size_t n) {
+    if (n > g_cap[i]) {
+        uint16_t *p = realloc(g_buf[i], n * sizeof(uint16_t));
+        if (!p) return NULL;
+        g_buf[i] = p;
+        g_cap[i] = n;
+    }
+    return g_buf[i];
+}
+
+/* 0 on success; non-zero leaves C untouched (the caller computes in fp32). */
+static int gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
+    if (omp_in_parallel()) return 1;   /* the cache and buffers are the process's */
+    MatmulEntry *e = entry_get(trans_a, trans_b, M, N, K, ldc, alpha, beta);
+    uint16_t *a = scratch(0, (size_t)M * K), *b = scratch(1, (size_t)K * N);
+    if (!e || !a || !b) return 1;
+    convert_bf16(a, A, trans_a ? K : M, trans_a ? M : K, lda, trans_a);   /* always (M,K) plain */
+    convert_bf16(b, B, trans_b ? N : K, trans_b ? K : N, ldb, 0);
+    dnnl_memory_set_data_handle(e->a, a);
+    dnnl_memory_set_data_handle(e->b, b);
+    dnnl_memory_set_data_handle(e->c, C);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
+    if (dnnl_primitive_execute(e->prim, g_stream, 3, args)) return 1;
+    return dnnl_stream_wait(g_stream) != dnnl_success;
+}
+
+void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc) {
+    if (g_precision == GEMM_BF16 && !gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+        return;
+    gemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}

@@ -1,0 +1,46 @@
+/* The engine's one matrix-product entry point (issue 13): every linear layer
+ * and the attention products go through gemm(), which sends them to the GEMM
+ * library of the process-wide precision.
+ *  - GEMM_FP32: OpenBLAS cblas_sgemm (the fp32 path measured fastest on this
+ *    project's shapes; README "GEMM path" gives the numbers).
+ *  - GEMM_BF16: mixed precision. A and B are rounded to bfloat16 (round to
+ *    nearest even) and multiplied by a oneDNN matmul primitive (bf16 inputs,
+ *    fp32 accumulation and fp32 C; one primitive per shape, cached); all else
+ *    (master weights, AdamW state, LayerNorm, softmax, loss, reductions) stays
+ *    fp32. Needs a CPU with avx512_bf16 or AMX (oneDNN's ISA
+ *    avx512_core_bf16 or later). Products requested from inside an OpenMP
+ *    parallel region, or whose primitive oneDNN cannot create, are computed
+ *    in fp32.
+ * Row-major throughout, as cblas_sgemm(CblasRowMajor, ...):
+ *   C (M,N) = alpha op(A) op(B) + beta C, op(A) (M,K), op(B) (K,N).
+ * Calls from inside an OpenMP parallel region run on the calling thread. */
+#ifndef EWA_GEMM_H
+#define EWA_GEMM_H
+#include <stddef.h>
+#include "err.h"
+
+typedef enum { GEMM_FP32 = 0, GEMM_BF16 = 1 } GemmPrecision;
+
+/* "fp32" / "bf16"; NULL for an unknown value. */
+const char *gemm_precision_name(GemmPrecision p);
+/* Parses "fp32" | "bf16" into *p; ERR_USAGE naming the value and `where`
+ * (e.g. "config.ini:12 train.precision") otherwise. */
+int gemm_parse_precision(const char *s, const char *where, GemmPrecision *p, Err *err);
+/* 1 if this CPU runs bf16 GEMMs (oneDNN reports avx512_core_bf16 or a later
+ * ISA); if not and why is non-NULL, fills why with the reason. */
+int gemm_bf16_supported(char *why, size_t why_len);
+/* Sets the precision of every following gemm() call in this process.
+ * GEMM_BF16 on a CPU without bf16 instructions: ERR_USAGE with a message
+ * naming the missing instructions (the run is not started). */
+int gemm_set_precision(GemmPrecision p, Err *err);
+GemmPrecision gemm_precision(void);
+
+void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Always fp32 (the attention's small per-head products, whatever the
+ * precision; they are a few percent of the FLOPs). */
+void gemm_f32(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+#endif
