@@ -1,28 +1,62 @@
 #!/usr/bin/python3
-"""PyTorch side of benchmark R1 (DESIGN 7): float32 ViT training throughput.
+"""PyTorch side of `make bench`: ViT training throughput written the way a user would write it for speed.
 
-One step = forward, cross-entropy, backward, clip_grad_norm_(1.0) over all
-parameters, AdamW step (decay only on ndim>=2 tensors other than pos_embed /
-cls_token). Random data of the right shape. Defaults are R1.
+The model is the lean reference program's (../shared/bench/lean_torch_vit.py, copied and adapted): a plain
+nn.Module ViT in timm's layout (patch conv, class token, learned position embedding, pre-norm blocks with
+softmax(q k^T / sqrt(hd)) v attention and exact GELU, final LayerNorm, linear head), cross-entropy,
+torch.optim.AdamW(foreach=True), zero_grad(set_to_none=True), no Python loops in the step other than the
+module's loop over blocks, no gradient clipping. Random inputs of the right shape. fp32, or bf16 through
+torch.autocast('cpu', dtype=torch.bfloat16) (fp32 master weights, as the C bf16 path).
 
-Prints one line:
-  torch images_per_s=... step_ms=... threads=T torch_version=... peak_rss_mib=...
+Prints one line of key=value pairs:
+  torch precision=fp32 images_per_s=... step_ms=... cpu_util=... peak_rss_mib=... threads=... torch_version=...
+cpu_util = process CPU seconds / (wall seconds x threads) over the timed steps: below ~0.9 the run shared
+its cores with other work.
 """
-
 import argparse
-import os
 import resource
-import sys
 import time
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-import torch_vit as tv  # noqa: E402
+
+class Block(nn.Module):
+    def __init__(s, D, H, heads):
+        super().__init__()
+        s.heads = heads
+        s.norm1 = nn.LayerNorm(D, eps=1e-6); s.qkv = nn.Linear(D, 3 * D); s.proj = nn.Linear(D, D)
+        s.norm2 = nn.LayerNorm(D, eps=1e-6); s.fc1 = nn.Linear(D, H); s.fc2 = nn.Linear(H, D)
+
+    def forward(s, x):
+        B, T, D = x.shape
+        h = s.heads
+        q, k, v = s.qkv(s.norm1(x)).view(B, T, 3, h, D // h).permute(2, 0, 3, 1, 4)
+        a = ((q @ k.transpose(-2, -1)) * (D // h) ** -0.5).softmax(-1)
+        x = x + s.proj((a @ v).transpose(1, 2).reshape(B, T, D))
+        return x + s.fc2(F.gelu(s.fc1(s.norm2(x))))
+
+
+class ViT(nn.Module):
+    def __init__(s, D, depth, heads, H, P=4, C=1, img=28, K=10):
+        super().__init__()
+        s.patch = nn.Conv2d(C, D, P, P)
+        s.cls = nn.Parameter(torch.zeros(1, 1, D))
+        s.pos = nn.Parameter(torch.zeros(1, (img // P) ** 2 + 1, D))
+        s.blocks = nn.ModuleList([Block(D, H, heads) for _ in range(depth)])
+        s.norm = nn.LayerNorm(D, eps=1e-6); s.head = nn.Linear(D, K)
+
+    def forward(s, x):
+        x = s.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([s.cls.expand(x.shape[0], -1, -1), x], 1) + s.pos
+        for b in s.blocks:
+            x = b(x)
+        return s.head(s.norm(x)[:, 0])
 
 
 def main():
-    ap = argparse.ArgumentParser(description="PyTorch ViT training benchmark (R1)")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
     ap.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps")
     ap.add_argument("--threads", type=int, default=2)
@@ -35,42 +69,40 @@ def main():
     ap.add_argument("--chans", type=int, default=1)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--pool", choices=("cls", "mean"), default="cls")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--weight-decay", type=float, default=0.05)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     a = ap.parse_args()
     if a.steps < 1 or a.warmup < 0 or a.threads < 1:
         ap.error("need --steps >= 1, --warmup >= 0, --threads >= 1")
     if a.dim % a.heads or a.img % a.patch:
         ap.error("dim must be divisible by heads and img by patch")
-
     torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
-    model = tv.ViT(img_c=a.chans, img_h=a.img, img_w=a.img, patch=a.patch, dim=a.dim,
-                   depth=a.depth, heads=a.heads, mlp_ratio=a.mlp_ratio,
-                   num_classes=a.classes, pool=a.pool).float().train()
-    opt = tv.make_optimizer(model, a.lr, a.weight_decay)
+    torch.manual_seed(0)
+    m = ViT(a.dim, a.depth, a.heads, int(a.dim * a.mlp_ratio), a.patch, a.chans, a.img, a.classes)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.05, foreach=True)
     x = torch.randn(a.batch, a.chans, a.img, a.img)
     y = torch.randint(0, a.classes, (a.batch,))
+    bf16 = a.precision == "bf16"
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+        return loss
 
     for _ in range(a.warmup):
-        tv.train_step(model, opt, x, y, 0.0, 1.0)
-    t0 = time.perf_counter()
+        step()
+    c0, t0 = time.process_time(), time.perf_counter()
     for _ in range(a.steps):
-        loss = tv.train_step(model, opt, x, y, 0.0, 1.0)
-    loss.item()
-    dt = time.perf_counter() - t0
-
-    step_ms = 1000.0 * dt / a.steps
-    ips = a.batch * a.steps / dt
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    print("torch images_per_s=%.2f step_ms=%.1f threads=%d torch_version=%s "
-          "peak_rss_mib=%.1f batch=%d steps=%d warmup=%d dim=%d depth=%d heads=%d "
-          "mlp_ratio=%g patch=%d img=%d chans=%d classes=%d final_loss=%.4f"
-          % (ips, step_ms, torch.get_num_threads(), torch.__version__, rss_mib,
-             a.batch, a.steps, a.warmup, a.dim, a.depth, a.heads, a.mlp_ratio,
-             a.patch, a.img, a.chans, a.classes, loss.item()))
+        loss = step()
+    final = loss.item()
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    print("torch precision=%s images_per_s=%.2f step_ms=%.1f cpu_util=%.2f peak_rss_mib=%.1f threads=%d "
+          "torch_version=%s batch=%d steps=%d dim=%d depth=%d heads=%d final_loss=%.4f"
+          % (a.precision, a.batch * a.steps / dt, 1000.0 * dt / a.steps, dc / (dt * a.threads), rss,
+             torch.get_num_threads(), torch.__version__, a.batch, a.steps, a.dim, a.depth, a.heads, final))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """PyTorch reference ViT in timm's conventions (DESIGN 2.1).
 
 Shared by tests/torch_ref.py (gradient/optimizer reference fixtures for the C
-tests) and bench/torch_bench.py (the PyTorch side of benchmark R1).
+tests).
 
 Parameter names are exactly timm's VisionTransformer names:
   cls_token, pos_embed, patch_embed.proj.{weight,bias},
