@@ -1,4 +1,5 @@
 #include "checkpoint.h"
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,4 +109,31 @@ int vit_load_upcycle(ViT *m, const StFile *f, const char *origin, int n_skip,
         if (rc) return rc;
     }
     return 0;
+}
+
+int vit_timm_kwargs(const ViTDims *d, char *buf, size_t n) {
+    if (n) buf[0] = '\0';
+    if (d->points || d->moe.kind != MOE_NONE) return 1;
+    static const char *const global_pool[] = {"token", "avg", "avg"};
+    cJSON *o = cJSON_CreateObject();
+    cJSON *size = cJSON_AddArrayToObject(o, "img_size");
+    cJSON_AddItemToArray(size, cJSON_CreateNumber(d->in_h));
+    cJSON_AddItemToArray(size, cJSON_CreateNumber(d->in_w));
+    cJSON_AddNumberToObject(o, "patch_size", d->patch);
+    cJSON_AddNumberToObject(o, "in_chans", d->in_c);
+    cJSON_AddNumberToObject(o, "num_classes", d->classes);
+    cJSON_AddStringToObject(o, "global_pool", global_pool[d->pool]);
+    cJSON_AddBoolToObject(o, "fc_norm", d->pool == VIT_POOL_AVG);
+    cJSON_AddNumberToObject(o, "embed_dim", d->dim);
+    cJSON_AddNumberToObject(o, "depth", d->depth);
+    cJSON_AddNumberToObject(o, "num_heads", d->heads);
+    cJSON_AddNumberToObject(o, "mlp_ratio", (double)d->hidden / d->dim);
+    cJSON_AddBoolToObject(o, "qkv_bias", 1);
+    cJSON_AddBoolToObject(o, "class_token", 1);
+    char *s = cJSON_PrintUnformatted(o);
+    int rc = !s || strlen(s) >= n;
+    if (!rc) memcpy(buf, s, strlen(s) + 1);
+    free(s);
+    cJSON_Delete(o);
+    return rc;
 }

@@ -26,4 +26,18 @@ int vit_load_tensors(ViT *m, const StFile *f, const char *origin,
 int vit_load_upcycle(ViT *m, const StFile *f, const char *origin, int n_skip,
                      const char *const *skip, int *n_upcycled, Err *err);
 
+/* The keyword arguments of timm's VisionTransformer that build a model whose
+ * state_dict loads this model's checkpoint with strict=True, as one JSON
+ * object (the `timm_kwargs` checkpoint metadata), e.g.
+ *   {"img_size":[28,28],"patch_size":4,"in_chans":1,"num_classes":10,
+ *    "global_pool":"avg","fc_norm":true,"embed_dim":96,"depth":4,
+ *    "num_heads":3,"mlp_ratio":4,"qkv_bias":true,"class_token":true}
+ * pool: cls -> global_pool 'token'; mean -> 'avg' with fc_norm false; avg ->
+ * 'avg' with fc_norm true (timm's default). Everything else is timm's
+ * default (LayerNorm eps 1e-6, exact GELU). Returns 0 with the JSON in buf,
+ * or 1 (buf empty) when the model has no timm VisionTransformer equivalent:
+ * point clouds, or MoE layers (an ewa/rmoe model is saved collapsed, dense).
+ * Source of the argument names: timm/models/vision_transformer.py. */
+int vit_timm_kwargs(const ViTDims *d, char *buf, size_t n);
+
 #endif

@@ -119,8 +119,9 @@ static void layout_params(Layout *L, ViTW *w, const ViTDims *d, int T) {
             layout_ffn(L, &b->moe.shared, prefix, D, d->hidden);
         }
     }
-    w->norm_w = take(L, 0, 1, T1(D), "norm.weight");
-    w->norm_b = take(L, 0, 1, T1(D), "norm.bias");
+    const char *fin = d->pool == VIT_POOL_AVG ? "fc_norm" : "norm";
+    w->norm_w = take(L, 0, 1, T1(D), "%s.weight", fin);
+    w->norm_b = take(L, 0, 1, T1(D), "%s.bias", fin);
     w->head_w = take(L, 1, 2, T2(d->classes, D), "head.weight");
     w->head_b = take(L, 0, 1, T1(d->classes), "head.bias");
 }
@@ -175,6 +176,7 @@ static size_t layout_acts(ViTActs *a, float *base, int *ibase, size_t *ints, con
     a->lnf = carve(base, &off, N * D);
     a->lnf_mean = carve(base, &off, N);
     a->lnf_rstd = carve(base, &off, N);
+    a->pool_in = carve(base, &off, (size_t)B * D);
     a->pooled = carve(base, &off, (size_t)B * D);
     a->logits = carve(base, &off, (size_t)B * K);
     a->probs = carve(base, &off, (size_t)B * K);
@@ -200,7 +202,7 @@ static size_t layout_scratch(ViTScratch *s, float *base, const ViTDims *d, int B
 /* ---- construction ----------------------------------------------------- */
 
 int vit_dims(ViTDims *d, int in_c, int in_h, int in_w, int patch, int dim, int depth,
-             int heads, float mlp_ratio, int classes, int pool_mean, Err *err) {
+             int heads, float mlp_ratio, int classes, int pool, Err *err) {
     if (patch <= 0 || in_h % patch || in_w % patch)
         return err_set(err, ERR_USAGE, "model.patch = %d does not divide the %dx%d input", patch, in_h, in_w);
     if (dim <= 0 || heads <= 0 || dim % heads)
@@ -211,11 +213,20 @@ int vit_dims(ViTDims *d, int in_c, int in_h, int in_w, int patch, int dim, int d
     if (hidden < 1 || fabsf(hidden - dim * mlp_ratio) > 1e-3f)
         return err_set(err, ERR_USAGE, "model.dim * model.mlp_ratio = %g is not a positive integer", dim * mlp_ratio);
     if (classes < 2) return err_set(err, ERR_USAGE, "need at least 2 classes, got %d", classes);
+    if (pool < VIT_POOL_CLS || pool > VIT_POOL_AVG)
+        return err_set(err, ERR_USAGE, "model.pool: unknown pooling %d (expected cls, mean or avg)", pool);
     memset(d, 0, sizeof *d);
     d->in_c = in_c; d->in_h = in_h; d->in_w = in_w; d->patch = patch;
     d->dim = dim; d->depth = depth; d->heads = heads; d->hidden = hidden;
-    d->classes = classes; d->pool_mean = pool_mean;
+    d->classes = classes; d->pool = pool;
     return 0;
+}
+
+int vit_pool_from_name(const char *name) {
+    static const char *const names[] = {"cls", "mean", "avg"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, names[i])) return i;
+    return -1;
 }
 
 static float *alloc_floats(size_t n) {
@@ -561,10 +572,47 @@ static void points_embed_backward(ViT *m, int B) {
                       d->pos_hidden, D, s->pe_scratch);
 }
 
+/* x (B,T,D), the last block's output -> a->pooled (B,D): final norm then
+ * pool (cls, mean), or pool then fc_norm (avg); see VIT_POOL_* in vit.h. */
+static void head_input_forward(ViT *m, const float *x, int B) {
+    const ViTDims *d = &m->d;
+    ViTActs *a = &m->a;
+    int T = m->T, D = d->dim;
+    if (d->pool == VIT_POOL_AVG) {
+        pool_forward(a->pool_in, x, B, T, D, 1);
+        layernorm_forward(a->pooled, a->lnf_mean, a->lnf_rstd, a->pool_in, m->w.norm_w, m->w.norm_b, B, D,
+                          LN_EPS);
+        return;
+    }
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, m->w.norm_w, m->w.norm_b, B * T, D, LN_EPS);
+    pool_forward(a->pooled, a->lnf, B, T, D, d->pool == VIT_POOL_MEAN);
+}
+
+/* s->dpooled (B,D) -> s->dres (B,T,D) = dL/dx of the last block's output x;
+ * adds the final norm's parameter gradients. Uses s->dd as scratch. */
+static void head_input_backward(ViT *m, const float *x, int B) {
+    const ViTDims *d = &m->d;
+    ViTActs *a = &m->a;
+    ViTScratch *s = &m->s;
+    int T = m->T, D = d->dim;
+    size_t ND = (size_t)B * T * D;
+    memset(s->dd, 0, ND * sizeof(float));
+    memset(s->dres, 0, ND * sizeof(float));
+    if (d->pool == VIT_POOL_AVG) {
+        layernorm_backward(s->dd, m->g.norm_w, m->g.norm_b, s->dpooled, a->pool_in, m->w.norm_w, a->lnf_mean,
+                           a->lnf_rstd, B, D);
+        pool_backward(s->dres, s->dd, B, T, D, 1);
+        return;
+    }
+    pool_backward(s->dd, s->dpooled, B, T, D, d->pool == VIT_POOL_MEAN);
+    layernorm_backward(s->dres, m->g.norm_w, m->g.norm_b, s->dd, x, m->w.norm_w, a->lnf_mean, a->lnf_rstd,
+                       B * T, D);
+}
+
 float vit_forward(ViT *m, const float *img, const int *y, int B) {
     const ViTDims *d = &m->d;
     ViTActs *a = &m->a;
-    int T = m->T, Np = m->Np, D = d->dim, N = B * T;
+    int T = m->T, Np = m->Np, D = d->dim;
     int Kp = d->in_c * d->patch * d->patch;
     m->batch = B;
     if (d->points) {
@@ -581,12 +629,12 @@ float vit_forward(ViT *m, const float *img, const int *y, int B) {
         block_forward(m, l, x, B, T);
         x = a->blocks[l].res2;
     }
-    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, x, m->w.norm_w, m->w.norm_b, N, D, LN_EPS);
-    pool_forward(a->pooled, a->lnf, B, T, D, d->pool_mean);
+    head_input_forward(m, x, B);
     linear_forward(a->logits, a->pooled, m->w.head_w, m->w.head_b, B, D, d->classes);
     if (!y) return 0.0f;
     memcpy(m->labels, y, (size_t)B * sizeof(int));
     if (m->route_counts) count_routes(m, y, B);
+    m->nll = (float)crossentropy_nll(a->logits, y, B, d->classes);
     return crossentropy_forward(a->losses, a->probs, a->logits, y, B, d->classes, m->label_smoothing) +
            m->aux_loss;
 }
@@ -597,19 +645,13 @@ void vit_backward(ViT *m) {
     const ViTDims *d = &m->d;
     ViTActs *a = &m->a;
     ViTScratch *s = &m->s;
-    int B = m->batch, T = m->T, Np = m->Np, D = d->dim, N = B * T, K = d->classes;
+    int B = m->batch, T = m->T, Np = m->Np, D = d->dim, K = d->classes;
     int Kp = d->in_c * d->patch * d->patch;
-    size_t ND = (size_t)N * D;
     memset(s->dlogits, 0, (size_t)B * K * sizeof(float));
     crossentropy_backward(s->dlogits, a->probs, m->labels, B, K, m->label_smoothing, 1.0f);
     memset(s->dpooled, 0, (size_t)B * D * sizeof(float));
     linear_backward(s->dpooled, m->g.head_w, m->g.head_b, s->dlogits, a->pooled, m->w.head_w, B, D, K);
-    memset(s->dd, 0, ND * sizeof(float));
-    pool_backward(s->dd, s->dpooled, B, T, D, d->pool_mean);
-    const float *xlast = d->depth ? a->blocks[d->depth - 1].res2 : a->x0;
-    memset(s->dres, 0, ND * sizeof(float));
-    layernorm_backward(s->dres, m->g.norm_w, m->g.norm_b, s->dd, xlast, m->w.norm_w,
-                       a->lnf_mean, a->lnf_rstd, N, D);
+    head_input_backward(m, d->depth ? a->blocks[d->depth - 1].res2 : a->x0, B);
     for (int l = d->depth - 1; l >= 0; l--) {
         const float *x = l ? a->blocks[l - 1].res2 : a->x0;
         block_backward(m, l, x, B, T);

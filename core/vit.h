@@ -14,13 +14,22 @@
 #define VIT_MAX_DEPTH 64
 #define VIT_NAME_LEN 96
 
+/* Pooling of the last block's tokens (B,T,D) into (B,D) before the head,
+ * named after timm's VisionTransformer(global_pool=..., fc_norm=...):
+ *  VIT_POOL_CLS  token 0 of norm(x)                       global_pool='token'
+ *  VIT_POOL_MEAN mean of the T-1 patch tokens of norm(x)  global_pool='avg', fc_norm=False
+ *  VIT_POOL_AVG  fc_norm(mean of the T-1 patch tokens of x), no final norm:
+ *                timm's default for global_pool='avg' (fc_norm=None -> True);
+ *                the final LayerNorm's tensors are then named fc_norm.* (not norm.*). */
+enum { VIT_POOL_CLS = 0, VIT_POOL_MEAN = 1, VIT_POOL_AVG = 2 };
+
 typedef struct {
     int in_c, in_h, in_w;   /* image shape (C,H,W) */
     int patch;              /* P: H and W are multiples of P */
     int dim, depth, heads;  /* D, number of blocks, NH (D % NH == 0) */
     int hidden;             /* FFN width H = dim * mlp_ratio */
     int classes;            /* K */
-    int pool_mean;          /* 0: class token, 1: mean of patch tokens */
+    int pool;               /* VIT_POOL_CLS, VIT_POOL_MEAN or VIT_POOL_AVG */
     /* 3D input (DESIGN 2.9), set by vit_set_points; points == 0 = images.
      * The model's input per cloud is then G centres (G,3) followed by their
      * k nearest points relative to the centre (G,k,3): FPS and kNN are
@@ -61,7 +70,7 @@ typedef struct {
     PointNetParams pn;             /* 3D: patch embedding (views into the block) */
     PosEmbedParams pe;             /* 3D: centre position embedding */
     BlockW blocks[VIT_MAX_DEPTH];
-    float *norm_w, *norm_b;        /* (D) */
+    float *norm_w, *norm_b;        /* (D) final LayerNorm: timm's norm.*, or fc_norm.* (VIT_POOL_AVG) */
     float *head_w, *head_b;        /* (K,D), (K) */
 } ViTW;
 
@@ -85,8 +94,9 @@ typedef struct {
     float *emb;                        /* (B,Np,D) patch embeddings */
     float *x0;                         /* (B,T,D) tokens entering block 0 */
     BlockActs blocks[VIT_MAX_DEPTH];
-    float *lnf, *lnf_mean, *lnf_rstd;  /* final norm */
-    float *pooled;                     /* (B,D) */
+    float *lnf, *lnf_mean, *lnf_rstd;  /* final norm (N,D), (N), (N); VIT_POOL_AVG: rows 0..B-1 */
+    float *pool_in;                    /* (B,D) VIT_POOL_AVG: mean of the patch tokens, before fc_norm */
+    float *pooled;                     /* (B,D) the head's input */
     float *logits, *probs, *losses;    /* (B,K), (B,K), (B) */
 } ViTActs;
 
@@ -115,6 +125,8 @@ typedef struct {
     int *labels;                   /* (max_batch) copy of the last batch's y */
     PointNetActs pn_acts;          /* 3D: mini-PointNet activations (own allocation) */
     float label_smoothing;
+    float nll;                     /* plain cross-entropy (no smoothing, no aux), mean
+                                      over the batch of the last forward with labels */
     int batch;                     /* B of the last forward */
     /* MoE state */
     FFNW *expert_views;            /* 2 * depth * E views (params, grads) */
@@ -136,10 +148,12 @@ typedef struct {
                                       forward that has labels */
 } ViT;
 
-/* Fills d from the model keys; returns ERR_USAGE naming the problem if the
- * image shape does not divide into patches. */
+/* Fills d from the model keys (pool: VIT_POOL_*); returns ERR_USAGE naming
+ * the problem if the image shape does not divide into patches. */
 int vit_dims(ViTDims *d, int in_c, int in_h, int in_w, int patch, int dim, int depth,
-             int heads, float mlp_ratio, int classes, int pool_mean, Err *err);
+             int heads, float mlp_ratio, int classes, int pool, Err *err);
+/* "cls" | "mean" | "avg" -> VIT_POOL_*, or -1. */
+int vit_pool_from_name(const char *name);
 
 /* Makes d a point-cloud model: clouds of `points` points, G groups of k,
  * mini-PointNet widths w, 2w, 4w. Call after vit_dims (whose image fields
@@ -174,7 +188,8 @@ void vit_init_weights(ViT *m, uint64_t seed);
 
 /* img (B,C,H,W) normalised. If y is non-NULL computes the mean
  * cross-entropy (with m->label_smoothing) plus the MoE auxiliary losses
- * (m->aux_loss) and returns it; else returns 0.
+ * (m->aux_loss) and returns it (the training objective), and sets m->nll to
+ * the plain cross-entropy; else returns 0.
  * Logits are in m->a.logits. B <= max_batch. */
 float vit_forward(ViT *m, const float *img, const int *y, int B);
 

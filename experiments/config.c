@@ -40,7 +40,8 @@ static const ConfigKey KEYS[] = {
     {"model", "heads", T_INT, FLD(heads), "3", "attention heads (divides dim)"},
     {"model", "mlp_ratio", T_FLOAT, FLD(mlp_ratio), "4", "FFN hidden width / dim"},
     {"model", "patch", T_INT, FLD(patch), "4", "patch size P (PxP)"},
-    {"model", "pool", T_STR, FLD(pool), "cls", "cls | mean"},
+    {"model", "pool", T_STR, FLD(pool), "cls",
+     "cls | mean | avg (timm global_pool: token | avg with fc_norm=False | avg, its default fc_norm)"},
     {"model", "pn_width", T_INT, FLD(pn_width), "128", "3D mini-PointNet widths w, 2w, 4w (Point-BERT: 128)"},
     {"data", "dataset", T_STR, FLD(dataset), "fashion-mnist", "fashion-mnist | cifar10 | cifar100 | shapes3d | modelnet40"},
     {"data", "dir", T_STR, FLD(dir), "", "data directory; empty = the dataset's default"},
@@ -572,7 +573,7 @@ static int check_blocks(const char *v, int depth, Err *err) {
 }
 
 static int validate_model(const RunConfig *c, Err *err) {
-    static const char *const pools[] = {"cls", "mean", NULL};
+    static const char *const pools[] = {"cls", "mean", "avg", NULL};
     if (c->preset[0] && find_preset(c->preset) < 0) {
         Err e;
         unknown_preset(&e, c->preset);

@@ -13,7 +13,7 @@ typedef struct {
     int dim, depth, heads;
     float mlp_ratio;
     int patch;
-    char pool[8];         /* "cls" | "mean" */
+    char pool[8];         /* "cls" | "mean" | "avg" (core/vit.h: VIT_POOL_*) */
     int pn_width;         /* 3D mini-PointNet widths w, 2w, 4w */
     /* [data] */
     char dataset[32];     /* "fashion-mnist" | "cifar10" | "cifar100" (3D sets later) */

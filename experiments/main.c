@@ -90,12 +90,13 @@ static int cmd_eval(int argc, char **argv) {
     if (!rc && !a.checkpoint) rc = usage("%s", "eval needs --checkpoint FILE");
     if (rc) { free(a.sets); return rc; }
     Err err = {0};
-    double top1 = 0, loss = 0;
+    double top1 = 0, loss = 0, smoothed = 0;
     int n = 0;
-    rc = eval_checkpoint(a.checkpoint, a.n_set, a.sets, &top1, &n, &loss, &err);
+    rc = eval_checkpoint(a.checkpoint, a.n_set, a.sets, &top1, &n, &loss, &smoothed, &err);
     free(a.sets);
     if (rc) { fprintf(stderr, "ewa eval: %s\n", err.msg); return rc; }
-    printf("loss=%.6f\n", loss);
+    /* loss: plain cross-entropy; loss_smoothed: with the run's label smoothing */
+    printf("loss=%.6f loss_smoothed=%.6f\n", loss, smoothed);
     printf("top1=%.4f n=%d\n", top1, n);
     return 0;
 }

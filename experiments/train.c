@@ -60,14 +60,15 @@ static int moe_spec_of(const RunConfig *c, MoeSpec *s, Err *err) {
 /* The training model's shape; deployed = 1 gives the shape that is evaluated
  * and saved (dense for the collapsed methods ewa and rmoe). */
 static int model_dims(const RunConfig *c, const DataSplit *ds, int deployed, ViTDims *d, Err *err) {
-    int rc, pool_mean = !strcmp(c->pool, "mean");
+    int rc, pool = vit_pool_from_name(c->pool);
+    if (pool < 0) return err_set(err, ERR_USAGE, "model.pool = '%s': expected cls, mean or avg", c->pool);
     if (ds->is_points) {   /* the image fields are unused: a 1x1 "image", patch 1 */
         rc = vit_dims(d, 1, 1, 1, 1, c->dim, c->depth, c->heads, c->mlp_ratio, ds->num_classes,
-                      pool_mean, err);
+                      pool, err);
         if (!rc) rc = vit_set_points(d, ds->pts.P, c->groups, c->group_size, c->pn_width, err);
     } else {
         rc = vit_dims(d, ds->img.c, ds->img.h, ds->img.w, c->patch, c->dim, c->depth, c->heads,
-                      c->mlp_ratio, ds->num_classes, pool_mean, err);
+                      c->mlp_ratio, ds->num_classes, pool, err);
     }
     if (rc) return rc;
     MoeSpec s;
@@ -100,11 +101,14 @@ static int count_correct(const ViT *m, const int *y, int B) {
     return correct;
 }
 
-/* Mean loss and top-1 over a whole split, no augmentation. */
-static int evaluate(ViT *m, DataSplit *s, float *x, int *y, int *idx, double *loss, double *top1,
-                    Err *err) {
+/* Over a whole split, no augmentation: the mean plain cross-entropy (loss),
+ * the mean label-smoothed cross-entropy of the training objective (smoothed;
+ * equal to loss when train.label_smoothing = 0; MoE auxiliary losses are not
+ * included) and top-1. */
+static int evaluate(ViT *m, DataSplit *s, float *x, int *y, int *idx, double *loss, double *smoothed,
+                    double *top1, Err *err) {
     int B = m->max_batch, correct = 0, lo, n;
-    double total = 0.0;
+    double total = 0.0, total_s = 0.0;
     dist_split(s->n, &lo, &n);   /* this rank's part of the split (all of it on one rank) */
     for (int i = 0; i < n; i++) idx[i] = lo + i;
     for (int off = 0; off < n; off += B) {
@@ -113,14 +117,16 @@ static int evaluate(ViT *m, DataSplit *s, float *x, int *y, int *idx, double *lo
         if (rc) return rc;
         int training = m->training;
         m->training = 0;   /* no capacity limit at evaluation */
-        total += ((double)vit_forward(m, x, y, nb) - m->aux_loss) * nb;
+        total_s += ((double)vit_forward(m, x, y, nb) - m->aux_loss) * nb;
+        total += (double)m->nll * nb;
         m->training = training;
         correct += count_correct(m, y, nb);
     }
-    double sums[2] = {total, correct};
-    int rc = dist_sum_doubles(sums, 2, err);
+    double sums[3] = {total, correct, total_s};
+    int rc = dist_sum_doubles(sums, 3, err);
     *loss = sums[0] / s->n;
     *top1 = sums[1] / s->n;
+    *smoothed = sums[2] / s->n;
     return rc;
 }
 
@@ -141,9 +147,12 @@ static void mark_diverged(TrainResult *res, long step, const char *what) {
 
 /* ---- run directory files ---------------------------------------------- */
 
-enum { METRIC_COLS = 8, MOE_COLS = 4 };
+/* metrics.csv: loss is the plain cross-entropy; loss_smoothed the
+ * label-smoothed cross-entropy that training minimises (train.label_smoothing;
+ * without the MoE auxiliary losses, which moe_metrics.csv holds). */
+enum { METRIC_COLS = 9, MOE_COLS = 4 };
 static const char *const metric_header[METRIC_COLS] = {
-    "epoch", "split", "loss", "top1", "lr", "wall_s", "images_per_s", "step"};
+    "epoch", "split", "loss", "top1", "lr", "wall_s", "images_per_s", "step", "loss_smoothed"};
 /* moe_metrics.csv (runs with MoE layers): per training epoch, the mean
  * auxiliary loss and the fraction of routed assignments dropped. */
 static const char *const moe_header[MOE_COLS] = {"epoch", "step", "aux_loss", "drop_rate"};
@@ -177,7 +186,8 @@ static int add_moe_metric(Rows *r, const char *path, int epoch, long step, doubl
 }
 
 static int add_metric(Rows *r, const char *path, int epoch, const char *split, double loss,
-                      double top1, double lr, double wall, double ips, long step, Err *err) {
+                      double loss_smoothed, double top1, double lr, double wall, double ips, long step,
+                      Err *err) {
     char v[METRIC_COLS][32];
     snprintf(v[0], 32, "%d", epoch);
     snprintf(v[1], 32, "%s", split);
@@ -187,6 +197,7 @@ static int add_metric(Rows *r, const char *path, int epoch, const char *split, d
     snprintf(v[5], 32, "%.3f", wall);
     snprintf(v[6], 32, "%.1f", ips);
     snprintf(v[7], 32, "%ld", step);
+    snprintf(v[8], 32, "%.6f", loss_smoothed);
     const char *p[METRIC_COLS];
     for (int i = 0; i < METRIC_COLS; i++) p[i] = v[i];
     rows_add(r, p, METRIC_COLS);
@@ -303,9 +314,11 @@ static int save_final(const ViT *m, const RunConfig *c, const DataSplit *split, 
     }
     if (!split->is_points) snprintf(shape, sizeof shape, "%d,%d,%d", ds->c, ds->h, ds->w);
     snprintf(classes, sizeof classes, "%d", split->num_classes);
-    const char *keys[] = {"config", "data.mean", "data.std", "input_shape", "num_classes", "format"};
-    const char *vals[] = {ini ? ini : "", mean, std, shape, classes, "pt"};
-    int rc = vit_save(m, path, 6, keys, vals, err);
+    char timm[512];   /* absent for models timm's VisionTransformer cannot build */
+    int has_timm = !vit_timm_kwargs(&m->d, timm, sizeof timm);
+    const char *keys[] = {"config", "data.mean", "data.std", "input_shape", "num_classes", "format", "timm_kwargs"};
+    const char *vals[] = {ini ? ini : "", mean, std, shape, classes, "pt", timm};
+    int rc = vit_save(m, path, 6 + has_timm, keys, vals, err);
     free(ini);
     return rc;
 }
@@ -439,7 +452,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     long step = 0;
     snprintf(res->status, sizeof res->status, "ok");
     for (int ep = 1; ep <= c->epochs && step < total; ep++) {
-        double te = now_s(), loss_sum = 0.0, aux_sum = 0.0;
+        double te = now_s(), loss_sum = 0.0, aux_sum = 0.0, nll_sum = 0.0;
         long ep_assigned = 0, ep_dropped = 0;
         long seen = 0, correct = 0;
         for (int i = 0; i < train.n; i++) idx[i] = i;
@@ -456,9 +469,9 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
             float loss = ln ? vit_forward(&m, x, y, ln) : 0.0f;
             vit_zero_grad(&m);
             if (ln) vit_backward(&m);
-            double st[5] = {(double)loss * ln, (double)m.aux_loss * ln, ln ? count_correct(&m, y, ln) : 0,
-                            (double)m.moe_assigned, (double)m.moe_dropped};
-            if ((rc = dist_reduce_grads(m.grads, m.num_params, ln, nb, st, 5, err))) goto out_buf;
+            double st[6] = {(double)loss * ln, (double)m.aux_loss * ln, ln ? count_correct(&m, y, ln) : 0,
+                            (double)m.moe_assigned, (double)m.moe_dropped, (double)m.nll * ln};
+            if ((rc = dist_reduce_grads(m.grads, m.num_params, ln, nb, st, 6, err))) goto out_buf;
             loss = (float)(st[0] / nb);   /* the global batch's mean loss */
             aux_sum += st[1];
             ep_assigned += (long)st[3];
@@ -472,6 +485,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
             adamw_step(&opt, m.params, m.grads, m.adam_m, m.adam_v, m.specs, m.n_params);
             if (beta > 0 && step < ewa_steps) ewa_update(&m, beta);
             loss_sum += st[0];
+            nll_sum += st[5];
             correct += (long)st[2];
             seen += nb;
             double el = now_s() - te, ips = seen / (el > 0 ? el : 1e-9);
@@ -484,7 +498,8 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         total_assigned += ep_assigned;
         total_dropped += ep_dropped;
         double drop = ep_assigned ? (double)ep_dropped / ep_assigned : 0.0;
-        if (writer && (rc = add_metric(&metrics, path, ep, "train", loss_sum / seen, (double)correct / seen,
+        if (writer && (rc = add_metric(&metrics, path, ep, "train", nll_sum / seen, (loss_sum - aux_sum) / seen,
+                                       (double)correct / seen,
                              opt.lr, now_s() - t0, seen / ep_time, step, err)))
             goto out_buf;
         if (writer && spec.kind != MOE_NONE) {
@@ -500,11 +515,11 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
                     loss_sum / seen, (double)correct / seen, seen / ep_time);
             continue;
         }
-        double tl, ta, tv = now_s();
+        double tl, tls, ta, tv = now_s();
         if (collapse && (rc = ewa_collapse(&m, &dense, err))) goto out_buf;
         if (routed)
             memset(m.route_counts, 0, sizeof(long) * m.d.depth * m.d.classes * m.d.moe.experts);
-        if ((rc = evaluate(evm, &test, x, y, idx, &tl, &ta, err))) goto out_buf;
+        if ((rc = evaluate(evm, &test, x, y, idx, &tl, &tls, &ta, err))) goto out_buf;
         if (!isfinite(tl)) {
             mark_diverged(res, step, "test loss");
             break;
@@ -512,7 +527,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         if (routed && (rc = dist_sum_longs(m.route_counts, (size_t)m.d.depth * m.d.classes * m.d.moe.experts,
                                            err)))
             goto out_buf;
-        if (writer && (rc = add_metric(&metrics, path, ep, "test", tl, ta, opt.lr, now_s() - t0,
+        if (writer && (rc = add_metric(&metrics, path, ep, "test", tl, tls, ta, opt.lr, now_s() - t0,
                              test.n / (now_s() - tv), step, err)))
             goto out_buf;
         if (writer && routed) {
@@ -570,7 +585,7 @@ out_data:
 }
 
 int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1, int *n,
-                    double *loss, Err *err) {
+                    double *loss, double *loss_smoothed, Err *err) {
     StFile f;
     int rc = st_read(path, &f, err);
     if (rc) return rc;
@@ -593,7 +608,7 @@ int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1
     int *y = malloc(sizeof(int) * c.batch_size), *idx = malloc(sizeof(int) * test.n);
     if (!x || !y || !idx) rc = err_set(err, ERR_RUNTIME, "out of memory");
     else {
-        rc = evaluate(&m, &test, x, y, idx, loss, top1, err);
+        rc = evaluate(&m, &test, x, y, idx, loss, loss_smoothed, top1, err);
         *n = test.n;
         size_t bad = count_nonfinite(m.params, m.num_params);
         if (!rc && !isfinite(*loss))

@@ -21,9 +21,11 @@ typedef struct {
 int train_run(const RunConfig *cfg, const char *out_dir, TrainResult *res, Err *err);
 
 /* Evaluates a checkpoint on its dataset's test split; overrides may change
- * data keys (e.g. data.dir). A non-finite test loss is an error
+ * data keys (e.g. data.dir). loss: plain cross-entropy; loss_smoothed: the
+ * label-smoothed cross-entropy of the training objective (train.label_smoothing
+ * of the checkpoint's config). A non-finite test loss is an error
  * (ERR_RUNTIME) naming the checkpoint and its count of non-finite weights. */
 int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1,
-                    int *n, double *loss, Err *err);
+                    int *n, double *loss, double *loss_smoothed, Err *err);
 
 #endif

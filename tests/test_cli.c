@@ -344,9 +344,9 @@ Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
     /* metrics.csv: the header, then one train and one test row per epoch. */
     CsvTable m = read_csv(run, "metrics.csv");
     static const char *const header[] = {"epoch", "split", "loss", "top1", "lr",
-                                         "wall_s", "images_per_s", "step"};
-    cr_assert_eq(m.ncols, 8, "metrics.csv has %d columns", m.ncols);
-    for (int c = 0; c < 8; c++)
+                                         "wall_s", "images_per_s", "step", "loss_smoothed"};
+    cr_assert_eq(m.ncols, 9, "metrics.csv has %d columns", m.ncols);
+    for (int c = 0; c < 9; c++)
         cr_assert_str_eq(m.header[c], header[c], "metrics.csv column %d", c);
     cr_assert_eq(m.nrows, 2 * EPOCHS, "metrics.csv has %d rows, expected %d", m.nrows, 2 * EPOCHS);
     for (int r = 0; r < m.nrows; r++) {
@@ -356,6 +356,11 @@ Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
         cr_assert_str_eq(cell(&m, r, "split"), r % 2 ? "test" : "train", "row %d", r);
         double loss = atof(cell(&m, r, "loss")), top1 = atof(cell(&m, r, "top1"));
         cr_assert(isfinite(loss) && loss > 0, "row %d loss %s", r, cell(&m, r, "loss"));
+        /* label smoothing 0.1 (the default): the smoothed loss is the larger
+         * once the model is confident (it penalises confidence), and never equal */
+        double ls = atof(cell(&m, r, "loss_smoothed"));
+        cr_assert(isfinite(ls) && ls > 0 && fabs(ls - loss) > 1e-4, "row %d loss %g loss_smoothed %g", r,
+                  loss, ls);
         cr_assert(top1 >= 0 && top1 <= 1, "row %d top1 %s", r, cell(&m, r, "top1"));
         cr_assert_eq(atol(cell(&m, r, "step")), (long)(r / 2 + 1) * ((N_TRAIN + 31) / 32),
                      "row %d step %s", r, cell(&m, r, "step"));
@@ -454,8 +459,9 @@ Test(cli, eval_matches_the_run_summary) {
     Proc p = EWA("eval", "--checkpoint", ckpt, "--set", data_set);
     cr_assert_eq(p.status, 0, "ewa eval exited %d; stderr:\n%s", p.status, p.err);
     const char *last = last_line(p.out);
-    double top1;
+    double top1, loss, smoothed;
     int n, used = 0;
+    cr_assert_eq(sscanf(p.out, "loss=%lf loss_smoothed=%lf", &loss, &smoothed), 2, "stdout '%s'", p.out);
     cr_assert_eq(sscanf(last, "top1=%lf n=%d%n", &top1, &n, &used), 2, "last line '%s'", last);
     cr_assert_eq(last[used], '\0', "trailing text on the last line '%s'", last);
     cr_assert_eq(n, N_TEST);
@@ -464,6 +470,15 @@ Test(cli, eval_matches_the_run_summary) {
     snprintf(want, sizeof want, "%.4f", atof(cell(&s, 0, "final_top1")));
     snprintf(got, sizeof got, "%.4f", top1);
     cr_assert_str_eq(got, want, "eval top1 %s, summary final_top1 %s", got, cell(&s, 0, "final_top1"));
+    /* loss is the plain cross-entropy, as final_test_loss and the last test row of
+     * metrics.csv; loss_smoothed that of the run's label smoothing (0.1) */
+    CsvTable m = read_csv(run, "metrics.csv");
+    cr_assert_lt(fabs(loss - atof(cell(&s, 0, "final_test_loss"))), 2e-6, "eval loss %.6f vs summary %s", loss,
+                 cell(&s, 0, "final_test_loss"));
+    cr_assert_lt(fabs(smoothed - atof(cell(&m, m.nrows - 1, "loss_smoothed"))), 2e-6, "loss_smoothed %.6f vs %s",
+                 smoothed, cell(&m, m.nrows - 1, "loss_smoothed"));
+    cr_assert_gt(fabs(loss - smoothed), 1e-3, "plain %.6f and smoothed %.6f cross-entropy coincide", loss, smoothed);
+    csv_table_free(&m);
     csv_table_free(&s);
     proc_free(&p);
     free(run); free(ckpt);

@@ -260,9 +260,9 @@ static double model_loss(void *c_) {
     ModelCtx *c = c_;
     return vit_forward(c->m, c->img, c->y, c->B);
 }
-static void model_check(int pool_mean, float smoothing) {
+static void model_check(int pool, float smoothing) {
     ViTDims d; Err err = {0};
-    cr_assert_eq(vit_dims(&d, 2, 8, 8, 4, 8, 2, 2, 2.0f, 3, pool_mean, &err), 0, "%s", err.msg);
+    cr_assert_eq(vit_dims(&d, 2, 8, 8, 4, 8, 2, 2, 2.0f, 3, pool, &err), 0, "%s", err.msg);
     ViT m;
     cr_assert_eq(vit_init(&m, &d, 3, &err), 0, "%s", err.msg);
     vit_init_weights(&m, 11);
@@ -281,10 +281,23 @@ static void model_check(int pool_mean, float smoothing) {
     for (int i = 0; i < m.n_params; i++) {
         const ParamSpec *s = &m.specs[i];
         double e = gc_check(m.params + s->offset, g + s->offset, s->numel, model_loss, &c, 40);
-        cr_expect_lt(e, GC_TOL, "%s: relative error %.2e (pool_mean=%d)", s->name, e, pool_mean);
+        cr_expect_lt(e, GC_TOL, "%s: relative error %.2e (pool=%d)", s->name, e, pool);
     }
     free(g);
     vit_free(&m);
 }
-Test(gradcheck, vit_model_cls) { model_check(0, 0.1f); }
-Test(gradcheck, vit_model_mean) { model_check(1, 0.0f); }
+Test(gradcheck, vit_model_cls) { model_check(VIT_POOL_CLS, 0.1f); }
+Test(gradcheck, vit_model_mean) { model_check(VIT_POOL_MEAN, 0.0f); }
+/* timm's default avg pool: mean of the patch tokens, then fc_norm (the
+ * LayerNorm's backward on B rows, the pool's on the tokens) */
+Test(gradcheck, vit_model_avg_fc_norm) {
+    model_check(VIT_POOL_AVG, 0.1f);
+    ViTDims d; Err err = {0};
+    cr_assert_eq(vit_dims(&d, 2, 8, 8, 4, 8, 2, 2, 2.0f, 3, VIT_POOL_AVG, &err), 0, "%s", err.msg);
+    ViT m;
+    cr_assert_eq(vit_init(&m, &d, 1, &err), 0, "%s", err.msg);
+    cr_expect_not_null(vit_find_param(&m, "fc_norm.weight"));
+    cr_expect_not_null(vit_find_param(&m, "fc_norm.bias"));
+    cr_expect_null(vit_find_param(&m, "norm.weight"), "timm's avg pool has no final norm.*");
+    vit_free(&m);
+}

@@ -6,7 +6,8 @@
  * Tolerances (each relative to the reference tensor's largest magnitude):
  *   logits 1e-4, loss 1e-5, every gradient tensor 1e-3,
  *   losses over 5 AdamW steps 1e-4, parameters after them 1e-3.
- * The same tolerances hold for the 3D point-cloud cases (tiny_points*).
+ * The same tolerances hold for the 3D point-cloud cases (tiny_points*) and
+ * for timm's default avg pooling with fc_norm (tiny_avg).
  * EWA_PARITY_VERBOSE=1 prints the largest errors of each case. */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -58,7 +59,7 @@ static void build(ViT *m, const StFile *w) {
                           (int)meta_num(w, "img_w"), (int)meta_num(w, "patch"),
                           (int)meta_num(w, "dim"), (int)meta_num(w, "depth"),
                           (int)meta_num(w, "heads"), (float)meta_num(w, "mlp_ratio"),
-                          (int)meta_num(w, "num_classes"), pool && !strcmp(pool, "mean"), &err),
+                          (int)meta_num(w, "num_classes"), vit_pool_from_name(pool ? pool : "cls"), &err),
                  0, "%s", err.msg);
     if (st_meta(w, "groups")) {   /* 3D cases (torch_ref.py: tiny_points, tiny_points_rmoe) */
         cr_assert_eq(vit_set_points(&d, (int)meta_num(w, "points"), (int)meta_num(w, "groups"),
@@ -188,6 +189,8 @@ static void check_case(const char *name) {
 
 Test(parity, tiny_cls) { check_case("tiny_cls"); }
 Test(parity, tiny_mean) { check_case("tiny_mean"); }
+/* timm's default avg pool (pool, then fc_norm), a non-square 2-channel image */
+Test(parity, tiny_avg_fc_norm) { check_case("tiny_avg"); }
 Test(parity, tiny_rmoe_ewa) { check_case("tiny_rmoe"); }
 Test(parity, tiny_moe_top2_capacity) { check_case("tiny_moe_top2"); }
 Test(parity, tiny_vimoe_image_shared) { check_case("tiny_vimoe_image"); }

@@ -131,9 +131,16 @@ enum { PROC_PATH = 700 }; /* size of the capture path buffers */
  * /dev/null, stdout and stderr go to dir/stdout.<id> and dir/stderr.<id>
  * with id = (*counter)++, whose paths are written to outp and errp
  * (PROC_PATH bytes each). Returns the child's pid; see proc_wait. */
+static inline pid_t proc_spawn_prog(const char *bin, const char *dir, int *counter, const char *const *args,
+                                    char *outp, char *errp);
 static inline pid_t proc_spawn(const char *dir, int *counter, const char *const *args, char *outp,
                                char *errp) {
-    const char *bin = ewa_bin();
+    return proc_spawn_prog(ewa_bin(), dir, counter, args, outp, errp);
+}
+
+/* proc_spawn for any program bin (an absolute path). */
+static inline pid_t proc_spawn_prog(const char *bin, const char *dir, int *counter, const char *const *args,
+                                    char *outp, char *errp) {
     int n = 0;
     while (args[n]) n++;
     char **argv = calloc((size_t)n + 2, sizeof *argv);
@@ -178,6 +185,13 @@ static inline Proc proc_wait(pid_t pid, const char *outp, const char *errp, bool
 static inline Proc run_list(const char *dir, int *counter, const char *const *args) {
     char outp[PROC_PATH], errp[PROC_PATH];
     pid_t pid = proc_spawn(dir, counter, args, outp, errp);
+    return proc_wait(pid, outp, errp, false);
+}
+
+/* Runs program bin with args to completion (e.g. the Python twin checks). */
+static inline Proc run_prog(const char *bin, const char *dir, int *counter, const char *const *args) {
+    char outp[PROC_PATH], errp[PROC_PATH];
+    pid_t pid = proc_spawn_prog(bin, dir, counter, args, outp, errp);
     return proc_wait(pid, outp, errp, false);
 }
 

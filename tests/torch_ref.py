@@ -28,6 +28,10 @@ CASES = OrderedDict([
     ("tiny_cls", dict(img_c=1, img_h=8, img_w=8, patch=4, dim=16, depth=2, heads=2,
                       mlp_ratio=4, num_classes=5, pool="cls", batch=3,
                       label_smoothing=0.1, seed=1234)),
+    # timm's default global_pool='avg': pool, then fc_norm (no final norm)
+    ("tiny_avg", dict(img_c=2, img_h=8, img_w=12, patch=4, dim=16, depth=2, heads=2,
+                      mlp_ratio=2, num_classes=3, pool="avg", batch=3,
+                      label_smoothing=0.1, seed=5150)),
     ("tiny_mean", dict(img_c=3, img_h=8, img_w=8, patch=2, dim=12, depth=1, heads=3,
                        mlp_ratio=2, num_classes=4, pool="mean", batch=2,
                        label_smoothing=0.0, seed=4321)),

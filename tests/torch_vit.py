@@ -9,11 +9,19 @@ Parameter names are exactly timm's VisionTransformer names:
   blocks.{i}.norm2.*, blocks.{i}.mlp.fc1.*, blocks.{i}.mlp.fc2.*,
   norm.*, head.*
 
-Pooling: 'cls' takes token 0 after the final norm; 'mean' averages the patch
-tokens (excluding the class token) after the final norm. This equals timm's
-VisionTransformer(global_pool='avg', fc_norm=False); timm's default for 'avg'
-(fc_norm=True) would instead name the final norm `fc_norm` and apply it after
-pooling.
+Pooling (core/vit.h: VIT_POOL_*), as timm's VisionTransformer spells it:
+  'cls'  token 0 after the final norm            global_pool='token'
+  'mean' mean of the patch tokens (class token
+         excluded) after the final norm          global_pool='avg', fc_norm=False
+  'avg'  mean of the patch tokens of the last
+         block's output, then a LayerNorm named
+         fc_norm; `norm` is an identity (no
+         tensors)                                global_pool='avg' (timm's default
+                                                 fc_norm=None means True)
+VisionTransformer(**timm_kwargs) builds this model from timm's constructor
+arguments (the `timm_kwargs` JSON that bin/ewa writes into a checkpoint's
+metadata), for the subset of them this harness trains; anything else is a
+TypeError, as timm's own constructor would raise for unknown arguments.
 
 PointViT is the 3D point-cloud model (DESIGN 2.9) with the C layout's names
 (core/vit.c: layout_points): cls_token, cls_pos, patch_embed.{conv1,norm1,conv2,conv3,norm3,conv4}.*
@@ -214,12 +222,57 @@ def mlp_hidden(dim, mlp_ratio):
     return int(dim * mlp_ratio)
 
 
+POOLS = ("cls", "mean", "avg")
+
+
+def final_norms(dim, pool):
+    """(norm, fc_norm) as timm's VisionTransformer builds them: the final
+    LayerNorm is `norm` (before pooling) for 'cls' and 'mean', `fc_norm`
+    (after pooling) for 'avg'; the other one is an identity without tensors."""
+    ln = nn.LayerNorm(dim, eps=LN_EPS)
+    return (nn.Identity(), ln) if pool == "avg" else (ln, nn.Identity())
+
+
+# timm VisionTransformer arguments this twin implements, with timm's defaults
+# (timm/models/vision_transformer.py). Values other than these defaults for
+# the fixed ones are refused.
+TIMM_FIXED = dict(qkv_bias=True, qk_norm=False, init_values=None, class_token=True,
+                  no_embed_class=False, reg_tokens=0, pre_norm=False, final_norm=True,
+                  dynamic_img_size=False, drop_rate=0.0, pos_drop_rate=0.0, patch_drop_rate=0.0,
+                  proj_drop_rate=0.0, attn_drop_rate=0.0, drop_path_rate=0.0)
+
+
+def VisionTransformer(img_size=224, patch_size=16, in_chans=3, num_classes=1000, global_pool="token",
+                      embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0, fc_norm=None, **fixed):
+    """timm's VisionTransformer constructor (the subset above) -> ViT.
+    global_pool 'token' -> pool 'cls'; 'avg' with fc_norm None/True -> 'avg'
+    (timm: use_fc_norm = global_pool == 'avg' if fc_norm is None); 'avg' with
+    fc_norm=False -> 'mean'."""
+    for k, v in fixed.items():
+        if k not in TIMM_FIXED:
+            raise TypeError("VisionTransformer() got an unexpected keyword argument %r" % k)
+        if v != TIMM_FIXED[k]:
+            raise TypeError("VisionTransformer twin: %s=%r is not implemented (only %r)"
+                            % (k, v, TIMM_FIXED[k]))
+    if global_pool == "token":
+        if fc_norm:
+            raise TypeError("VisionTransformer twin: global_pool='token' with fc_norm=True")
+        pool = "cls"
+    elif global_pool == "avg":
+        pool = "mean" if fc_norm is False else "avg"
+    else:
+        raise TypeError("VisionTransformer twin: global_pool=%r is not implemented" % (global_pool,))
+    h, w = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    return ViT(img_c=in_chans, img_h=h, img_w=w, patch=patch_size, dim=embed_dim, depth=depth,
+               heads=num_heads, mlp_ratio=mlp_ratio, num_classes=num_classes, pool=pool)
+
+
 class ViT(nn.Module):
     def __init__(self, img_c=1, img_h=28, img_w=28, patch=4, dim=192, depth=6,
                  heads=3, mlp_ratio=4.0, num_classes=10, pool="cls", moe=None):
         super().__init__()
         assert img_h % patch == 0 and img_w % patch == 0
-        assert pool in ("cls", "mean")
+        assert pool in POOLS, pool
         self.pool = pool
         self.num_patches = (img_h // patch) * (img_w // patch)
         self.patch_embed = PatchEmbed(img_c, dim, patch)
@@ -230,7 +283,7 @@ class ViT(nn.Module):
         if moe:   # MoE layers replace the mlp of the listed blocks
             for i in moe["blocks"]:
                 self.blocks[i].mlp = make_moe(dim, hidden, moe)
-        self.norm = nn.LayerNorm(dim, eps=LN_EPS)
+        self.norm, self.fc_norm = final_norms(dim, pool)
         self.head = nn.Linear(dim, num_classes)
         self.reset_parameters_timm()
 
@@ -259,12 +312,12 @@ class ViT(nn.Module):
         return self.norm(x)
 
     def forward(self, x):
-        x = self.forward_features(x)
+        x = self.forward_features(x)        # self.norm is an identity for 'avg'
         if self.pool == "cls":
             x = x[:, 0]
         else:
             x = x[:, 1:].mean(dim=1)
-        return self.head(x)
+        return self.head(self.fc_norm(x))   # fc_norm is an identity unless 'avg'
 
 
 class PointNetEmbed(nn.Module):
@@ -324,7 +377,7 @@ class PointViT(ViT):
     def __init__(self, groups=64, group_k=32, pn_width=128, pos_hidden=128, dim=192, depth=6,
                  heads=3, mlp_ratio=4.0, num_classes=10, pool="cls", moe=None):
         nn.Module.__init__(self)
-        assert pool in ("cls", "mean")
+        assert pool in POOLS, pool
         self.pool = pool
         self.groups, self.group_k = groups, group_k
         self.num_patches = groups
@@ -337,7 +390,7 @@ class PointViT(ViT):
         if moe:
             for i in moe["blocks"]:
                 self.blocks[i].mlp = make_moe(dim, hidden, moe)
-        self.norm = nn.LayerNorm(dim, eps=LN_EPS)
+        self.norm, self.fc_norm = final_norms(dim, pool)
         self.head = nn.Linear(dim, num_classes)
 
     def input_floats(self):

@@ -1,17 +1,31 @@
 #include "layers.h"
 #include <math.h>
 
+/* log sum_k exp(l[k]), shifted by the row maximum. */
+static double row_logsumexp(const float *l, int K) {
+    float mx = l[0];
+    for (int k = 1; k < K; k++) if (l[k] > mx) mx = l[k];
+    double sum = 0.0;
+    for (int k = 0; k < K; k++) sum += exp((double)l[k] - mx);
+    return mx + log(sum);
+}
+
+double crossentropy_nll(const float *logits, const int *y, int B, int K) {
+    double total = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *l = logits + (size_t)b * K;
+        total += row_logsumexp(l, K) - l[y[b]];
+    }
+    return total / B;
+}
+
 float crossentropy_forward(float *losses, float *probs, const float *logits,
                            const int *y, int B, int K, float smoothing) {
     double total = 0.0;
     for (int b = 0; b < B; b++) {
         const float *l = logits + (size_t)b * K;
         float *p = probs + (size_t)b * K;
-        float mx = l[0];
-        for (int k = 1; k < K; k++) if (l[k] > mx) mx = l[k];
-        double sum = 0.0;
-        for (int k = 0; k < K; k++) sum += exp((double)l[k] - mx);
-        double lse = mx + log(sum);
+        double lse = row_logsumexp(l, K);
         /* loss = -sum_k target_k log p_k, target = (1-s) onehot(y) + s/K */
         double nll = lse - l[y[b]], smooth = 0.0;
         for (int k = 0; k < K; k++) {

@@ -79,5 +79,7 @@ float crossentropy_forward(float *losses, float *probs, const float *logits,
                            const int *y, int B, int K, float smoothing);
 void crossentropy_backward(float *dlogits, const float *probs, const int *y,
                            int B, int K, float smoothing, float dloss);
+/* Plain cross-entropy (no smoothing), mean over B: -log softmax(logits)[y]. */
+double crossentropy_nll(const float *logits, const int *y, int B, int K);
 
 #endif
