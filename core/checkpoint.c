@@ -1,5 +1,7 @@
 #include "checkpoint.h"
+#include "resample.h"
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +118,7 @@ int vit_timm_kwargs(const ViTDims *d, char *buf, size_t n) {
     if (d->points || d->moe.kind != MOE_NONE) return 1;
     static const char *const global_pool[] = {"token", "avg", "avg"};
     cJSON *o = cJSON_CreateObject();
+    if (!o) return 1;
     cJSON *size = cJSON_AddArrayToObject(o, "img_size");
     cJSON_AddItemToArray(size, cJSON_CreateNumber(d->in_h));
     cJSON_AddItemToArray(size, cJSON_CreateNumber(d->in_w));
@@ -136,4 +139,107 @@ int vit_timm_kwargs(const ViTDims *d, char *buf, size_t n) {
     free(s);
     cJSON_Delete(o);
     return rc;
+}
+
+/* ---- adaptation of other-shaped checkpoints (vit_adapt_checkpoint) ---- */
+
+/* Replaces t's data by data (malloc'd, numel floats) of the given shape. */
+static void replace_tensor(StTensor *t, float *data, int ndim, const int64_t *shape) {
+    free(t->data);
+    t->data = data;
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        t->numel *= (size_t)shape[i];
+    }
+}
+
+/* The source patch grid of a pos_embed of T tokens: from the metadata
+ * input_shape "C,H,W" and patch P when (H/P)(W/P) = T-1, else square. */
+static int source_grid(const StFile *f, int T, int P, int *gh, int *gw) {
+    const char *shape = st_meta(f, "input_shape");
+    int c, h, w;
+    if (shape && sscanf(shape, "%d,%d,%d", &c, &h, &w) == 3 && P > 0 && (h / P) * (w / P) == T - 1) {
+        *gh = h / P;
+        *gw = w / P;
+        return 0;
+    }
+    int g = (int)lround(sqrt((double)(T - 1)));
+    if (g < 1 || g * g != T - 1) return -1;
+    *gh = *gw = g;
+    return 0;
+}
+
+static int adapt_pos_embed(const ViT *m, StFile *f, const char *origin, int P_src, char *rep, size_t n,
+                           Err *err) {
+    StTensor *t = (StTensor *)st_find(f, "pos_embed");
+    int D = m->d.dim, T = m->T;
+    if (!t || t->ndim != 3 || t->shape[0] != 1 || t->shape[2] != D || t->shape[1] == T) return 0;
+    int gh, gw, P = m->d.patch, nh = m->d.in_h / P, nw = m->d.in_w / P;
+    if (t->shape[1] < 2 || source_grid(f, (int)t->shape[1], P_src, &gh, &gw))
+        return err_set(err, ERR_RUNTIME, "%s: tensor 'pos_embed' has %lld tokens: not a class token plus a "
+                       "patch grid this can infer (no input_shape metadata and not 1 + a square)",
+                       origin, (long long)t->shape[1]);
+    float *out = malloc(sizeof(float) * (size_t)T * D);
+    if (!out) return err_set(err, ERR_RUNTIME, "%s: out of memory resampling pos_embed", origin);
+    memcpy(out, t->data, sizeof(float) * (size_t)D);   /* class token kept */
+    resample_bicubic(out + D, t->data + D, gh, gw, D, nh, nw);
+    snprintf(rep, n, "pos_embed [1,%lld,%d] -> [1,%d,%d] (patch grid %dx%d -> %dx%d, bicubic, class token kept)",
+             (long long)t->shape[1], D, T, D, gh, gw, nh, nw);
+    replace_tensor(t, out, 3, (const int64_t[]){1, T, D});
+    return 0;
+}
+
+static int adapt_in_chans(const ViT *m, StTensor *t, const char *origin, char *rep, size_t n, Err *err) {
+    int D = m->d.dim, C = m->d.in_c, Cs = (int)t->shape[1], P = m->d.patch;
+    size_t PP = (size_t)P * P;
+    float *out = calloc((size_t)D * C * PP, sizeof(float));
+    if (!out) return err_set(err, ERR_RUNTIME, "%s: out of memory adapting patch_embed.proj.weight", origin);
+    for (int d = 0; d < D; d++)
+        for (int c = 0; c < C; c++) {
+            float *o = out + ((size_t)d * C + c) * PP;
+            for (int s = 0; s < Cs; s++) {
+                if (C > 1 && s != c % Cs) continue;
+                const float *w = t->data + ((size_t)d * Cs + s) * PP;
+                float scale = C == 1 ? 1.0f : (float)Cs / C;
+                for (size_t k = 0; k < PP; k++) o[k] += scale * w[k];
+            }
+        }
+    if (C == 1)
+        snprintf(rep, n, "patch_embed.proj.weight in_chans %d -> 1 (sum over channels)", Cs);
+    else
+        snprintf(rep, n, "patch_embed.proj.weight in_chans %d -> %d (channels repeated, scaled by %d/%d)", Cs, C,
+                 Cs, C);
+    replace_tensor(t, out, 4, (const int64_t[]){D, C, P, P});
+    return 0;
+}
+
+int vit_adapt_checkpoint(const ViT *m, StFile *f, const char *origin, char *report, size_t n, Err *err) {
+    char pos[200] = "", chans[200] = "", widened[120] = "";
+    int n16 = 0, nb16 = 0, rc = 0, P_src = m->d.patch;
+    for (int i = 0; i < f->n_tensors; i++) {
+        n16 += !strcmp(f->tensors[i].dtype, "F16");
+        nb16 += !strcmp(f->tensors[i].dtype, "BF16");
+    }
+    if (n16 || nb16)
+        snprintf(widened, sizeof widened, "%d F16 and %d BF16 tensors widened to F32", n16, nb16);
+    StTensor *pw = (StTensor *)st_find(f, "patch_embed.proj.weight");
+    if (!m->d.points && pw && pw->ndim == 4 && pw->shape[0] == m->d.dim) {
+        P_src = (int)pw->shape[2];
+        if (pw->shape[2] != m->d.patch || pw->shape[3] != m->d.patch)
+            return err_set(err, ERR_RUNTIME, "%s: tensor 'patch_embed.proj.weight' has %lldx%lld patches, the model "
+                           "%dx%d (set model.patch = %lld; patch kernels are not resampled)", origin,
+                           (long long)pw->shape[2], (long long)pw->shape[3], m->d.patch, m->d.patch,
+                           (long long)pw->shape[2]);
+        if (pw->shape[1] != m->d.in_c && (rc = adapt_in_chans(m, pw, origin, chans, sizeof chans, err)))
+            return rc;
+    }
+    if (!m->d.points && (rc = adapt_pos_embed(m, f, origin, P_src, pos, sizeof pos, err))) return rc;
+    const char *parts[3] = {pos, chans, widened};
+    size_t k = 0;
+    if (n) report[0] = '\0';
+    for (int i = 0; i < 3; i++)
+        if (parts[i][0] && k < n) k += (size_t)snprintf(report + k, n - k, "%s%s", k ? "; " : "", parts[i]);
+    return 0;
 }

@@ -26,6 +26,25 @@ int vit_load_tensors(ViT *m, const StFile *f, const char *origin,
 int vit_load_upcycle(ViT *m, const StFile *f, const char *origin, int n_skip,
                      const char *const *skip, int *n_upcycled, Err *err);
 
+/* Fine-tuning from a timm-layout image checkpoint of another shape (what
+ * timm's checkpoint_filter_fn does when it loads such weights), in place on
+ * f before vit_load_tensors / vit_load_upcycle:
+ *  - pos_embed [1, 1+gh*gw, D] -> [1, m->T, D]: the class token's row is
+ *    kept, the patch grid resampled bicubically (core/resample.h) from gh x gw
+ *    to the model's grid. The source grid is H/P x W/P of the metadata
+ *    input_shape "C,H,W" when it fits, else square (timm's assumption).
+ *  - patch_embed.proj.weight [D, Cs, P, P] -> [D, C, P, P] (timm's
+ *    adapt_input_conv): C == 1 sums over the Cs channels, so the model sees a
+ *    grey image exactly as the source model saw it replicated into every
+ *    channel (a mean would scale every patch embedding by 1/Cs); C > 1 repeats
+ *    the source channels cyclically and scales by Cs / C, which keeps the
+ *    response to an input equal in every channel.
+ *  - F16/BF16 tensors were already widened by st_read; they are counted.
+ * A different patch size or embedding width is an error naming the tensor
+ * (this resamples neither patch kernels nor widths). report (n bytes) gets
+ * one line saying what was adapted, or "" if nothing was. */
+int vit_adapt_checkpoint(const ViT *m, StFile *f, const char *origin, char *report, size_t n, Err *err);
+
 /* The keyword arguments of timm's VisionTransformer that build a model whose
  * state_dict loads this model's checkpoint with strict=True, as one JSON
  * object (the `timm_kwargs` checkpoint metadata), e.g.

@@ -1,4 +1,4 @@
-/* safetensors reader and writer (float32 tensors only).
+/* safetensors reader (F32, F16, BF16; widened to float) and writer (F32).
  *
  * Layout: an 8-byte little-endian u64 N, then N bytes of JSON header, then the
  * data area. The header maps tensor names to
@@ -250,6 +250,44 @@ static int parse_shape(const char *path, const char *nm, const cJSON *shape,
     return 0;
 }
 
+/* Bytes per element of a supported dtype, 0 for any other. */
+static size_t dtype_size(const char *dtype) {
+    if (!strcmp(dtype, "F32")) return 4;
+    if (!strcmp(dtype, "F16") || !strcmp(dtype, "BF16")) return 2;
+    return 0;
+}
+
+/* IEEE 754 binary16 -> float, exact (normals, subnormals, inf, NaN). */
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    float v;
+    if (e == 0)
+        v = ldexpf((float)m, -24);                 /* zero and subnormals: m * 2^-24 */
+    else if (e == 31)
+        v = m ? NAN : INFINITY;
+    else
+        v = ldexpf((float)(m | 0x400), (int)e - 25);   /* 1.m * 2^(e-15) */
+    uint32_t bits;
+    memcpy(&bits, &v, 4);
+    bits |= sign;
+    memcpy(&v, &bits, 4);
+    return v;
+}
+
+/* Widens n elements of dtype (2-byte F16 or BF16) in raw to float in out. */
+static void widen(float *out, const unsigned char *raw, size_t n, const char *dtype) {
+    int bf16 = !strcmp(dtype, "BF16");
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h = (uint16_t)(raw[2 * i] | raw[2 * i + 1] << 8);   /* little-endian */
+        if (bf16) {   /* bfloat16 is the top half of a float's bits */
+            uint32_t bits = (uint32_t)h << 16;
+            memcpy(&out[i], &bits, 4);
+        } else {
+            out[i] = half_to_float(h);
+        }
+    }
+}
+
 /* Validates data_offsets against the shape and the data area size. */
 static int parse_offsets(const char *path, const char *nm, const cJSON *offs,
                          const StTensor *t, uint64_t data_len, Span *sp, Err *err) {
@@ -269,11 +307,12 @@ static int parse_offsets(const char *path, const char *nm, const cJSON *offs,
         return err_set(err, ERR_RUNTIME,
                        "%s: tensor '%s': data_offsets end %" PRIu64 " is before begin %" PRIu64,
                        path, nm, be[1], be[0]);
-    if (be[1] - be[0] != (uint64_t)t->numel * 4)
+    uint64_t esize = dtype_size(t->dtype);
+    if (be[1] - be[0] != (uint64_t)t->numel * esize)
         return err_set(err, ERR_RUNTIME,
                        "%s: tensor '%s': size mismatch: data_offsets span %" PRIu64
-                       " bytes but the shape needs %zu elements * 4 = %" PRIu64 " bytes",
-                       path, nm, be[1] - be[0], t->numel, (uint64_t)t->numel * 4);
+                       " bytes but the shape needs %zu elements * %" PRIu64 " = %" PRIu64 " bytes",
+                       path, nm, be[1] - be[0], t->numel, esize, (uint64_t)t->numel * esize);
     if (be[1] > data_len)
         return err_set(err, ERR_RUNTIME,
                        "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
@@ -297,10 +336,11 @@ static int parse_tensor(const char *path, const cJSON *e, uint64_t data_len,
         return err_set(err, ERR_RUNTIME, "%s: tensor '%s': missing dtype", path, nm);
     if (!cJSON_IsString(dtype))
         return err_set(err, ERR_RUNTIME, "%s: tensor '%s': dtype is not a string", path, nm);
-    if (strcmp(dtype->valuestring, "F32") != 0)
+    if (!dtype_size(dtype->valuestring))
         return err_set(err, ERR_RUNTIME,
-                       "%s: tensor '%s': unsupported dtype '%s' (only F32 is supported)",
+                       "%s: tensor '%s': unsupported dtype '%s' (F32, F16 and BF16 are supported)",
                        path, nm, dtype->valuestring);
+    snprintf(t->dtype, sizeof t->dtype, "%s", dtype->valuestring);
     int rc = parse_shape(path, nm, cJSON_GetObjectItemCaseSensitive(e, "shape"), t, err);
     if (rc) return rc;
     return parse_offsets(path, nm, cJSON_GetObjectItemCaseSensitive(e, "data_offsets"),
@@ -514,19 +554,25 @@ static int read_data(const char *path, int fd, uint64_t data_start, StFile *f,
                      const Span *sp, Err *err) {
     for (int k = 0; k < f->n_tensors; k++) {
         StTensor *t = &f->tensors[sp[k].idx];
-        size_t bytes = t->numel * 4;
-        t->data = malloc(bytes ? bytes : sizeof(float));
+        size_t bytes = t->numel * dtype_size(t->dtype);
+        t->data = malloc(t->numel ? t->numel * sizeof(float) : sizeof(float));
         if (!t->data)
             return err_set(err, ERR_RUNTIME, "%s: out of memory for tensor '%s' (%zu bytes)",
-                           path, t->name, bytes);
+                           path, t->name, t->numel * sizeof(float));
         if (bytes == 0) continue;
-        int r = pread_all(fd, t->data, bytes, data_start + sp[k].begin);
+        /* 2-byte dtypes are read into the upper half of the buffer and widened
+         * in place from the front (element i's float never overtakes the
+         * half-width element i + 1 still to be read). */
+        int narrow = bytes < t->numel * sizeof(float);
+        unsigned char *dst = (unsigned char *)t->data + (narrow ? t->numel * sizeof(float) - bytes : 0);
+        int r = pread_all(fd, dst, bytes, data_start + sp[k].begin);
         if (r < 0)
             return err_set(err, ERR_RUNTIME, "%s: read error in tensor '%s': %s",
                            path, t->name, strerror(errno));
         if (r > 0)
             return err_set(err, ERR_RUNTIME, "%s: file is shorter than expected (tensor '%s')",
                            path, t->name);
+        if (narrow) widen(t->data, dst, t->numel, t->dtype);
     }
     return 0;
 }

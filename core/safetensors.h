@@ -1,4 +1,4 @@
-/* safetensors files (float32 tensors only) with a string-to-string
+/* safetensors files with a string-to-string
  * __metadata__ map, read and written with cJSON. Writes go to a temporary
  * name and are renamed into place, so a crash never leaves a file that looks
  * complete. */
@@ -16,6 +16,8 @@ typedef struct {
     int64_t shape[ST_MAX_DIMS];
     size_t numel;
     float *data;        /* owned by the StFile when read; borrowed when writing */
+    char dtype[8];      /* read: the file's dtype ("F32", "F16" or "BF16"; data is
+                           always widened to float); ignored when writing (F32) */
 } StTensor;
 
 typedef struct {
@@ -25,7 +27,7 @@ typedef struct {
     char **meta_keys, **meta_vals;
 } StFile;
 
-/* Writes tensors in the given order plus metadata. */
+/* Writes tensors in the given order (as F32) plus metadata. */
 int st_write(const char *path, const StTensor *tensors, int n_tensors,
              const char *const *meta_keys, const char *const *meta_vals, int n_meta,
              Err *err);
@@ -35,11 +37,14 @@ int st_write(const char *path, const StTensor *tensors, int n_tensors,
  * header no longer than the file; the header is valid UTF-8 and one JSON
  * object with only JSON whitespace (space, tab, LF, CR) around it (no
  * byte-order mark, no control bytes); tensor names unique and not cut by a
- * \u0000 escape; dtype F32 only; shape non-negative integers whose byte count
- * (numel * 4) equals end - begin of data_offsets; the offsets, sorted, tile the
- * data area exactly: the first begins at 0, each begins where the previous
- * ended (no gap, no overlap), the last ends at the end of the file (no
- * trailing bytes); __metadata__ maps strings to strings. */
+ * \u0000 escape; dtype F32, F16 or BF16; shape non-negative integers whose
+ * byte count (numel * element size) equals end - begin of data_offsets; the
+ * offsets, sorted, tile the data area exactly: the first begins at 0, each
+ * begins where the previous ended (no gap, no overlap), the last ends at the
+ * end of the file (no trailing bytes); __metadata__ maps strings to strings.
+ * F16 (IEEE half) and BF16 (bfloat16) tensors are widened to float exactly
+ * (every value of both is a float; subnormals, inf and NaN included);
+ * t->dtype keeps the file's dtype. */
 int st_read(const char *path, StFile *out, Err *err);
 
 const StTensor *st_find(const StFile *f, const char *name);

@@ -341,9 +341,10 @@ static int ensure_dir(const char *dir, Err *err) {
     return 0;
 }
 
-/* A checkpoint's input shape (and class count, unless the head is new) must
- * be the data's: a mismatch names both the checkpoint and the data file. */
-static int check_ckpt_data(const StFile *f, const char *path, const DataSplit *s, int classes,
+/* A checkpoint's input shape (if shape; fine-tuning adapts an image
+ * checkpoint instead) and class count (unless the head is new) must be the
+ * data's: a mismatch names both the checkpoint and the data file. */
+static int check_ckpt_data(const StFile *f, const char *path, const DataSplit *s, int classes, int shape_check,
                            Err *err) {
     const char *shape = st_meta(f, "input_shape"), *k = st_meta(f, "num_classes");
     char want[64], src[300];
@@ -354,7 +355,7 @@ static int check_ckpt_data(const StFile *f, const char *path, const DataSplit *s
         snprintf(want, sizeof want, "%d,%d,%d", s->img.c, s->img.h, s->img.w);
         snprintf(src, sizeof src, "%s", s->img.source);
     }
-    if (shape && strcmp(shape, want))
+    if (shape_check && shape && strcmp(shape, want))
         return err_set(err, ERR_RUNTIME, "%s: the checkpoint's input shape is %s, but %s holds "
                        "samples of shape %s", path, shape, src, want);
     if (classes && k && atoi(k) != s->num_classes)
@@ -371,12 +372,15 @@ static int load_init_checkpoint(ViT *m, const RunConfig *c, const DataSplit *tra
     if (rc) return rc;
     const char *skip[] = {"head."};
     int n_up = 0;
-    rc = check_ckpt_data(&f, c->init_checkpoint, train, !c->reset_head, err);
+    char adapted[600] = "";
+    rc = check_ckpt_data(&f, c->init_checkpoint, train, !c->reset_head, train->is_points, err);
+    if (!rc) rc = vit_adapt_checkpoint(m, &f, c->init_checkpoint, adapted, sizeof adapted, err);
     if (!rc) rc = vit_load_upcycle(m, &f, c->init_checkpoint, c->reset_head ? 1 : 0, skip, &n_up, err);
     st_free(&f);
     if (!rc)
         fprintf(stderr, "loaded %s%s%s\n", c->init_checkpoint, c->reset_head ? " (head re-initialised)" : "",
                 n_up ? " (MoE experts upcycled from its FFNs)" : "");
+    if (!rc && adapted[0]) fprintf(stderr, "adapted %s: %s\n", c->init_checkpoint, adapted);
     return rc;
 }
 
@@ -511,8 +515,9 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         if (!last && (c->eval_every == 0 || ep % c->eval_every)) {   /* no test pass this epoch */
             if (tty) fprintf(stderr, "\r\033[K");
             if (writer)
-                fprintf(stderr, "epoch %d/%d  train loss %.4f acc %.4f | %.0f img/s\n", ep, c->epochs,
-                    loss_sum / seen, (double)correct / seen, seen / ep_time);
+                fprintf(stderr, "epoch %d/%d  train loss %.4f (smoothed %.4f) acc %.4f | %.0f img/s\n", ep,
+                        c->epochs, nll_sum / seen, (loss_sum - aux_sum) / seen, (double)correct / seen,
+                        seen / ep_time);
             continue;
         }
         double tl, tls, ta, tv = now_s();
@@ -540,8 +545,9 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         if (ta > res->best_top1) res->best_top1 = ta;
         if (tty) fprintf(stderr, "\r\033[K");
         if (writer)
-            fprintf(stderr, "epoch %d/%d  train loss %.4f acc %.4f | test loss %.4f top1 %.4f | %.0f img/s\n",
-                ep, c->epochs, loss_sum / seen, (double)correct / seen, tl, ta, seen / ep_time);
+            fprintf(stderr, "epoch %d/%d  train loss %.4f (smoothed %.4f) acc %.4f | test loss %.4f top1 %.4f | "
+                    "%.0f img/s\n", ep, c->epochs, nll_sum / seen, (loss_sum - aux_sum) / seen,
+                    (double)correct / seen, tl, ta, seen / ep_time);
     }
     res->steps = step;
     res->train_seconds = train_time;
@@ -601,7 +607,7 @@ int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1
     dc.train_subset = 0;   /* the test split does not depend on the subset */
     if ((rc = data_open(&dc, &train, &test, err))) goto out_f;
     ViT m;
-    if ((rc = check_ckpt_data(&f, path, &test, 1, err))) goto out_data;
+    if ((rc = check_ckpt_data(&f, path, &test, 1, 1, err))) goto out_data;
     if ((rc = build_model(&c, &test, c.batch_size, 1, &m, err))) goto out_data;
     if ((rc = vit_load_tensors(&m, &f, path, 0, NULL, err))) goto out_model;
     float *x = malloc(sizeof(float) * data_sample_floats(&test) * c.batch_size);

@@ -519,7 +519,7 @@ Test(validate, simple_ranges) {
         {"model.mlp_ratio=0", "model.mlp_ratio"},
         {"model.mlp_ratio=0.3333", "model.mlp_ratio"},
         {"model.mlp_ratio=-4", "model.mlp_ratio"},
-        {"model.pool=avg", "model.pool = 'avg' must be one of: cls, mean"},
+        {"model.pool=max", "model.pool = 'max' must be one of: cls, mean, avg"},
         {"data.dataset=mnist", "data.dataset = 'mnist'"},
         {"data.train_subset=-1", "data.train_subset"},
         {"data.classes=5-3", "data.classes = '5-3'"},

@@ -266,10 +266,57 @@ Test(safetensors, missing_fields) {
 }
 
 Test(safetensors, unsupported_dtype_is_named) {
-    broken("f16.st", "{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", "F16");
-    broken("bf16.st", "{\"a\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}",
-           "unsupported dtype 'BF16'");
+    broken("f64.st", "{\"a\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]}}",
+           "unsupported dtype 'F64'");
+    broken("i8.st", "{\"a\":{\"dtype\":\"I8\",\"shape\":[2],\"data_offsets\":[0,2]}}", "I8");
     broken("dnum.st", "{\"a\":{\"dtype\":32,\"shape\":[2],\"data_offsets\":[0,8]}}", "dtype");
+    /* a 2-byte dtype with an F32-sized span */
+    broken("f16size.st", "{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+           "size mismatch");
+}
+
+/* F16 and BF16 are widened exactly: bit patterns of known values (IEEE 754
+ * binary16: sign, 5-bit exponent bias 15, 10-bit mantissa; bfloat16: the top
+ * 16 bits of a float), subnormals, infinities and NaN included. */
+Test(safetensors, f16_and_bf16_are_widened_exactly) {
+    static const uint16_t f16[] = {0x3c00, 0xc000, 0x3800, 0x0001, 0x03ff, 0x7bff, 0x7c00, 0xfc00, 0x7e00,
+                                   0x8000, 0x3555};
+    static const float f16_want[] = {1.0f, -2.0f, 0.5f, 5.9604644775390625e-08f /* 2^-24 */,
+                                     6.0975551605224609e-05f /* 1023 * 2^-24 */, 65504.0f, INFINITY,
+                                     -INFINITY, NAN, -0.0f, 0.333251953125f};
+    static const uint16_t bf16[] = {0x3f80, 0xc000, 0x0001, 0x7f80, 0x3eab, 0xff80, 0x7fc0};
+    static const float bf16_want[] = {1.0f, -2.0f, 9.18354961579912e-41f /* 2^-133 */, INFINITY,
+                                      0.333984375f, -INFINITY, NAN};
+    enum { NF = sizeof f16 / 2, NB = sizeof bf16 / 2 };
+    unsigned char data[2 * (NF + NB)];
+    for (int i = 0; i < NF; i++) { data[2 * i] = f16[i] & 0xff; data[2 * i + 1] = f16[i] >> 8; }
+    for (int i = 0; i < NB; i++) {
+        data[2 * (NF + i)] = bf16[i] & 0xff;
+        data[2 * (NF + i) + 1] = bf16[i] >> 8;
+    }
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"h\":{\"dtype\":\"F16\",\"shape\":[%d],\"data_offsets\":[0,%d]},"
+             "\"b\":{\"dtype\":\"BF16\",\"shape\":[%d],\"data_offsets\":[%d,%d]}}",
+             NF, 2 * NF, NB, 2 * NF, 2 * (NF + NB));
+    char *p = raw_st("half.st", json, data, sizeof data);
+    StFile f;
+    Err err = {0};
+    cr_assert_eq(st_read(p, &f, &err), 0, "%s", err.msg);
+    const StTensor *h = st_find(&f, "h"), *b = st_find(&f, "b");
+    cr_assert_str_eq(h->dtype, "F16");
+    cr_assert_str_eq(b->dtype, "BF16");
+    for (int i = 0; i < NF; i++) {
+        if (isnan(f16_want[i])) { cr_expect(isnan(h->data[i]), "F16 %04x", f16[i]); continue; }
+        cr_expect(h->data[i] == f16_want[i] && signbit(h->data[i]) == signbit(f16_want[i]),
+                  "F16 %04x -> %.9g, want %.9g", f16[i], h->data[i], f16_want[i]);
+    }
+    for (int i = 0; i < NB; i++) {
+        if (isnan(bf16_want[i])) { cr_expect(isnan(b->data[i]), "BF16 %04x", bf16[i]); continue; }
+        cr_expect(b->data[i] == bf16_want[i], "BF16 %04x -> %.9g, want %.9g", bf16[i], b->data[i], bf16_want[i]);
+    }
+    st_free(&f);
+    free(p);
 }
 
 Test(safetensors, bad_shapes) {
@@ -414,6 +461,9 @@ Test(safetensors, offsets_out_of_range_overlap_and_byte_count) {
                  "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "overlap");
     BROKEN_BYTES("count.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", 16,
                  "size mismatch");
-    BROKEN_BYTES("dtype.st", "{\"a\":{\"dtype\":\"F16\",\"shape\":[8],\"data_offsets\":[0,16]}}", 16,
-                 "unsupported dtype 'F16'");
+    BROKEN_BYTES("dtype.st", "{\"a\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16,
+                 "unsupported dtype 'F64'");
+    /* F16 is 2 bytes an element: 8 elements span 16 bytes, 4 do not */
+    BROKEN_BYTES("count16.st", "{\"a\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16,
+                 "size mismatch");
 }

@@ -324,15 +324,68 @@ def self_check(name, wpath, rpath, cfg):
     assert d32 < 1e-4, d32
 
 
+# A timm-layout checkpoint of another input shape (issue 14): 3x32x32, patch
+# 4, stored the way timm users often share weights: pos_embed in BF16, the
+# patch projection in F16, the rest F32, no harness metadata. The reference
+# holds what fine-tuning at other shapes must make of it, computed by torch:
+# the widened tensors, F.interpolate(mode='bicubic', align_corners=False) of
+# the patch grid (class token kept) and timm's adapt_input_conv rules.
+RGB32 = dict(img_c=3, img_h=32, img_w=32, patch=4, dim=16, depth=1, heads=2, mlp_ratio=2,
+             num_classes=10, pool="cls")
+RGB32_TARGETS = {"1x28x28": (1, 28, 28), "4x48x40": (4, 48, 40)}
+
+
+def adapt_in_chans(w, chans):
+    """timm adapt_input_conv for a 3-channel source: 1 channel sums, more
+    repeat and scale by 3 / chans."""
+    if chans == 1:
+        return w.sum(dim=1, keepdim=True)
+    reps = -(-chans // w.shape[1])
+    return w.repeat(1, reps, 1, 1)[:, :chans] * (w.shape[1] / float(chans))
+
+
+def make_rgb32(outdir):
+    torch.manual_seed(777)
+    model = build_model(RGB32)
+    nontrivial_init(model)
+    sd = OrderedDict((n, p.detach().clone()) for n, p in model.state_dict().items())
+    dtypes = {"pos_embed": "BF16", "patch_embed.proj.weight": "F16"}
+    path = os.path.join(outdir, "timm_rgb32.safetensors")
+    tv.save_safetensors(path + ".tmp", sd, None, dtypes)
+    os.replace(path + ".tmp", path)
+    w, _ = tv.load_safetensors(path)            # the widened values
+    ref = OrderedDict()
+    for n in dtypes:
+        ref["widened." + n] = torch.from_numpy(w[n])
+    pos = torch.from_numpy(w["pos_embed"]).double()
+    pw = torch.from_numpy(w["patch_embed.proj.weight"]).double()
+    D, P, g = RGB32["dim"], RGB32["patch"], RGB32["img_h"] // RGB32["patch"]
+    for name, (c, h, wd) in RGB32_TARGETS.items():
+        grid = pos[:, 1:].reshape(1, g, g, D).permute(0, 3, 1, 2)
+        new = torch.nn.functional.interpolate(grid, size=(h // P, wd // P), mode="bicubic",
+                                              align_corners=False)
+        new = new.permute(0, 2, 3, 1).reshape(1, -1, D)
+        ref["pos_embed." + name] = torch.cat((pos[:, :1], new), dim=1)
+        ref["patch_embed.proj.weight." + name] = adapt_in_chans(pw, c)
+    rpath = os.path.join(outdir, "timm_rgb32.ref.safetensors")
+    tv.save_safetensors(rpath + ".tmp", ref)
+    os.replace(rpath + ".tmp", rpath)
+    print("timm_rgb32: wrote %s (pos_embed BF16, patch projection F16) and its adaptation reference "
+          "for %s" % (os.path.basename(path), ", ".join(RGB32_TARGETS)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="output directory")
-    ap.add_argument("--cases", default=",".join(CASES),
-                    help="comma-separated subset of: " + ", ".join(CASES))
+    ap.add_argument("--cases", default=",".join(list(CASES) + ["timm_rgb32"]),
+                    help="comma-separated subset of: " + ", ".join(list(CASES) + ["timm_rgb32"]))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     torch.set_num_threads(1)
     for name in a.cases.split(","):
+        if name == "timm_rgb32":
+            make_rgb32(a.out)
+            continue
         if name not in CASES:
             ap.error("unknown case %r" % name)
         make_case(name, CASES[name], a.out)

@@ -448,21 +448,28 @@ def train_step(model, opt, x, y, label_smoothing=0.0, grad_clip=1.0):
 
 
 # --------------------------------------------------------------------------
-# Minimal safetensors I/O (F32 only), no external package.
+# Minimal safetensors I/O (F32; F16 and BF16 through torch), no external package.
 
-def save_safetensors(path, tensors, metadata=None):
-    """tensors: ordered mapping name -> array-like; written as little-endian F32
-    in the given order."""
+TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def save_safetensors(path, tensors, metadata=None, dtypes=None):
+    """tensors: ordered mapping name -> array-like; written little-endian in
+    the given order, as F32 or as dtypes[name] ("F16" or "BF16": torch's
+    round-to-nearest-even conversion of the float32 values)."""
     header = OrderedDict()
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     blobs, off = [], 0
     for name, t in tensors.items():
+        dt = (dtypes or {}).get(name, "F32")
         if isinstance(t, torch.Tensor):
-            t = t.detach().cpu().numpy()
+            t = t.detach().cpu().float().numpy()
         a = np.ascontiguousarray(np.asarray(t, dtype="<f4"))
+        if dt != "F32":   # 16-bit patterns via torch (numpy has no bfloat16)
+            a = torch.from_numpy(a).to(TORCH_DTYPES[dt]).view(torch.int16).numpy().astype("<i2")
         b = a.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape),
+        header[name] = {"dtype": dt, "shape": list(a.shape),
                         "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
@@ -485,12 +492,16 @@ def load_safetensors(path):
     base = 8 + n
     out = OrderedDict()
     for name, info in header.items():
-        if info["dtype"] != "F32":
-            raise ValueError("%s: tensor %s has dtype %s, only F32 supported"
-                             % (path, name, info["dtype"]))
         b, e = info["data_offsets"]
         shape = tuple(info["shape"])
-        arr = np.frombuffer(data[base + b:base + e], dtype="<f4")
+        if info["dtype"] == "F32":
+            arr = np.frombuffer(data[base + b:base + e], dtype="<f4")
+        elif info["dtype"] in TORCH_DTYPES:   # widened to float32
+            bits = torch.from_numpy(np.frombuffer(data[base + b:base + e], dtype="<i2").copy())
+            arr = bits.view(TORCH_DTYPES[info["dtype"]]).float().numpy()
+        else:
+            raise ValueError("%s: tensor %s has dtype %s, only F32, F16 and BF16 are supported"
+                             % (path, name, info["dtype"]))
         if arr.size != int(np.prod(shape, dtype=np.int64)):
             raise ValueError("%s: tensor %s size mismatch" % (path, name))
         out[name] = arr.reshape(shape).copy()
