@@ -1,52 +1,158 @@
 #!/usr/bin/env bash
-# plots/ablation.sh DIR XKEY [TITLE]: ablation lines from DIR/table.tsv
-# (`ewa aggregate`): mean top-1 against the grouping column XKEY (numeric, or
-# categories in table order), one line per combination of the other grouping
-# columns that vary, error bars = sample std over seeds.
-# Writes DIR/ablation_<XKEY>.png.
+# plots/ablation.sh DIR XKEY [TITLE]: an ablation figure from DIR/table.tsv and
+# DIR/runs.csv (`ewa grid` + `ewa aggregate`), two panels over the grouping
+# column XKEY:
+#  (a) test top-1, mean +- std over seeds, y from 0 to 1 with the chance level;
+#      the dense baseline (one cell whatever XKEY) as a horizontal line;
+#  (b) the paired difference to dense in points of top-1: per cell, the mean
+#      over seeds of (cell - dense) for the seeds both have, with its 95%
+#      interval mean +- t(0.975, n-1) sd/sqrt(n); a zero line. Dense is the
+#      dense cell of the same dataset, subset, model, classes and epochs.
+# One series per combination of the other varying columns, in its method's
+# colour (plots/common.sh). Numeric XKEY: lines (experts on a log2 axis);
+# categorical XKEY (blocks, method): categories, points without lines.
+# Writes DIR/ablation_<XKEY>.png and .svg.
 set -eu
 here=$(dirname "$0"); . "$here/common.sh"
 DIR=$1; X=$2; TITLE=${3:-"ablation over $X"}
-T=$DIR/table.tsv
+T=$DIR/table.tsv; R=$DIR/runs.csv
 [ -s "$T" ] || { echo "plots/ablation.sh: no $T" >&2; exit 1; }
-xc=$(col "$T" "$X"); nc=$(col "$T" n); mc=$(col "$T" mean_top1); sc=$(col "$T" std_top1)
-[ -n "$xc" ] || { echo "plots/ablation.sh: $T has no column $X" >&2; exit 1; }
-DAT=$DIR/ablation_$X.dat
-awk -F'\t' -v xc="$xc" -v nc="$nc" -v mc="$mc" -v sc="$sc" '
-NR==1 { for (i = 1; i < nc; i++) h[i] = $i; next }
-{ n++; for (i = 1; i < nc; i++) { v[n, i] = $i; if (!((i, $i) in seen)) { seen[i, $i] = 1; nv[i]++ } }
-  x[n] = $xc; m[n] = $mc; s[n] = ($sc == "" ? 0 : $sc);
-  if (x[n] !~ /^-?[0-9.eE+-]+$/) cat = 1;
-  if (!(x[n] in xi)) { xi[x[n]] = ++nx } }
+[ -n "$(col "$T" "$X")" ] || { echo "plots/ablation.sh: $T has no column $X" >&2; exit 1; }
+A=$DIR/ablation_$X.dat; B=$DIR/ablation_${X}_diff.dat; D=$DIR/ablation_${X}_dense.dat
+RT=$(mktemp); S=$(mktemp); trap 'rm -f "$RT" "$S"' EXIT
+if [ -s "$R" ]; then csv2tsv "$R" > "$RT"; fi
+awk -F'\t' -v X="$X" -v tq="$(for d in $(seq 1 30); do t975 "$d"; done | paste -sd' ')" \
+    -v A="$A" -v B="$B" -v D="$D" -v S="$S" '
+function q(df) { return df < 1 ? 0 : (df <= 30 ? tt[df] : (df <= 60 ? 2.0 : (df <= 120 ? 1.98 : 1.96))) }
+function ident(i) { return h[i] == "dataset" || h[i] == "train_subset" || h[i] == "preset" || h[i] == "dim" ||
+                           h[i] == "depth" || h[i] == "classes" || h[i] == "epochs" }
+BEGIN { split(tq, tt, " ") }
+FNR == 1 && FILENAME != ARGV[1] {   # table.tsv header: grouping columns before n
+  for (i = 1; i <= NF; i++) { if ($i == "n") break; h[i] = $i; ng = i }
+  for (i = 1; i <= NF; i++) tcol[$i] = i
+  next
+}
+FNR == 1 { for (i = 1; i <= NF; i++) rcol[$i] = i; next }   # runs.tsv header
+FILENAME == ARGV[1] {   # runs: the last ok row of each run, keyed by cell and seed
+  if ($rcol["status"] != "ok") next;
+  run[$rcol["run_id"]] = $0; next
+}
+$1 == "pooled" { next }
+{
+  nc++; for (i = 1; i <= ng; i++) { v[nc, i] = $i; if (!((i, $i) in seen)) { seen[i, $i] = 1; nv[i]++ } }
+  mean[nc] = $tcol["mean_top1"]; sd[nc] = ($tcol["std_top1"] == "" ? 0 : $tcol["std_top1"]);
+}
 END {
-  for (r = 1; r <= n; r++) {
-    lab = "";
-    for (i = 1; i < nc; i++) if (i != xc && nv[i] > 1) lab = lab (lab == "" ? "" : " ") h[i] "=" v[r, i];
-    if (lab == "") lab = "all";
-    if (!(lab in li)) { li[lab] = ++nl; labs[nl] = lab }
-    row[li[lab]] = row[li[lab]] sprintf("%s\t%s\t%s\t%s\n", (cat ? xi[x[r]] - 1 : x[r]), m[r], s[r], x[r]);
+  for (i = 1; i <= ng; i++) { if (h[i] == X) xcol = i; if (h[i] == "method") mcol = i }
+  cat = (X == "method");
+  for (c = 1; c <= nc; c++) if (v[c, xcol] !~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/) cat = 1;
+  # per-seed accuracies of each cell from the runs
+  for (r in run) {
+    split(run[r], f, "\t"); key = "";
+    for (i = 1; i <= ng; i++) key = key SUBSEP f[rcol[h[i]]];
+    acc[key, f[rcol["seed"]]] = f[rcol["final_top1"]]; seeds[f[rcol["seed"]]] = 1;
   }
-  for (j = 1; j <= nl; j++) { if (j > 1) printf "\n\n"; printf "\"%s\"\n%s", labs[j], row[j] }
-  print nl, cat > "/dev/stderr"
-}' "$T" > "$DAT" 2> "$DAT.n"
-read -r NL CAT < "$DAT.n"; rm -f "$DAT.n"
-plot=""
-for ((j = 0; j < NL; j++)); do
-  [ -n "$plot" ] && plot="$plot, "
-  xt=""; [ "$CAT" = 1 ] && xt=":xtic(4)"
-  plot="$plot'$DAT' index $j using 1:2:3$xt with yerrorlines lw 1.5 title columnhead(1)"
-done
-gnuplot <<GP
-set terminal $TERM_PNG size 800,500
-set output '$DIR/ablation_$X.png'
+  for (c = 1; c <= nc; c++) {
+    key = ""; id = "";
+    for (i = 1; i <= ng; i++) { key = key SUBSEP v[c, i]; if (ident(i)) id = id SUBSEP v[c, i] }
+    ckey[c] = key; cid[c] = id;
+    isdense[c] = (mcol && v[c, mcol] == "dense" && X != "method");
+    if (mcol && v[c, mcol] == "dense") densecell[id] = c;
+    if (!(v[c, xcol] in xi)) { xi[v[c, xcol]] = nx++; xs[nx] = v[c, xcol] }
+    lab = "";
+    for (i = 1; i <= ng; i++)
+      if (i != xcol && nv[i] > 1 && !(i == mcol && X == "method")) lab = lab (lab == "" ? "" : " ") (h[i] == "method" ? "" : h[i] "=") v[c, i];
+    if (lab == "") lab = (mcol ? v[c, mcol] : "all");
+    slab[c] = lab;
+    if (!isdense[c] && !(lab in li)) { li[lab] = ++nl; labs[nl] = lab; smeth[nl] = (mcol ? v[c, mcol] : "") }
+  }
+  printf "" > A; printf "" > B; printf "" > D;
+  for (c = 1; c <= nc; c++) if (isdense[c]) {
+    dl = ""; for (i = 1; i <= ng; i++) if (ident(i) && nv[i] > 1) dl = dl " " h[i] "=" v[c, i];
+    printf "%s\t%s\t\"dense%s\"\n", mean[c], sd[c], dl >> D
+  }
+  for (j = 1; j <= nl; j++) {   # block j-1 of A and B is series j (a NaN row keeps empty blocks counted)
+    if (j > 1) { printf "\n\n" >> A; printf "\n\n" >> B }
+    printf "NaN\tNaN\tNaN\tNaN\n", labs[j] >> A; printf "NaN\tNaN\tNaN\tNaN\t0\n" >> B; ndiff = 0;
+    for (c = 1; c <= nc; c++) {
+      if (isdense[c] || slab[c] != labs[j]) continue;
+      x = cat ? xi[v[c, xcol]] : v[c, xcol];
+      printf "%s\t%s\t%s\t%s\n", x, mean[c], sd[c], v[c, xcol] >> A;
+      d = densecell[cid[c]];
+      if (!d || d == c) continue;
+      n = 0; s = 0; ss = 0;
+      for (sd0 in seeds) if (((ckey[c], sd0) in acc) && ((ckey[d], sd0) in acc)) {
+        e = 100 * (acc[ckey[c], sd0] - acc[ckey[d], sd0]); n++; s += e; ss += e * e }
+      if (n < 2) continue;
+      m = s / n; var = (ss - n * m * m) / (n - 1); if (var < 0) var = 0;
+      half = q(n - 1) * sqrt(var / n);
+      printf "%s\t%.4f\t%.4f\t%.4f\t%d\n", x, m, m - half, m + half, n >> B; ndiff++;
+    }
+    printf "%s\t%s\t%d\n", labs[j], smeth[j], ndiff > S;
+  }
+  printf "%d %d %d", nl, cat, nx > "/dev/stderr";
+  for (k = 1; k <= nx; k++) printf " %s", xs[k] > "/dev/stderr";
+  printf "\n" > "/dev/stderr";
+}' "$RT" "$T" 2> "$A.n"
+read -r NL CAT NX XS < "$A.n"; rm -f "$A.n"
+DS=$(awk -F'\t' 'NR==2{print $1}' "$T")
+CL=$(for c in "$DIR"/runs/*/config.ini; do [ -s "$c" ] && ini_get "$c" classes; done | sort -u | head -1)
+K=$(num_classes "$DS" "${CL:-all}")
+xset="set xlabel '$X'"
+if [ "$CAT" = 1 ]; then
+  tics=""; k=0; for v in $XS; do tics="$tics${tics:+, }'$v' $k"; k=$((k + 1)); done
+  xset="$xset; set xtics ($tics); set xrange [-0.5:$NX-0.5]"
+elif [ "$X" = experts ]; then
+  xset="set xlabel '$X (log2 axis)'; set logscale x 2; set xtics ($(echo "$XS" | tr ' ' '\n' | sort -n | paste -sd, -)); set offsets graph 0.08, graph 0.08, 0, 0"
+else
+  xset="$xset; set offsets graph 0.05, graph 0.05, 0, 0"
+fi
+style=$([ "$CAT" = 1 ] && echo "yerrorbars ps 1.2" || echo "yerrorlines ps 1.0")
+PTS=(7 5 9 11 13 15)   # series of one method differ by point type
+pa=""; pb=""; j=0
+while IFS=$'\t' read -r lab meth ndiff; do
+  colr=$(method_color "$meth"); off=$([ "$CAT" = 1 ] && awk -v j="$j" -v n="$NL" 'BEGIN{printf "%+.3f", (j - (n - 1) / 2) * 0.12}' || echo 0)
+  xexpr=$([ "$CAT" = 1 ] && echo "(\$1$off)" || echo 1)
+  pa="$pa${pa:+, }'$A' index $j using $xexpr:2:3 with $style lw 1.5 pt ${PTS[j % 6]} lc rgb '$colr' title '$lab'"
+  [ "$ndiff" -gt 0 ] && pb="$pb${pb:+, }'$B' index $j using $xexpr:2:3:4 with $style lw 1.5 pt ${PTS[j % 6]} lc rgb '$colr' title '$lab'"
+  j=$((j + 1))
+done < "$S"
+dense_lines=""
+if [ -s "$D" ]; then
+  while IFS=$'\t' read -r m s lab; do
+    dense_lines="$dense_lines
+set arrow from graph 0, first $m to graph 1, first $m nohead lw 2 lc rgb '#000000' front
+set object rect from graph 0, first $(awk -v m="$m" -v s="$s" 'BEGIN{print m - s}') to graph 1, first $(awk -v m="$m" -v s="$s" 'BEGIN{print m + s}') fc rgb '#000000' fs transparent solid 0.12 noborder behind"
+  done < "$D"
+fi
+chance=""; [ "$K" -gt 0 ] && chance="set arrow from graph 0, first $(awk -v k="$K" 'BEGIN{print 1/k}') to graph 1, first $(awk -v k="$K" 'BEGIN{print 1/k}') nohead dt 2 lw 1.5 lc rgb '#56B4E9'"
+cap=$(caption "$DIR")
+panels=1; [ -n "$pb" ] && panels=2
+render "$DIR/ablation_$X" $((560 * panels + 80)) 520 <<GP
 set termoption noenhanced
 set datafile separator '\t'
-set title "$TITLE (mean ± std over seeds; settings ours)"
-set xlabel '$X'
-set ylabel 'test top-1'
+set datafile missing 'NaN'
+set multiplot layout 1,$panels title "$TITLE (settings ours)\n$(echo "$cap" | sed 's/: /:\\n/')" font ',10'
+$xset
 set grid
-set key bottom right font ',8'
-set offsets 0.2, 0.2, 0, 0
-plot $plot
+set key below font ',8'
+set title '(a) test top-1, mean ± std over seeds; black: dense ± std; dashed: chance' font ',9'
+set ylabel 'test top-1'
+set yrange [0:1]
+set ytics 0.1
+$dense_lines
+$chance
+plot $pa$( [ -s "$D" ] && echo ", NaN with lines lc rgb '#000000' lw 2 title 'dense'" ), NaN with lines dt 2 lw 1.5 lc rgb '#56B4E9' title 'chance'
+unset arrow; unset object
+$( [ -n "$pb" ] && cat <<P2
+set title '(b) paired difference to dense (points), mean and 95% CI over seeds' font ',9'
+set ylabel 'difference to dense (points of top-1)'
+set autoscale y
+set ytics autofreq
+set arrow from graph 0, first 0 to graph 1, first 0 nohead lw 1.5 lc rgb '#000000'
+plot $pb
+P2
+)
+unset multiplot
 GP
-echo "wrote $DIR/ablation_$X.png"
+echo "wrote $DIR/ablation_$X.png and .svg"

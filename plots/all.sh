@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # plots/all.sh [RESULTS_DIR]: draws every figure for the results present
-# (make plots): Table 1 bars and training curves for results/table1/*/,
+# (make plots), each as PNG and SVG: Table 1 bars, the forest plot of the
+# paired EWA - dense differences and training curves for results/table1/*/,
 # ablation lines for results/ablation_<name>/*/ (x keys in
 # plots/ablations.txt), routing heatmaps for every run with a routing.csv.
 # Aggregates a runs.csv first when its table is missing or older.
@@ -19,6 +20,7 @@ for d in "$R"/table1/*/; do
   aggregate "$d"
   [ -s "$d/table.tsv" ] || continue
   "$here/table1.sh" "$d" || st=1
+  "$here/forest.sh" "$d" || st=1
   "$here/curves.sh" "$d" || st=1
   n=$((n + 1))
 done
@@ -34,9 +36,9 @@ while read -r name xkey title <&3; do
   done
 done 3< "$here/ablations.txt" < /dev/null
 for f in $(find "$R" -name routing.csv 2>/dev/null); do
-  png=${f%.csv}.png
-  [ -s "$png" ] && [ "$png" -nt "$f" ] && continue
-  "$here/routing.sh" "$f" "$png" >/dev/null || st=1
+  out=${f%.csv}
+  [ -s "$out.png" ] && [ -s "$out.svg" ] && [ "$out.png" -nt "$f" ] && [ "$out.png" -nt "$here/routing.sh" ] && continue
+  "$here/routing.sh" "$f" "$out.png" >/dev/null || st=1
   n=$((n + 1))
 done
 echo "plots: $n result sets drawn under $R"

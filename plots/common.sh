@@ -1,8 +1,127 @@
-# Shared by the plot scripts: the gnuplot terminal (pngcairo if present).
+# Shared by the plot scripts (sourced): terminals, the one colour per method,
+# class names, chance levels, captions, and rendering every figure as PNG and
+# SVG from one gnuplot script.
+PLOTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 if gnuplot -e 'set terminal' 2>&1 | grep -q pngcairo; then
   TERM_PNG="pngcairo enhanced font 'sans,10'"
 else
   TERM_PNG="png"
 fi
+TERM_SVG="svg dynamic enhanced font 'sans,10' background '#ffffff'"
+
 # col FILE NAME: 1-based index of column NAME in the header of a TSV file
 col() { awk -F'\t' -v n="$2" 'NR==1{for(i=1;i<=NF;i++) if($i==n){print i; exit}}' "$1"; }
+
+# One colour per method in every figure (Okabe-Ito palette, colour-blind safe).
+method_color() {
+  case "$1" in
+    dense) echo '#000000' ;;
+    ewa) echo '#D55E00' ;;
+    rmoe) echo '#E69F00' ;;
+    moe) echo '#0072B2' ;;
+    moe-early-ewa) echo '#CC79A7' ;;
+    vimoe) echo '#009E73' ;;
+    *) echo '#999999' ;;
+  esac
+}
+
+# class_name DATASET CLASSES K: the name of (relabelled) class K of a run
+# whose data.classes is CLASSES ("all" or "LO-HI"), from plots/class_names.tsv;
+# the number itself when the dataset has no names there.
+class_name() {
+  awk -F'\t' -v ds="$1" -v cl="$2" -v k="$3" '
+    BEGIN { lo = 0; if (cl ~ /^[0-9]+-[0-9]+$/) { split(cl, r, "-"); lo = r[1] + 0 } }
+    $1 == ds && $2 == k + lo { print $3; found = 1; exit }
+    END { if (!found) print k + lo }' "$PLOTS_DIR/class_names.tsv"
+}
+
+# num_classes DATASET CLASSES: classes of a run (for the chance level 1/K).
+num_classes() {
+  case "$2" in
+    [0-9]*-[0-9]*) echo $(( ${2#*-} - ${2%-*} + 1 )); return ;;
+  esac
+  case "$1" in
+    fashion-mnist|cifar10) echo 10 ;;
+    cifar100) echo 100 ;;
+    shapes3d) echo 14 ;;
+    modelnet40) echo 40 ;;
+    *) echo 0 ;;
+  esac
+}
+
+# dataset_label DATASET: the dataset as figures name it.
+dataset_label() {
+  case "$1" in
+    shapes3d) echo "shapes3d (synthetic)" ;;
+    fashion-mnist) echo "Fashion-MNIST" ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# ini_get FILE KEY: the value of KEY in a resolved config.ini.
+ini_get() { awk -v k="$2" '$1 == k && $2 == "=" { sub(/^[^=]*= */, ""); print; exit }' "$1"; }
+
+# profile_of DIR: the grid profile a result directory was run with (its last
+# path component when that is a profile name, else "-").
+profile_of() {
+  case "$(basename "$1")" in
+    smoke|cpu|paper) basename "$1" ;;
+    *) echo "-" ;;
+  esac
+}
+
+# caption DIR: "profile P, n = N seeds per cell, epochs E; DATASETS" for a
+# grid output directory (table.tsv, runs/<id>/config.ini); epochs and step
+# limits as the runs' configs say. Smoke figures say they are smoke.
+caption() {
+  local dir=$1 T=$1/table.tsv prof nmin nmax eps steps ds c n
+  prof=$(profile_of "$dir")
+  n=$(col "$T" n)
+  read -r nmin nmax < <(awk -F'\t' -v c="$n" 'NR > 1 && $c != "" && $1 != "pooled" {
+      if (min == "" || $c < min) min = $c; if ($c > max) max = $c }
+      END { print min, max }' "$T")
+  eps=$(for c in "$dir"/runs/*/config.ini; do [ -s "$c" ] && ini_get "$c" epochs; done | sort -n | uniq | paste -sd/)
+  steps=$(for c in "$dir"/runs/*/config.ini; do [ -s "$c" ] && ini_get "$c" max_steps; done | sort -n | uniq | paste -sd/)
+  ds=$(awk -F'\t' 'NR > 1 && $1 != "pooled" && !s[$1]++ { print $1 }' "$T" | while read -r d; do dataset_label "$d"; done | paste -sd, | sed 's/,/, /g')
+  local s="profile $prof, n = $nmin"
+  [ "$nmin" != "$nmax" ] && s="$s-$nmax"
+  s="$s seeds per cell, epochs ${eps:-?}"
+  [ -n "$steps" ] && [ "$steps" != 0 ] && s="$s (at most $steps steps)"
+  s="$s; $ds"
+  [ "$prof" = smoke ] && s="SMOKE TEST (pipeline check, not a result): $s"
+  echo "$s"
+}
+
+# render OUT_BASE WIDTH HEIGHT: runs the gnuplot script on stdin twice,
+# writing OUT_BASE.png and OUT_BASE.svg.
+render() {
+  local out=$1 w=$2 h=$3 body
+  body=$(cat)
+  printf 'set terminal %s size %s,%s\nset output "%s.png"\n%s\n' "$TERM_PNG" "$w" "$h" "$out" "$body" | gnuplot
+  printf 'set terminal %s size %s,%s\nset output "%s.svg"\n%s\n' "$TERM_SVG" "$w" "$h" "$out" "$body" | gnuplot
+}
+
+# t975 DF: the two-sided 95% Student t quantile t_{0.975, DF} (DF >= 1;
+# tabulated to 3 decimals, normal beyond 120), for intervals of paired
+# differences when a table has no ci_low/ci_high columns.
+t975() {
+  awk -v df="$1" 'BEGIN {
+    split("12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262 2.228 2.201 2.179 2.160 2.145 2.131 2.120 2.110 2.101 2.093 2.086 2.080 2.074 2.069 2.064 2.060 2.056 2.052 2.048 2.045 2.042", t, " ");
+    if (df < 1) print "nan"; else if (df <= 30) print t[df]; else if (df <= 60) print 2.000; else if (df <= 120) print 1.980; else print 1.960 }'
+}
+
+# csv2tsv FILE: a CSV file as TSV (RFC 4180 quoting: fields in double quotes
+# may hold commas and doubled quotes; no embedded newlines, which bin/ewa's
+# runs.csv never has), for the awk in the plot scripts.
+csv2tsv() {
+  awk '{
+    out = ""; f = ""; q = 0; n = length($0);
+    for (i = 1; i <= n; i++) {
+      c = substr($0, i, 1);
+      if (q) { if (c == "\"") { if (substr($0, i + 1, 1) == "\"") { f = f c; i++ } else q = 0 } else f = f c }
+      else if (c == "\"") q = 1;
+      else if (c == ",") { out = out f "\t"; f = "" }
+      else f = f c;
+    }
+    print out f }' "$1"
+}

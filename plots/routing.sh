@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # plots/routing.sh ROUTING.csv OUT.png: routing heatmaps (DESIGN 2.8) from a
 # run's routing.csv (columns [epoch,]layer,class,expert,count; with an epoch
-# column the last epoch is drawn): one panel per MoE layer, rows classes,
-# columns experts, colour = fraction of the class's tokens sent to the expert.
+# column the last epoch is drawn): one panel per MoE block, rows the classes
+# by name (plots/class_names.tsv, from the run's config.ini beside the csv),
+# columns the experts, colour = fraction of the class's routed assignments
+# that went to the expert (each row sums to 1 over the kept and dropped
+# assignments of top-k routing), on a labelled colour bar. Blocks are
+# numbered from 0, as moe.blocks and the timm tensor names blocks.{i}.
+# Writes OUT.png and OUT.svg (OUT without .png).
 set -eu
 here=$(dirname "$0"); . "$here/common.sh"
-CSV=$1; OUT=$2
+CSV=$1; OUT=${2%.png}
 [ -s "$CSV" ] || { echo "plots/routing.sh: no $CSV" >&2; exit 1; }
-DAT=${OUT%.png}.dat
+CFG=$(dirname "$CSV")/config.ini
+ds=unknown; cl=all; depth="?"; meth="?"; prof=""
+if [ -s "$CFG" ]; then
+  ds=$(ini_get "$CFG" dataset); cl=$(ini_get "$CFG" classes); depth=$(ini_get "$CFG" depth)
+  meth=$(ini_get "$CFG" method); steps=$(ini_get "$CFG" max_steps)
+  [ -n "$steps" ] && [ "$steps" != 0 ] && prof="SMOKE TEST (at most $steps steps, not a result): "
+fi
+DAT=$OUT.dat
 awk -F, '
 NR==1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
 { ep = ("epoch" in c) ? $c["epoch"] + 0 : 0; if (ep > maxep) maxep = ep; rows[NR] = $0; e[NR] = ep }
@@ -30,19 +42,21 @@ END {
       printf "\n";
     }
   }
-  print nl, K + 1, E + 1 > "/dev/stderr";
+  print nl, K + 1, E + 1, maxep > "/dev/stderr";
 }' "$CSV" > "$DAT" 2> "$DAT.dims"
-read -r NL NK NE < "$DAT.dims"; rm -f "$DAT.dims"
+read -r NL NK NE EP < "$DAT.dims"; rm -f "$DAT.dims"
 [ "${NL:-0}" -gt 0 ] || { echo "plots/routing.sh: no rows in $CSV" >&2; exit 1; }
 LAYERS=$(grep '^# layer' "$DAT" | awk '{print $3}' | tr '\n' ' ')
-cols=$(( NL < 4 ? NL : 4 )); rows=$(( (NL + cols - 1) / cols ))
+ytics=""; for ((k = 0; k < NK; k++)); do ytics="$ytics${ytics:+, }\"$(class_name "$ds" "${cl:-all}" "$k")\" $k"; done
+cols=$(( NL < 3 ? NL : 3 )); rows=$(( (NL + cols - 1) / cols ))
 {
-  echo "set terminal $TERM_PNG size $((320 * cols + 80)),$((300 * rows + 60))"
-  echo "set output '$OUT'"
-  echo "set multiplot layout $rows,$cols title 'routing: fraction of each class sent to each expert (last evaluation)'"
-  echo "set cbrange [0:1]; set palette defined (0 'white', 1 '#1f4e9c')"
-  echo "set xlabel 'expert'; set ylabel 'class'; set yrange [-0.5:$NK-0.5] reverse; set xrange [-0.5:$NE-0.5]"
-  echo "set xtics 1; set ytics 1 font ',7'"
+  echo "set termoption noenhanced"
+  echo "set multiplot layout $rows,$cols title \"${prof}routing of $meth on $(dataset_label "$ds") (classes $cl), evaluation after epoch $EP: fraction of each class's routed assignments per expert\nblocks numbered from 0 of $depth (moe.blocks, blocks.{i})\" font ',10'"
+  echo "set cbrange [0:1]; set palette defined (0 'white', 1 '#0072B2')"
+  echo "set cblabel 'fraction of the class routed to the expert' font ',8'"
+  echo "set xlabel 'expert'; set yrange [$NK-0.5:-0.5]; set xrange [-0.5:$NE-0.5]"
+  echo "set xtics 1; set ytics ($ytics) font ',8'"
+  echo "set lmargin 13"
   i=0
   for l in $LAYERS; do
     echo "set title 'block $l'"
@@ -50,5 +64,5 @@ cols=$(( NL < 4 ? NL : 4 )); rows=$(( (NL + cols - 1) / cols ))
     i=$((i + 1))
   done
   echo "unset multiplot"
-} | gnuplot
-echo "wrote $OUT"
+} | render "$OUT" $((400 * cols + 60)) $((330 * rows + 70))
+echo "wrote $OUT.png and .svg"

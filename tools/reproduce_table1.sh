@@ -19,6 +19,7 @@ echo "grid wall time: $((t1 - t0)) s (profile $P, $JOBS jobs)" | tee "$OUT/durat
 if [ -s "$OUT/runs.csv" ]; then
   "$EWA" aggregate --runs "$OUT/runs.csv" --out "$OUT" || st=1
   plots/table1.sh "$OUT" || st=1
+  plots/forest.sh "$OUT" || st=1
   plots/curves.sh "$OUT" || st=1
 fi
 exit $st
