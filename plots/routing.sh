@@ -17,7 +17,7 @@ ds=unknown; cl=all; depth="?"; meth="?"; prof=""
 if [ -s "$CFG" ]; then
   ds=$(ini_get "$CFG" dataset); cl=$(ini_get "$CFG" classes); depth=$(ini_get "$CFG" depth)
   meth=$(ini_get "$CFG" method); steps=$(ini_get "$CFG" max_steps)
-  [ -n "$steps" ] && [ "$steps" != 0 ] && prof="SMOKE TEST (at most $steps steps, not a result): "
+  [ -n "$steps" ] && [ "$steps" != 0 ] && prof="SMOKE TEST (at most $steps steps, not a result)"
 fi
 DAT=$OUT.dat
 awk -F, '
@@ -51,7 +51,7 @@ ytics=""; for ((k = 0; k < NK; k++)); do ytics="$ytics${ytics:+, }\"$(class_name
 cols=$(( NL < 3 ? NL : 3 )); rows=$(( (NL + cols - 1) / cols ))
 {
   echo "set termoption noenhanced"
-  echo "set multiplot layout $rows,$cols title \"${prof}routing of $meth on $(dataset_label "$ds") (classes $cl), evaluation after epoch $EP: fraction of each class's routed assignments per expert\nblocks numbered from 0 of $depth (moe.blocks, blocks.{i})\" font ',10'"
+  echo "set multiplot layout $rows,$cols title \"${prof:+$prof\n}routing of $meth on $(dataset_label "$ds") (classes $cl), evaluation after epoch $EP\nfraction of each class's routed assignments per expert; blocks numbered from 0 of $depth\" font ',10'"
   echo "set cbrange [0:1]; set palette defined (0 'white', 1 '#0072B2')"
   echo "set cblabel 'fraction of the class routed to the expert' font ',8'"
   echo "set xlabel 'expert'; set yrange [$NK-0.5:-0.5]; set xrange [-0.5:$NE-0.5]"
@@ -64,5 +64,5 @@ cols=$(( NL < 3 ? NL : 3 )); rows=$(( (NL + cols - 1) / cols ))
     i=$((i + 1))
   done
   echo "unset multiplot"
-} | render "$OUT" $((400 * cols + 60)) $((330 * rows + 70))
+} | render "$OUT" $((400 * cols + 60 < 640 ? 640 : 400 * cols + 60)) $((330 * rows + 90))
 echo "wrote $OUT.png and .svg"
