@@ -136,7 +136,7 @@ set multiplot layout 1,$panels title "$TITLE (settings ours)\n$(echo "$cap" | se
 $xset
 set grid
 set key below font ',8'
-set title '(a) test top-1, mean ± std over seeds; black: dense ± std; dashed: chance' font ',9'
+set title '(a) test top-1, mean ± std over seeds$( [ -s "$D" ] && echo '; black: dense ± std'); dashed: chance' font ',9'
 set ylabel 'test top-1'
 set yrange [0:1]
 set ytics 0.1
