@@ -28,6 +28,7 @@ function ident(i) { return h[i] == "dataset" || h[i] == "train_subset" || h[i] =
                            h[i] == "depth" || h[i] == "classes" || h[i] == "epochs" }
 BEGIN { split(tq, tt, " ") }
 FNR == 1 && FILENAME != ARGV[1] {   # table.tsv header: grouping columns before n
+  g0 = ($1 == "cell") ? 2 : 1;   # issue-10 tables lead with a cell label column
   for (i = 1; i <= NF; i++) { if ($i == "n") break; h[i] = $i; ng = i }
   for (i = 1; i <= NF; i++) tcol[$i] = i
   next
@@ -39,28 +40,28 @@ FILENAME == ARGV[1] {   # runs: the last ok row of each run, keyed by cell and s
 }
 $1 == "pooled" { next }
 {
-  nc++; for (i = 1; i <= ng; i++) { v[nc, i] = $i; if (!((i, $i) in seen)) { seen[i, $i] = 1; nv[i]++ } }
+  nc++; for (i = g0; i <= ng; i++) { v[nc, i] = $i; if (!((i, $i) in seen)) { seen[i, $i] = 1; nv[i]++ } }
   mean[nc] = $tcol["mean_top1"]; sd[nc] = ($tcol["std_top1"] == "" ? 0 : $tcol["std_top1"]);
 }
 END {
-  for (i = 1; i <= ng; i++) { if (h[i] == X) xcol = i; if (h[i] == "method") mcol = i }
+  for (i = g0; i <= ng; i++) { if (h[i] == X) xcol = i; if (h[i] == "method") mcol = i }
   cat = (X == "method");
   for (c = 1; c <= nc; c++) if (v[c, xcol] !~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/) cat = 1;
   # per-seed accuracies of each cell from the runs
   for (r in run) {
     split(run[r], f, "\t"); key = "";
-    for (i = 1; i <= ng; i++) key = key SUBSEP f[rcol[h[i]]];
+    for (i = g0; i <= ng; i++) key = key SUBSEP f[rcol[h[i]]];
     acc[key, f[rcol["seed"]]] = f[rcol["final_top1"]]; seeds[f[rcol["seed"]]] = 1;
   }
   for (c = 1; c <= nc; c++) {
     key = ""; id = "";
-    for (i = 1; i <= ng; i++) { key = key SUBSEP v[c, i]; if (ident(i)) id = id SUBSEP v[c, i] }
+    for (i = g0; i <= ng; i++) { key = key SUBSEP v[c, i]; if (ident(i)) id = id SUBSEP v[c, i] }
     ckey[c] = key; cid[c] = id;
     isdense[c] = (mcol && v[c, mcol] == "dense" && X != "method");
     if (mcol && v[c, mcol] == "dense") densecell[id] = c;
     if (!(v[c, xcol] in xi)) { xi[v[c, xcol]] = nx++; xs[nx] = v[c, xcol] }
     lab = "";
-    for (i = 1; i <= ng; i++)
+    for (i = g0; i <= ng; i++)
       if (i != xcol && nv[i] > 1 && !(i == mcol && X == "method")) lab = lab (lab == "" ? "" : " ") (h[i] == "method" ? "" : h[i] "=") v[c, i];
     if (lab == "") lab = (mcol ? v[c, mcol] : "all");
     slab[c] = lab;
@@ -68,7 +69,7 @@ END {
   }
   printf "" > A; printf "" > B; printf "" > D;
   for (c = 1; c <= nc; c++) if (isdense[c]) {
-    dl = ""; for (i = 1; i <= ng; i++) if (ident(i) && nv[i] > 1) dl = dl " " h[i] "=" v[c, i];
+    dl = ""; for (i = g0; i <= ng; i++) if (ident(i) && nv[i] > 1) dl = dl " " h[i] "=" v[c, i];
     printf "%s\t%s\t\"dense%s\"\n", mean[c], sd[c], dl >> D
   }
   for (j = 1; j <= nl; j++) {   # block j-1 of A and B is series j (a NaN row keeps empty blocks counted)
@@ -95,7 +96,7 @@ END {
   printf "\n" > "/dev/stderr";
 }' "$RT" "$T" 2> "$A.n"
 read -r NL CAT NX XS < "$A.n"; rm -f "$A.n"
-DS=$(awk -F'\t' 'NR==2{print $1}' "$T")
+DS=$(awk -F'\t' -v c="$(col "$T" dataset)" 'NR==2{print $c}' "$T")
 CL=$(for c in "$DIR"/runs/*/config.ini; do [ -s "$c" ] && ini_get "$c" classes; done | sort -u | head -1)
 K=$(num_classes "$DS" "${CL:-all}")
 xset="set xlabel '$X'"

@@ -82,7 +82,8 @@ caption() {
       END { print min, max }' "$T")
   eps=$(for c in "$dir"/runs/*/config.ini; do [ -s "$c" ] && ini_get "$c" epochs; done | sort -n | uniq | paste -sd/)
   steps=$(for c in "$dir"/runs/*/config.ini; do [ -s "$c" ] && ini_get "$c" max_steps; done | sort -n | uniq | paste -sd/)
-  ds=$(awk -F'\t' 'NR > 1 && $1 != "pooled" && !s[$1]++ { print $1 }' "$T" | while read -r d; do dataset_label "$d"; done | paste -sd, | sed 's/,/, /g')
+  ds=$(awk -F'\t' -v c="$(col "$T" dataset)" 'NR > 1 && $1 != "pooled" && $c != "" && !s[$c]++ { print $c }' "$T" |
+       while read -r d; do dataset_label "$d"; done | paste -sd, | sed 's/,/, /g')
   local s="profile $prof, n = $nmin"
   [ "$nmin" != "$nmax" ] && s="$s-$nmax"
   s="$s seeds per cell, epochs ${eps:-?}"

@@ -32,12 +32,12 @@ awk -F'\t' -v dc="$dc" -v nc="$nc" -v npc="$npc" -v mc="$mc" -v lo="${lo:-0}" -v
     -v pc="${pc:-0}" -v ph="${ph:-0}" -v mdc="${mdc:-0}" -v tc="${tc:-0}" -v tq="$(for d in $(seq 1 30); do t975 "$d"; done | paste -sd' ')" '
 function q(df) { return df < 1 ? "nan" : (df <= 30 ? tt[df] : (df <= 60 ? 2.0 : (df <= 120 ? 1.98 : 1.96))) }
 BEGIN { split(tq, tt, " ") }
-NR == 1 { for (i = 1; i < nc; i++) h[i] = $i; next }
+NR == 1 { for (i = 1; i < nc; i++) h[i] = $i; g0 = (h[1] == "cell") ? 2 : 1; next }   # issue-10 tables lead with a cell label
 $dc == "" { next }
 {
   pooled = ($1 == "pooled");
   lab = "";
-  for (i = 1; i < nc; i++) {
+  for (i = g0; i < nc; i++) {
     v = $i;
     if (h[i] == "dim" || h[i] == "depth" || v == "" || v == "all") continue;
     if (h[i] == "train_subset") { if (v == "0") continue; v = v " train" }

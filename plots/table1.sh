@@ -17,11 +17,11 @@ kc=$(col "$T" "$KEY"); mc=$(col "$T" mean_top1); sc=$(col "$T" std_top1); nc=$(c
 # (implied by the preset); the chance level needs dataset and classes
 DAT=$DIR/table1_bars.dat
 awk -F'\t' -v kc="$kc" -v mc="$mc" -v sc="$sc" -v nc="$nc" -v base="$BASE" '
-NR==1 { for (i = 1; i < nc; i++) h[i] = $i; next }
+NR==1 { for (i = 1; i < nc; i++) h[i] = $i; g0 = (h[1] == "cell") ? 2 : 1; next }   # issue-10 tables lead with a cell label
 $1 == "pooled" { next }
 {
   lab = ""; ds = ""; cl = "all";
-  for (i = 1; i < nc; i++) {
+  for (i = g0; i < nc; i++) {
     if (i == kc || h[i] == "dim" || h[i] == "depth") continue;
     v = $i;
     if (h[i] == "dataset") { ds = v; if (v == "shapes3d") v = "shapes3d (synthetic)" }
