@@ -55,8 +55,9 @@ $dc == "" { next }
   p = (pc && $pc != "") ? sprintf("p=%.3g", $pc) : "p=n/a";
   if (ph && $ph != "") p = p sprintf(", Holm %.3g", $ph);
   if (mdc && $mdc != "") p = p sprintf(", MDE %.2f", 100 * $mdc);
-  ann = (l == "NaN") ? sprintf("%+.2f (no interval, %d pairs)", d, n) : sprintf("%+.2f [%+.2f, %+.2f], %s, %d pairs", d, l, u, p, n);
-  nr++; D[nr] = d; L[nr] = l; U[nr] = u; LAB[nr] = (pooled ? "pooled" : lab); ANN[nr] = ann; P[nr] = pooled; M[nr] = rm;
+  np = pooled ? sprintf("%d cells, %d seeds", $nc, n) : sprintf("%d pairs", n);   # pooled: n = cells, n_pairs = seeds
+  ann = (l == "NaN") ? sprintf("%+.2f (no interval, %s)", d, np) : sprintf("%+.2f [%+.2f, %+.2f], %s, %s", d, l, u, p, np);
+  nr++; D[nr] = d; L[nr] = l; U[nr] = u; LAB[nr] = (pooled ? "pooled: mean over the cells" : lab); ANN[nr] = ann; P[nr] = pooled; M[nr] = rm;
 }
 END {   # the method is named only when the table compares more than one
   for (r = 1; r <= nr; r++)
