@@ -4,10 +4,13 @@
 # column XKEY:
 #  (a) test top-1, mean +- std over seeds, y from 0 to 1 with the chance level;
 #      the dense baseline (one cell whatever XKEY) as a horizontal line;
-#  (b) the paired difference to dense in points of top-1: per cell, the mean
-#      over seeds of (cell - dense) for the seeds both have, with its 95%
-#      interval mean +- t(0.975, n-1) sd/sqrt(n); a zero line. Dense is the
-#      dense cell of the same dataset, subset, model, classes and epochs.
+#  (b) the paired difference to dense in points of top-1 with its 95%
+#      interval and a zero line: the table's diff, ci_low, ci_high when it has
+#      them (`ewa aggregate` of issue 10, which compares a cell with the dense
+#      cell ignoring the MoE keys dense does not use); for older tables the
+#      same paired t interval from runs.csv: the mean over seeds of (cell -
+#      dense) for the seeds both have, +- t(0.975, n-1) sd/sqrt(n), dense being
+#      the dense cell of the same dataset, subset, model, classes and epochs.
 # One series per combination of the other varying columns, in its method's
 # colour (plots/common.sh). Numeric XKEY: lines (experts on a log2 axis);
 # categorical XKEY (blocks, method): categories, points without lines.
@@ -42,6 +45,8 @@ $1 == "pooled" { next }
 {
   nc++; for (i = g0; i <= ng; i++) { v[nc, i] = $i; if (!((i, $i) in seen)) { seen[i, $i] = 1; nv[i]++ } }
   mean[nc] = $tcol["mean_top1"]; sd[nc] = ($tcol["std_top1"] == "" ? 0 : $tcol["std_top1"]);
+  if (("ci_low" in tcol) && $tcol["ci_low"] != "" && $tcol["ci_high"] != "") {   # the interval of ewa aggregate
+    tci[nc] = 1; tdiff[nc] = $tcol["diff"]; tlo[nc] = $tcol["ci_low"]; thi[nc] = $tcol["ci_high"]; tnp[nc] = $tcol["n_pairs"] }
 }
 END {
   for (i = g0; i <= ng; i++) { if (h[i] == X) xcol = i; if (h[i] == "method") mcol = i }
@@ -79,6 +84,10 @@ END {
       if (isdense[c] || slab[c] != labs[j]) continue;
       x = cat ? xi[v[c, xcol]] : v[c, xcol];
       printf "%s\t%s\t%s\t%s\n", x, mean[c], sd[c], v[c, xcol] >> A;
+      if (tci[c]) {
+        printf "%s\t%.4f\t%.4f\t%.4f\t%d\n", x, 100 * tdiff[c], 100 * tlo[c], 100 * thi[c], tnp[c] >> B; ndiff++;
+        continue;
+      }
       d = densecell[cid[c]];
       if (!d || d == c) continue;
       n = 0; s = 0; ss = 0;
