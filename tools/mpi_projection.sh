@@ -7,12 +7,15 @@
 #
 #   tools/mpi_projection.sh [NODES...]        (default 1 2 4 8 16 32)
 #   BW_GBPS=10 ALPHA_US=50 THREADS=2 tools/mpi_projection.sh
+#   T_IMG_S=0.05 tools/mpi_projection.sh      (a per-image time measured before)
 #
 # Model (bin/ewa train under mpirun: the allreduce starts after the whole
 # backward, nothing overlaps):
 #   T_step(N) = (B/N) * t_img(B/N)  +  2 (N-1)/N * 4P / BW  +  2 (N-1) alpha
-#   t_img     = measured seconds per training image on one node (bench_train
-#               at batch B/N, or at batch 16 when B/N < 16)
+#   t_img     = seconds per training image on one node, measured with
+#               bench_train at batch B (unless T_IMG_S is given) and taken as
+#               independent of the per-node batch B/N: optimistic for small
+#               B/N, where real nodes run their GEMMs less efficiently
 #   P         = parameters (floats; the gradient is 4P bytes), ring allreduce
 #   BW, alpha = link bandwidth (bytes/s) and per-message latency: ASSUMED
 #               (BW_GBPS gigabit/s, ALPHA_US microseconds), not measured here
@@ -26,27 +29,26 @@ B=128
 NODES=("$@")
 [ ${#NODES[@]} -gt 0 ] || NODES=(1 2 4 8 16 32)
 make -s build/bench_train >/dev/null
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A T_IMG
-P=""
-for n in 1 "${NODES[@]}"; do
-  b=$((B / n)); [ "$b" -lt 16 ] && b=16
-  [ -n "${T_IMG[$b]:-}" ] && continue
-  out=$(build/bench_train --dim 384 --depth 12 --heads 6 --patch 4 --img 32 --chans 3 --classes 100 \
-    --batch "$b" --steps 2 --warmup 1 --threads "$THREADS")
+SHAPE=(--dim 384 --depth 12 --heads 6 --patch 4 --img 32 --chans 3 --classes 100)
+if [ -n "${T_IMG_S:-}" ]; then
+  out=$(build/bench_train "${SHAPE[@]}" --batch 1 --steps 0 --warmup 0 --threads 1)
+  T_IMG=$T_IMG_S
+  echo "given: t_img = $T_IMG s per training image"
+else
+  echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  out=$(build/bench_train "${SHAPE[@]}" --batch "$B" --steps 2 --warmup 1 --threads "$THREADS")
   ips=$(sed -E 's/.* images_per_s=([^ ]+).*/\1/' <<<"$out")
-  P=$(sed -E 's/.* params=([^ ]+).*/\1/' <<<"$out")
-  T_IMG[$b]=$(awk -v i="$ips" 'BEGIN { printf "%.6f", 1 / i }')
-  echo "measured: batch $b, $THREADS threads: $ips images/s ($(sed -E 's/.* gflops=([^ ]+).*/\1/' <<<"$out") GFLOP/s)"
-done
-echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+  T_IMG=$(awk -v i="$ips" 'BEGIN { printf "%.6f", 1 / i }')
+  echo "measured: batch $B, $THREADS threads: $ips images/s ($(sed -E 's/.* gflops=([^ ]+).*/\1/' <<<"$out") GFLOP/s)"
+  echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
+P=$(sed -E 's/.* params=([^ ]+).*/\1/' <<<"$out")
 echo "ViT-S CIFAR-100: P = $P parameters, global batch $B, 300 epochs x $(( (50000 + B - 1) / B )) steps;"
 echo "assumed link: $BW_GBPS Gbit/s, alpha $ALPHA_US us (ring allreduce)"
 printf '%6s %12s %14s %12s %10s %12s\n' nodes compute_s allreduce_s step_s speedup run_hours
-t1=$(awk -v B="$B" -v t="${T_IMG[$B]}" 'BEGIN { printf "%.6f", B * t }')
+t1=$(awk -v B="$B" -v t="$T_IMG" 'BEGIN { printf "%.6f", B * t }')
 for n in "${NODES[@]}"; do
-  b=$((B / n)); [ "$b" -lt 16 ] && b=16
-  awk -v n="$n" -v B="$B" -v t="${T_IMG[$b]}" -v P="$P" -v bw="$BW_GBPS" -v a="$ALPHA_US" -v t1="$t1" '
+  awk -v n="$n" -v B="$B" -v t="$T_IMG" -v P="$P" -v bw="$BW_GBPS" -v a="$ALPHA_US" -v t1="$t1" '
     BEGIN {
       comp = (B / n) * t
       ar = (n > 1) ? 2 * (n - 1) / n * 4 * P / (bw * 1e9 / 8) + 2 * (n - 1) * a * 1e-6 : 0
