@@ -34,7 +34,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test test-asan deps bench clean parity-ref FORCE
+.PHONY: all test test-asan test-readme deps bench clean parity-ref FORCE
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 GIT_DIRTY  := $(shell test -z "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo 0 || echo 1)
 all: $(BIN)/ewa
@@ -82,6 +82,10 @@ test-asan:
 
 deps:
 	@tools/deps.sh
+
+# The README's first command line, verbatim, in a fresh clone (plus a step limit).
+test-readme:
+	tools/test_readme.sh
 
 # Issue 15: an exported grid run by a real one-node Slurm cluster
 # (tools/slurm_local.sh starts and stops it) against the local runner.

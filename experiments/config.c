@@ -235,13 +235,27 @@ static int find_preset(const char *name) {
     return -1;
 }
 
-static int unknown_preset(Err *err, const char *name) {
-    char known[256] = "";
-    for (int i = 0; i < NPRESETS; i++) {
-        if (i) strncat(known, ", ", sizeof known - strlen(known) - 1);
-        strncat(known, PRESET_NAMES[i], sizeof known - strlen(known) - 1);
+/* ", did you mean 'x'?" when v is close to one of the n names, else "". */
+static void did_you_mean(const char *v, const char *const *names, int n, char *buf, size_t size) {
+    const char *best = str_closest(v, names, n);
+    if (best) snprintf(buf, size, "; did you mean '%s'?", best);
+    else buf[0] = '\0';
+}
+
+/* "a, b, c" of the n names. */
+static void join_names(const char *const *names, int n, char *buf, size_t size) {
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        if (i) strncat(buf, ", ", size - strlen(buf) - 1);
+        strncat(buf, names[i], size - strlen(buf) - 1);
     }
-    return err_set(err, ERR_USAGE, "unknown preset '%s' (known: %s)", name, known);
+}
+
+static int unknown_preset(Err *err, const char *name) {
+    char known[256], hint[96];
+    join_names(PRESET_NAMES, NPRESETS, known, sizeof known);
+    did_you_mean(name, PRESET_NAMES, NPRESETS, hint, sizeof hint);
+    return err_set(err, ERR_USAGE, "unknown preset '%s' (known: %s)%s", name, known, hint);
 }
 
 int config_apply_preset(RunConfig *c, const char *name, Err *err) {
@@ -297,15 +311,34 @@ static int give(LoadCtx *x, int i, const char *s, const char *where, Err *err) {
     return 0;
 }
 
+/* " (did you mean 'x'?)" for the known key closest to section.key, or "". */
+static void suggest_key(const char *section, const char *key, char *buf, size_t n) {
+    const char *names[NKEYS];
+    char full[NKEYS][64], want[160];
+    for (int i = 0; i < NKEYS; i++) {
+        snprintf(full[i], sizeof full[i], "%s.%s", KEYS[i].section, KEYS[i].key);
+        names[i] = full[i];
+    }
+    snprintf(want, sizeof want, "%s.%s", section, key);
+    const char *best = NULL;
+    for (int i = 0; i < NKEYS && !best; i++)   /* the key in another section: [train] beta */
+        if (!strcmp(KEYS[i].key, key)) best = full[i];
+    if (!best) best = str_closest(want, names, NKEYS);
+    if (best) snprintf(buf, n, " (did you mean '%s'?)", best);
+    else buf[0] = '\0';
+}
+
 static int lookup(const char *section, const char *key, const char *where, Err *err) {
     int i = find_key(section, key);
     if (i >= 0) return i;
+    char hint[128];
+    suggest_key(section, key, hint, sizeof hint);
     if (!section[0])
-        err_set(err, ERR_USAGE, "%s: key '%s' is outside any [section]", where, key);
+        err_set(err, ERR_USAGE, "%s: key '%s' is outside any [section]%s", where, key, hint);
     else if (!known_section(section))
-        err_set(err, ERR_USAGE, "%s: unknown section [%s] (key '%s')", where, section, key);
+        err_set(err, ERR_USAGE, "%s: unknown section [%s] (key '%s')%s", where, section, key, hint);
     else
-        err_set(err, ERR_USAGE, "%s: unknown key '%s' in [%s]", where, key, section);
+        err_set(err, ERR_USAGE, "%s: unknown key '%s' in [%s]%s", where, key, section, hint);
     return -1;
 }
 
@@ -482,12 +515,12 @@ static int one_of(const char *v, const char *const *list) {
 
 static int check_enum(const char *key, const char *v, const char *const *list, Err *err) {
     if (one_of(v, list)) return 0;
-    char all[256] = "";
-    for (const char *const *p = list; *p; p++) {
-        if (p != list) strncat(all, ", ", sizeof all - strlen(all) - 1);
-        strncat(all, *p, sizeof all - strlen(all) - 1);
-    }
-    return err_set(err, ERR_USAGE, "%s = '%s' must be one of: %s", key, v, all);
+    int n = 0;
+    while (list[n]) n++;
+    char all[256], hint[96];
+    join_names(list, n, all, sizeof all);
+    did_you_mean(v, list, n, hint, sizeof hint);
+    return err_set(err, ERR_USAGE, "%s = '%s' must be one of: %s%s", key, v, all, hint);
 }
 
 static int check_min(const char *key, long v, long min, Err *err) {
@@ -735,4 +768,27 @@ int config_write(const RunConfig *c, const char *path, Err *err) {
     int rc = fs_write_text_atomic(path, text, err);
     free(text);
     return rc;
+}
+
+/* ---------------------------------------------------------------- listing */
+
+static const char *type_name(KeyType t) {
+    switch (t) {
+    case T_INT: case T_LONG: return "int";
+    case T_U64: return "uint64";
+    case T_FLOAT: return "float";
+    case T_STR: return "string";
+    case T_BOOL: return "bool";
+    }
+    return "?";
+}
+
+void config_print_keys(FILE *f) {
+    fprintf(f, "%-24s %-7s %-14s %s\n", "key", "type", "default", "meaning");
+    for (int i = 0; i < NKEYS; i++) {
+        char full[64];
+        snprintf(full, sizeof full, "%s.%s", KEYS[i].section, KEYS[i].key);
+        fprintf(f, "%-24s %-7s %-14s %s\n", full, type_name(KEYS[i].type),
+                KEYS[i].def[0] ? KEYS[i].def : "\"\"", KEYS[i].doc);
+    }
 }

@@ -5,6 +5,7 @@
 #ifndef EWA_CONFIG_H
 #define EWA_CONFIG_H
 #include <stdint.h>
+#include <stdio.h>
 #include "../core/err.h"
 
 typedef struct {
@@ -83,6 +84,10 @@ uint64_t config_hash(const RunConfig *c);
  * c->preset). "" is a no-op. Returns 0, or ERR_USAGE if the name is unknown
  * (message lists the known names). */
 int config_apply_preset(RunConfig *c, const char *name, Err *err);
+
+/* Prints every key, one a line: section.key, type, default, doc string
+ * (`ewa keys`). */
+void config_print_keys(FILE *f);
 
 /* The known preset names (static storage); *n receives their count. */
 const char *const *config_preset_names(int *n);

@@ -1,75 +1,172 @@
-/* bin/ewa: the command line of DESIGN 4.
- *   ewa train --config FILE [--set section.key=value]... --out DIR
- *   ewa eval  --checkpoint FILE [--set section.key=value]...
- *   ewa grid  --config GRID.ini [--jobs N] [--profile P] [--out DIR] [--dry-run]
- *             [--export slurm|parallel]
- *   ewa record --run DIR --to RUNS.csv [--exit CODE | --is-ok]
- *   ewa aggregate --runs RUNS.csv --out DIR [--group k1,k2] [--baseline key=value]
- *   ewa regress --ref TABLE.csv --new TABLE.csv
- * Exit codes (DESIGN 6): 0 ok, 2 usage/config error, 1 runtime failure. */
+/* bin/ewa: the command line (docs/DESIGN.md, "Command line"). One table of
+ * commands, each with a table of options parsed by getopt_long, so every
+ * command has --help, --opt value and --opt=value alike, and a stray argument
+ * or unknown option is a usage error naming it.
+ * Exit codes: 0 ok, 2 usage/config error, 1 runtime failure. */
 #include "aggregate.h"
+#include "config.h"
 #include "dist.h"
 #include "grid.h"
 #include "train.h"
+#include <getopt.h>
 #include <limits.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-static const char *usage_text =
-    "usage:\n"
-    "  ewa train --config FILE [--set section.key=value]... --out DIR\n"
-    "  ewa eval  --checkpoint FILE [--set section.key=value]...\n"
-    "  ewa grid  --config GRID.ini [--jobs N] [--profile smoke|cpu|paper] [--out DIR]\n"
-    "            [--set section.key=value]... [--dry-run] [--export slurm|parallel]\n"
-    "  ewa record --run RUN_DIR --to RUNS.csv [--exit CODE | --is-ok]\n"
-    "  ewa aggregate --runs RUNS.csv --out DIR [--group key,key,...] [--baseline key=value]\n"
-    "  ewa regress --ref TABLE.csv --new TABLE.csv\n"
-    "Configs are INI files (see paper_configs/); --set overrides any key.\n";
+const char *ewa_git_commit(void);
+int ewa_git_dirty(void);
 
-static int usage(const char *fmt, const char *arg) {
-    fprintf(stderr, "ewa: ");
+enum { MAX_OPTS = 8 };
+
+typedef struct {
+    const char *name;   /* long option without "--" */
+    const char *arg;    /* value placeholder, NULL = a flag */
+    const char *help;
+    int required, repeat;
+} OptSpec;
+
+/* Parsed options: val[i] for spec row i (NULL = not given, "1" = flag given);
+ * the values of a repeatable option in list[0..nlist). */
+typedef struct {
+    const char *val[MAX_OPTS];
+    int nlist;
+    char **list;
+} Parsed;
+
+typedef struct Command {
+    const char *name, *summary;
+    OptSpec opts[MAX_OPTS];
+    int (*run)(const struct Command *cmd, Parsed *p);
+} Command;
+
+static const Command *commands(int *n);
+
+static void print_synopsis(FILE *f, const Command *c) {
+    fprintf(f, "  ewa %s", c->name);
+    for (const OptSpec *o = c->opts; o->name; o++) {
+        fprintf(f, " %s--%s%s%s%s%s", o->required ? "" : "[", o->name, o->arg ? " " : "",
+                o->arg ? o->arg : "", o->required ? "" : "]", o->repeat ? "..." : "");
+    }
+    fputc('\n', f);
+}
+
+static void print_usage(FILE *f) {
+    int n;
+    const Command *cs = commands(&n);
+    fputs("usage:\n", f);
+    for (int i = 0; i < n; i++) print_synopsis(f, &cs[i]);
+    fputs("  ewa --version | ewa COMMAND --help\n"
+          "Configs are INI files (see paper_configs/ and `ewa keys`); --set overrides any key.\n",
+          f);
+}
+
+static void print_command_help(const Command *c) {
+    printf("usage:\n");
+    print_synopsis(stdout, c);
+    printf("%s\n\noptions:\n", c->summary);
+    for (const OptSpec *o = c->opts; o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        printf("  %-26s %s%s\n", left, o->help, o->repeat ? " (repeatable)" : "");
+    }
+    printf("  %-26s %s\n  %-26s %s\n", "-h, --help", "this text", "--version",
+           "the commit this binary was built from");
+}
+
+static void print_version(void) {
+    int dirty = ewa_git_dirty();
+    printf("ewa %s%s\n", ewa_git_commit(),
+           dirty == 1 ? " (built with uncommitted changes)" : dirty < 0 ? " (commit unknown)" : "");
+}
+
+/* A usage error: the message, then the short usage of the command (or of
+ * every command), on stderr; returns ERR_USAGE. */
+static int usage_error(const Command *c, const char *fmt, const char *arg) {
+    fprintf(stderr, "ewa%s%s: ", c ? " " : "", c ? c->name : "");
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", usage_text);
+    fputc('\n', stderr);
+    if (c) {
+        fputs("usage:\n", stderr);
+        print_synopsis(stderr, c);
+        fprintf(stderr, "(ewa %s --help for the options)\n", c->name);
+    } else {
+        print_usage(stderr);
+    }
     return ERR_USAGE;
 }
 
-typedef struct {
-    const char *config, *out, *checkpoint;
-    int n_set;
-    char **sets;
-} Args;
+/* The option name of argv[i] ("--out=x" -> "--out"), for messages. */
+static const char *opt_name(const char *arg, char *buf, size_t n) {
+    snprintf(buf, n, "%s", arg);
+    char *eq = strchr(buf, '=');
+    if (eq) *eq = '\0';
+    return buf;
+}
 
-/* Parses argv[2..] into a; only the options listed are accepted. */
-static int parse_args(int argc, char **argv, Args *a, int want_train) {
-    memset(a, 0, sizeof *a);
-    a->sets = calloc((size_t)argc, sizeof(char *));
-    for (int i = 2; i < argc; i++) {
-        const char *o = argv[i];
-        if (i + 1 >= argc) return usage("option '%s' needs a value", o);
-        if (!strcmp(o, "--set")) a->sets[a->n_set++] = argv[++i];
-        else if (want_train && !strcmp(o, "--config")) a->config = argv[++i];
-        else if (want_train && !strcmp(o, "--out")) a->out = argv[++i];
-        else if (!want_train && !strcmp(o, "--checkpoint")) a->checkpoint = argv[++i];
-        else return usage("unknown option '%s'", o);
+enum { OPT_HELP = 'h', OPT_VERSION = 1000 };
+
+/* Parses argv (argv[0] = the command name) against c's table. Returns 0, a
+ * usage error, or -1 after printing --help / --version (exit 0). */
+static int parse_command(const Command *c, int argc, char **argv, Parsed *p) {
+    struct option lo[MAX_OPTS + 3];
+    int n = 0;
+    for (; c->opts[n].name; n++)
+        lo[n] = (struct option){c->opts[n].name, c->opts[n].arg ? required_argument : no_argument,
+                                NULL, n + 1};
+    lo[n] = (struct option){"help", no_argument, NULL, OPT_HELP};
+    lo[n + 1] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+    lo[n + 2] = (struct option){NULL, 0, NULL, 0};
+    memset(p, 0, sizeof *p);
+    p->list = calloc((size_t)argc + 1, sizeof(char *));
+    opterr = 0;
+    optind = 1;
+    char nb[256];
+    for (;;) {
+        int k = getopt_long(argc, argv, "+:h", lo, NULL);
+        if (k == -1) break;
+        if (k == OPT_HELP) { print_command_help(c); return -1; }
+        if (k == OPT_VERSION) { print_version(); return -1; }
+        const char *arg = argv[optind - 1];
+        if (k == ':') return usage_error(c, "option '%s' needs a value", opt_name(arg, nb, sizeof nb));
+        if (k == '?' && optopt >= 1 && optopt <= n && !c->opts[optopt - 1].arg)
+            return usage_error(c, "option '%s' takes no value", opt_name(arg, nb, sizeof nb));
+        if (k == '?') return usage_error(c, "unknown option '%s'", opt_name(arg, nb, sizeof nb));
+        const OptSpec *o = &c->opts[--k];   /* option rows are numbered from 1 */
+        if (o->repeat) { p->list[p->nlist++] = optarg; continue; }
+        if (p->val[k]) return usage_error(c, "option '--%s' given twice", o->name);
+        p->val[k] = o->arg ? optarg : "1";
     }
+    if (optind < argc) return usage_error(c, "unexpected argument '%s'", argv[optind]);
+    for (int i = 0; i < n; i++)
+        if (c->opts[i].required && !p->val[i] && !c->opts[i].repeat) {
+            snprintf(nb, sizeof nb, "%s needs --%s %s", c->name, c->opts[i].name, c->opts[i].arg);
+            return usage_error(c, "%s", nb);
+        }
     return 0;
 }
 
-static int cmd_train(int argc, char **argv) {
-    Args a;
-    int rc = parse_args(argc, argv, &a, 1);
-    if (!rc && !a.config) rc = usage("%s", "train needs --config FILE");
-    if (!rc && !a.out) rc = usage("%s", "train needs --out DIR");
-    if (rc) { free(a.sets); return rc; }
+static int parse_int_opt(const char *name, const char *v, int lo, int hi, int *out) {
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || x < lo || x > hi) {
+        fprintf(stderr, "ewa: --%s '%s': expected an integer in [%d, %d]\n", name, v, lo, hi);
+        return ERR_USAGE;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- commands */
+
+static int cmd_train(const Command *cmd, Parsed *p) {
     RunConfig c;
     Err err = {0};
     TrainResult res;
-    rc = dist_init(&argc, &argv, &err);   /* MPI data parallelism under mpirun (dist.h) */
-    if (!rc) rc = config_load(&c, a.config, a.n_set, a.sets, &err);
-    if (!rc) rc = train_run(&c, a.out, &res, &err);
-    free(a.sets);
+    int rc = dist_init(NULL, NULL, &err);   /* MPI data parallelism under mpirun (dist.h) */
+    if (!rc) rc = config_load(&c, p->val[0], p->nlist, p->list, &err);
+    if (!rc) rc = train_run(&c, p->val[1], &res, &err);
     if (rc) {
         if (dist_size() > 1) fprintf(stderr, "ewa train: rank %d of %d: %s\n", dist_rank(), dist_size(), err.msg);
         else fprintf(stderr, "ewa train: %s\n", err.msg);
@@ -80,20 +177,15 @@ static int cmd_train(int argc, char **argv) {
     dist_finalize();
     if (dist_rank() == 0)
         printf("status=%s top1=%.4f best=%.4f n=%d steps=%ld train_s=%.1f out=%s\n", res.status,
-           res.final_top1, res.best_top1, res.n_test, res.steps, res.train_seconds, a.out);
+               res.final_top1, res.best_top1, res.n_test, res.steps, res.train_seconds, p->val[1]);
     return strcmp(res.status, "ok") ? ERR_RUNTIME : 0;
 }
 
-static int cmd_eval(int argc, char **argv) {
-    Args a;
-    int rc = parse_args(argc, argv, &a, 0);
-    if (!rc && !a.checkpoint) rc = usage("%s", "eval needs --checkpoint FILE");
-    if (rc) { free(a.sets); return rc; }
+static int cmd_eval(const Command *cmd, Parsed *p) {
     Err err = {0};
     double top1 = 0, loss = 0, smoothed = 0;
     int n = 0;
-    rc = eval_checkpoint(a.checkpoint, a.n_set, a.sets, &top1, &n, &loss, &smoothed, &err);
-    free(a.sets);
+    int rc = eval_checkpoint(p->val[0], p->nlist, p->list, &top1, &n, &loss, &smoothed, &err);
     if (rc) { fprintf(stderr, "ewa eval: %s\n", err.msg); return rc; }
     /* loss: plain cross-entropy; loss_smoothed: with the run's label smoothing */
     printf("loss=%.6f loss_smoothed=%.6f\n", loss, smoothed);
@@ -101,79 +193,31 @@ static int cmd_eval(int argc, char **argv) {
     return 0;
 }
 
-/* Options of the runner commands: "--name value" pairs and flags. */
-typedef struct {
-    const char *name;
-    int flag;            /* takes no value */
-    const char *value;   /* NULL = not given; "1" for a given flag */
-} Opt;
-
-static int parse_opts(int argc, char **argv, Opt *opts, int nopts) {
-    for (int i = 2; i < argc; i++) {
-        int k = 0;
-        while (k < nopts && strcmp(argv[i], opts[k].name)) k++;
-        if (k == nopts) return usage("unknown option '%s'", argv[i]);
-        if (opts[k].value) return usage("option '%s' given twice", argv[i]);
-        if (opts[k].flag) { opts[k].value = "1"; continue; }
-        if (i + 1 >= argc) return usage("option '%s' needs a value", argv[i]);
-        opts[k].value = argv[++i];
-    }
-    return 0;
-}
-
-static int parse_int_opt(const char *name, const char *v, int lo, int hi, int *out) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || x < lo || x > hi) {
-        fprintf(stderr, "ewa: %s '%s': expected an integer in [%d, %d]\n", name, v, lo, hi);
-        return ERR_USAGE;
-    }
-    *out = (int)x;
-    return 0;
-}
-
-static int cmd_grid(int argc, char **argv) {
-    Opt o[] = {{"--config", 0, NULL}, {"--jobs", 0, NULL}, {"--profile", 0, NULL},
-               {"--out", 0, NULL}, {"--dry-run", 1, NULL}, {"--export", 0, NULL}};
-    /* --set section.key=value (repeatable): an override for every run,
-     * applied after the profile's (e.g. a checkpoint made by an earlier grid) */
-    char **args = calloc((size_t)argc + 1, sizeof(char *)), **sets = calloc((size_t)argc + 1, sizeof(char *));
-    int nargs = 0, nsets = 0;
-    for (int i = 0; i < argc; i++) {
-        if (i >= 2 && !strcmp(argv[i], "--set")) {
-            if (i + 1 >= argc) { free(args); free(sets); return usage("option '%s' needs a value", "--set"); }
-            sets[nsets++] = argv[++i];
-        } else {
-            args[nargs++] = argv[i];
-        }
-    }
-    int rc = parse_opts(nargs, args, o, 6);
-    free(args);
-    if (rc) { free(sets); return rc; }
-    if (!o[0].value) return usage("%s", "grid needs --config GRID.ini");
-    int jobs = 1;
-    if (o[1].value && (rc = parse_int_opt("--jobs", o[1].value, 1, 256, &jobs))) return rc;
-    if (o[5].value && strcmp(o[5].value, "slurm") && strcmp(o[5].value, "parallel"))
-        return usage("--export '%s': expected slurm or parallel", o[5].value);
+static int cmd_grid(const Command *cmd, Parsed *p) {
+    int jobs = 1, rc;
+    if (p->val[1] && (rc = parse_int_opt("jobs", p->val[1], 1, 256, &jobs))) return rc;
+    const char *export_kind = p->val[5];
+    if (export_kind && strcmp(export_kind, "slurm") && strcmp(export_kind, "parallel"))
+        return usage_error(cmd, "--export '%s': expected slurm or parallel", export_kind);
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) { fprintf(stderr, "ewa grid: cannot find my own binary (/proc/self/exe)\n"); return ERR_RUNTIME; }
     exe[n] = '\0';
     GridSpec g;
     Err err = {0};
-    if ((rc = grid_load(&g, o[0].value, o[2].value, o[3].value, &err))) {
+    if ((rc = grid_load(&g, p->val[0], p->val[2], p->val[3], &err))) {
         fprintf(stderr, "ewa grid: %s\n", err.msg);
-        free(sets);
         return rc;
     }
-    g.sets = realloc(g.sets, sizeof(char *) * (size_t)(g.nsets + nsets + 1));
-    for (int i = 0; i < nsets; i++) g.sets[g.nsets++] = strdup(sets[i]);
-    free(sets);
+    /* --set: an override for every run, applied after the profile's (e.g. a
+     * checkpoint made by an earlier grid) */
+    g.sets = realloc(g.sets, sizeof(char *) * (size_t)(g.nsets + p->nlist + 1));
+    for (int i = 0; i < p->nlist; i++) g.sets[g.nsets++] = strdup(p->list[i]);
     GridRun *runs = NULL;
     int nruns = 0;
     rc = grid_expand(&g, &runs, &nruns, &err);
     if (!rc) {
-        GridOpts go = {.jobs = jobs, .dry_run = o[4].value != NULL, .exe = exe, .export_kind = o[5].value};
+        GridOpts go = {.jobs = jobs, .dry_run = p->val[4] != NULL, .exe = exe, .export_kind = export_kind};
         rc = grid_run(&g, runs, nruns, &go, &err);
     }
     if (rc) fprintf(stderr, "ewa grid: %s\n", err.msg);
@@ -182,66 +226,113 @@ static int cmd_grid(int argc, char **argv) {
     return rc;
 }
 
-static int cmd_record(int argc, char **argv) {
-    Opt o[] = {{"--run", 0, NULL}, {"--to", 0, NULL}, {"--exit", 0, NULL}, {"--is-ok", 1, NULL}};
-    int rc = parse_opts(argc, argv, o, 4);
-    if (rc) return rc;
-    if (!o[0].value || !o[1].value) return usage("%s", "record needs --run DIR and --to RUNS.csv");
-    if (o[3].value) {   /* --is-ok: a query for exported job scripts, appends nothing */
+static int cmd_record(const Command *cmd, Parsed *p) {
+    int code = 0, rc;
+    if (p->val[3]) {   /* --is-ok: a query for exported job scripts, appends nothing */
         Err err = {0};
         int ok = 0;
-        if ((rc = runs_is_ok(o[0].value, o[1].value, &ok, &err))) {
+        if ((rc = runs_is_ok(p->val[0], p->val[1], &ok, &err))) {
             fprintf(stderr, "ewa record: %s\n", err.msg);
             return rc;
         }
-        printf("%s %s\n", o[0].value, ok ? "ok" : "not recorded ok");
+        printf("%s %s\n", p->val[0], ok ? "ok" : "not recorded ok");
         return ok ? 0 : ERR_RUNTIME;
     }
-    int code = 0;
-    if (o[2].value && (rc = parse_int_opt("--exit", o[2].value, 0, 255, &code))) return rc;
+    if (p->val[2] && (rc = parse_int_opt("exit", p->val[2], 0, 255, &code))) return rc;
     Err err = {0};
     int appended = 0;
     char st[16] = "";
-    rc = grid_record(o[0].value, o[1].value, &appended, st, &err);
+    rc = grid_record(p->val[0], p->val[1], &appended, st, &err);
     if (rc) { fprintf(stderr, "ewa record: %s\n", err.msg); return rc; }
-    printf("%s %s (train exit %d)%s\n", o[0].value, st, code,
+    printf("%s %s (train exit %d)%s\n", p->val[0], st, code,
            appended ? "" : ": already recorded ok, nothing appended");
     return 0;
 }
 
-static int cmd_aggregate(int argc, char **argv) {
-    Opt o[] = {{"--runs", 0, NULL}, {"--out", 0, NULL}, {"--group", 0, NULL},
-               {"--baseline", 0, NULL}};
-    int rc = parse_opts(argc, argv, o, 4);
-    if (rc) return rc;
-    if (!o[0].value || !o[1].value) return usage("%s", "aggregate needs --runs RUNS.csv and --out DIR");
+static int cmd_aggregate(const Command *cmd, Parsed *p) {
     Err err = {0};
-    rc = aggregate_runs(o[0].value, o[1].value, o[2].value, o[3].value ? o[3].value : "moe.method=dense",
-                        &err);
+    int rc = aggregate_runs(p->val[0], p->val[1], p->val[2],
+                            p->val[3] ? p->val[3] : "moe.method=dense", &err);
     if (rc) fprintf(stderr, "ewa aggregate: %s\n", err.msg);
     return rc;
 }
 
-static int cmd_regress(int argc, char **argv) {
-    Opt o[] = {{"--ref", 0, NULL}, {"--new", 0, NULL}};
-    int rc = parse_opts(argc, argv, o, 2);
-    if (rc) return rc;
-    if (!o[0].value || !o[1].value) return usage("%s", "regress needs --ref TABLE.csv and --new TABLE.csv");
+static int cmd_regress(const Command *cmd, Parsed *p) {
     Err err = {0};
     int nfail = 0;
-    rc = regress_tables(o[0].value, o[1].value, stdout, &nfail, &err);
+    int rc = regress_tables(p->val[0], p->val[1], stdout, &nfail, &err);
     if (rc) { fprintf(stderr, "ewa regress: %s\n", err.msg); return rc; }
     return nfail ? ERR_RUNTIME : 0;
 }
 
+static int cmd_keys(const Command *cmd, Parsed *p) {
+    config_print_keys(stdout);
+    return 0;
+}
+
+#define SET_OPT {"set", "section.key=value", "override one config key", 0, 1}
+
+static const Command COMMANDS[] = {
+    {"train", "Trains one run; writes config.ini, metrics.csv, summary.csv and final.safetensors "
+              "into DIR (created with its parents).",
+     {{"config", "FILE", "the run config (INI)", 1, 0}, {"out", "DIR", "the run directory", 1, 0},
+      SET_OPT},
+     cmd_train},
+    {"eval", "Evaluates a checkpoint on its dataset's test split; prints loss=, then top1= n= last.",
+     {{"checkpoint", "FILE", "a final.safetensors written by train", 1, 0}, SET_OPT},
+     cmd_eval},
+    {"grid", "Runs (or exports) every run of a grid file; resumable, see grid.h.",
+     {{"config", "GRID.ini", "the grid file", 1, 0},
+      {"jobs", "N", "runs in parallel (default 1); threads per run = cores / N", 0, 0},
+      {"profile", "NAME", "apply the grid's [profile.NAME] (smoke, cpu, paper)", 0, 0},
+      {"out", "DIR", "output directory instead of the grid's [grid] out", 0, 0},
+      {"dry-run", NULL, "print the runs and their status only", 0, 0},
+      {"export", "slurm|parallel", "write the pending runs as cluster jobs instead", 0, 0},
+      SET_OPT},
+     cmd_grid},
+    {"record", "Appends a finished run's row to a grid's runs.csv (used by exported jobs).",
+     {{"run", "RUN_DIR", "the run directory", 1, 0}, {"to", "RUNS.csv", "the runs.csv", 1, 0},
+      {"exit", "CODE", "exit code of the run's train command (reported)", 0, 0},
+      {"is-ok", NULL, "only ask: exit 0 if RUNS.csv holds an ok row of the run, else 1", 0, 0}},
+     cmd_record},
+    {"aggregate", "Aggregates a runs.csv into table.csv, table.md and figure data.",
+     {{"runs", "RUNS.csv", "the grid's runs.csv", 1, 0}, {"out", "DIR", "output directory", 1, 0},
+      {"group", "key,key,...", "group columns (default: the swept keys)", 0, 0},
+      {"baseline", "key=value", "the baseline rows (default moe.method=dense)", 0, 0}},
+     cmd_aggregate},
+    {"regress", "Compares a fresh table.csv with a reference; exit 1 if a row is outside tolerance.",
+     {{"ref", "TABLE.csv", "the reference table", 1, 0}, {"new", "TABLE.csv", "the fresh table", 1, 0}},
+     cmd_regress},
+    {"keys", "Lists every config key: section.key, type, default and what it means.", {{0}},
+     cmd_keys},
+};
+
+static const Command *commands(int *n) {
+    *n = (int)(sizeof COMMANDS / sizeof COMMANDS[0]);
+    return COMMANDS;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2) return usage("%s", "missing command");
-    if (!strcmp(argv[1], "train")) return cmd_train(argc, argv);
-    if (!strcmp(argv[1], "eval")) return cmd_eval(argc, argv);
-    if (!strcmp(argv[1], "grid")) return cmd_grid(argc, argv);
-    if (!strcmp(argv[1], "record")) return cmd_record(argc, argv);
-    if (!strcmp(argv[1], "aggregate")) return cmd_aggregate(argc, argv);
-    if (!strcmp(argv[1], "regress")) return cmd_regress(argc, argv);
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { fputs(usage_text, stdout); return 0; }
-    return usage("unknown command '%s'", argv[1]);
+    if (argc < 2) return usage_error(NULL, "%s", "missing command");
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (!strcmp(name, "--version")) {
+        print_version();
+        return 0;
+    }
+    int n;
+    const Command *cs = commands(&n);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(cs[i].name, name)) continue;
+        Parsed p;
+        int rc = parse_command(&cs[i], argc - 1, argv + 1, &p);
+        if (rc == 0) rc = cs[i].run(&cs[i], &p);
+        else if (rc < 0) rc = 0;
+        free(p.list);
+        return rc;
+    }
+    return usage_error(NULL, "unknown command '%s'", name);
 }

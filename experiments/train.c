@@ -2,6 +2,7 @@
 #include "data.h"
 #include "dist.h"
 #include "util.h"
+#include "../core/fsutil.h"
 #include "../core/checkpoint.h"
 #include "csvio.h"
 #include "../core/ewa.h"
@@ -335,12 +336,6 @@ static void progress(int tty, int epoch, int epochs, long step, long total, doub
 
 /* ---- the run ------------------------------------------------------------ */
 
-static int ensure_dir(const char *dir, Err *err) {
-    if (mkdir(dir, 0755) && errno != EEXIST)
-        return err_set(err, ERR_RUNTIME, "%s: cannot create directory: %s", dir, strerror(errno));
-    return 0;
-}
-
 /* A checkpoint's input shape (if shape; fine-tuning adapts an image
  * checkpoint instead) and class count (unless the head is new) must be the
  * data's: a mismatch names both the checkpoint and the data file. */
@@ -392,7 +387,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     if (rc) return rc;
     /* data parallelism (dist.h): rank 0 alone writes the run directory */
     int writer = dist_rank() == 0;
-    rc = writer ? ensure_dir(out_dir, err) : 0;
+    rc = writer ? fs_mkdir_p(out_dir, err) : 0;   /* with its missing parents */
     if (rc) return rc;
     char path[1200];
     /* A reused run directory must not keep an earlier run's results beside

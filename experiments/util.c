@@ -36,6 +36,34 @@ void str_trim(char *s) {
     memmove(s, s + i, n - i + 1);
 }
 
+/* Levenshtein distance of a and b (each at most 63 characters compared). */
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strnlen(a, 63), lb = (int)strnlen(b, 63), row[64];
+    for (int j = 0; j <= lb; j++) row[j] = j;
+    for (int i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = i;
+        for (int j = 1; j <= lb; j++) {
+            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+const char *str_closest(const char *word, const char *const *cands, int n) {
+    int limit = (int)strlen(word) / 3, best = -1, bestd = 1 << 30;
+    if (limit < 2) limit = 2;
+    for (int i = 0; i < n; i++) {
+        int d = edit_distance(word, cands[i]);
+        if (d < bestd) { bestd = d; best = i; }
+    }
+    return best >= 0 && bestd <= limit ? cands[best] : NULL;
+}
+
 double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -15,6 +15,11 @@ char *xstrdup(const char *s);
 /* Removes leading and trailing blanks (space, tab, CR, LF) in place. */
 void str_trim(char *s);
 
+/* The candidate closest to word by edit distance (Levenshtein), if it is
+ * close enough to be a likely typo (distance <= max(2, strlen(word) / 3)),
+ * else NULL. For "did you mean" suggestions. */
+const char *str_closest(const char *word, const char *const *cands, int n);
+
 /* Seconds on the monotonic clock (for durations only). */
 double now_s(void);
 

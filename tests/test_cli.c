@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "../experiments/config.h"
 #include "../experiments/csvio.h"
 #include "testproc.h"
 #include "testutil.h"
@@ -207,6 +208,100 @@ Test(cli, missing_option_value_or_checkpoint_is_a_usage_error) {
     proc_free(&p);
 }
 
+Test(cli, every_command_has_help) {
+    static const char *const cmds[] = {"train", "eval", "grid", "record", "aggregate", "regress", "keys"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        Proc p = EWA(cmds[i], "--help");
+        cr_assert_eq(p.status, 0, "ewa %s --help: exit %d; stderr:\n%s", cmds[i], p.status, p.err);
+        char want[64];
+        snprintf(want, sizeof want, "ewa %s", cmds[i]);
+        cr_assert(strstr(p.out, "usage") && strstr(p.out, want) && strstr(p.out, "--help"),
+                  "ewa %s --help printed:\n%s", cmds[i], p.out);
+        proc_free(&p);
+    }
+    Proc p = EWA("train", "--help");
+    cr_assert(strstr(p.out, "--config FILE") && strstr(p.out, "--set"), "%s", p.out);
+    proc_free(&p);
+}
+
+Test(cli, version_prints_the_compiled_in_commit) {
+    Proc p = EWA("--version");
+    cr_assert_eq(p.status, 0, "exit %d; stderr:\n%s", p.status, p.err);
+    cr_assert(!strncmp(p.out, "ewa ", 4), "%s", p.out);
+    /* the commit the Makefile compiled in: 12 hex digits, or "unknown" */
+    const char *c = p.out + 4;
+    size_t hex = strspn(c, "0123456789abcdef");
+    cr_assert(hex == 12 || !strncmp(c, "unknown", 7), "not a commit: %s", p.out);
+    proc_free(&p);
+    p = EWA("grid", "--version");
+    cr_assert_eq(p.status, 0);
+    cr_assert(!strncmp(p.out, "ewa ", 4), "%s", p.out);
+    proc_free(&p);
+}
+
+Test(cli, option_equals_value_and_stray_arguments) {
+    char cfg_opt[700], set_opt[700];
+    snprintf(cfg_opt, sizeof cfg_opt, "--config=%s", cfg_path);
+    snprintf(set_opt, sizeof set_opt, "--set=%s", data_set);
+    char *run = tu_path(tmp, "run");
+    /* --opt=value is understood: the config error proves the file was read */
+    Proc p = EWA("train", cfg_opt, "--out", run, set_opt, "--set=train.epochz=1");
+    EXPECT_FAIL(p, 2, "--set 'train.epochz=1'", "did you mean 'train.epochs'?");
+    proc_free(&p);
+    p = EWA("train", cfg_opt, "--out", run, "stray");
+    EXPECT_FAIL(p, 2, "unexpected argument 'stray'");
+    proc_free(&p);
+    p = EWA("grid", "--config", cfg_path, "--dry-run=1");
+    EXPECT_FAIL(p, 2, "'--dry-run' takes no value");
+    proc_free(&p);
+    p = EWA("train", cfg_opt, cfg_opt, "--out", run);
+    EXPECT_FAIL(p, 2, "'--config' given twice");
+    proc_free(&p);
+    cr_assert(!exists(run), "a usage error created the run directory %s", run);
+    free(run);
+}
+
+Test(cli, keys_lists_every_key_with_type_default_and_doc) {
+    Proc p = EWA("keys");
+    cr_assert_eq(p.status, 0, "exit %d; stderr:\n%s", p.status, p.err);
+    /* every key of the resolved config appears, with its default */
+    RunConfig c;
+    config_defaults(&c);
+    char *ini = config_to_ini(&c), *save = NULL, section[32] = "";
+    int nkeys = 0;
+    for (char *line = strtok_r(ini, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (sscanf(line, "[%31[^]]]", section) == 1) continue;
+        char key[64];
+        if (sscanf(line, "%63s =", key) != 1) continue;
+        char want[128];
+        snprintf(want, sizeof want, "\n%s.%s ", section, key);
+        cr_assert(strstr(p.out, want), "ewa keys lacks %s.%s:\n%s", section, key, p.out);
+        nkeys++;
+    }
+    cr_assert_gt(nkeys, 40);
+    cr_assert(strstr(p.out, "moe.beta") && strstr(p.out, "float") && strstr(p.out, "0.3") &&
+              strstr(p.out, "EWA share rate"), "%s", p.out);
+    free(ini);
+    proc_free(&p);
+}
+
+Test(cli, mistyped_method_and_key_get_a_suggestion) {
+    char *run = tu_path(tmp, "run");
+    Proc p = EWA("train", "--config", cfg_path, "--out", run, "--set", "moe.method=ewaa");
+    EXPECT_FAIL(p, 2, "moe.method", "ewaa", "did you mean 'ewa'?");
+    proc_free(&p);
+    p = EWA("train", "--config", cfg_path, "--out", run, "--set", "model.preset=vit-mni");
+    EXPECT_FAIL(p, 2, "vit-mni", "did you mean 'vit-mini'?");
+    proc_free(&p);
+    static const char ini[] = "[train]\nbeta = 0.3\n";
+    char *cfg = tu_write(tmp, "wrongsec.ini", ini, strlen(ini));
+    p = EWA("train", "--config", cfg, "--out", run);
+    EXPECT_FAIL(p, 2, cfg, "line 2", "did you mean 'moe.beta'?");
+    proc_free(&p);
+    cr_assert(!exists(run), "a config error created the run directory");
+    free(cfg); free(run);
+}
+
 /* ---------------------------------------------------------------- config errors */
 
 Test(cli, missing_config_file) {
@@ -298,13 +393,14 @@ Test(cli, truncated_images_file) {
     free(img); free(bad); free(run);
 }
 
-Test(cli, out_dir_with_missing_parent) {
-    char *parent = tu_path(tmp, "no-such-parent"), *run = tu_path(parent, "run");
+Test(cli, out_dir_under_a_regular_file) {
+    /* --out creates missing parents (README: runs/fmnist on a fresh clone),
+     * but a parent that is a file is an error naming it */
+    char *file = tu_write(tmp, "a-file", "x", 1), *run = tu_path(file, "run");
     Proc p = TRAIN(run, 0);
-    EXPECT_FAIL(p, 1, run, "cannot create");
-    cr_assert(!exists(parent), "the missing parent %s was created", parent);
+    EXPECT_FAIL(p, 1, file, "cannot create");
     proc_free(&p);
-    free(parent); free(run);
+    free(file); free(run);
 }
 
 Test(cli, out_is_a_regular_file) {
@@ -318,7 +414,7 @@ Test(cli, out_is_a_regular_file) {
 /* ---------------------------------------------------------------- a good run */
 
 Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
-    char *run = tu_path(tmp, "run");
+    char *run = tu_path(tmp, "new/parents/run");   /* --out creates missing parents */
     Proc p = TRAIN(run, 5);
     cr_assert_eq(p.status, 0, "ewa train exited %d; stderr:\n%s", p.status, p.err);
     cr_assert(strstr(p.out, "status=ok"), "stdout lacks status=ok:\n%s", p.out);
