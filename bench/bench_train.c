@@ -23,6 +23,7 @@
 #include "../core/optim.h"
 #include "../core/rng.h"
 #include "../core/vit.h"
+#include "../experiments/methods.h"
 #include "../experiments/util.h"
 
 /* Process CPU seconds (all threads). */
@@ -64,7 +65,7 @@ int main(int argc, char **argv) {
     int steps = 20, warmup = 3, threads = 2, dim = 192, depth = 6, heads = 3, patch = 4;
     int img = 28, chans = 1, classes = 10, batch = 128;
     float mlp_ratio = 4.0f;
-    const char *method = "dense";     /* dense | ewa (RMoE + EWA) | moe (top-1 routed) */
+    const char *method = "dense";     /* a moe.method: dense, ewa (RMoE + EWA), moe (top-1 routed), ... */
     int points = 0, groups = 64, group_k = 32, pn_width = 128;   /* --points P: 3D model */
     int peak = 0;                     /* --gemm-peak 1: time the GEMM path only */
     const char *precision = "fp32";   /* --precision fp32 | bf16 (gemm.h) */
@@ -97,14 +98,19 @@ int main(int argc, char **argv) {
     ViTDims d;
     Err err = {0};
     ViT m;
-    /* MoE as in the default configs: 4 experts in every other block;
-     * EWA beta 0.3; routed top-1 with capacity 1.25 and Switch loss 0.01. */
-    MoeSpec spec = {.experts = 4, .top_k = 1, .capacity_factor = 1.25f, .aux_coef = 0.01f};
-    spec.kind = !strcmp(method, "ewa") ? MOE_RANDOM : !strcmp(method, "moe") ? MOE_ROUTED : MOE_NONE;
-    if (spec.kind == MOE_NONE && strcmp(method, "dense")) {
-        fprintf(stderr, "bench_train: --method must be dense, ewa or moe\n");
+    /* The method as bin/ewa trains it with the default [moe] keys (4 experts
+     * in every other block; EWA beta 0.3; routed top-1 with capacity 1.25 and
+     * Switch loss 0.01): the method table (experiments/methods.h). */
+    RunConfig cfg;
+    config_defaults(&cfg);
+    snprintf(cfg.method, sizeof cfg.method, "%s", method);
+    if (!method_known(method)) {
+        fprintf(stderr, "bench_train: --method %s is not a method of experiments/methods.c\n", method);
         return 2;
     }
+    MethodPlan plan;
+    method_plan(&cfg, steps + warmup, steps + warmup, &plan);
+    const MoeSpec spec = plan.spec;
     if (points) chans = img = patch = 1;
     GemmPrecision prec;
     if (gemm_parse_precision(precision, "--precision", &prec, &err) || gemm_set_precision(prec, &err) ||
@@ -140,7 +146,7 @@ int main(int argc, char **argv) {
         vit_backward(&m);
         clip_grad_norm(m.grads, m.num_params, 1.0f);
         adamw_step(&opt, m.params, m.grads, m.adam_m, m.adam_v, m.specs, m.n_params);
-        if (spec.kind == MOE_RANDOM) ewa_update(&m, 0.3f);
+        if (plan.beta > 0 && s < plan.ewa_steps) ewa_update(&m, plan.beta);
         m.moe_step++;
     }
     double dt = now_s() - t0, util = (cpu_s() - c0) / (dt * threads);

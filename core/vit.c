@@ -274,8 +274,9 @@ int vit_set_moe(ViTDims *d, const MoeSpec *spec, const char *blocks, Err *err) {
         memset(d->moe_block, 0, sizeof d->moe_block);
         return 0;
     }
-    if (spec->experts < 2 || spec->experts > 64)
-        return err_set(err, ERR_USAGE, "moe.experts = %d outside [2, 64]", spec->experts);
+    if (spec->experts < 2 || spec->experts > MOE_MAX_EXPERTS)
+        return err_set(err, ERR_USAGE, "moe.experts = %d outside [2, %d]", spec->experts,
+                       MOE_MAX_EXPERTS);
     if (spec->kind == MOE_ROUTED && (spec->top_k < 1 || spec->top_k > spec->experts))
         return err_set(err, ERR_USAGE, "moe.top_k = %d outside [1, moe.experts = %d]", spec->top_k,
                        spec->experts);

@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 #include "config.h"
+#include "methods.h"
 #include "util.h"
 #include "../core/fsutil.h"
 #include <errno.h>
@@ -663,15 +664,6 @@ static int validate_train(const RunConfig *c, Err *err) {
     return 0;
 }
 
-static int check_beta(const RunConfig *c, Err *err) {
-    int n = c->experts;
-    float hi = (float)((n - 1) / (double)n);
-    if (c->beta >= 0 && c->beta <= hi) return 0;
-    return err_set(err, ERR_USAGE,
-                   "moe.beta = %g is outside [0, (N-1)/N] = [0, %g] for N = moe.experts = %d",
-                   (double)c->beta, (double)hi, n);
-}
-
 static int validate_moe_kinds(const RunConfig *c, Err *err) {
     static const char *const routings[] = {"token", "image", NULL};
     static const char *const parts[] = {"batch", "sample", NULL};
@@ -684,26 +676,26 @@ static int validate_moe_kinds(const RunConfig *c, Err *err) {
     return 0;
 }
 
+/* Per-key ranges of [moe]; the cross-field rules of each method are in
+ * methods.c (method_validate). */
 static int validate_moe(const RunConfig *c, Err *err) {
-    static const char *const methods[] = {"dense", "ewa", "rmoe", "moe", "moe-early-ewa",
-                                          "vimoe", NULL};
+    int n;
+    const char *const *methods = method_names(&n);
+    const char *list[16];
+    for (int i = 0; i < n && i < 15; i++) list[i] = methods[i];
+    list[n < 15 ? n : 15] = NULL;
     const double inf = INFINITY;
-    if (check_enum("moe.method", c->method, methods, err)) return ERR_USAGE;
-    int dense = !strcmp(c->method, "dense");
-    if (check_min("moe.experts", c->experts, dense ? 1 : 2, err) ||
-        check_min("moe.top_k", c->top_k, 1, err) ||
-        check_range("moe.beta", c->beta, 0, 0, inf, 0, err) || (!dense && check_beta(c, err)))
-        return ERR_USAGE;
-    if (!dense && c->top_k > c->experts)
-        return err_set(err, ERR_USAGE, "moe.top_k = %d is outside [1, moe.experts = %d]",
-                       c->top_k, c->experts);
-    if (check_blocks(c->blocks, c->depth, err) ||
+    if (check_enum("moe.method", c->method, list, err)) return ERR_USAGE;
+    if (check_min("moe.experts", c->experts, 1, err) || check_min("moe.top_k", c->top_k, 1, err) ||
+        check_range("moe.beta", c->beta, 0, 0, inf, 0, err) ||
+        check_blocks(c->blocks, c->depth, err) ||
         check_range("moe.capacity_factor", c->capacity_factor, 0, 1, inf, 0, err) ||
         check_range("moe.aux_coef", c->aux_coef, 0, 0, inf, 0, err) ||
         check_range("moe.zloss_coef", c->zloss_coef, 0, 0, inf, 0, err) ||
         check_bool("moe.shared_expert", c->shared_expert, err))
         return ERR_USAGE;
-    return validate_moe_kinds(c, err);
+    if (validate_moe_kinds(c, err)) return ERR_USAGE;
+    return method_validate(c, err);
 }
 
 int config_validate(const RunConfig *c, Err *err) {
@@ -718,13 +710,16 @@ int config_validate(const RunConfig *c, Err *err) {
 
 /* ---------------------------------------------------------------- output */
 
-static int hash_excluded(const ConfigKey *k) {
+/* Keys left out of the config hash: train.seed, train.threads and
+ * train.eval_every (they do not change what is trained) and the keys c's
+ * method ignores (methods.h). */
+static int hash_excluded(const RunConfig *c, const ConfigKey *k) {
+    if (!method_reads_key(c, k->section, k->key)) return 1;
     return !strcmp(k->section, "train") &&
            (!strcmp(k->key, "seed") || !strcmp(k->key, "threads") || !strcmp(k->key, "eval_every"));
 }
 
-/* INI text of c; without_run_keys drops train.seed, train.threads and
- * train.eval_every (they do not change what is trained). */
+/* INI text of c; without_run_keys drops the keys hash_excluded names. */
 static char *emit_ini(const RunConfig *c, int without_run_keys) {
     char *text = NULL;
     size_t len = 0;
@@ -738,7 +733,7 @@ static char *emit_ini(const RunConfig *c, int without_run_keys) {
             section = k->section;
             fprintf(f, "%s[%s]\n", i ? "\n" : "", section);
         }
-        if (without_run_keys && hash_excluded(k)) continue;
+        if (without_run_keys && hash_excluded(c, k)) continue;
         format_value(k, c, val, sizeof val);
         fprintf(f, "%s =%s%s\n", k->key, val[0] ? " " : "", val);
     }

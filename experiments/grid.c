@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #endif
 #include "grid.h"
+#include "methods.h"
 #include "util.h"
 #include "../core/fsutil.h"
 
@@ -507,6 +508,24 @@ void grid_run_id(const RunConfig *c, char id[17]) {
     snprintf(id, 17, "%016" PRIx64, h);
 }
 
+/* 1 if every swept key=value in which runs a and b differ is a key their
+ * method ignores (both sweeps list the same keys in the same order). */
+static int only_ignored_keys_differ(const GridRun *a, const GridRun *b) {
+    char *sa = xstrdup(a->sweep), *sb = xstrdup(b->sweep), *pa = NULL, *pb = NULL;
+    int ok = 1;
+    for (char *x = strtok_r(sa, ";", &pa), *y = strtok_r(sb, ";", &pb); ok && x && y;
+         x = strtok_r(NULL, ";", &pa), y = strtok_r(NULL, ";", &pb)) {
+        if (!strcmp(x, y)) continue;
+        char *dot = strchr(x, '.'), *eq = strchr(x, '=');
+        if (!dot || !eq || eq < dot) { ok = 0; break; }
+        *dot = *eq = '\0';
+        ok = !method_reads_key(&a->cfg, x, dot + 1);
+    }
+    free(sa);
+    free(sb);
+    return ok;
+}
+
 int grid_expand(const GridSpec *g, GridRun **out, int *nout, Err *err) {
     long combos = 1;
     for (int a = 0; a < g->naxes; a++) {
@@ -575,12 +594,22 @@ int grid_expand(const GridSpec *g, GridRun **out, int *nout, Err *err) {
                              r->sweep[0] ? r->sweep : "", r->sweep[0] ? ", " : "", seedset, e.msg);
             } else {
                 grid_run_id(&r->cfg, r->id);
-                for (int j = 0; j < n && !rc; j++)
-                    if (!strcmp(runs[j].id, r->id))
-                        rc = err_set(err, ERR_USAGE,
-                                     "%s: runs '%s' and '%s' (seed %" PRIu64
-                                     ") resolve to the same configuration",
-                                     g->path, runs[j].sweep, r->sweep, r->seed);
+                int dup = -1;
+                for (int j = 0; j < n && dup < 0; j++)
+                    if (!strcmp(runs[j].id, r->id)) dup = j;
+                if (dup >= 0 && only_ignored_keys_differ(&runs[dup], r)) {
+                    /* the same training (the keys that differ are ignored by
+                     * the method, methods.h): run once */
+                    runs[dup].merged++;
+                    free(r->sweep);
+                    memset(r, 0, sizeof *r);
+                    n--;
+                } else if (dup >= 0) {
+                    rc = err_set(err, ERR_USAGE,
+                                 "%s: runs '%s' and '%s' (seed %" PRIu64
+                                 ") resolve to the same configuration",
+                                 g->path, runs[dup].sweep, r->sweep, r->seed);
+                }
             }
             n++;
             for (int i = 0; i < ns; i++) free(sets[i]);

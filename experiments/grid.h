@@ -73,6 +73,8 @@ typedef struct {
     char id[17];       /* 16 hex digits */
     uint64_t seed;
     char *sweep;       /* "section.key=value;..." of the swept keys ("" if none) */
+    int merged;        /* other sweep combinations that are this same training
+                        * (they differ only in keys the method ignores) */
     RunConfig cfg;
 } GridRun;
 
@@ -84,7 +86,12 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
 void grid_free(GridSpec *g);
 
 /* All runs (seed outermost, then the sweep axes, last axis fastest),
- * resolved; a config error in any combination is reported (ERR_USAGE). */
+ * resolved; a config error in any combination is reported (ERR_USAGE).
+ * Combinations that differ only in keys their method ignores (e.g. dense
+ * with two values of moe.beta) are one training: kept once, at the first,
+ * with `merged` counting the others. Two combinations that are the same
+ * training although a key the method reads differs in spelling (1e-3 and
+ * 0.001) are an error. */
 int grid_expand(const GridSpec *g, GridRun **runs, int *n, Err *err);
 void grid_runs_free(GridRun *runs, int n);
 

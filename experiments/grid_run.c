@@ -158,15 +158,20 @@ int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *er
     for (int i = 0; i < n; i++) ndone += done[i];
 
     if (o->dry_run) {
-        printf("grid %s: %d runs (%d seeds x %d combinations), %d already ok, %d to run; out %s\n",
-               g->path, n, g->nseeds, g->nseeds ? n / g->nseeds : 0, ndone, n - ndone, g->out);
+        printf("grid %s: %d runs (%d seeds), %d already ok, %d to run; out %s\n", g->path, n,
+               g->nseeds, ndone, n - ndone, g->out);
         if (g->profile[0]) printf("profile %s:", g->profile);
         for (int i = 0; i < g->nsets; i++) printf(" %s", g->sets[i]);
         if (g->profile[0]) printf("\n");
         printf("jobs %d, train.threads %d per run (%d cores)\n", jobs, threads, cores);
+        int merged = 0;
+        for (int i = 0; i < n; i++) merged += runs[i].merged;
+        if (merged)
+            printf("%d more combinations are the same training as a listed run (they differ only "
+                   "in keys the method ignores) and run once\n", merged);
         for (int i = 0; i < n; i++)
-            printf("%s %s seed=%" PRIu64 " %s\n", runs[i].id, done[i] ? "ok     " : "pending",
-                   runs[i].seed, runs[i].sweep);
+            printf("%s %s seed=%" PRIu64 " %s%s\n", runs[i].id, done[i] ? "ok     " : "pending",
+                   runs[i].seed, runs[i].sweep, runs[i].merged ? " (+ identical combinations)" : "");
         free(done);
         return 0;
     }

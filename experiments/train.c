@@ -1,6 +1,7 @@
 #include "train.h"
 #include "data.h"
 #include "dist.h"
+#include "methods.h"
 #include "util.h"
 #include "../core/fsutil.h"
 #include "../core/checkpoint.h"
@@ -30,36 +31,8 @@ static void set_threads(int threads) {
     openblas_set_num_threads(nt);
 }
 
-/* The MoE family of a method (DESIGN 2.3 - 2.6). */
-static int is_collapsed_method(const char *m) { return !strcmp(m, "ewa") || !strcmp(m, "rmoe"); }
-static int is_routed_method(const char *m) {
-    return !strcmp(m, "moe") || !strcmp(m, "moe-early-ewa") || !strcmp(m, "vimoe");
-}
-
-static int moe_spec_of(const RunConfig *c, MoeSpec *s, Err *err) {
-    memset(s, 0, sizeof *s);
-    if (is_collapsed_method(c->method)) {
-        s->kind = MOE_RANDOM;
-        s->experts = c->experts;
-        s->partition_sample = !strcmp(c->rmoe_partition, "sample");
-    } else if (is_routed_method(c->method)) {
-        if (!strcmp(c->method, "vimoe") && c->top_k != 1)
-            return err_set(err, ERR_USAGE, "moe.method = vimoe routes top-1: moe.top_k = %d must be 1",
-                           c->top_k);
-        s->kind = MOE_ROUTED;
-        s->experts = c->experts;
-        s->top_k = c->top_k;
-        s->capacity_factor = c->capacity_factor;
-        s->aux_coef = c->aux_coef;
-        s->zloss_coef = c->zloss_coef;
-        s->shared = c->shared_expert || !strcmp(c->method, "vimoe");
-        s->route_image = !strcmp(c->routing, "image");
-    }
-    return 0;
-}
-
 /* The training model's shape; deployed = 1 gives the shape that is evaluated
- * and saved (dense for the collapsed methods ewa and rmoe). */
+ * and saved (dense for the methods that collapse their experts, methods.h). */
 static int model_dims(const RunConfig *c, const DataSplit *ds, int deployed, ViTDims *d, Err *err) {
     int rc, pool = vit_pool_from_name(c->pool);
     if (pool < 0) return err_set(err, ERR_USAGE, "model.pool = '%s': expected cls, mean or avg", c->pool);
@@ -72,10 +45,10 @@ static int model_dims(const RunConfig *c, const DataSplit *ds, int deployed, ViT
                       c->mlp_ratio, ds->num_classes, pool, err);
     }
     if (rc) return rc;
-    MoeSpec s;
-    if ((rc = moe_spec_of(c, &s, err))) return rc;
-    if (s.kind == MOE_NONE || (deployed && s.kind == MOE_RANDOM)) return 0;
-    return vit_set_moe(d, &s, c->blocks, err);
+    MethodPlan p;
+    method_plan(c, 0, 0, &p);
+    if (p.spec.kind == MOE_NONE || (deployed && p.collapse)) return 0;
+    return vit_set_moe(d, &p.spec, c->blocks, err);
 }
 
 static int build_model(const RunConfig *c, const DataSplit *ds, int max_batch, int deployed, ViT *m,
@@ -265,7 +238,7 @@ static int write_summary(const char *path, const RunConfig *c, const ViTDims *de
     snprintf(v[i++], W, "%g", c->capacity_factor);
     snprintf(v[i++], W, "%g", c->aux_coef);
     snprintf(v[i++], W, "%g", c->zloss_coef);
-    snprintf(v[i++], W, "%d", c->shared_expert || !strcmp(c->method, "vimoe"));
+    snprintf(v[i++], W, "%d", trained ? trained->moe.shared : 0);
     snprintf(v[i++], W, "%s", c->routing);
     snprintf(v[i++], W, "%s", c->rmoe_partition);
     snprintf(v[i++], W, "%g", c->ewa_epochs < 0 ? c->epochs / 4.0 : c->ewa_epochs);
@@ -382,9 +355,10 @@ static int load_init_checkpoint(ViT *m, const RunConfig *c, const DataSplit *tra
 int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *err) {
     memset(res, 0, sizeof *res);
     snprintf(res->status, sizeof res->status, "failed");
-    MoeSpec spec;
-    int rc = moe_spec_of(c, &spec, err);
-    if (rc) return rc;
+    MethodPlan plan;   /* what the method does (methods.h); ewa_steps set below */
+    method_plan(c, 0, 0, &plan);
+    const MoeSpec spec = plan.spec;
+    int rc;
     /* data parallelism (dist.h): rank 0 alone writes the run directory */
     int writer = dist_rank() == 0;
     rc = writer ? fs_mkdir_p(out_dir, err) : 0;   /* with its missing parents */
@@ -409,7 +383,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     int B = c->batch_size;
     ViT m, dense;   /* dense: the collapsed model of ewa / rmoe runs */
     memset(&dense, 0, sizeof dense);
-    int collapse = spec.kind == MOE_RANDOM, routed = spec.kind == MOE_ROUTED;
+    int collapse = plan.collapse, routed = spec.kind == MOE_ROUTED;
     if ((rc = build_model(c, &train, B, 0, &m, err))) goto out_data;
     vit_init_weights(&m, c->seed);
     if (c->init_checkpoint[0] && (rc = load_init_checkpoint(&m, c, &train, err))) goto out_model;
@@ -419,9 +393,6 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         m.route_counts = calloc((size_t)m.d.depth * m.d.classes * m.d.moe.experts, sizeof(long));
         if (!m.route_counts) { rc = err_set(err, ERR_RUNTIME, "out of memory"); goto out_model; }
     }
-    /* EWA: every step for ewa; the first ewa_epochs for moe-early-ewa */
-    float beta = 0.0f;
-    if (!strcmp(c->method, "ewa") || !strcmp(c->method, "moe-early-ewa")) beta = c->beta;
 
     int nmax = train.n > test.n ? train.n : test.n;
     float *x = malloc(sizeof(float) * data_sample_floats(&train) * B);
@@ -438,9 +409,9 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     long total = steps_per_epoch * c->epochs;
     if (c->max_steps > 0 && c->max_steps < total) total = c->max_steps;
     long warmup = (long)lroundf(c->warmup_epochs * steps_per_epoch);
-    long ewa_steps = total;
-    if (!strcmp(c->method, "moe-early-ewa"))
-        ewa_steps = lround((c->ewa_epochs < 0 ? c->epochs / 4.0 : c->ewa_epochs) * steps_per_epoch);
+    method_plan(c, steps_per_epoch, total, &plan);   /* EWA: beta and its step count */
+    const float beta = plan.beta;
+    const long ewa_steps = plan.ewa_steps;
     Rng shuffle_rng, aug_rng;
     rng_seed_stream(&shuffle_rng, c->seed, 1);
     rng_seed_stream(&aug_rng, c->seed, 2 + ((uint64_t)dist_rank() << 32));   /* rank 0: stream 2 */

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "../experiments/config.h"
+#include "../experiments/methods.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -374,13 +375,16 @@ Test(hash, ignores_seed_threads_and_eval_every_only) {
 }
 
 Test(hash, is_fnv1a_of_the_ini_without_seed_threads_and_eval_every) {
+    /* ... and without the [moe] keys the method ignores (methods.h) */
     RunConfig c = odd_config();
-    char *ini = config_to_ini(&c);
+    char *ini = config_to_ini(&c), section[32] = "", key[64];
     uint64_t h = 14695981039346656037ULL;
     for (char *line = ini; *line;) {
         char *nl = strchr(line, '\n');
         size_t len = (size_t)(nl - line) + 1;
-        if (strncmp(line, "seed = ", 7) && strncmp(line, "threads = ", 10) &&
+        sscanf(line, "[%31[^]]]", section);
+        int ignored = sscanf(line, "%63s =", key) == 1 && !method_reads_key(&c, section, key);
+        if (!ignored && strncmp(line, "seed = ", 7) && strncmp(line, "threads = ", 10) &&
             strncmp(line, "eval_every = ", 13))
             for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)line[i]) * 1099511628211ULL;
         line += len;
@@ -596,8 +600,17 @@ Test(validate, beta_bounds) {
                                       "N = moe.experts = 4", NULL});
     char *ok2[] = {"moe.method=rmoe", "moe.experts=2", "moe.beta=0.5"};
     load_ok("", 3, ok2);
-    char *bad2[] = {"moe.method=moe", "moe.experts=2", "moe.beta=0.6"};
+    char *bad2[] = {"moe.method=moe-early-ewa", "moe.experts=2", "moe.beta=0.6"};
     expect_fail("", 3, bad2, (const char *const[]){"[0, 0.5]", "N = moe.experts = 2", NULL});
+    /* methods without EWA ignore beta: accepted, and not part of the hash */
+    char *moe6[] = {"moe.method=moe", "moe.experts=2", "moe.beta=0.6"};
+    char *moe3[] = {"moe.method=moe", "moe.experts=2", "moe.beta=0.3"};
+    RunConfig a = load_ok("", 3, moe6), b = load_ok("", 3, moe3);
+    cr_assert_eq(config_hash(&a), config_hash(&b), "moe ignores beta, yet it changed the hash");
+    char *ewa6[] = {"moe.method=ewa", "moe.experts=4", "moe.beta=0.6"};
+    char *ewa3[] = {"moe.method=ewa", "moe.experts=4", "moe.beta=0.3"};
+    a = load_ok("", 3, ewa6), b = load_ok("", 3, ewa3);
+    cr_assert_neq(config_hash(&a), config_hash(&b), "ewa reads beta, yet the hash ignored it");
     char *ok3[] = {"moe.method=ewa", "moe.experts=3", "moe.beta=0.6666667"};
     load_ok("", 3, ok3);
 }
@@ -610,8 +623,19 @@ Test(validate, dense_ignores_expert_settings) {
     char *topk[] = {"moe.method=moe", "moe.experts=4", "moe.top_k=5"};
     expect_fail("", 3, topk,
                 (const char *const[]){"moe.top_k = 5 is outside [1, moe.experts = 4]", NULL});
-    char *topk_ok[] = {"moe.method=vimoe", "moe.experts=4", "moe.top_k=4"};
+    char *topk_ok[] = {"moe.method=moe", "moe.experts=4", "moe.top_k=4"};
     load_ok("", 3, topk_ok);
+    /* ViMoE routes top-1 (checked at resolution, so grid --dry-run sees it) */
+    char *vimoe2[] = {"moe.method=vimoe", "moe.experts=4", "moe.top_k=2"};
+    expect_fail("", 3, vimoe2,
+                (const char *const[]){"moe.method = vimoe routes top-1: moe.top_k = 2 must be 1", NULL});
+    char *many[] = {"moe.method=ewa", "moe.experts=65", "moe.beta=0"};
+    expect_fail("", 3, many, (const char *const[]){"moe.experts = 65 exceeds MOE_MAX_EXPERTS = 64", NULL});
+    /* dense ignores every [moe] key but the method: one hash */
+    char *d1[] = {"moe.method=dense", "moe.experts=8", "moe.blocks=last:1"};
+    char *d2[] = {"moe.method=dense"};
+    RunConfig a = load_ok("", 3, d1), b = load_ok("", 1, d2);
+    cr_assert_eq(config_hash(&a), config_hash(&b), "dense ignores [moe], yet the hash changed");
 }
 
 Test(validate, blocks) {

@@ -143,19 +143,23 @@ Test(grid, expansion_count_values_and_ids) {
     GridRun *runs;
     int n;
     load_expand(grid, "smoke", &g, &runs, &n);
-    cr_assert_eq(n, 2 * 2 * 3, "expanded %d runs", n);
+    /* dense ignores moe.beta (methods.h): its three beta values are one
+     * training, run once; ewa reads it: three runs */
+    cr_assert_eq(n, 2 * (1 + 3), "expanded %d runs", n);
+    cr_assert_eq(runs[0].merged, 2);
+    cr_assert_eq(runs[1].merged, 0);
     /* out gets the profile appended; base is relative to the grid file */
     char want[1024];
     snprintf(want, sizeof want, "%s/out/smoke", tmp);
     cr_assert_str_eq(g.out, want);
     /* seed outermost, last axis fastest */
     cr_assert_eq(runs[0].seed, 0);
-    cr_assert_eq(runs[6].seed, 1);
+    cr_assert_eq(runs[4].seed, 1);
     cr_assert_str_eq(runs[0].sweep, "moe.method=dense;moe.beta=0.1");
-    cr_assert_str_eq(runs[1].sweep, "moe.method=dense;moe.beta=0.3");
-    cr_assert_str_eq(runs[5].sweep, "moe.method=ewa;moe.beta=0.5");
-    cr_assert_str_eq(runs[5].cfg.method, "ewa");
-    cr_assert_float_eq(runs[5].cfg.beta, 0.5f, 1e-7);
+    cr_assert_str_eq(runs[1].sweep, "moe.method=ewa;moe.beta=0.1");
+    cr_assert_str_eq(runs[3].sweep, "moe.method=ewa;moe.beta=0.5");
+    cr_assert_str_eq(runs[3].cfg.method, "ewa");
+    cr_assert_float_eq(runs[3].cfg.beta, 0.5f, 1e-7);
     /* base, profile and seed applied */
     cr_assert_eq(runs[7].cfg.dim, 16);
     cr_assert_eq(runs[7].cfg.epochs, 1);
@@ -167,7 +171,7 @@ Test(grid, expansion_count_values_and_ids) {
         cr_assert_eq(strspn(runs[i].id, "0123456789abcdef"), 16);
         for (int j = 0; j < i; j++) cr_assert_str_neq(runs[i].id, runs[j].id, "runs %d and %d share an id", i, j);
     }
-    cr_assert_str_neq(runs[0].id, runs[6].id, "seeds 0 and 1 share an id");
+    cr_assert_str_neq(runs[0].id, runs[4].id, "seeds 0 and 1 share an id");
     /* identical ids on a second invocation, and equal to grid_run_id */
     GridSpec g2;
     GridRun *r2;
@@ -233,7 +237,7 @@ Test(grid, joined_keys_sweep_together) {
                             "moe.blocks = every_other, \"1,3\"\n");
     /* vit-micro/mini have depth 4, so block 3 exists; base keys dim etc.
      * would override the preset, so give presets a base without them */
-    static const char base2[] = "[data]\naugment = 0\n";
+    static const char base2[] = "[data]\naugment = 0\n[moe]\nmethod = ewa\n";
     char *b2 = tu_write(tmp, "base.ini", base2, strlen(base2));
     GridSpec g;
     GridRun *runs;

@@ -17,6 +17,7 @@
 #include "../core/checkpoint.h"
 #include "../core/ewa.h"
 #include "../core/optim.h"
+#include "../experiments/methods.h"
 #include "testutil.h"
 
 #define TOL_LOGITS 1e-4
@@ -69,13 +70,22 @@ static void build(ViT *m, const StFile *w) {
     }
     const char *kind = st_meta(w, "moe_kind");
     if (kind) {   /* MoE cases (torch_ref.py: tiny_rmoe, tiny_moe_top2, tiny_vimoe_image) */
-        MoeSpec s = {.kind = !strcmp(kind, "random") ? MOE_RANDOM : MOE_ROUTED,
-                     .experts = (int)meta_num(w, "experts"), .top_k = (int)meta_num(w, "top_k"),
-                     .capacity_factor = (float)meta_num(w, "capacity_factor"),
-                     .aux_coef = (float)meta_num(w, "aux_coef"),
-                     .zloss_coef = (float)meta_num(w, "zloss_coef"),
-                     .shared = (int)meta_num(w, "shared"),
-                     .route_image = !strcmp(st_meta(w, "routing"), "image")};
+        /* the MoE layer bin/ewa builds for this method and these keys */
+        RunConfig c;
+        config_defaults(&c);
+        cr_assert(st_meta(w, "method"), "no method in the metadata (rerun torch_ref.py)");
+        snprintf(c.method, sizeof c.method, "%s", st_meta(w, "method"));
+        c.experts = (int)meta_num(w, "experts");
+        c.top_k = (int)meta_num(w, "top_k");
+        c.capacity_factor = (float)meta_num(w, "capacity_factor");
+        c.aux_coef = (float)meta_num(w, "aux_coef");
+        c.zloss_coef = (float)meta_num(w, "zloss_coef");
+        c.shared_expert = (int)meta_num(w, "shared");
+        snprintf(c.routing, sizeof c.routing, "%s", st_meta(w, "routing"));
+        MoeSpec s;
+        method_moe_spec(&c, &s);
+        cr_assert_eq(s.kind, !strcmp(kind, "random") ? MOE_RANDOM : MOE_ROUTED, "method %s", c.method);
+        cr_assert_eq(s.shared, (int)meta_num(w, "shared"), "method %s", c.method);
         cr_assert_eq(vit_set_moe(&d, &s, st_meta(w, "moe_blocks"), &err), 0, "%s", err.msg);
     }
     cr_assert_eq(vit_init(m, &d, (int)meta_num(w, "batch"), &err), 0, "%s", err.msg);

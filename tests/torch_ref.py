@@ -41,17 +41,17 @@ CASES = OrderedDict([
     ("tiny_rmoe", dict(img_c=1, img_h=8, img_w=8, patch=4, dim=16, depth=2, heads=2,
                        mlp_ratio=2, num_classes=5, pool="mean", batch=3,
                        label_smoothing=0.1, seed=2024,
-                       moe=dict(kind="random", experts=3, blocks=[1], beta=0.3))),
+                       moe=dict(method="ewa", kind="random", experts=3, blocks=[1], beta=0.3))),
     ("tiny_moe_top2", dict(img_c=1, img_h=8, img_w=8, patch=4, dim=16, depth=2, heads=2,
                            mlp_ratio=2, num_classes=5, pool="cls", batch=3,
                            label_smoothing=0.0, seed=2025,
-                           moe=dict(kind="routed", experts=4, blocks=[0, 1], top_k=2,
+                           moe=dict(method="moe", kind="routed", experts=4, blocks=[0, 1], top_k=2,
                                     capacity_factor=1.0, aux_coef=0.05, zloss_coef=0.01,
                                     shared=False, routing="token", beta=0.0))),
     ("tiny_vimoe_image", dict(img_c=1, img_h=8, img_w=8, patch=4, dim=16, depth=2, heads=2,
                               mlp_ratio=2, num_classes=5, pool="mean", batch=4,
                               label_smoothing=0.0, seed=2026,
-                              moe=dict(kind="routed", experts=3, blocks=[1], top_k=1,
+                              moe=dict(method="vimoe", kind="routed", experts=3, blocks=[1], top_k=1,
                                        capacity_factor=1.25, aux_coef=0.01, zloss_coef=0.0,
                                        shared=True, routing="image", beta=0.0))),
     # 3D point clouds (DESIGN 2.9): tv.PointViT; the image fields are the
@@ -66,7 +66,7 @@ CASES = OrderedDict([
                               mlp_ratio=2, num_classes=3, pool="mean", batch=3,
                               label_smoothing=0.0, seed=3043,
                               points=64, groups=4, group_k=5, pn_width=4,
-                              moe=dict(kind="random", experts=2, blocks=[1], beta=0.3))),
+                              moe=dict(method="ewa", kind="random", experts=2, blocks=[1], beta=0.3))),
 ])
 
 OPT = dict(lr=1e-2, weight_decay=0.05, beta1=0.9, beta2=0.999, eps=1e-8,
@@ -80,12 +80,13 @@ META_KEYS = ["img_c", "img_h", "img_w", "num_classes", "dim", "depth", "heads",
 POINT_META_KEYS = ["points", "groups", "group_k", "pn_width"]
 POS_HIDDEN = 128   # fixed by vit_set_points
 
-MOE_META_KEYS = ["moe_kind", "experts", "moe_blocks", "top_k", "capacity_factor",
+MOE_META_KEYS = ["method", "moe_kind", "experts", "moe_blocks", "top_k", "capacity_factor",
                  "aux_coef", "zloss_coef", "shared", "routing", "beta"]
 
 
 def moe_meta(moe):
     return OrderedDict([
+        ("method", moe["method"]),   # bin/ewa's moe.method (experiments/methods.c)
         ("moe_kind", moe["kind"]), ("experts", str(moe["experts"])),
         ("moe_blocks", ",".join(str(b) for b in moe["blocks"])),
         ("top_k", str(moe.get("top_k", 1))), ("capacity_factor", fmt(float(moe.get("capacity_factor", 0.0)))),

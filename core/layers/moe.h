@@ -32,6 +32,10 @@ typedef struct { float *fc1_w, *fc1_b, *fc2_w, *fc2_b; } FFNW;
 
 enum { MOE_NONE = 0, MOE_RANDOM = 1, MOE_ROUTED = 2 };
 
+/* The most experts an MoE layer may have (the routed layer keeps per-expert
+ * statistics in fixed arrays of this size). */
+#define MOE_MAX_EXPERTS 64
+
 typedef struct {
     int kind;              /* MOE_NONE | MOE_RANDOM | MOE_ROUTED */
     int experts;           /* E */
@@ -68,7 +72,7 @@ typedef struct {
     int rows, units, capacity;
     long assigned, dropped;/* assignments tried / dropped (routed) */
     float aux;             /* auxiliary loss value */
-    float frac[64];        /* f_e of the last forward (first E entries) */
+    float frac[MOE_MAX_EXPERTS]; /* f_e of the last forward (first E entries) */
     /* data parallelism (set by the caller before each forward; 0 = off):
      * this forward's B images are images [shard_off, shard_off + B) of a
      * global batch of shard_batch images split over ranks. The random kind
