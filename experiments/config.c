@@ -200,6 +200,18 @@ static void format_value(const ConfigKey *k, const RunConfig *c, char *buf, size
     }
 }
 
+int config_format_key(const RunConfig *c, const char *name, char *buf, size_t n) {
+    const char *dot = strchr(name, '.');
+    for (int i = 0; dot && i < NKEYS; i++)
+        if (!strncmp(KEYS[i].section, name, (size_t)(dot - name)) && !KEYS[i].section[dot - name] &&
+            !strcmp(KEYS[i].key, dot + 1)) {
+            format_value(&KEYS[i], c, buf, n);
+            return 0;
+        }
+    if (n) buf[0] = '\0';
+    return -1;
+}
+
 void config_defaults(RunConfig *c) {
     memset(c, 0, sizeof *c);
     for (int i = 0; i < NKEYS; i++) parse_value(&KEYS[i], KEYS[i].def, c);

@@ -85,6 +85,10 @@ uint64_t config_hash(const RunConfig *c);
  * (message lists the known names). */
 int config_apply_preset(RunConfig *c, const char *name, Err *err);
 
+/* The value of key name ("section.key") of c as the INI text spells it;
+ * 0, or -1 (buf "") for an unknown key. */
+int config_format_key(const RunConfig *c, const char *name, char *buf, size_t n);
+
 /* Prints every key, one a line: section.key, type, default, doc string
  * (`ewa keys`). */
 void config_print_keys(FILE *f);

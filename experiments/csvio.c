@@ -64,10 +64,10 @@ static int needs_quote(const char *s, size_t n, int ncols) {
     return s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t';
 }
 
-static void put_cell(Buf *b, const char *s, int ncols) {
+static void put_cell(Buf *b, const char *s, int ncols, int force) {
     if (!s) s = "";
     size_t n = strlen(s);
-    if (!needs_quote(s, n, ncols)) {
+    if (!force && !needs_quote(s, n, ncols)) {
         buf_put(b, s, n);
         return;
     }
@@ -80,10 +80,11 @@ static void put_cell(Buf *b, const char *s, int ncols) {
 }
 
 /* Appends one row terminated by '\n'. */
-static void put_row(Buf *b, int ncols, const char *const *cells) {
+/* quote (may be NULL): quote[i] != 0 forces quotes around column i. */
+static void put_row(Buf *b, int ncols, const char *const *cells, const char *quote) {
     for (int i = 0; i < ncols; i++) {
         if (i) buf_put(b, ",", 1);
-        put_cell(b, cells[i], ncols);
+        put_cell(b, cells[i], ncols, quote && quote[i]);
     }
     buf_put(b, "\n", 1);
 }
@@ -244,13 +245,18 @@ static int check_args(const char *path, int ncols, const char *const *header, Er
 
 int csv_write_file(const char *path, int ncols, const char *const *header,
                    int nrows, const char *const *cells, Err *err) {
+    return csv_write_file_q(path, ncols, header, NULL, nrows, cells, err);
+}
+
+int csv_write_file_q(const char *path, int ncols, const char *const *header, const char *quote,
+                     int nrows, const char *const *cells, Err *err) {
     int rc = check_args(path, ncols, header, err);
     if (rc) return rc;
     if (nrows < 0 || (nrows > 0 && !cells))
         return err_set(err, ERR_RUNTIME, "%s: invalid rows", path);
     Buf b = {0};
-    put_row(&b, ncols, header);
-    for (int r = 0; r < nrows; r++) put_row(&b, ncols, cells + (size_t)r * ncols);
+    put_row(&b, ncols, header, NULL);
+    for (int r = 0; r < nrows; r++) put_row(&b, ncols, cells + (size_t)r * ncols, quote);
     if (b.oom) rc = err_set(err, ERR_RUNTIME, "%s: out of memory", path);
     else rc = fs_write_atomic(path, b.p, b.len, err);
     free(b.p);
@@ -300,14 +306,14 @@ static int check_existing_header(const char *path, int fd, int ncols,
 
 /* With the lock held: validates or writes the header and appends the row. */
 static int append_locked(const char *path, int fd, int ncols, const char *const *header,
-                         const char *const *row, Err *err) {
+                         const char *quote, const char *const *row, Err *err) {
     struct stat sb;
     if (fstat(fd, &sb) != 0)
         return err_set(err, ERR_RUNTIME, "%s: cannot stat: %s", path, strerror(errno));
     off_t size = sb.st_size;
     Buf b = {0};
     if (size == 0) {
-        put_row(&b, ncols, header);
+        put_row(&b, ncols, header, NULL);
     } else {
         int rc = check_existing_header(path, fd, ncols, header, err);
         if (rc) return rc;
@@ -315,7 +321,7 @@ static int append_locked(const char *path, int fd, int ncols, const char *const 
         char last = '\n';
         if (pread(fd, &last, 1, size - 1) == 1 && last != '\n') buf_put(&b, "\n", 1);
     }
-    put_row(&b, ncols, row);
+    put_row(&b, ncols, row, quote);
     if (b.oom) {
         free(b.p);
         return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
@@ -337,6 +343,11 @@ static int append_locked(const char *path, int fd, int ncols, const char *const 
 
 int csv_append_row(const char *path, int ncols, const char *const *header,
                    const char *const *row, Err *err) {
+    return csv_append_row_q(path, ncols, header, NULL, row, err);
+}
+
+int csv_append_row_q(const char *path, int ncols, const char *const *header, const char *quote,
+                     const char *const *row, Err *err) {
     int rc = check_args(path, ncols, header, err);
     if (rc) return rc;
     if (!row) return err_set(err, ERR_RUNTIME, "%s: no row given", path);
@@ -350,7 +361,7 @@ int csv_append_row(const char *path, int ncols, const char *const *header,
     if (lr != 0) {
         rc = err_set(err, ERR_RUNTIME, "%s: cannot lock: %s", path, strerror(errno));
     } else {
-        rc = append_locked(path, fd, ncols, header, row, err);
+        rc = append_locked(path, fd, ncols, header, quote, row, err);
         flock(fd, LOCK_UN);
     }
     close(fd);

@@ -22,6 +22,14 @@ int csv_write_file(const char *path, int ncols, const char *const *header,
 int csv_append_row(const char *path, int ncols, const char *const *header,
                    const char *const *row, Err *err);
 
+/* The same with quote[i] != 0 forcing quotes around column i of the data
+ * rows (an id of digits only then reads back as text in other tools);
+ * quote NULL = quotes only where needed. */
+int csv_write_file_q(const char *path, int ncols, const char *const *header, const char *quote,
+                     int nrows, const char *const *cells, Err *err);
+int csv_append_row_q(const char *path, int ncols, const char *const *header, const char *quote,
+                     const char *const *row, Err *err);
+
 /* Reads a file whose first row is the header. Every row must have ncols
  * fields; errors name the file and line. */
 int csv_read_file(const char *path, CsvTable *out, Err *err);

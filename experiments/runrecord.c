@@ -1,32 +1,225 @@
-/* The runs.csv recorder: one row per finished grid run (its summary.csv), or
- * a status `failed` row built from its config.ini. See runrecord.h. */
+/* The run record: one column table (RECORD_COLUMNS) for summary.csv, the
+ * runs.csv rows and the rows of failed runs. See runrecord.h. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "runrecord.h"
-#include "config.h"
+#include "methods.h"
 #include "util.h"
 #include "../core/fsutil.h"
 
+#include <cblas.h>
 #include <inttypes.h>
+#include <omp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
-/* The summary.csv columns of experiments/train.c, used as the runs.csv header
- * when the first row to record is a failed run without a summary. */
-static const char *const SUMMARY_HEADER[] = {
-    "git_commit", "git_dirty", "config_hash", "seed", "threads", "dataset", "train_subset",
-    "classes", "preset", "dim", "depth", "heads", "mlp_ratio", "patch", "pool", "method",
-    "experts", "beta", "blocks", "epochs", "batch_size", "lr", "final_top1", "best_top1",
-    "final_test_loss", "n_test", "params_inference", "flops_inference", "train_seconds",
-    "steps", "status", "diverged_step", "params_active", "params_train", "top_k",
-    "capacity_factor", "aux_coef", "zloss_coef", "shared_expert", "routing", "rmoe_partition",
-    "ewa_epochs", "drop_rate", "init_checkpoint"};
-#define N_SUMMARY_HEADER ((int)(sizeof SUMMARY_HEADER / sizeof SUMMARY_HEADER[0]))
+const char *ewa_git_commit(void);
+int ewa_git_dirty(void);
 
-/* 1 if t holds a row with run_id id and status ok. */
+/* ---------------------------------------------------------------- environment */
+
+static void iso_now(char *buf, size_t n) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void cpu_model(char *buf, size_t n) {
+    snprintf(buf, n, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!strncmp(line, "model name", 10) && colon) {
+            snprintf(buf, n, "%s", colon + 1);
+            str_trim(buf);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+void record_env_begin(RunEnv *env) {
+    memset(env, 0, sizeof *env);
+    env->t0 = now_s();
+    iso_now(env->start_time, sizeof env->start_time);
+    if (gethostname(env->host, sizeof env->host - 1)) snprintf(env->host, sizeof env->host, "unknown");
+    cpu_model(env->cpu_model, sizeof env->cpu_model);
+    long nc = sysconf(_SC_NPROCESSORS_ONLN);
+    env->cores = nc > 0 ? (int)nc : 1;
+}
+
+void record_env_end(RunEnv *env) {
+    iso_now(env->end_time, sizeof env->end_time);
+    struct rusage ru;
+    if (!getrusage(RUSAGE_SELF, &ru)) env->peak_rss_kib = ru.ru_maxrss;
+}
+
+/* ---------------------------------------------------------------- columns */
+
+typedef void (*ColFn)(const RunRecord *r, char *buf, size_t n);
+
+typedef enum { C_CFG, C_RES_D, C_RES_L, C_RES_I, C_FN } ColKind;
+
+typedef struct {
+    const char *name;
+    ColKind kind;
+    const char *arg;   /* C_CFG: "section.key"; C_RES_*: printf format */
+    size_t off;        /* C_RES_*: offsetof(TrainResult, field) */
+    ColFn fn;          /* C_FN */
+    int quoted;        /* always written quoted (hashes, commit) */
+} Column;
+
+/* A config key as the resolved config spells it. */
+#define CFG(name, key) {name, C_CFG, key, 0, NULL, 0}
+/* A result of the finished run (empty for a run that did not finish). */
+#define RES(name, T, field, fmt) {name, C_RES_##T, fmt, offsetof(TrainResult, field), NULL, 0}
+/* Computed by a function below. */
+#define FN(name, fn, quoted) {name, C_FN, NULL, 0, fn, quoted}
+
+static void f_commit(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", ewa_git_commit()); }
+static void f_dirty(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%d", ewa_git_dirty()); }
+static void f_hash(const RunRecord *r, char *b, size_t n) {
+    if (r->cfg) snprintf(b, n, "%016" PRIx64, config_hash(r->cfg));
+}
+static void f_threads(const RunRecord *r, char *b, size_t n) {
+    if (r->cfg) snprintf(b, n, "%d", r->cfg->threads > 0 || !r->res ? r->cfg->threads : omp_get_num_procs());
+}
+static void f_dataset(const RunRecord *r, char *b, size_t n) {
+    if (r->dataset_name) snprintf(b, n, "%s", r->dataset_name);
+    else if (r->cfg) snprintf(b, n, "%s", r->cfg->dataset);
+}
+static void f_status(const RunRecord *r, char *b, size_t n) {
+    snprintf(b, n, "%s", r->status ? r->status : r->res ? r->res->status : "failed");
+}
+static void f_params_inference(const RunRecord *r, char *b, size_t n) {
+    size_t tot = 0, act = 0;
+    if (r->deployed) vit_param_counts(r->deployed, &tot, &act), snprintf(b, n, "%zu", tot);
+}
+static void f_params_active(const RunRecord *r, char *b, size_t n) {
+    size_t tot = 0, act = 0;
+    if (r->deployed) vit_param_counts(r->deployed, &tot, &act), snprintf(b, n, "%zu", act);
+}
+static void f_params_train(const RunRecord *r, char *b, size_t n) {
+    size_t tot = 0, act = 0;
+    if (r->trained) vit_param_counts(r->trained, &tot, &act), snprintf(b, n, "%zu", tot);
+}
+static void f_flops(const RunRecord *r, char *b, size_t n) {
+    if (r->deployed) snprintf(b, n, "%.0f", vit_flops_per_image(r->deployed));
+}
+static void f_shared(const RunRecord *r, char *b, size_t n) {   /* as the method builds it */
+    MoeSpec s;
+    if (r->cfg) method_moe_spec(r->cfg, &s), snprintf(b, n, "%d", s.shared);
+}
+static void f_ewa_epochs(const RunRecord *r, char *b, size_t n) {   /* -1 resolved */
+    const RunConfig *c = r->cfg;
+    if (c) snprintf(b, n, "%g", c->ewa_epochs < 0 ? c->epochs / 4.0 : c->ewa_epochs);
+}
+static void f_start(const RunRecord *r, char *b, size_t n) { if (r->env) snprintf(b, n, "%s", r->env->start_time); }
+static void f_end(const RunRecord *r, char *b, size_t n) { if (r->env) snprintf(b, n, "%s", r->env->end_time); }
+static void f_host(const RunRecord *r, char *b, size_t n) { if (r->env) snprintf(b, n, "%s", r->env->host); }
+static void f_cpu(const RunRecord *r, char *b, size_t n) { if (r->env) snprintf(b, n, "%s", r->env->cpu_model); }
+static void f_cores(const RunRecord *r, char *b, size_t n) { if (r->env) snprintf(b, n, "%d", r->env->cores); }
+static void f_peak(const RunRecord *r, char *b, size_t n) {
+    if (r->env && r->env->peak_rss_kib) snprintf(b, n, "%.1f", r->env->peak_rss_kib / 1024.0);
+}
+static void f_compiler(const RunRecord *r, char *b, size_t n) {
+#if defined(__clang__)
+    snprintf(b, n, "clang %s", __clang_version__);
+#elif defined(__GNUC__)
+    snprintf(b, n, "gcc %s", __VERSION__);
+#else
+    snprintf(b, n, "unknown");
+#endif
+}
+static void f_blas(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", openblas_get_config()); }
+static void f_blas_core(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", openblas_get_corename()); }
+
+/* The run record, in column order. Adding a column is one line here. */
+static const Column RECORD_COLUMNS[] = {
+    FN("git_commit", f_commit, 1), FN("git_dirty", f_dirty, 0), FN("config_hash", f_hash, 1),
+    CFG("seed", "train.seed"), FN("threads", f_threads, 0), FN("dataset", f_dataset, 0),
+    CFG("train_subset", "data.train_subset"), CFG("classes", "data.classes"),
+    CFG("preset", "model.preset"), CFG("dim", "model.dim"), CFG("depth", "model.depth"),
+    CFG("heads", "model.heads"), CFG("mlp_ratio", "model.mlp_ratio"), CFG("patch", "model.patch"),
+    CFG("pool", "model.pool"), CFG("method", "moe.method"), CFG("experts", "moe.experts"),
+    CFG("beta", "moe.beta"), CFG("blocks", "moe.blocks"), CFG("epochs", "train.epochs"),
+    CFG("batch_size", "train.batch_size"), CFG("lr", "train.lr"),
+    RES("final_top1", D, final_top1, "%.6f"), RES("best_top1", D, best_top1, "%.6f"),
+    RES("final_test_loss", D, final_test_loss, "%.6f"), RES("n_test", I, n_test, "%d"),
+    FN("params_inference", f_params_inference, 0), FN("flops_inference", f_flops, 0),
+    RES("train_seconds", D, train_seconds, "%.2f"), RES("steps", L, steps, "%ld"),
+    FN("status", f_status, 0), RES("diverged_step", L, diverged_step, "%ld"),
+    /* MoE: active = per token at inference; train = the trained model, experts included */
+    FN("params_active", f_params_active, 0), FN("params_train", f_params_train, 0),
+    CFG("top_k", "moe.top_k"), CFG("capacity_factor", "moe.capacity_factor"),
+    CFG("aux_coef", "moe.aux_coef"), CFG("zloss_coef", "moe.zloss_coef"),
+    FN("shared_expert", f_shared, 0), CFG("routing", "moe.routing"),
+    CFG("rmoe_partition", "moe.rmoe_partition"), FN("ewa_epochs", f_ewa_epochs, 0),
+    RES("drop_rate", D, drop_rate, "%.6f"), CFG("init_checkpoint", "finetune.init_checkpoint"),
+    /* the recipe */
+    CFG("weight_decay", "train.weight_decay"), CFG("label_smoothing", "train.label_smoothing"),
+    CFG("augment", "data.augment"), CFG("warmup_epochs", "train.warmup_epochs"),
+    CFG("min_lr", "train.min_lr"), CFG("max_steps", "train.max_steps"),
+    /* where and how it ran */
+    FN("start_time", f_start, 0), FN("end_time", f_end, 0), FN("host", f_host, 0),
+    FN("cpu_model", f_cpu, 0), FN("cores", f_cores, 0), FN("compiler", f_compiler, 0),
+    FN("blas", f_blas, 0), FN("blas_core", f_blas_core, 0), FN("peak_rss_mib", f_peak, 0),
+};
+#define NCOLS ((int)(sizeof RECORD_COLUMNS / sizeof RECORD_COLUMNS[0]))
+
+int record_ncols(void) { return NCOLS; }
+const char *record_col_name(int i) { return i >= 0 && i < NCOLS ? RECORD_COLUMNS[i].name : NULL; }
+
+int record_col_quoted(const char *name) {
+    if (!strcmp(name, "run_id")) return 1;
+    for (int i = 0; i < NCOLS; i++)
+        if (!strcmp(RECORD_COLUMNS[i].name, name)) return RECORD_COLUMNS[i].quoted;
+    return 0;
+}
+
+static void column_value(const Column *col, const RunRecord *r, char *b, size_t n) {
+    b[0] = '\0';
+    const char *res = (const char *)r->res;
+    switch (col->kind) {
+    case C_CFG: if (r->cfg) config_format_key(r->cfg, col->arg, b, n); break;
+    case C_RES_D: if (res) snprintf(b, n, col->arg, *(const double *)(res + col->off)); break;
+    case C_RES_L: if (res) snprintf(b, n, col->arg, *(const long *)(res + col->off)); break;
+    case C_RES_I: if (res) snprintf(b, n, col->arg, *(const int *)(res + col->off)); break;
+    case C_FN: col->fn(r, b, n); break;
+    }
+}
+
+void record_values(const RunRecord *r, char (*vals)[600]) {
+    for (int i = 0; i < NCOLS; i++) column_value(&RECORD_COLUMNS[i], r, vals[i], 600);
+}
+
+int record_write_summary(const char *path, const RunRecord *r, Err *err) {
+    char (*v)[600] = xmalloc(sizeof(*v) * NCOLS);
+    const char *hdr[NCOLS], *row[NCOLS];
+    char quote[NCOLS];
+    record_values(r, v);
+    for (int i = 0; i < NCOLS; i++) {
+        hdr[i] = RECORD_COLUMNS[i].name;
+        row[i] = v[i];
+        quote[i] = (char)RECORD_COLUMNS[i].quoted;
+    }
+    int rc = csv_write_file_q(path, NCOLS, hdr, quote, 1, row, err);
+    free(v);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- runs.csv */
+
 int runs_has_ok_row(const CsvTable *t, const char *id) {
     int ci = csv_col(t, "run_id"), cs = csv_col(t, "status");
     if (ci < 0 || cs < 0) return 0;
@@ -44,43 +237,52 @@ static void read_first_line(const char *path, char *buf, size_t n) {
     str_trim(buf);
 }
 
-/* Row values by column name for a run without a summary. */
-static void failed_values(const char *run_dir, char names[][32], char vals[][600], int *nv) {
+/* The row of the run in dir by column name: its summary.csv, or for a run
+ * without a usable one, the record of its config.ini with status failed. */
+typedef struct {
+    int n;
+    const char **names;
+    char (*vals)[600];
+    CsvTable sum;
+} NamedRow;
+
+static void named_row(const char *dir, NamedRow *row) {
+    memset(row, 0, sizeof *row);
     char path[4200];
-    snprintf(path, sizeof path, "%s/config.ini", run_dir);
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    if (fs_file_nonempty(path)) {
+        Err e = {0};
+        if (!csv_read_file(path, &row->sum, &e) && row->sum.nrows >= 1) {
+            row->n = row->sum.ncols;
+            row->names = xmalloc(sizeof(char *) * (size_t)row->n);
+            row->vals = xmalloc(sizeof(*row->vals) * (size_t)row->n);
+            for (int c = 0; c < row->n; c++) {
+                row->names[c] = row->sum.header[c];
+                snprintf(row->vals[c], 600, "%s", csv_cell(&row->sum, 0, c));
+            }
+            return;
+        }
+        fprintf(stderr, "ewa record: %s: unusable summary (%s); recording the run as failed\n",
+                path, e.msg[0] ? e.msg : "no row");
+        csv_table_free(&row->sum);
+    }
+    snprintf(path, sizeof path, "%s/config.ini", dir);
     RunConfig c;
     Err e;
-    int n = 0;
-#define PUT(k, ...) do { snprintf(names[n], 32, "%s", k); snprintf(vals[n], 600, __VA_ARGS__); n++; } while (0)
-    PUT("status", "failed");
-    if (!config_load(&c, path, 0, NULL, &e)) {
-        PUT("config_hash", "%016" PRIx64, config_hash(&c));
-        PUT("seed", "%" PRIu64, c.seed);
-        PUT("threads", "%d", c.threads);
-        PUT("dataset", "%s", c.dataset);
-        PUT("train_subset", "%d", c.train_subset);
-        PUT("classes", "%s", c.classes);
-        PUT("preset", "%s", c.preset);
-        PUT("dim", "%d", c.dim);
-        PUT("depth", "%d", c.depth);
-        PUT("heads", "%d", c.heads);
-        PUT("mlp_ratio", "%g", c.mlp_ratio);
-        PUT("patch", "%d", c.patch);
-        PUT("pool", "%s", c.pool);
-        PUT("method", "%s", c.method);
-        PUT("experts", "%d", c.experts);
-        PUT("beta", "%g", c.beta);
-        PUT("blocks", "%s", c.blocks);
-        PUT("epochs", "%d", c.epochs);
-        PUT("batch_size", "%d", c.batch_size);
-        PUT("lr", "%g", c.lr);
-        PUT("top_k", "%d", c.top_k);
-        PUT("shared_expert", "%d", c.shared_expert);
-        PUT("routing", "%s", c.routing);
-        PUT("init_checkpoint", "%s", c.init_checkpoint);
-    }
-#undef PUT
-    *nv = n;
+    RunRecord r = {.cfg = config_load(&c, path, 0, NULL, &e) ? NULL : &c, .status = "failed"};
+    row->n = NCOLS;
+    row->names = xmalloc(sizeof(char *) * NCOLS);
+    row->vals = xmalloc(sizeof(*row->vals) * NCOLS);
+    for (int i = 0; i < NCOLS; i++) row->names[i] = RECORD_COLUMNS[i].name;
+    record_values(&r, row->vals);
+    /* a config column of the resolved config.ini is known even for a failed
+     * run; threads as the runner set it */
+}
+
+static void named_row_free(NamedRow *row) {
+    free(row->names);
+    free(row->vals);
+    csv_table_free(&row->sum);
 }
 
 /* The run id of run_dir: its last path component (trailing slashes ignored). */
@@ -135,81 +337,40 @@ int grid_record(const char *run_dir, const char *csv_path, int *appended, char s
         csv_table_free(&have);
         return 0;
     }
-
     char path[4200], sweep[4096];
     snprintf(path, sizeof path, "%s/sweep.txt", dirbuf);
     read_first_line(path, sweep, sizeof sweep);
+    NamedRow row;
+    named_row(dirbuf, &row);
 
-    /* the values, by column name */
-    int nv = 0;
-    static char names[128][32];
-    static char vals[128][600];
-    CsvTable sum = {0};
-    snprintf(path, sizeof path, "%s/summary.csv", dirbuf);
-    int have_sum = 0;
-    if (fs_file_nonempty(path)) {
-        Err e = {0};
-        if (csv_read_file(path, &sum, &e) == 0 && sum.nrows >= 1 && sum.ncols <= 120) have_sum = 1;
-        else {
-            fprintf(stderr, "ewa record: %s: unusable summary (%s); recording the run as failed\n",
-                    path, e.msg[0] ? e.msg : "no row");
-            csv_table_free(&sum);
-        }
-    }
-    if (have_sum) {
-        for (int c = 0; c < sum.ncols; c++) {
-            snprintf(names[nv], 32, "%s", sum.header[c]);
-            snprintf(vals[nv], 600, "%s", csv_cell(&sum, 0, c));
-            nv++;
-        }
-    } else {
-        failed_values(dirbuf, names, vals, &nv);
-    }
-
-    /* the header: the existing file's, else run_id, sweep and the summary's */
-    int ncols;
-    const char **header;
-    if (have_file) {
-        ncols = have.ncols;
-        header = xrealloc(NULL, sizeof(char *) * (size_t)ncols);
-        for (int c = 0; c < ncols; c++) header[c] = have.header[c];
-    } else if (have_sum) {
-        ncols = 2 + sum.ncols;
-        header = xrealloc(NULL, sizeof(char *) * (size_t)ncols);
-        header[0] = "run_id";
-        header[1] = "sweep";
-        for (int c = 0; c < sum.ncols; c++) header[2 + c] = sum.header[c];
-    } else {
-        ncols = 2 + N_SUMMARY_HEADER;
-        header = xrealloc(NULL, sizeof(char *) * (size_t)ncols);
-        header[0] = "run_id";
-        header[1] = "sweep";
-        for (int c = 0; c < N_SUMMARY_HEADER; c++) header[2 + c] = SUMMARY_HEADER[c];
-    }
-    const char **row = xrealloc(NULL, sizeof(char *) * (size_t)ncols);
-    for (int c = 0; c < ncols; c++) {
-        row[c] = "";
-        if (!strcmp(header[c], "run_id")) row[c] = id;
-        else if (!strcmp(header[c], "sweep")) row[c] = sweep;
-        else
-            for (int k = 0; k < nv; k++)
-                if (!strcmp(names[k], header[c])) row[c] = vals[k];
-    }
-    for (int k = 0; k < nv; k++) {
-        int found = 0;
-        for (int c = 0; c < ncols && !found; c++) found = !strcmp(names[k], header[c]);
-        if (!found)
-            fprintf(stderr, "ewa record: %s has no column '%s'; value dropped\n", csv_path, names[k]);
-    }
+    /* the header: the existing file's, else run_id, sweep and the record's */
+    int ncols = have_file ? have.ncols : 2 + NCOLS;
+    const char **header = xmalloc(sizeof(char *) * (size_t)ncols);
+    const char **cells = xmalloc(sizeof(char *) * (size_t)ncols);
+    char *quote = xmalloc((size_t)ncols);
+    for (int c = 0; c < ncols; c++)
+        header[c] = have_file ? have.header[c] : c == 0 ? "run_id" : c == 1 ? "sweep" : RECORD_COLUMNS[c - 2].name;
     const char *stv = "failed";
-    for (int k = 0; k < nv; k++)
-        if (!strcmp(names[k], "status")) stv = vals[k];
+    for (int c = 0; c < ncols; c++) {
+        cells[c] = !strcmp(header[c], "run_id") ? id : !strcmp(header[c], "sweep") ? sweep : "";
+        quote[c] = (char)record_col_quoted(header[c]);
+        for (int k = 0; k < row.n; k++)
+            if (!strcmp(row.names[k], header[c])) cells[c] = row.vals[k];
+    }
+    for (int k = 0; k < row.n; k++) {
+        int found = 0;
+        for (int c = 0; c < ncols && !found; c++) found = !strcmp(row.names[k], header[c]);
+        if (!found)
+            fprintf(stderr, "ewa record: %s has no column '%s'; value dropped\n", csv_path, row.names[k]);
+        if (!strcmp(row.names[k], "status")) stv = row.vals[k];
+    }
     if (status) snprintf(status, 16, "%.15s", stv);
-    int rc = csv_append_row(csv_path, ncols, header, row, err);
+    int rc = csv_append_row_q(csv_path, ncols, header, quote, cells, err);
     if (!rc && appended) *appended = 1;
     free(header);
-    free(row);
-    csv_table_free(&sum);
+    free(cells);
+    free(quote);
+    named_row_free(&row);
     csv_table_free(&have);
     return rc;
 }

@@ -1,10 +1,58 @@
-/* The run record: the row that describes one training run, as written to a
- * run's summary.csv and appended to a grid's runs.csv (docs/DESIGN.md,
- * "summary.csv and runs.csv"). */
+/* The run record (docs/DESIGN.md, "summary.csv and runs.csv"): ONE column
+ * table describes the row of a training run. It writes a run's summary.csv,
+ * the rows a grid appends to runs.csv (run_id and sweep in front), and the
+ * rows of runs that failed before writing a summary (only the config columns
+ * filled). Adding a column is one line in RECORD_COLUMNS (runrecord.c).
+ *
+ * Values: numbers in C locale; hashes and the commit are always written
+ * quoted, so an all-digit id is read back as text; a column a run cannot
+ * fill (a failed run's results) is empty. */
 #ifndef EWA_RUNRECORD_H
 #define EWA_RUNRECORD_H
+#include <stdio.h>
+#include "config.h"
 #include "csvio.h"
+#include "train.h"
 #include "../core/err.h"
+#include "../core/vit.h"
+
+/* Where and how a run ran (record_env_begin / record_env_end). */
+typedef struct {
+    char start_time[32], end_time[32];   /* ISO 8601 UTC, "2026-11-30T00:12:03Z" */
+    double t0;                           /* now_s() at the start */
+    char host[64];
+    char cpu_model[128];                 /* /proc/cpuinfo "model name" */
+    int cores;                           /* online CPUs */
+    long peak_rss_kib;                   /* getrusage ru_maxrss at the end */
+} RunEnv;
+
+/* The parts of a record; every pointer but cfg may be NULL (a run that did
+ * not finish), and cfg too (a run whose config.ini is unreadable). */
+typedef struct {
+    const RunConfig *cfg;
+    const TrainResult *res;
+    const ViTDims *deployed, *trained;   /* the evaluated and the trained model */
+    const char *dataset_name;            /* the loaded set's name; NULL = cfg's */
+    const char *status;                  /* NULL = res->status, else e.g. "failed" */
+    const RunEnv *env;
+} RunRecord;
+
+/* Fills start_time, host, cpu_model and cores (at the start of a run). */
+void record_env_begin(RunEnv *env);
+/* Fills end_time and peak_rss_kib (at the end of a run). */
+void record_env_end(RunEnv *env);
+
+/* The number of columns and column i's name; 1 if the column is always
+ * quoted (hashes, commit). */
+int record_ncols(void);
+const char *record_col_name(int i);
+int record_col_quoted(const char *name);
+
+/* The values of r, one per column, into vals[i] (size n each). */
+void record_values(const RunRecord *r, char (*vals)[600]);
+
+/* Writes summary.csv (header and the one row of r) atomically. */
+int record_write_summary(const char *path, const RunRecord *r, Err *err);
 
 /* Appends the row of the run in run_dir (its summary.csv, or a status
  * `failed` row built from its config.ini when there is none) to csv_path,

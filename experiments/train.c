@@ -2,6 +2,7 @@
 #include "data.h"
 #include "dist.h"
 #include "methods.h"
+#include "runrecord.h"
 #include "util.h"
 #include "../core/fsutil.h"
 #include "../core/checkpoint.h"
@@ -121,12 +122,18 @@ static void mark_diverged(TrainResult *res, long step, const char *what) {
 
 /* ---- run directory files ---------------------------------------------- */
 
-/* metrics.csv: loss is the plain cross-entropy; loss_smoothed the
- * label-smoothed cross-entropy that training minimises (train.label_smoothing;
- * without the MoE auxiliary losses, which moe_metrics.csv holds). */
-enum { METRIC_COLS = 9, MOE_COLS = 4 };
+/* metrics.csv: one row per pass over a split (train: the epoch's training
+ * steps; test: one evaluation). Every column means the same on every row:
+ * loss (plain cross-entropy), loss_smoothed (the label-smoothed cross-entropy
+ * that training minimises, train.label_smoothing; without the MoE auxiliary
+ * losses, which moe_metrics.csv holds) and top1 of that pass, lr and step at
+ * its end, wall_s = seconds since the run started at its end, pass_s = the
+ * pass's own seconds, images_per_s = the pass's images / pass_s (training
+ * throughput on train rows, evaluation throughput on test rows). */
+enum { METRIC_COLS = 10, MOE_COLS = 4 };
 static const char *const metric_header[METRIC_COLS] = {
-    "epoch", "split", "loss", "top1", "lr", "wall_s", "images_per_s", "step", "loss_smoothed"};
+    "epoch", "split", "loss", "top1", "lr", "wall_s", "images_per_s", "step", "loss_smoothed",
+    "pass_s"};
 /* moe_metrics.csv (runs with MoE layers): per training epoch, the mean
  * auxiliary loss and the fraction of routed assignments dropped. */
 static const char *const moe_header[MOE_COLS] = {"epoch", "step", "aux_loss", "drop_rate"};
@@ -160,7 +167,8 @@ static int add_moe_metric(Rows *r, const char *path, int epoch, long step, doubl
 }
 
 static int add_metric(Rows *r, const char *path, int epoch, const char *split, double loss,
-                      double loss_smoothed, double top1, double lr, double wall, double ips, long step,
+                      double loss_smoothed, double top1, double lr, double wall, double pass_s,
+                      long images, long step,
                       Err *err) {
     char v[METRIC_COLS][32];
     snprintf(v[0], 32, "%d", epoch);
@@ -169,84 +177,14 @@ static int add_metric(Rows *r, const char *path, int epoch, const char *split, d
     snprintf(v[3], 32, "%.6f", top1);
     snprintf(v[4], 32, "%.6g", lr);
     snprintf(v[5], 32, "%.3f", wall);
-    snprintf(v[6], 32, "%.1f", ips);
+    snprintf(v[6], 32, "%.1f", images / (pass_s > 0 ? pass_s : 1e-9));
     snprintf(v[7], 32, "%ld", step);
     snprintf(v[8], 32, "%.6f", loss_smoothed);
+    snprintf(v[9], 32, "%.3f", pass_s);
     const char *p[METRIC_COLS];
     for (int i = 0; i < METRIC_COLS; i++) p[i] = v[i];
     rows_add(r, p, METRIC_COLS);
     return csv_write_file(path, METRIC_COLS, metric_header, r->nrows, (const char *const *)r->cells, err);
-}
-
-/* The summary row (DESIGN 5): provenance, configuration keys, results,
- * inference cost. */
-#define SUMMARY_COLS 44
-static int write_summary(const char *path, const RunConfig *c, const ViTDims *deployed,
-                         const ViTDims *trained, const TrainResult *res, const char *dataset_name,
-                         Err *err) {
-    static const char *const header[SUMMARY_COLS] = {
-        "git_commit", "git_dirty", "config_hash", "seed", "threads", "dataset", "train_subset",
-        "classes", "preset", "dim", "depth", "heads", "mlp_ratio", "patch", "pool", "method",
-        "experts", "beta", "blocks", "epochs", "batch_size", "lr", "final_top1", "best_top1",
-        "final_test_loss", "n_test", "params_inference", "flops_inference", "train_seconds",
-        "steps", "status", "diverged_step",
-        /* MoE (appended): active = per token at inference; train = the model
-         * being trained (experts included) */
-        "params_active", "params_train", "top_k", "capacity_factor", "aux_coef", "zloss_coef",
-        "shared_expert", "routing", "rmoe_partition", "ewa_epochs", "drop_rate", "init_checkpoint"};
-    char v[SUMMARY_COLS][600];
-    size_t p_tot = 0, p_act = 0, t_tot = 0, t_act = 0;
-    if (deployed) vit_param_counts(deployed, &p_tot, &p_act);
-    if (trained) vit_param_counts(trained, &t_tot, &t_act);
-    int i = 0;
-    const size_t W = sizeof v[0];
-    snprintf(v[i++], W, "%s", ewa_git_commit());
-    snprintf(v[i++], W, "%d", ewa_git_dirty());
-    snprintf(v[i++], W, "%016" PRIx64, config_hash(c));
-    snprintf(v[i++], W, "%" PRIu64, c->seed);
-    snprintf(v[i++], W, "%d", c->threads > 0 ? c->threads : omp_get_num_procs());
-    snprintf(v[i++], W, "%s", dataset_name);
-    snprintf(v[i++], W, "%d", c->train_subset);
-    snprintf(v[i++], W, "%s", c->classes);
-    snprintf(v[i++], W, "%s", c->preset);
-    snprintf(v[i++], W, "%d", c->dim);
-    snprintf(v[i++], W, "%d", c->depth);
-    snprintf(v[i++], W, "%d", c->heads);
-    snprintf(v[i++], W, "%g", c->mlp_ratio);
-    snprintf(v[i++], W, "%d", c->patch);
-    snprintf(v[i++], W, "%s", c->pool);
-    snprintf(v[i++], W, "%s", c->method);
-    snprintf(v[i++], W, "%d", c->experts);
-    snprintf(v[i++], W, "%g", c->beta);
-    snprintf(v[i++], W, "%s", c->blocks);
-    snprintf(v[i++], W, "%d", c->epochs);
-    snprintf(v[i++], W, "%d", c->batch_size);
-    snprintf(v[i++], W, "%g", c->lr);
-    snprintf(v[i++], W, "%.6f", res->final_top1);
-    snprintf(v[i++], W, "%.6f", res->best_top1);
-    snprintf(v[i++], W, "%.6f", res->final_test_loss);
-    snprintf(v[i++], W, "%d", res->n_test);
-    snprintf(v[i++], W, "%zu", p_tot);
-    snprintf(v[i++], W, "%.0f", deployed ? vit_flops_per_image(deployed) : 0.0);
-    snprintf(v[i++], W, "%.2f", res->train_seconds);
-    snprintf(v[i++], W, "%ld", res->steps);
-    snprintf(v[i++], W, "%s", res->status);
-    snprintf(v[i++], W, "%ld", res->diverged_step);
-    snprintf(v[i++], W, "%zu", p_act);
-    snprintf(v[i++], W, "%zu", t_tot);
-    snprintf(v[i++], W, "%d", c->top_k);
-    snprintf(v[i++], W, "%g", c->capacity_factor);
-    snprintf(v[i++], W, "%g", c->aux_coef);
-    snprintf(v[i++], W, "%g", c->zloss_coef);
-    snprintf(v[i++], W, "%d", trained ? trained->moe.shared : 0);
-    snprintf(v[i++], W, "%s", c->routing);
-    snprintf(v[i++], W, "%s", c->rmoe_partition);
-    snprintf(v[i++], W, "%g", c->ewa_epochs < 0 ? c->epochs / 4.0 : c->ewa_epochs);
-    snprintf(v[i++], W, "%.6f", res->drop_rate);
-    snprintf(v[i++], W, "%s", c->init_checkpoint);
-    const char *p[SUMMARY_COLS];
-    for (int k = 0; k < SUMMARY_COLS; k++) p[k] = v[k];
-    return csv_write_file(path, SUMMARY_COLS, header, 1, p, err);
 }
 
 /* Routing statistics (DESIGN 2.8): rows epoch, layer, class, expert, count
@@ -355,6 +293,8 @@ static int load_init_checkpoint(ViT *m, const RunConfig *c, const DataSplit *tra
 int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *err) {
     memset(res, 0, sizeof *res);
     snprintf(res->status, sizeof res->status, "failed");
+    RunEnv env;   /* start and end time, host, peak memory: the run record */
+    record_env_begin(&env);
     MethodPlan plan;   /* what the method does (methods.h); ewa_steps set below */
     method_plan(c, 0, 0, &plan);
     const MoeSpec spec = plan.spec;
@@ -470,7 +410,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         double drop = ep_assigned ? (double)ep_dropped / ep_assigned : 0.0;
         if (writer && (rc = add_metric(&metrics, path, ep, "train", nll_sum / seen, (loss_sum - aux_sum) / seen,
                                        (double)correct / seen,
-                             opt.lr, now_s() - t0, seen / ep_time, step, err)))
+                             opt.lr, now_s() - t0, ep_time, seen, step, err)))
             goto out_buf;
         if (writer && spec.kind != MOE_NONE) {
             char mpath[1200];
@@ -499,7 +439,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
                                            err)))
             goto out_buf;
         if (writer && (rc = add_metric(&metrics, path, ep, "test", tl, tls, ta, opt.lr, now_s() - t0,
-                             test.n / (now_s() - tv), step, err)))
+                             now_s() - tv, test.n, step, err)))
             goto out_buf;
         if (writer && routed) {
             char rpath[1200];
@@ -537,7 +477,10 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
                 res->diverged_step, res->diverged_what);
     }
     snprintf(path, sizeof path, "%s/summary.csv", out_dir);
-    rc = write_summary(path, c, &evm->d, &m.d, res, train.name, err);
+    record_env_end(&env);
+    RunRecord rec = {.cfg = c, .res = res, .deployed = &evm->d, .trained = &m.d,
+                     .dataset_name = train.name, .env = &env};
+    rc = record_write_summary(path, &rec, err);
 out_buf:
     rows_free(&metrics, METRIC_COLS);
     rows_free(&routing, ROUTE_COLS);

@@ -440,9 +440,10 @@ Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
     /* metrics.csv: the header, then one train and one test row per epoch. */
     CsvTable m = read_csv(run, "metrics.csv");
     static const char *const header[] = {"epoch", "split", "loss", "top1", "lr",
-                                         "wall_s", "images_per_s", "step", "loss_smoothed"};
-    cr_assert_eq(m.ncols, 9, "metrics.csv has %d columns", m.ncols);
-    for (int c = 0; c < 9; c++)
+                                         "wall_s", "images_per_s", "step", "loss_smoothed",
+                                         "pass_s"};
+    cr_assert_eq(m.ncols, 10, "metrics.csv has %d columns", m.ncols);
+    for (int c = 0; c < 10; c++)
         cr_assert_str_eq(m.header[c], header[c], "metrics.csv column %d", c);
     cr_assert_eq(m.nrows, 2 * EPOCHS, "metrics.csv has %d rows, expected %d", m.nrows, 2 * EPOCHS);
     for (int r = 0; r < m.nrows; r++) {
@@ -460,6 +461,14 @@ Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
         cr_assert(top1 >= 0 && top1 <= 1, "row %d top1 %s", r, cell(&m, r, "top1"));
         cr_assert_eq(atol(cell(&m, r, "step")), (long)(r / 2 + 1) * ((N_TRAIN + 31) / 32),
                      "row %d step %s", r, cell(&m, r, "step"));
+        /* one meaning on every row: images of this row's pass / its seconds */
+        double pass = atof(cell(&m, r, "pass_s")), ips = atof(cell(&m, r, "images_per_s"));
+        int images = r % 2 ? N_TEST : N_TRAIN;
+        if (pass > 0.05)   /* both printed rounded: 1% from pass_s at most */
+            cr_assert(fabs(ips * pass - images) <= 0.02 * images,
+                      "row %d: images_per_s %g x pass_s %g != %d images", r, ips, pass, images);
+        if (r >= 2)
+            cr_assert_geq(atof(cell(&m, r, "wall_s")), atof(cell(&m, r - 1, "wall_s")), "row %d", r);
     }
 
     /* summary.csv: one row with provenance, status and inference cost. */
