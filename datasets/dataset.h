@@ -49,6 +49,16 @@ int imageset_subset_balanced(const ImageSet *in, int n_total, uint64_t seed,
 
 /* Keeps only images whose label is in [lo, hi] and relabels them to
  * [0, hi-lo] (transfer protocols: pretrain on 0-4, fine-tune on 5-9). */
+/* Class-balanced, seeded choice of n_pick of the n samples with labels in
+ * [0, K) (n_pick/K per class, one more for the first n_pick%K classes; one
+ * seeded shuffle per class, in class order): sel[0..n_pick) ascending.
+ * ERR_USAGE naming `name` when a class has too few samples. */
+int labels_pick_balanced(const int *labels, int n, int K, const char *name, int n_pick,
+                         uint64_t seed, int *sel, Err *err);
+
+/* out = in's images sel[0..n) in that order. */
+int imageset_gather(const ImageSet *in, const int *sel, int n, ImageSet *out, Err *err);
+
 int imageset_class_range(const ImageSet *in, int lo, int hi, ImageSet *out, Err *err);
 
 void imageset_free(ImageSet *s);

@@ -60,18 +60,17 @@ static int quota(int n_total, int K, int k) { return n_total / K + (k < n_total 
 
 /* sel[0..n_total) = chosen indices, ascending. start: K+1 ints of scratch,
  * byclass: n ints of scratch (indices grouped by class). */
-static int pick_balanced(const ImageSet *in, int n_total, uint64_t seed, int *start,
-                         int *byclass, int *sel, Err *err) {
-    int K = in->num_classes;
+static int pick_balanced(const int *labels, int n, int K, const char *name, int n_total, uint64_t seed,
+                         int *start, int *byclass, int *sel, Err *err) {
     memset(start, 0, (size_t)(K + 1) * sizeof *start);
-    for (int i = 0; i < in->n; i++) start[in->labels[i] + 1]++;
+    for (int i = 0; i < n; i++) start[labels[i] + 1]++;
     for (int k = 0; k < K; k++)
         if (start[k + 1] < quota(n_total, K, k))
-            return err_set(err, ERR_USAGE, "%s: balanced subset of %d needs %d images of "
-                           "class %d, only %d available", in->name, n_total,
+            return err_set(err, ERR_USAGE, "%s: balanced subset of %d needs %d samples of "
+                           "class %d, only %d available", name, n_total,
                            quota(n_total, K, k), k, start[k + 1]);
     for (int k = 0; k < K; k++) start[k + 1] += start[k];  /* start[k]: first of class k */
-    for (int i = 0; i < in->n; i++) byclass[start[in->labels[i]]++] = i;
+    for (int i = 0; i < n; i++) byclass[start[labels[i]]++] = i;
     for (int k = K; k > 0; k--) start[k] = start[k - 1];    /* undo the ++: start[k] again */
     start[0] = 0;
     Rng rng;
@@ -86,6 +85,24 @@ static int pick_balanced(const ImageSet *in, int n_total, uint64_t seed, int *st
     return 0;
 }
 
+int labels_pick_balanced(const int *labels, int n, int K, const char *name, int n_pick,
+                         uint64_t seed, int *sel, Err *err) {
+    if (n_pick <= 0 || n_pick > n)
+        return err_set(err, ERR_USAGE, "%s: subset size %d, expected 1..%d", name, n_pick, n);
+    int *start = malloc((size_t)(K + 1) * sizeof *start), *byclass = malloc((size_t)n * sizeof *byclass);
+    int rc = !start || !byclass ? err_set(err, ERR_RUNTIME, "%s: out of memory", name)
+                                : pick_balanced(labels, n, K, name, n_pick, seed, start, byclass, sel, err);
+    free(start);
+    free(byclass);
+    return rc;
+}
+
+int imageset_gather(const ImageSet *in, const int *sel, int n, ImageSet *out, Err *err) {
+    if (out) memset(out, 0, sizeof *out);
+    int rc = check_set(in, "imageset_gather", err);
+    return rc ? rc : gather(in, sel, n, out, err);
+}
+
 /* Class k gets quota(k) images drawn uniformly without replacement (one
  * seeded shuffle per class, in class order); the chosen images keep their
  * original relative order. */
@@ -98,14 +115,11 @@ int imageset_subset_balanced(const ImageSet *in, int n_total, uint64_t seed, Ima
     if (n_total <= 0 || n_total > in->n)
         return err_set(err, ERR_USAGE, "%s: subset size %d, expected 1..%d", in->name, n_total,
                        in->n);
-    int *start = malloc((size_t)(in->num_classes + 1) * sizeof *start);
-    int *byclass = malloc((size_t)in->n * sizeof *byclass);
     int *sel = malloc((size_t)n_total * sizeof *sel);
-    if (!start || !byclass || !sel)
-        rc = err_set(err, ERR_RUNTIME, "%s: out of memory", in->name);
-    if (!rc) rc = pick_balanced(in, n_total, seed, start, byclass, sel, err);
+    if (!sel) return err_set(err, ERR_RUNTIME, "%s: out of memory", in->name);
+    rc = labels_pick_balanced(in->labels, in->n, in->num_classes, in->name, n_total, seed, sel, err);
     if (!rc) rc = gather(in, sel, n_total, out, err);
-    free(start); free(byclass); free(sel);
+    free(sel);
     return rc;
 }
 

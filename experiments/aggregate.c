@@ -307,15 +307,19 @@ typedef struct {
     double s_loss, ss_loss, s_top1, ss_top1;
 } CurvePt;
 
+static int split_code(const char *split) {
+    return !strcmp(split, "train") ? 1 : !strcmp(split, "val") ? 3 : 2;
+}
+
 static int pt_cmp(const void *a, const void *b) {
     const CurvePt *x = a, *y = b;
-    int c = strcmp(y->split, x->split); /* train before test */
+    int c = split_code(x->split) - split_code(y->split); /* train, test, val */
     if (c) return c;
     return x->epoch - y->epoch;
 }
 
 /* curves.dat: one gnuplot data block per cell (blocks separated by two blank
- * lines), columns epoch, split(1 train, 2 test), n, loss_mean, loss_std,
+ * lines), columns epoch, split(1 train, 2 test, 3 val), n, loss_mean, loss_std,
  * top1_mean, top1_std; curves_index.csv: block, panel, series, cell. */
 static int write_curves(const char *runs_csv, const char *out_dir, const CsvTable *t, Row *rows,
                         int nrows, const char *const *gname, int ng, Cell *cells, int nc,
@@ -373,7 +377,7 @@ static int write_curves(const char *runs_csv, const char *out_dir, const CsvTabl
             double vl = n > 1 ? (pts[j].ss_loss - n * ml * ml) / (n - 1) : 0;
             double va = n > 1 ? (pts[j].ss_top1 - n * ma * ma) / (n - 1) : 0;
             fprintf(f, "%d %d %d %.6f %.6f %.6f %.6f\n", pts[j].epoch,
-                    strcmp(pts[j].split, "train") ? 2 : 1, n, ml, sqrt(vl > 0 ? vl : 0), ma,
+                    split_code(pts[j].split), n, ml, sqrt(vl > 0 ? vl : 0), ma,
                     sqrt(va > 0 ? va : 0));
         }
         free(pts);

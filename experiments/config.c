@@ -47,6 +47,9 @@ static const ConfigKey KEYS[] = {
     {"data", "dataset", T_STR, FLD(dataset), "fashion-mnist", "fashion-mnist | cifar10 | cifar100 | shapes3d | modelnet40"},
     {"data", "dir", T_STR, FLD(dir), "", "data directory; empty = the dataset's default"},
     {"data", "train_subset", T_INT, FLD(train_subset), "0", "0 = full set, else class-balanced subset size"},
+    {"data", "val_size", T_INT, FLD(val_size), "-1",
+     "validation images/clouds held out of the training set (class-balanced, own seed stream); "
+     "-1 = 10% of the training set for fashion-mnist and shapes3d, 0 otherwise; 0 = none"},
     {"data", "augment", T_BOOL, FLD(augment), "1", "training augmentation on/off"},
     {"data", "classes", T_STR, FLD(classes), "all", "all | LO-HI (keep and relabel a class range)"},
     {"data", "points", T_INT, FLD(points), "1024", "3D: points per cloud"},
@@ -645,6 +648,7 @@ static int validate_data(const RunConfig *c, Err *err) {
                                        "modelnet40", NULL};
     if (check_enum("data.dataset", c->dataset, sets, err) ||
         check_min("data.train_subset", c->train_subset, 0, err) ||
+        check_min("data.val_size", c->val_size, -1, err) ||
         check_min("data.points", c->points, 16, err) || check_min("data.groups", c->groups, 1, err) ||
         check_min("data.group_size", c->group_size, 1, err) ||
         check_min("data.train_size", c->train_size, 1, err) ||

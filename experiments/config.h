@@ -20,6 +20,7 @@ typedef struct {
     char dataset[32];     /* "fashion-mnist" | "cifar10" | "cifar100" (3D sets later) */
     char dir[512];        /* "" = the dataset's default location */
     int train_subset;     /* 0 = full training set; else class-balanced subset size */
+    int val_size;         /* validation samples held out of training; -1 = auto (data_val_size) */
     int augment;          /* 0/1 */
     char classes[16];     /* "all" or "LO-HI" (keep and relabel a class range) */
     int points, groups, group_size;   /* 3D: P points, G centres, k neighbours */

@@ -73,7 +73,120 @@ static int check_points_agree(const PointSet *a, const PointSet *b, Err *err) {
     return 0;
 }
 
-static int open_images(const RunConfig *cfg, ImageSet *train, ImageSet *test, Err *err) {
+/* ---- validation split (issue 10) ---- */
+
+int data_val_size(const RunConfig *cfg, int n_train_full) {
+    if (cfg->val_size >= 0) return cfg->val_size;
+    if (!strcmp(cfg->dataset, "fashion-mnist") || !strcmp(cfg->dataset, "shapes3d"))
+        return (n_train_full + 5) / 10;
+    return 0;
+}
+
+/* The validation split's seed: a stream of the run seed of its own. */
+static uint64_t val_seed(const RunConfig *cfg) { return cfg->seed ^ 0x76616c5f73706c74ull; }
+
+/* The candidates for validation: the samples not in the training subset
+ * (in_sub ascending, n_sub of them; NULL = no subset). cand gets them
+ * ascending, *nc their count. */
+static void val_candidates(int n, const int *in_sub, int n_sub, int *cand, int *nc) {
+    *nc = 0;
+    for (int i = 0, j = 0; i < n; i++) {
+        if (in_sub && j < n_sub && in_sub[j] == i) { j++; continue; }
+        cand[(*nc)++] = i;
+    }
+}
+
+/* Splits `labels` (n samples, K classes) into a validation choice val_sel
+ * (n_val, class-balanced, drawn from the samples outside the training
+ * subset) and the training selection train_sel (the subset, or every other
+ * sample when there is none). */
+static int val_split_indices(const RunConfig *cfg, const int *labels, int n, int K, const char *source,
+                             const int *in_sub, int n_sub, int n_val, int *val_sel, int *train_sel,
+                             int *n_train, Err *err) {
+    int *cand = malloc(sizeof(int) * (size_t)(n + 1)), *clab = malloc(sizeof(int) * (size_t)(n + 1)), nc;
+    int *pick = malloc(sizeof(int) * (size_t)(n_val + 1));
+    int rc = !cand || !clab || !pick ? err_set(err, ERR_RUNTIME, "out of memory") : 0;
+    if (!rc) {
+        val_candidates(n, in_sub, n_sub, cand, &nc);
+        for (int i = 0; i < nc; i++) clab[i] = labels[cand[i]];
+        if (n_val > nc)
+            rc = err_set(err, ERR_USAGE, "data.val_size = %d exceeds the %d training samples %s",
+                         n_val, nc, in_sub ? "outside data.train_subset" : "available");
+        else if (n_val > 0 && n_val < K)
+            rc = err_set(err, ERR_USAGE, "data.val_size = %d is smaller than the %d classes", n_val, K);
+        else if (n_val > 0)
+            rc = labels_pick_balanced(clab, nc, K, source, n_val, val_seed(cfg), pick, err);
+    }
+    if (!rc) {
+        for (int i = 0; i < n_val; i++) val_sel[i] = cand[pick[i]];
+        *n_train = 0;
+        if (in_sub) {
+            memcpy(train_sel, in_sub, sizeof(int) * (size_t)n_sub);
+            *n_train = n_sub;
+        } else {
+            for (int i = 0, j = 0; i < n; i++) {
+                if (j < n_val && val_sel[j] == i) { j++; continue; }
+                train_sel[(*n_train)++] = i;
+            }
+        }
+    }
+    free(cand); free(clab); free(pick);
+    return rc;
+}
+
+static int split_images(const RunConfig *cfg, ImageSet *train, const int *in_sub, int n_sub, int n_val,
+                        ImageSet *val, Err *err) {
+    int *vs = malloc(sizeof(int) * (size_t)(n_val + 1)), *ts = malloc(sizeof(int) * (size_t)(train->n + 1)), nt = 0;
+    int rc = !vs || !ts ? err_set(err, ERR_RUNTIME, "out of memory") : 0;
+    if (!rc) rc = val_split_indices(cfg, train->labels, train->n, train->num_classes, train->source, in_sub,
+                                    n_sub, val ? n_val : 0, vs, ts, &nt, err);
+    if (!rc && val && n_val > 0) rc = imageset_gather(train, vs, n_val, val, err);
+    ImageSet rest;
+    if (!rc && nt != train->n) {
+        rc = imageset_gather(train, ts, nt, &rest, err);
+        if (!rc) { imageset_free(train); *train = rest; }
+    }
+    free(vs); free(ts);
+    return rc;
+}
+
+static int pointset_gather(const PointSet *in, const int *sel, int n, PointSet *out, Err *err) {
+    memset(out, 0, sizeof *out);
+    *out = *in;
+    out->n = n;
+    out->xyz = malloc(sizeof(float) * (size_t)n * in->P * 3 + 1);
+    out->labels = malloc(sizeof(int) * (size_t)n + 1);
+    out->class_names = calloc((size_t)in->num_classes, sizeof(char *));
+    if (!out->xyz || !out->labels || !out->class_names) {
+        free(out->xyz); free(out->labels); free(out->class_names);
+        memset(out, 0, sizeof *out);
+        return err_set(err, ERR_RUNTIME, "%s: out of memory", in->name);
+    }
+    size_t per = (size_t)in->P * 3;
+    for (int i = 0; i < n; i++) {
+        memcpy(out->xyz + i * per, in->xyz + (size_t)sel[i] * per, per * sizeof(float));
+        out->labels[i] = in->labels[sel[i]];
+    }
+    for (int k = 0; k < in->num_classes; k++) out->class_names[k] = strdup(in->class_names[k]);
+    return 0;
+}
+
+static int split_points(const RunConfig *cfg, PointSet *train, PointSet *val, Err *err) {
+    int n_val = data_val_size(cfg, train->n);
+    if (!val || n_val == 0) return 0;
+    int *vs = malloc(sizeof(int) * (size_t)(n_val + 1)), *ts = malloc(sizeof(int) * (size_t)(train->n + 1)), nt = 0;
+    int rc = !vs || !ts ? err_set(err, ERR_RUNTIME, "out of memory") : 0;
+    if (!rc) rc = val_split_indices(cfg, train->labels, train->n, train->num_classes, train->source, NULL, 0,
+                                    n_val, vs, ts, &nt, err);
+    if (!rc) rc = pointset_gather(train, vs, n_val, val, err);
+    PointSet rest;
+    if (!rc) rc = pointset_gather(train, ts, nt, &rest, err);
+    if (!rc) { pointset_free(train); *train = rest; }
+    free(vs); free(ts);
+    return rc;
+}
+
+static int open_images(const RunConfig *cfg, ImageSet *train, ImageSet *val, ImageSet *test, Err *err) {
     int rc = load_images(cfg, 1, train, err);
     if (!rc) rc = load_images(cfg, 0, test, err);
     if (!rc) rc = check_images_agree(train, test, err);
@@ -85,22 +198,31 @@ static int open_images(const RunConfig *cfg, ImageSet *train, ImageSet *test, Er
         fprintf(stderr, "warning: data.train_subset = %d is smaller than the %d classes: "
                 "%d classes get no training image\n", cfg->train_subset, train->num_classes,
                 train->num_classes - cfg->train_subset);
+    int full = train->n, *in_sub = NULL;
     if (!rc && cfg->train_subset > 0) {
         if (cfg->train_subset > train->n)
             rc = err_set(err, ERR_USAGE, "data.train_subset = %d exceeds the %d training images",
                          cfg->train_subset, train->n);
-        else {
-            ImageSet sub;
-            rc = imageset_subset_balanced(train, cfg->train_subset, cfg->seed, &sub, err);
-            if (!rc) { imageset_free(train); *train = sub; }
-        }
+        else if (!(in_sub = malloc(sizeof(int) * (size_t)cfg->train_subset)))
+            rc = err_set(err, ERR_RUNTIME, "out of memory");
+        else
+            rc = labels_pick_balanced(train->labels, train->n, train->num_classes, train->source,
+                                      cfg->train_subset, cfg->seed, in_sub, err);
     }
+    int n_val = data_val_size(cfg, full);
+    if (!rc && (val || !in_sub)) rc = split_images(cfg, train, in_sub, cfg->train_subset, n_val, val, err);
+    else if (!rc) {   /* eval: the subset alone */
+        ImageSet sub;
+        rc = imageset_gather(train, in_sub, cfg->train_subset, &sub, err);
+        if (!rc) { imageset_free(train); *train = sub; }
+    }
+    free(in_sub);
     return rc;
 }
 
 /* ---- point clouds ---- */
 
-static int open_points(const RunConfig *cfg, PointSet *train, PointSet *test, Err *err) {
+static int open_points(const RunConfig *cfg, PointSet *train, PointSet *val, PointSet *test, Err *err) {
     if (strcmp(cfg->classes, "all") || cfg->train_subset)
         return err_set(err, ERR_USAGE, "data.classes and data.train_subset apply to image datasets only");
     int rc;
@@ -124,6 +246,7 @@ static int open_points(const RunConfig *cfg, PointSet *train, PointSet *test, Er
                                 train->class_names, err);
     if (!rc) rc = check_classes(test->source, test->labels, test->n, test->num_classes,
                                 test->class_names, err);
+    if (!rc) rc = split_points(cfg, train, val, err);
     return rc;
 }
 
@@ -136,19 +259,28 @@ static void fill_meta(DataSplit *s, const RunConfig *cfg) {
     s->group_k = cfg->group_size;
 }
 
-int data_open(const RunConfig *cfg, DataSplit *train, DataSplit *test, Err *err) {
+int data_open(const RunConfig *cfg, DataSplit *train, DataSplit *val, DataSplit *test, Err *err) {
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
+    if (val) memset(val, 0, sizeof *val);
     int points = !strcmp(cfg->dataset, "shapes3d") || !strcmp(cfg->dataset, "modelnet40");
-    int rc = points ? open_points(cfg, &train->pts, &test->pts, err)
-                    : open_images(cfg, &train->img, &test->img, err);
+    int rc = points ? open_points(cfg, &train->pts, val ? &val->pts : NULL, &test->pts, err)
+                    : open_images(cfg, &train->img, val ? &val->img : NULL, &test->img, err);
     if (rc) {
         data_free(train);
         data_free(test);
+        if (val) data_free(val);
         return rc;
     }
     fill_meta(train, cfg);
     fill_meta(test, cfg);
+    if (val) {
+        fill_meta(val, cfg);
+        if (!points && val->img.n) {   /* normalised with the training statistics */
+            memcpy(val->img.mean, train->img.mean, sizeof val->img.mean);
+            memcpy(val->img.std, train->img.std, sizeof val->img.std);
+        }
+    }
     return 0;
 }
 

@@ -19,7 +19,17 @@ typedef struct {
     int scratch_batch;
 } DataSplit;
 
-int data_open(const RunConfig *cfg, DataSplit *train, DataSplit *test, Err *err);
+/* val (NULL = no validation split, e.g. for eval) gets data_val_size
+ * samples held out of the training set (issue 10): class-balanced, from a
+ * seed stream of its own, drawn from the training samples data.train_subset
+ * does not use (the subset itself is unchanged; without a subset the
+ * training split is the rest). val->n = 0 when the size is 0. */
+int data_open(const RunConfig *cfg, DataSplit *train, DataSplit *val, DataSplit *test, Err *err);
+
+/* data.val_size resolved: -1 gives 10% (rounded) of the full training set
+ * (n_train_full samples, after data.classes) for fashion-mnist and shapes3d,
+ * 0 for the others. */
+int data_val_size(const RunConfig *cfg, int n_train_full);
 void data_free(DataSplit *s);
 
 /* Writes B samples idx[0..B) into x (B * data_sample_floats) and their labels

@@ -10,6 +10,7 @@
 #include "train.h"
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,8 +177,10 @@ static int cmd_train(const Command *cmd, Parsed *p) {
     }
     dist_finalize();
     if (dist_rank() == 0)
+        /* best: the test top-1 at the best-validation epoch (nan without data.val_size) */
         printf("status=%s top1=%.4f best=%.4f n=%d steps=%ld train_s=%.1f out=%s\n", res.status,
-               res.final_top1, res.best_top1, res.n_test, res.steps, res.train_seconds, p->val[1]);
+               res.final_top1, res.best_epoch ? res.best_top1 : NAN, res.n_test, res.steps,
+               res.train_seconds, p->val[1]);
     return strcmp(res.status, "ok") ? ERR_RUNTIME : 0;
 }
 

@@ -144,6 +144,17 @@ static void f_compiler(const RunRecord *r, char *b, size_t n) {
 static void f_blas(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", openblas_get_config()); }
 static void f_blas_core(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", openblas_get_corename()); }
 
+/* Results of the validation split: empty when the run had none. */
+static void f_best_top1(const RunRecord *r, char *b, size_t n) {
+    if (r->res && r->res->best_epoch) snprintf(b, n, "%.6f", r->res->best_top1);
+}
+static void f_val_top1(const RunRecord *r, char *b, size_t n) {
+    if (r->res && r->res->best_epoch) snprintf(b, n, "%.6f", r->res->final_val_top1);
+}
+static void f_best_val_top1(const RunRecord *r, char *b, size_t n) {
+    if (r->res && r->res->best_epoch) snprintf(b, n, "%.6f", r->res->best_val_top1);
+}
+
 /* The run record, in column order. Adding a column is one line here. */
 static const Column RECORD_COLUMNS[] = {
     FN("git_commit", f_commit, 1), FN("git_dirty", f_dirty, 0), FN("config_hash", f_hash, 1),
@@ -154,7 +165,7 @@ static const Column RECORD_COLUMNS[] = {
     CFG("pool", "model.pool"), CFG("method", "moe.method"), CFG("experts", "moe.experts"),
     CFG("beta", "moe.beta"), CFG("blocks", "moe.blocks"), CFG("epochs", "train.epochs"),
     CFG("batch_size", "train.batch_size"), CFG("lr", "train.lr"),
-    RES("final_top1", D, final_top1, "%.6f"), RES("best_top1", D, best_top1, "%.6f"),
+    RES("final_top1", D, final_top1, "%.6f"), FN("best_top1", f_best_top1, 0),
     RES("final_test_loss", D, final_test_loss, "%.6f"), RES("n_test", I, n_test, "%d"),
     FN("params_inference", f_params_inference, 0), FN("flops_inference", f_flops, 0),
     RES("train_seconds", D, train_seconds, "%.2f"), RES("steps", L, steps, "%ld"),
@@ -174,6 +185,10 @@ static const Column RECORD_COLUMNS[] = {
     FN("start_time", f_start, 0), FN("end_time", f_end, 0), FN("host", f_host, 0),
     FN("cpu_model", f_cpu, 0), FN("cores", f_cores, 0), FN("compiler", f_compiler, 0),
     FN("blas", f_blas, 0), FN("blas_core", f_blas_core, 0), FN("peak_rss_mib", f_peak, 0),
+    /* validation split (issue 10): best_top1 above is the test top-1 at best_epoch, the
+     * evaluation with the best val top-1; val_top1 = the final model's */
+    CFG("val_size", "data.val_size"), RES("n_val", I, n_val, "%d"), FN("val_top1", f_val_top1, 0),
+    FN("best_val_top1", f_best_val_top1, 0), RES("best_epoch", I, best_epoch, "%d"),
 };
 #define NCOLS ((int)(sizeof RECORD_COLUMNS / sizeof RECORD_COLUMNS[0]))
 

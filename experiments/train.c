@@ -318,8 +318,8 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     if (writer && (rc = config_write(c, path, err))) return rc;
     set_threads(c->threads);
 
-    DataSplit train, test;
-    if ((rc = data_open(c, &train, &test, err))) return rc;
+    DataSplit train, val, test;
+    if ((rc = data_open(c, &train, &val, &test, err))) return rc;
     int B = c->batch_size;
     ViT m, dense;   /* dense: the collapsed model of ewa / rmoe runs */
     memset(&dense, 0, sizeof dense);
@@ -335,6 +335,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     }
 
     int nmax = train.n > test.n ? train.n : test.n;
+    if (val.n > nmax) nmax = val.n;
     float *x = malloc(sizeof(float) * data_sample_floats(&train) * B);
     int *y = malloc(sizeof(int) * B), *idx = malloc(sizeof(int) * nmax);
     Rows metrics = {0}, routing = {0}, moe_rows = {0};
@@ -426,8 +427,13 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
                         seen / ep_time);
             continue;
         }
-        double tl, tls, ta, tv = now_s();
+        double tl, tls, ta, tv = now_s(), vl = NAN, vls = NAN, va = NAN;
         if (collapse && (rc = ewa_collapse(&m, &dense, err))) goto out_buf;
+        if (val.n && (rc = evaluate(evm, &val, x, y, idx, &vl, &vls, &va, err))) goto out_buf;
+        if (writer && val.n && (rc = add_metric(&metrics, path, ep, "val", vl, vls, va, opt.lr, now_s() - t0,
+                                               now_s() - tv, val.n, step, err)))
+            goto out_buf;
+        tv = now_s();
         if (routed)
             memset(m.route_counts, 0, sizeof(long) * m.d.depth * m.d.classes * m.d.moe.experts);
         if ((rc = evaluate(evm, &test, x, y, idx, &tl, &tls, &ta, err))) goto out_buf;
@@ -448,7 +454,12 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         }
         res->final_top1 = ta;
         res->final_test_loss = tl;
-        if (ta > res->best_top1) res->best_top1 = ta;
+        res->final_val_top1 = va;
+        if (val.n && (res->best_epoch == 0 || va > res->best_val_top1)) {   /* selected on val only */
+            res->best_val_top1 = va;
+            res->best_top1 = ta;
+            res->best_epoch = ep;
+        }
         if (tty) fprintf(stderr, "\r\033[K");
         if (writer)
             fprintf(stderr, "epoch %d/%d  train loss %.4f (smoothed %.4f) acc %.4f | test loss %.4f top1 %.4f | "
@@ -458,6 +469,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     res->steps = step;
     res->train_seconds = train_time;
     res->n_test = test.n;
+    res->n_val = val.n;
     res->drop_rate = total_assigned ? (double)total_dropped / total_assigned : 0.0;
     /* the ranks must still hold the same model (they apply identical updates) */
     if ((rc = dist_check_equal(m.params, m.num_params, "parameters after training", err))) goto out_buf;
@@ -495,6 +507,7 @@ out_model:
     if (dense.params) vit_free(&dense);
 out_data:
     data_free(&train);
+    data_free(&val);
     data_free(&test);
     return rc;
 }
@@ -514,7 +527,7 @@ int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1
     DataSplit train, test;
     RunConfig dc = c;
     dc.train_subset = 0;   /* the test split does not depend on the subset */
-    if ((rc = data_open(&dc, &train, &test, err))) goto out_f;
+    if ((rc = data_open(&dc, &train, NULL, &test, err))) goto out_f;
     ViT m;
     if ((rc = check_ckpt_data(&f, path, &test, 1, 1, err))) goto out_data;
     if ((rc = build_model(&c, &test, c.batch_size, 1, &m, err))) goto out_data;

@@ -5,7 +5,11 @@
 #include "../core/err.h"
 
 typedef struct {
-    double final_top1, best_top1, final_test_loss, train_seconds;
+    double final_top1, final_test_loss, train_seconds;
+    /* validation split (issue 10): best_top1 = test top-1 of the evaluation
+     * with the best validation top-1 (best_epoch; 0 = no validation split) */
+    double best_top1, final_val_top1, best_val_top1;
+    int best_epoch, n_val;
     double drop_rate;       /* routed MoE: fraction of assignments dropped in training */
     long steps, diverged_step;
     int n_test;

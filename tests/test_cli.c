@@ -437,7 +437,8 @@ Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
     cr_assert(strstr(ini, "[model]") && strstr(ini, "[train]"), "config.ini:\n%s", ini);
     free(ini); free(ini_path);
 
-    /* metrics.csv: the header, then one train and one test row per epoch. */
+    /* metrics.csv: the header, then one train, one val (data.val_size
+     * default: 10% of the 200 training images) and one test row per epoch. */
     CsvTable m = read_csv(run, "metrics.csv");
     static const char *const header[] = {"epoch", "split", "loss", "top1", "lr",
                                          "wall_s", "images_per_s", "step", "loss_smoothed",
@@ -445,12 +446,15 @@ Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
     cr_assert_eq(m.ncols, 10, "metrics.csv has %d columns", m.ncols);
     for (int c = 0; c < 10; c++)
         cr_assert_str_eq(m.header[c], header[c], "metrics.csv column %d", c);
-    cr_assert_eq(m.nrows, 2 * EPOCHS, "metrics.csv has %d rows, expected %d", m.nrows, 2 * EPOCHS);
+    cr_assert_eq(m.nrows, 3 * EPOCHS, "metrics.csv has %d rows, expected %d", m.nrows, 3 * EPOCHS);
+    static const char *const splits[] = {"train", "val", "test"};
+    double best_val = -1, test_at_best = -1;
+    int best_ep = 0;
     for (int r = 0; r < m.nrows; r++) {
         char ep[16];
-        snprintf(ep, sizeof ep, "%d", r / 2 + 1);
+        snprintf(ep, sizeof ep, "%d", r / 3 + 1);
         cr_assert_str_eq(cell(&m, r, "epoch"), ep, "row %d", r);
-        cr_assert_str_eq(cell(&m, r, "split"), r % 2 ? "test" : "train", "row %d", r);
+        cr_assert_str_eq(cell(&m, r, "split"), splits[r % 3], "row %d", r);
         double loss = atof(cell(&m, r, "loss")), top1 = atof(cell(&m, r, "top1"));
         cr_assert(isfinite(loss) && loss > 0, "row %d loss %s", r, cell(&m, r, "loss"));
         /* label smoothing 0.1 (the default): the smoothed loss is the larger
@@ -459,16 +463,22 @@ Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
         cr_assert(isfinite(ls) && ls > 0 && fabs(ls - loss) > 1e-4, "row %d loss %g loss_smoothed %g", r,
                   loss, ls);
         cr_assert(top1 >= 0 && top1 <= 1, "row %d top1 %s", r, cell(&m, r, "top1"));
-        cr_assert_eq(atol(cell(&m, r, "step")), (long)(r / 2 + 1) * ((N_TRAIN + 31) / 32),
+        /* 180 training images after the 20 held out for validation */
+        cr_assert_eq(atol(cell(&m, r, "step")), (long)(r / 3 + 1) * ((N_TRAIN - 20 + 31) / 32),
                      "row %d step %s", r, cell(&m, r, "step"));
         /* one meaning on every row: images of this row's pass / its seconds */
         double pass = atof(cell(&m, r, "pass_s")), ips = atof(cell(&m, r, "images_per_s"));
-        int images = r % 2 ? N_TEST : N_TRAIN;
+        int images = r % 3 == 2 ? N_TEST : r % 3 == 1 ? 20 : N_TRAIN - 20;
         if (pass > 0.05)   /* both printed rounded: 1% from pass_s at most */
             cr_assert(fabs(ips * pass - images) <= 0.02 * images,
                       "row %d: images_per_s %g x pass_s %g != %d images", r, ips, pass, images);
         if (r >= 2)
             cr_assert_geq(atof(cell(&m, r, "wall_s")), atof(cell(&m, r - 1, "wall_s")), "row %d", r);
+        if (r % 3 == 1 && top1 > best_val) {
+            best_val = top1;
+            best_ep = r / 3 + 1;
+            test_at_best = atof(cell(&m, r + 1, "top1"));
+        }
     }
 
     /* summary.csv: one row with provenance, status and inference cost. */
@@ -480,6 +490,12 @@ Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
     cr_assert_str_eq(cell(&s, 0, "seed"), "5");
     cr_assert_str_eq(cell(&s, 0, "status"), "ok");
     cr_assert_gt(atol(cell(&s, 0, "params_inference")), 0, "params_inference");
+    /* best_top1: the test top-1 of the epoch with the best val top-1 */
+    cr_assert_eq(atoi(cell(&s, 0, "n_val")), 20);
+    cr_assert_eq(atoi(cell(&s, 0, "best_epoch")), best_ep);
+    cr_assert_float_eq(atof(cell(&s, 0, "best_val_top1")), best_val, 1e-9);
+    cr_assert_float_eq(atof(cell(&s, 0, "best_top1")), test_at_best, 1e-9);
+    cr_assert_str_eq(cell(&s, 0, "val_top1"), cell(&m, 3 * EPOCHS - 2, "top1"));
     cr_assert_gt(atof(cell(&s, 0, "flops_inference")), 0, "flops_inference");
     const char *final = cell(&s, 0, "final_top1");
     cr_assert_str_eq(final, cell(&m, m.nrows - 1, "top1"),
@@ -521,10 +537,11 @@ Test(cli, same_seed_reproduces_and_other_seed_differs) {
  * run that evaluates every epoch (evaluation does not touch the RNGs). */
 Test(cli, eval_every_skips_test_passes_but_not_the_last) {
     char *run = tu_path(tmp, "ee"), *ref = tu_path(tmp, "ee_ref");
-    Proc p0 = TRAIN_X(ref, 1, "--set", "train.epochs=5");
+    Proc p0 = TRAIN_X(ref, 1, "--set", "train.epochs=5", "--set", "data.val_size=0");
     cr_assert_eq(p0.status, 0, "ewa train exited %d; stderr:\n%s", p0.status, p0.err);
     proc_free(&p0);
-    Proc p = TRAIN_X(run, 1, "--set", "train.epochs=5", "--set", "train.eval_every=2");
+    Proc p = TRAIN_X(run, 1, "--set", "train.epochs=5", "--set", "train.eval_every=2", "--set",
+                     "data.val_size=0");
     cr_assert_eq(p.status, 0, "ewa train exited %d; stderr:\n%s", p.status, p.err);
     proc_free(&p);
     CsvTable m = read_csv(run, "metrics.csv");
