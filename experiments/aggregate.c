@@ -6,6 +6,7 @@
 #include "aggregate.h"
 #include "../core/fsutil.h"
 #include "stats.h"
+#include "methods.h"
 #include "csvio.h"
 
 #include <errno.h>
@@ -590,35 +591,17 @@ static Cell *build_cells(const RunSet *s, const char *const *gname, int ng, int 
     return cells;
 }
 
-/* Whether `method` reads the MoE key `key` ("experts" or "moe.experts"):
- * cells of a method that ignores a key are the baseline of cells with any
- * value of it (the dense runs of the experts ablation carry experts = 4 and
- * are the baseline of N = 2 and N = 8). Non-MoE keys are used by every
- * method. */
+/* Whether `method` reads the key `key` ("experts" or "moe.experts"; the
+ * method table decides): cells of a method that ignores a key are the
+ * baseline of cells with any value of it (the dense runs of the experts
+ * ablation carry experts = 4 and are the baseline of N = 2 and N = 8). */
 static int method_uses(const char *method, const char *key) {
-    static const char *const moe_keys[] = {"experts", "beta", "blocks", "top_k", "capacity_factor",
-                                           "aux_coef", "zloss_coef", "shared_expert", "routing",
-                                           "ewa_epochs", "rmoe_partition", NULL};
-    static const struct { const char *method, *keys; } uses[] = {
-        {"dense", ""},
-        {"ewa", " experts beta blocks rmoe_partition "},
-        {"rmoe", " experts blocks rmoe_partition "},
-        {"moe", " experts blocks top_k capacity_factor aux_coef zloss_coef shared_expert routing "},
-        {"moe-early-ewa",
-         " experts beta blocks top_k capacity_factor aux_coef zloss_coef shared_expert routing ewa_epochs "},
-        {"vimoe", " experts blocks top_k capacity_factor aux_coef zloss_coef routing "},
-    };
-    if (!strncmp(key, "moe.", 4)) key += 4;
-    int is_moe = 0;
-    for (int k = 0; moe_keys[k]; k++) is_moe |= !strcmp(moe_keys[k], key);
-    if (!is_moe) return 1;
-    for (size_t m = 0; m < sizeof uses / sizeof *uses; m++)
-        if (!strcmp(uses[m].method, method)) {
-            char pat[64];
-            snprintf(pat, sizeof pat, " %s ", key);
-            return strstr(uses[m].keys, pat) != NULL;
-        }
-    return 1;
+    RunConfig c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.method, sizeof c.method, "%s", method);
+    const char *dot = strchr(key, '.');
+    if (dot && strncmp(key, "moe.", 4)) return 1;   /* another section: read by every method */
+    return method_reads_key(&c, "moe", dot ? dot + 1 : key);
 }
 
 /* Whether b (a baseline cell) is the baseline of c: equal in every key but
