@@ -1,8 +1,9 @@
 /* The engine's one matrix-product entry point (issue 13): every linear layer
  * and the attention products go through gemm(), which sends them to the GEMM
  * library of the process-wide precision.
- *  - GEMM_FP32: OpenBLAS cblas_sgemm (the fp32 path measured fastest on this
- *    project's shapes; README "GEMM path" gives the numbers).
+ *  - GEMM_FP32: oneDNN's dnnl_sgemm (measured faster than OpenBLAS
+ *    cblas_sgemm on this project's linear shapes and level on the attention
+ *    products; README "GEMM path" gives the numbers).
  *  - GEMM_BF16: mixed precision. A and B are rounded to bfloat16 (round to
  *    nearest even) and multiplied by a oneDNN matmul primitive (bf16 inputs,
  *    fp32 accumulation and fp32 C; one primitive per shape, cached); all else

@@ -6,12 +6,11 @@
 
 /* Multi-head attention as batched matrix products: one (b, h) pair per
  * OpenMP iteration, each doing its two (forward) or four (backward) products
- * through cblas_sgemm on strided views of qkv (no copies: head h of q is the
- * T x hd matrix at qkv + h*hd with leading dimension 3C), in fp32 whatever
- * the GEMM precision (gemm.h: gemm_f32). Called inside the parallel region,
- * the OpenMP build of OpenBLAS runs each product on the calling thread, so
- * the (b, h) pairs are the parallelism. The row softmax
- * and its backward are vectorised (fastmath.h's ewa_expf under omp simd).
+ * through gemm.h's gemm_f32 on strided views of qkv (no copies: head h of q
+ * is the T x hd matrix at qkv + h*hd with leading dimension 3C), in fp32
+ * whatever the GEMM precision. Called inside the parallel region, the GEMM
+ * library runs each product on the calling thread, so the (b, h) pairs are
+ * the parallelism. The row softmax and its backward are vectorised (fastmath.h's ewa_expf under omp simd).
  * Formulas: S = scale Q K^T, P = softmax_rows(S), O = P V;
  * dV = P^T dO, dP = dO V^T, dS = P .* (dP - rowsum(P .* dP)),
  * dQ = scale dS K, dK = scale dS^T Q (e.g. Vaswani et al. 2017; the softmax

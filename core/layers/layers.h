@@ -8,7 +8,7 @@
  *    gradient pointer means "not needed".
  *  - element-wise kernels are threaded with OpenMP (static schedules, fixed
  *    reduction order, so results depend only on the thread count);
- *    matrix products go through gemm.h (fp32: OpenBLAS; bf16: oneDNN).
+ *    matrix products go through gemm.h (oneDNN: fp32 sgemm, bf16 matmul).
  * One source file per layer kind lives beside this header. */
 #ifndef EWA_LAYERS_H
 #define EWA_LAYERS_H
