@@ -73,6 +73,8 @@ static const ConfigKey KEYS[] = {
     {"train", "max_steps", T_LONG, FLD(max_steps), "0", "stop after this many steps; 0 = no limit"},
     {"train", "eval_every", T_INT, FLD(eval_every), "1",
      "evaluate every N epochs and after the last; 0 = only after the last (not part of the config hash)"},
+    {"train", "precision", T_STR, FLD(precision), "fp32",
+     "fp32 | bf16: bf16 GEMM inputs with fp32 accumulation and fp32 master weights (needs avx512_bf16 or AMX)"},
     {"moe", "method", T_STR, FLD(method), "dense", "dense | ewa | rmoe | moe | moe-early-ewa | vimoe"},
     {"moe", "experts", T_INT, FLD(experts), "4", "experts per MoE layer N"},
     {"moe", "beta", T_FLOAT, FLD(beta), "0.3", "EWA share rate, in [0, (N-1)/N]"},
@@ -677,7 +679,8 @@ static int validate_train(const RunConfig *c, Err *err) {
         check_min("train.max_steps", c->max_steps, 0, err) ||
         check_min("train.eval_every", c->eval_every, 0, err))
         return ERR_USAGE;
-    return 0;
+    static const char *const precisions[] = {"fp32", "bf16", NULL};
+    return check_enum("train.precision", c->precision, precisions, err);
 }
 
 static int validate_moe_kinds(const RunConfig *c, Err *err) {

@@ -35,6 +35,7 @@ typedef struct {
     int threads;           /* 0 = all cores */
     long max_steps;        /* 0 = no limit */
     int eval_every;        /* test-set evaluation every N epochs and after the last; 0 = last only */
+    char precision[8];     /* fp32 | bf16: GEMM inputs (core/gemm.h); part of the config hash */
     /* [moe] */
     char method[24];       /* dense | ewa | rmoe | moe | moe-early-ewa | vimoe */
     int experts;

@@ -5,6 +5,7 @@
 #include "runrecord.h"
 #include "util.h"
 #include "../core/fsutil.h"
+#include "../core/gemm.h"
 #include "../core/checkpoint.h"
 #include "csvio.h"
 #include "../core/ewa.h"
@@ -30,6 +31,14 @@ static void set_threads(int threads) {
     int nt = threads > 0 ? threads : omp_get_num_procs();
     omp_set_num_threads(nt);
     openblas_set_num_threads(nt);
+}
+
+/* train.precision for every GEMM of this process; bf16 on a CPU without
+ * bf16 instructions is refused here, before the run directory is touched. */
+static int set_precision(const RunConfig *c, Err *err) {
+    GemmPrecision p;
+    return gemm_parse_precision(c->precision, "train.precision", &p, err) || gemm_set_precision(p, err)
+               ? ERR_USAGE : 0;
 }
 
 /* The training model's shape; deployed = 1 gives the shape that is evaluated
@@ -298,7 +307,8 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     MethodPlan plan;   /* what the method does (methods.h); ewa_steps set below */
     method_plan(c, 0, 0, &plan);
     const MoeSpec spec = plan.spec;
-    int rc;
+    int rc = set_precision(c, err);
+    if (rc) return rc;
     /* data parallelism (dist.h): rank 0 alone writes the run directory */
     int writer = dist_rank() == 0;
     rc = writer ? fs_mkdir_p(out_dir, err) : 0;   /* with its missing parents */
@@ -522,7 +532,7 @@ int eval_checkpoint(const char *path, int n_set, char *const *sets, double *top1
     if (!ini) { rc = err_set(err, ERR_RUNTIME, "%s: no 'config' in the safetensors metadata", path); goto out_f; }
     char origin[1100];
     snprintf(origin, sizeof origin, "%s (metadata config)", path);
-    if ((rc = config_load_string(&c, ini, origin, n_set, sets, err))) goto out_f;
+    if ((rc = config_load_string(&c, ini, origin, n_set, sets, err)) || (rc = set_precision(&c, err))) goto out_f;
     set_threads(c.threads);
     DataSplit train, test;
     RunConfig dc = c;
