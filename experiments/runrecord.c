@@ -9,6 +9,7 @@
 #include "../core/fsutil.h"
 
 #include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
 #include <inttypes.h>
 #include <omp.h>
 #include <stddef.h>
@@ -143,6 +144,11 @@ static void f_compiler(const RunRecord *r, char *b, size_t n) {
 }
 static void f_blas(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", openblas_get_config()); }
 static void f_blas_core(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", openblas_get_corename()); }
+/* The library of the linear layers' GEMMs (core/gemm.h) and the ISA it uses. */
+static void f_gemm_lib(const RunRecord *r, char *b, size_t n) {
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(b, n, "oneDNN %d.%d.%d isa 0x%x", v->major, v->minor, v->patch, (unsigned)dnnl_get_effective_cpu_isa());
+}
 
 /* Results of the validation split: empty when the run had none. */
 static void f_best_top1(const RunRecord *r, char *b, size_t n) {
@@ -180,11 +186,12 @@ static const Column RECORD_COLUMNS[] = {
     /* the recipe */
     CFG("weight_decay", "train.weight_decay"), CFG("label_smoothing", "train.label_smoothing"),
     CFG("augment", "data.augment"), CFG("warmup_epochs", "train.warmup_epochs"),
-    CFG("min_lr", "train.min_lr"), CFG("max_steps", "train.max_steps"),
+    CFG("min_lr", "train.min_lr"), CFG("max_steps", "train.max_steps"), CFG("precision", "train.precision"),
     /* where and how it ran */
     FN("start_time", f_start, 0), FN("end_time", f_end, 0), FN("host", f_host, 0),
     FN("cpu_model", f_cpu, 0), FN("cores", f_cores, 0), FN("compiler", f_compiler, 0),
-    FN("blas", f_blas, 0), FN("blas_core", f_blas_core, 0), FN("peak_rss_mib", f_peak, 0),
+    FN("blas", f_blas, 0), FN("blas_core", f_blas_core, 0), FN("gemm_lib", f_gemm_lib, 0),
+    FN("peak_rss_mib", f_peak, 0),
     /* validation split (issue 10): best_top1 above is the test top-1 at best_epoch, the
      * evaluation with the best val top-1; val_top1 = the final model's */
     CFG("val_size", "data.val_size"), RES("n_val", I, n_val, "%d"), FN("val_top1", f_val_top1, 0),
