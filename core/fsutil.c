@@ -83,6 +83,10 @@ int fs_read_file(const char *path, size_t max_bytes, int text, int code, char **
             return err_set(err, code, "%s: file too large (over %zu bytes)", path, max_bytes);
         return err_set(err, code, "%s: %s", path, problem);
     }
+    if (n >= 3 && !memcmp(b, "\xEF\xBB\xBF", 3)) {   /* a UTF-8 byte-order mark is not content */
+        memmove(b, b + 3, n - 3 + 1);
+        n -= 3;
+    }
     *out = b;
     if (len) *len = n;
     return 0;

@@ -22,7 +22,9 @@ int fs_mkdir_parents(const char *path, Err *err);
  * larger files; text = 1 rejects files holding a NUL byte. On failure returns
  * `code` (the caller's choice: ERR_USAGE for a config file, ERR_RUNTIME for
  * data) with a message "<path>: cannot open: ...", "<path>: read error: ...",
- * "<path>: file too large (over N bytes)" or "<path>: contains a NUL byte". */
+ * "<path>: file too large (over N bytes)" or "<path>: contains a NUL byte".
+ * Every caller reads text (CSV, INI, grid, ModelNet shapes): a UTF-8
+ * byte-order mark at the start is dropped (*len excludes it). */
 int fs_read_file(const char *path, size_t max_bytes, int text, int code, char **out, size_t *len,
                  Err *err);
 

@@ -48,6 +48,7 @@ static int read_lines(const char *path, Lines *out, Err *err) {
             break;
         }
         char *a = buf, *b = buf + len;
+        if (ln == 1 && !strncmp(a, "\xEF\xBB\xBF", 3)) a += 3;   /* a byte-order mark */
         while (*a && isspace((unsigned char)*a)) a++;
         while (b > a && isspace((unsigned char)b[-1])) b--;
         if (a == b) continue;

@@ -7,6 +7,7 @@
 #endif
 #include "config.h"
 #include "methods.h"
+#include <ctype.h>
 #include "util.h"
 #include "../core/fsutil.h"
 #include <errno.h>
@@ -304,6 +305,7 @@ typedef struct {
     char long_val[1024];
     int err_line;              /* first error found by reader/handler */
     Err err;
+    const char *set_arg[NKEYS]; /* the --set argument that gave the row, if any */
 } LoadCtx;
 
 /* Gives the value of row i (parsed from s) to the context; `where` names the
@@ -433,6 +435,9 @@ static char *ini_reader_cb(char *str, int num, void *stream) {
     size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
     x->pos += len;
     x->lineno++;
+    /* inih reads an indented line as a continuation of the previous value
+     * (then "duplicate key"); an indented key is a key */
+    while (len > 1 && (*line == ' ' || *line == '\t')) { line++; len--; }
     if (len + 1 <= (size_t)num) {
         memcpy(str, line, len);
         str[len] = '\0';
@@ -472,7 +477,32 @@ static int apply_set(LoadCtx *x, const char *arg, Err *err) {
         return err_set(err, ERR_USAGE, "%s: expected section.key=value", where);
     int i = lookup(section, key, where, err);
     if (i < 0) return ERR_USAGE;
-    return give(x, i, value, where, err);
+    int rc = give(x, i, value, where, err);
+    if (!rc) x->set_arg[i] = arg;
+    return rc;
+}
+
+/* Where the key a validation message names first was given: "--set '...'",
+ * "FILE: line N", or the origin (a default or a preset's value). */
+static void blame(const LoadCtx *x, const char *msg, char *where, size_t n) {
+    const char *best = NULL;
+    int bi = -1;
+    for (int i = 0; i < NKEYS; i++) {
+        if (!x->set[i]) continue;
+        char name[96];
+        int nl = snprintf(name, sizeof name, "%s.%s", KEYS[i].section, KEYS[i].key);
+        for (const char *p = strstr(msg, name); p; p = strstr(p + 1, name)) {
+            char after = p[nl], before = p > msg ? p[-1] : ' ';
+            if (isalnum((unsigned char)after) || after == '_' || isalnum((unsigned char)before) ||
+                before == '_' || before == '.')
+                continue;   /* part of a longer name */
+            if (!best || p < best) { best = p; bi = i; }
+            break;
+        }
+    }
+    if (bi >= 0 && x->set_arg[bi]) snprintf(where, n, "--set '%s'", x->set_arg[bi]);
+    else if (bi >= 0 && x->line[bi]) snprintf(where, n, "%s: line %d", x->origin, x->line[bi]);
+    else snprintf(where, n, "%s", x->origin ? x->origin : "");
 }
 
 /* Defaults, then the preset, then every explicitly given key, then validate. */
@@ -488,7 +518,9 @@ static int resolve(const LoadCtx *x, RunConfig *c, Err *err) {
             memcpy(field(&r, &KEYS[i]), cfield(&x->given, &KEYS[i]), KEYS[i].size);
     Err e;
     if (config_validate(&r, &e)) {
-        if (x->origin) return err_set(err, ERR_USAGE, "%s: %s", x->origin, e.msg);
+        char where[1200];
+        blame(x, e.msg, where, sizeof where);
+        if (where[0]) return err_set(err, ERR_USAGE, "%s: %s", where, e.msg);
         return err_set(err, ERR_USAGE, "%s", e.msg);
     }
     *c = r;

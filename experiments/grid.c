@@ -92,6 +92,8 @@ static char *reader_cb(char *str, int num, void *stream) {
     size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
     x->pos += len;
     x->lineno++;
+    /* an indented key is a key, not inih's continuation of the previous value */
+    while (len > 1 && (*line == ' ' || *line == '\t')) { line++; len--; }
     if (len + 1 > (size_t)num) {
         if (!x->err_line) {
             x->err_line = x->lineno;
@@ -186,6 +188,7 @@ static int count_parts(const char *s) {
 
 static int handle_sweep(GridParse *x, const char *name, const char *value) {
     GridSpec *g = x->g;
+    if (!name[0]) return err_set(&x->err, ERR_USAGE, "[sweep] line with an empty key (= %s)", value);
     {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", name);
@@ -427,8 +430,8 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
      * replaces the seeds. The rest are overrides checked against the base. */
     for (int i = 0; !rc && i < x.nprof; i++) {
         Profile *p = &x.prof[i];
-        int keep = 0;
-        for (int k = 0; k < p->nsets && !rc; k++) {
+        int keep = 0, k;
+        for (k = 0; k < p->nsets && !rc; k++) {
             char *eq = strchr(p->sets[k], '=');
             *eq = '\0';
             const char *key = p->sets[k], *val = eq + 1;
@@ -467,6 +470,7 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
             }
             free(p->sets[k]);
         }
+        for (; k < p->nsets; k++) free(p->sets[k]);   /* entries after an error */
         p->nsets = keep;
     }
     for (int i = 0; !rc && i < x.nprof; i++)

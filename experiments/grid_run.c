@@ -183,10 +183,18 @@ int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *er
     char lockp[4200];
     snprintf(lockp, sizeof lockp, "%s/.grid.lock", g->out);
     int lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB)) {
-        if (lockfd >= 0) close(lockfd);
+    if (lockfd < 0) {   /* e.g. a read-only directory: say so, not "another grid" */
+        int e = errno;
         free(done);
-        return err_set(err, ERR_RUNTIME, "%s: another grid is running in this directory", g->out);
+        return err_set(err, ERR_RUNTIME, "%s: cannot create the lock file: %s", lockp, strerror(e));
+    }
+    if (flock(lockfd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        close(lockfd);
+        free(done);
+        if (e == EWOULDBLOCK)
+            return err_set(err, ERR_RUNTIME, "%s: another grid is running in this directory", g->out);
+        return err_set(err, ERR_RUNTIME, "%s: cannot lock: %s", lockp, strerror(e));
     }
     char out_abs[4096];
     if (!realpath(g->out, out_abs)) snprintf(out_abs, sizeof out_abs, "%s", g->out);

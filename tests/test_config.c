@@ -245,8 +245,10 @@ Test(overrides, ini_dialect) {
     cr_assert_eq(c.epochs, 5);
     cr_assert(feq(c.lr, 2e-4f));
     cr_assert_str_eq(c.pool, "mean");
-    /* An indented line continues the previous value: reported, not merged. */
-    FAIL_TEXT("[train]\nlr = 1\n  2\n", "line 3", "duplicate key 'lr'");
+    /* Issue 11.6: an indented line is a line of its own, never inih's
+     * continuation of the previous value ("duplicate key 'lr'" blamed the
+     * wrong key): an indented key is a key, an indented value a syntax error. */
+    FAIL_TEXT("[train]\nlr = 1\n  2\n", "line 3: syntax error");
 }
 
 /* ---------------------------------------------------------------- round trip */
@@ -495,12 +497,13 @@ Test(errors, malformed_set) {
 }
 
 Test(errors, validation_names_origin) {
-    FAIL_TEXT("[model]\ndim = 100\n", "test.ini: model.dim = 100 is not divisible by model.heads = 3");
+    /* issue 11.6: the line of the key the message names */
+    FAIL_TEXT("[model]\ndim = 100\n", "test.ini: line 2: model.dim = 100 is not divisible by model.heads = 3");
     RunConfig c;
     Err e = {0};
     char *sets[] = {"model.heads=7"};
     cr_assert_eq(config_load(&c, NULL, 1, sets, &e), ERR_USAGE);
-    cr_assert_str_eq(e.msg, "model.dim = 192 is not divisible by model.heads = 7");
+    cr_assert_str_eq(e.msg, "--set 'model.heads=7': model.dim = 192 is not divisible by model.heads = 7");
 }
 
 Test(errors, output_untouched_on_failure) {

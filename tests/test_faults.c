@@ -242,3 +242,102 @@ Test(faults, eval_of_a_nan_weight_exits_1) {
     proc_free(&p);
     free(run); free(ck);
 }
+
+/* ------------------------------------------------ 6. errors that blame the wrong thing */
+
+#include "../experiments/config.h"
+#include "../experiments/grid.h"
+
+/* inih read an indented key as a continuation of the previous value:
+ * "line 3: duplicate key 'epochs'"; in a grid file "[grid] base given twice". */
+Test(faults, indented_keys_are_keys) {
+    RunConfig c;
+    Err e = {0};
+    cr_assert_eq(config_load_string(&c, "[train]\nepochs = 5\n  lr = 0.25\n\tbatch_size = 8\n", "i.ini",
+                                    0, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(c.epochs, 5);
+    cr_assert_float_eq(c.lr, 0.25f, 1e-9);
+    cr_assert_eq(c.batch_size, 8);
+    free(tu_write(tmp, "base.ini", "[train]\nepochs = 1\n", 19));
+    static const char g[] = "[grid]\nbase = base.ini\n  seeds = 0, 1\n  out = o\n[sweep]\n  train.lr = 0.1, 0.2\n";
+    char *gp = tu_write(tmp, "g.ini", g, sizeof g - 1);
+    GridSpec s;
+    cr_assert_eq(grid_load(&s, gp, NULL, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(s.nseeds, 2);
+    cr_assert_eq(s.naxes, 1);
+    grid_free(&s);
+    free(gp);
+}
+
+/* A byte-order mark at the start of runs.csv hid the first column
+ * ("needs the columns run_id, ...", regress: "'\ufeffdataset' vs 'dataset'");
+ * at the start of a config or grid file it must not matter either. */
+Test(faults, byte_order_mark_is_not_content) {
+    static const char csv[] = "\xEF\xBB\xBFrun_id,status\nabc,ok\n";
+    char *p = tu_write(tmp, "runs.csv", csv, sizeof csv - 1);
+    CsvTable t;
+    Err e = {0};
+    cr_assert_eq(csv_read_file(p, &t, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(t.header[0], "run_id");
+    cr_assert_eq(csv_col(&t, "run_id"), 0);
+    csv_table_free(&t);
+    static const char ini[] = "\xEF\xBB\xBF[train]\nepochs = 3\n";
+    char *ip = tu_write(tmp, "bom.ini", ini, sizeof ini - 1);
+    RunConfig c;
+    cr_assert_eq(config_load(&c, ip, 0, NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(c.epochs, 3);
+    free(tu_write(tmp, "base.ini", "", 0));
+    static const char g[] = "\xEF\xBB\xBF[grid]\nbase = base.ini\nseeds = 0\nout = o\n";
+    char *gp = tu_write(tmp, "g.ini", g, sizeof g - 1);
+    GridSpec s;
+    cr_assert_eq(grid_load(&s, gp, NULL, NULL, &e), 0, "%s", e.msg);
+    grid_free(&s);
+    free(p); free(ip); free(gp);
+}
+
+/* A value given with --set that fails validation was reported under the
+ * config file's name; a file value names its line. */
+Test(faults, set_values_are_blamed_on_the_set_argument) {
+    char *run = tu_path(tmp, "run");
+    Proc p = EWA("train", "--config", cfg_path, "--out", run, "--set", "train.epochs=0");
+    EXPECT_FAIL(p, 2, "--set 'train.epochs=0'", "train.epochs");
+    cr_assert(!strstr(p.err, "empty.ini"), "blamed the config file:\n%s", p.err);
+    proc_free(&p);
+    static const char bini[] = "[data]\ndataset = shapes3d\n[train]\nepochs = 0\n";
+    char *bad = tu_write(tmp, "bad.ini", bini, sizeof bini - 1);
+    p = EWA("train", "--config", bad, "--out", run);
+    EXPECT_FAIL(p, 2, "bad.ini: line 4", "train.epochs = 0");
+    proc_free(&p);
+    free(run); free(bad);
+}
+
+/* A lock file that cannot be created was reported as "another grid is
+ * running in this directory" (a read-only directory; here the lock path is a
+ * directory, which fails the same open(2) also for root). */
+Test(faults, grid_lock_failure_names_its_cause) {
+    free(tu_write(tmp, "base.ini", "", 0));
+    char g[600];
+    snprintf(g, sizeof g, "[grid]\nbase = base.ini\nseeds = 0\nout = %s/gout\n", tmp);
+    char *gp = tu_write(tmp, "g.ini", g, strlen(g));
+    char *out = tu_path(tmp, "gout"), *lock = tu_path(out, ".grid.lock");
+    cr_assert_eq(mkdir(out, 0755), 0);
+    cr_assert_eq(mkdir(lock, 0755), 0);
+    Proc p = EWA("grid", "--config", gp, "--set", data_set);
+    EXPECT_FAIL(p, 1, ".grid.lock", "cannot create the lock file");
+    cr_assert(!strstr(p.err, "another grid"), "%s", p.err);
+    proc_free(&p);
+    free(gp); free(out); free(lock);
+}
+
+/* A stray last argument read "option 'extra' needs a value". */
+Test(faults, stray_argument_is_named_as_such) {
+    char *run = tu_path(tmp, "run");
+    Proc p = EWA("train", "--config", cfg_path, "--out", run, "extra");
+    EXPECT_FAIL(p, 2, "unexpected argument 'extra'");
+    cr_assert(!strstr(p.err, "needs a value"), "%s", p.err);
+    proc_free(&p);
+    p = EWA("grid", "--config", cfg_path, "extra");
+    EXPECT_FAIL(p, 2, "unexpected argument 'extra'");
+    proc_free(&p);
+    free(run);
+}

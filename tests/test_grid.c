@@ -282,6 +282,28 @@ Test(grid, bad_grids_fail_before_any_run) {
     BAD("seeds = 0\nbase = other.ini\n[profile.smoke]\n", "base");
     BAD("seeds = 0\n[sweep]\ntrain.seed = 1, 2\n[profile.smoke]\n", "train.seed", "seeds");
     BAD("seeds = 0\n[sweep]\ntrain.lr = 1e-3, 0.001\n[profile.smoke]\n", "same configuration");
+    /* issue 11.7: an empty [sweep] key read name[-1] and dropped the value */
+    BAD("seeds = 0\n[sweep]\n= dense\n[profile.smoke]\n", "line 6", "empty key", "dense");
+    /* issue 11.7: a bad override in a profile leaked the rest of the profile
+     * (LeakSanitizer in the sanitizer build fails the child) */
+    BAD("seeds = 0\n[sweep]\nmoe.method = dense, ewa\n[profile.smoke]\nmoe.method = \"\ntrain.epochs = 1\n"
+        "train.lr = 0.1\n", "profile.smoke", "moe.method");
+}
+
+/* issue 11.7: usage errors of `ewa grid` leaked their --set list. */
+Test(grid, usage_errors_with_set_exit_2_without_leaks) {
+    char *grid = write_grid("g.ini", "seeds = 0\n[profile.smoke]\n");
+    const char *const cases[][8] = {
+        {"grid", "--set", "train.lr=0.1", "--set", "train.epochs=1", NULL},
+        {"grid", "--config", grid, "--set", "train.lr=0.1", "--jobs", "0", NULL},
+        {"grid", "--config", grid, "--set", "train.lr=0.1", "--export", "nope", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Proc p = run_args(cases[i]);
+        cr_assert_eq(p.status, 2, "case %zu: exit %d: %s", i, p.status, p.err);
+        proc_free(&p);
+    }
+    free(grid);
 }
 
 Test(grid, missing_base_file) {
