@@ -125,3 +125,26 @@ plots: $(BIN)/ewa
 # Fresh results against the committed reference (DESIGN 5 tolerance)
 regress: $(BIN)/ewa
 	$(BIN)/ewa regress --ref $(REGRESS_REF) --new $(REGRESS_NEW)
+
+# ---- issue 11: libFuzzer harnesses (tests/fuzz/, clang + libclang-rt) ----
+# `make fuzz` builds one fuzzer per parser of outside input into build-fuzz/fuzz/
+# (the library under ASan + UBSan + libFuzzer coverage); `make fuzz-ci` runs
+# each for FUZZ_RUNS inputs from the fixed seed FUZZ_SEED over its committed
+# seed corpus (tests/fuzz/corpus/<name>/, never modified), so the result does
+# not depend on chance or on time. Longer runs: tests/fuzz/run.sh (README).
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_TARGETS := $(sort $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_RUNS    ?= 2000
+FUZZ_SEED    ?= 1
+FUZZ_FLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+.PHONY: fuzz fuzz-ci
+fuzz:
+	$(MAKE) BUILD=$(FUZZ_BUILD) BIN=$(FUZZ_BUILD)/bin CC=clang MPI=0 \
+	  OPT="-O1 -g -Wno-pass-failed -fsanitize=fuzzer-no-link $(FUZZ_FLAGS)" $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/%)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.h $(BUILD)/libewa.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Icore -Idatasets -Iexperiments $< $(BUILD)/libewa.a -o $@ $(LDLIBS)
+
+fuzz-ci: fuzz
+	tests/fuzz/run.sh $(FUZZ_BUILD)/fuzz $(FUZZ_RUNS) $(FUZZ_SEED) $(FUZZ_TARGETS)

@@ -25,6 +25,9 @@ PACKAGES=(
   libopenmpi-dev           # mpicc, mpi.h (bin/ewa is built with MPI when present)
   slurm-wlm                # slurmctld, slurmd, sbatch: make test-slurm (tools/slurm_local.sh)
   munge                    # Slurm's authentication daemon
+  clang                    # make fuzz: libFuzzer harnesses (tests/fuzz/)
+  libclang-rt-14-dev       # libFuzzer and the sanitizer runtimes for clang
+  libomp-dev               # OpenMP for the clang build of the library
 )
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -1,0 +1,23 @@
+/* libFuzzer: the CSV tables (experiments/csvio.c, libcsv), read as a
+ * runs.csv by aggregate and as table.csv by regress. */
+#include "fuzz_util.h"
+#include "aggregate.h"
+#include "csvio.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) { (void)argc; (void)argv; fz_init(); return 0; }
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const char *p = fz_write("t.csv", data, size);
+    CsvTable t;
+    Err e = {0};
+    if (csv_read_file(p, &t, &e) == 0) {
+        for (int r = 0; r < t.nrows; r++)
+            for (int c = 0; c < t.ncols; c++) (void)csv_cell(&t, r, c);
+        csv_table_free(&t);
+    }
+    FILE *devnull = fopen("/dev/null", "w");
+    int nfail = 0;
+    (void)regress_tables(p, p, devnull, &nfail, &e);
+    fclose(devnull);
+    return 0;
+}
