@@ -36,7 +36,8 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test test-asan test-readme deps bench clean parity-ref FORCE
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-GIT_DIRTY  := $(shell test -z "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo 0 || echo 1)
+# tracked files changed outside results/ (results and run directories do not make a build dirty)
+GIT_DIRTY  := $(shell test -z "$$(git status --porcelain --untracked-files=no -- . ':(exclude)results' 2>/dev/null)" && echo 0 || echo 1)
 all: $(BIN)/ewa
 
 $(BUILD)/%.o: %.c $(wildcard core/*.h core/layers/*.h datasets/*.h experiments/*.h)
