@@ -1,5 +1,5 @@
 # EWA benchmark harness. `make` builds bin/ewa; `make test` runs every test.
-# See README.md and ../shared/DESIGN.md section 4.
+# See README.md and docs/DESIGN.md 4.
 
 CC      ?= cc
 OPT     ?= -O3 -march=native
@@ -123,7 +123,7 @@ reproduce-table1: $(BIN)/ewa
 plots: $(BIN)/ewa
 	EWA=$(BIN)/ewa plots/all.sh results
 
-# Fresh results against the committed reference (DESIGN 5 tolerance)
+# Fresh results against the committed reference (docs/DESIGN.md 5 tolerance)
 regress: $(BIN)/ewa
 	$(BIN)/ewa regress --ref $(REGRESS_REF) --new $(REGRESS_NEW)
 

@@ -1,6 +1,6 @@
 /* Training-throughput benchmark, the C side of `make bench`: one training
  * step (forward, cross-entropy, backward, clip_grad_norm 1.0, AdamW) on random
- * data of the reference shape R1 (DESIGN 7) unless told otherwise; the same
+ * data of the reference shape R1 (docs/DESIGN.md 7) unless told otherwise; the same
  * work as bench/torch_bench.py plus the clipping, which the PyTorch side
  * leaves out. Prints one line of key=value pairs. Achieved GFLOP/s counts a
  * training step as 3x the forward FLOPs (backward = 2x forward), the usual

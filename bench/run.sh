@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: training throughput, C beside PyTorch, measured in ONE run (DESIGN 7, issue 13).
+# `make bench`: training throughput, C beside PyTorch, measured in ONE run (docs/DESIGN.md 7, issue 13).
 #  - R0 (ViT 64/6/4, mlp 2) and R1 (192/6/3, mlp 4), patch 4, 28x28x1, batch 128: C (build/bench_train)
 #    in each precision this CPU runs, PyTorch (bench/torch_bench.py) in fp32 and in bf16 autocast.
 #  - The engine's GEMM path timed on the model's own linear shapes (bench_train --gemm-peak): the achieved

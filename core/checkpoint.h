@@ -1,4 +1,4 @@
-/* Model checkpoints: safetensors with timm names (DESIGN 4). */
+/* Model checkpoints: safetensors with timm names (docs/DESIGN.md 8.4). */
 #ifndef EWA_CHECKPOINT_H
 #define EWA_CHECKPOINT_H
 #include "safetensors.h"
@@ -16,7 +16,7 @@ int vit_save(const ViT *m, const char *path, int n_meta, const char *const *keys
 int vit_load_tensors(ViT *m, const StFile *f, const char *origin,
                      int n_skip, const char *const *skip, Err *err);
 
-/* Fine-tuning by upcycling (DESIGN 2.7): like vit_load_tensors, but a model
+/* Fine-tuning by upcycling (docs/DESIGN.md 2.7): like vit_load_tensors, but a model
  * MoE tensor blocks.{i}.mlp.experts.{e}.X or blocks.{i}.mlp.shared.X that f
  * lacks is copied from the dense blocks.{i}.mlp.X of f, so every expert (and
  * the shared expert) starts as the checkpoint's FFN; a router missing from f

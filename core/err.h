@@ -1,6 +1,6 @@
 /* Error reporting: library functions return an int code (0 = ok) and fill an
  * Err with one message naming the file, the place and the problem. Only the
- * command-line front end prints and exits. Codes follow DESIGN 6:
+ * command-line front end prints and exits. Codes follow docs/DESIGN.md 6:
  * 2 = usage or config error, 1 = runtime failure (bad data file, I/O). */
 #ifndef EWA_ERR_H
 #define EWA_ERR_H

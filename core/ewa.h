@@ -1,5 +1,5 @@
-/* Experts Weights Averaging (DESIGN 2.4) and the collapse of an RMoE model
- * into a dense ViT (DESIGN 2.5). */
+/* Experts Weights Averaging (docs/DESIGN.md 2.4) and the collapse of an RMoE model
+ * into a dense ViT (docs/DESIGN.md 2.5). */
 #ifndef EWA_EWA_H
 #define EWA_EWA_H
 #include "vit.h"

@@ -3,7 +3,7 @@
  * of the project is written by fs_write_atomic*: the bytes go to
  * "<path>.tmp.<pid>", are fsync'ed, renamed over path, and the directory is
  * fsync'ed, so a reader sees the old file or the new one, never a part, even
- * after a crash (docs/DESIGN.md, "File contracts"). */
+ * after a crash (docs/DESIGN.md 8.7). */
 #ifndef EWA_FSUTIL_H
 #define EWA_FSUTIL_H
 #include <stddef.h>

@@ -493,7 +493,7 @@ static void block_backward(ViT *m, int l, const float *x, int B, int T) {
     layernorm_backward(s->dres, g->ln1_w, g->ln1_b, s->dd, x, w->ln1_w, a->ln1_mean, a->ln1_rstd, N, D);
 }
 
-/* Routing statistics (DESIGN 2.8): every routed assignment (kept or not) of
+/* Routing statistics (docs/DESIGN.md 2.8): every routed assignment (kept or not) of
  * the last forward, counted per true class and expert. */
 static void count_routes(ViT *m, const int *y, int B) {
     const ViTDims *d = &m->d;
@@ -510,7 +510,7 @@ static void count_routes(ViT *m, const int *y, int B) {
     }
 }
 
-/* ---- 3D embedding (DESIGN 2.9) ----------------------------------------- */
+/* ---- 3D embedding (docs/DESIGN.md 2.9) ----------------------------------------- */
 
 int vit_set_points(ViTDims *d, int points, int groups, int k, int pn_width, Err *err) {
     if (points < 1 || groups < 1 || k < 1 || groups > points || k > points || pn_width < 1)

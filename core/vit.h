@@ -1,4 +1,4 @@
-/* Vision Transformer (DESIGN 2.1, timm conventions). Parameters, gradients,
+/* Vision Transformer (docs/DESIGN.md 2.1, timm conventions). Parameters, gradients,
  * AdamW moments and activations each live in one contiguous allocation;
  * named views into them are built by one layout walk (vit.c: layout_params),
  * which also yields the table of timm-named tensors used for checkpoints,
@@ -30,14 +30,14 @@ typedef struct {
     int hidden;             /* FFN width H = dim * mlp_ratio */
     int classes;            /* K */
     int pool;               /* VIT_POOL_CLS, VIT_POOL_MEAN or VIT_POOL_AVG */
-    /* 3D input (DESIGN 2.9), set by vit_set_points; points == 0 = images.
+    /* 3D input (docs/DESIGN.md 2.9), set by vit_set_points; points == 0 = images.
      * The model's input per cloud is then G centres (G,3) followed by their
      * k nearest points relative to the centre (G,k,3): FPS and kNN are
      * preprocessing (datasets/pointgroup.c), done when a batch is drawn. */
     int points, groups, group_k;
     PointNetDims pn;        /* mini-PointNet widths, pn.D == dim */
     int pos_hidden;         /* centre position MLP 3 -> pos_hidden -> D */
-    /* MoE (DESIGN 2.2): moe.kind == MOE_NONE is the dense ViT; otherwise the
+    /* MoE (docs/DESIGN.md 2.2): moe.kind == MOE_NONE is the dense ViT; otherwise the
      * blocks with moe_block[l] = 1 have an MoE layer instead of their mlp
      * (set by vit_set_moe; vit_dims leaves the model dense). */
     MoeSpec moe;

@@ -1,4 +1,4 @@
-/* CIFAR-10 / CIFAR-100 binary versions (DESIGN 3).
+/* CIFAR-10 / CIFAR-100 binary versions (docs/DESIGN.md 3).
  *
  * A file is a sequence of fixed-size records, no header:
  *   CIFAR-10:  label (0..9),                       3072 pixel bytes

@@ -1,4 +1,4 @@
-/* Image datasets (DESIGN 3): stored as uint8 pixels, normalised and augmented
+/* Image datasets (docs/DESIGN.md 3): stored as uint8 pixels, normalised and augmented
  * when a batch is drawn. */
 #ifndef EWA_DATASET_H
 #define EWA_DATASET_H

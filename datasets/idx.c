@@ -1,4 +1,4 @@
-/* IDX loader (the MNIST file format) and Fashion-MNIST (DESIGN 3).
+/* IDX loader (the MNIST file format) and Fashion-MNIST (docs/DESIGN.md 3).
  *
  * IDX layout, all integers big-endian:
  *   images: magic 0x00000803, n, rows, cols, then n*rows*cols bytes (row-major)

@@ -1,5 +1,5 @@
 /* ImageSet operations: subsets, class ranges, and batch assembly with
- * normalisation and 2D augmentation (DESIGN 3). */
+ * normalisation and 2D augmentation (docs/DESIGN.md 3). */
 #include "dataset.h"
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* ModelNet40 loader for the modelnet40_normal_resampled layout (DESIGN 3):
+/* ModelNet40 loader for the modelnet40_normal_resampled layout (docs/DESIGN.md 3):
  *   <dir>/modelnet40_shape_names.txt   one class name per line (label order)
  *   <dir>/modelnet40_train.txt, _test.txt   one shape id per line
  *   <dir>/<class>/<id>.txt              "x,y,z,nx,ny,nz" per line

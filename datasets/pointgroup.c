@@ -1,4 +1,4 @@
-/* Farthest point sampling and k-nearest-neighbour grouping (DESIGN 2.9):
+/* Farthest point sampling and k-nearest-neighbour grouping (docs/DESIGN.md 2.9):
  * preprocessing for the point tokeniser, no gradients. Deterministic: FPS
  * starts from point 0 and every tie goes to the lowest index. */
 #include "points.h"

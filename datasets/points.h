@@ -1,4 +1,4 @@
-/* Point-cloud datasets (DESIGN 2.9, 3): the procedural shapes3d set, the
+/* Point-cloud datasets (docs/DESIGN.md 2.9, 3): the procedural shapes3d set, the
  * ModelNet40 (modelnet40_normal_resampled) loader, FPS + kNN grouping and 3D
  * augmentation. Clouds are stored as float xyz, already centred and scaled to
  * the unit sphere; augmentation is applied when a batch is drawn. */

@@ -1,5 +1,5 @@
 /* PointSet basics (free, unit-sphere normalisation, batch assembly) and the
- * 3D augmentations of DESIGN 3: per-axis scale, rotation about the up axis y,
+ * 3D augmentations of docs/DESIGN.md 3: per-axis scale, rotation about the up axis y,
  * translation, clipped Gaussian jitter. */
 #include "points.h"
 #include <math.h>

@@ -1,4 +1,4 @@
-/* shapes3d: a procedural, synthetic point-cloud classification set (DESIGN 3),
+/* shapes3d: a procedural, synthetic point-cloud classification set (docs/DESIGN.md 3),
  * generated in C and deterministic for a seed. 14 classes of parametric
  * surfaces, several of which differ only in proportions; every cloud gets a
  * random anisotropic scale, a random 3D rotation, possibly a missing cap,

@@ -1,4 +1,4 @@
-/* Aggregation of a grid's runs.csv into tables (DESIGN 5) and the regression
+/* Aggregation of a grid's runs.csv into tables (docs/DESIGN.md 5) and the regression
  * check of `make regress`. */
 #ifndef EWA_AGGREGATE_H
 #define EWA_AGGREGATE_H

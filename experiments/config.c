@@ -1,4 +1,4 @@
-/* Run configuration (DESIGN 4): one static table of keys drives defaults,
+/* Run configuration (docs/DESIGN.md 4): one static table of keys drives defaults,
  * parsing, printing and hashing. INI text is parsed with inih through our own
  * line reader, which counts lines (Debian's libinih passes no line number to
  * the handler) and lets values longer than inih's line buffer through. */

@@ -1,5 +1,5 @@
 /* Run configuration: INI files (inih) with `--set section.key=value`
- * overrides, resolved into one plain struct (DESIGN 4). Table-driven: every
+ * overrides, resolved into one plain struct (docs/DESIGN.md 4). Table-driven: every
  * key has a section, name, type, default and check; an unknown key or a bad
  * value is a config error (code ERR_USAGE) naming the file, line and key. */
 #ifndef EWA_CONFIG_H

@@ -296,7 +296,7 @@ size_t data_sample_floats(const DataSplit *s) {
     return (size_t)s->img.c * s->img.h * s->img.w;
 }
 
-/* 3D augmentation of DESIGN 3: scale, translate, rotation about the up
+/* 3D augmentation of docs/DESIGN.md 3: scale, translate, rotation about the up
  * axis, jitter. */
 static Augment3D augment3d(void) {
     Augment3D a = augment3d_default();

@@ -1,4 +1,4 @@
-/* Opens the dataset a config names (DESIGN 3) as train and test splits of
+/* Opens the dataset a config names (docs/DESIGN.md 3) as train and test splits of
  * either images or point clouds, and draws batches in the model's input
  * layout (vit_input_floats): normalised images, or for point clouds the
  * FPS centres and kNN groups (preprocessing without gradients). */

@@ -1,4 +1,4 @@
-/* Ablation grids (DESIGN 4, 5; issue 5): a grid INI names a base run config,
+/* Ablation grids (docs/DESIGN.md 8.5): a grid INI names a base run config,
  * the seeds, an output directory, swept keys (cartesian product) and
  * optional per-profile overrides:
  *

@@ -1,4 +1,4 @@
-/* bin/ewa: the command line (docs/DESIGN.md, "Command line"). One table of
+/* bin/ewa: the command line (docs/DESIGN.md 4). One table of
  * commands, each with a table of options parsed by getopt_long, so every
  * command has --help, --opt value and --opt=value alike, and a stray argument
  * or unknown option is a usage error naming it.

@@ -1,4 +1,4 @@
-/* The method table (docs/DESIGN.md, "Methods"): the one place that maps a
+/* The method table (docs/DESIGN.md 2.11): the one place that maps a
  * resolved config's moe.method to what the run does, and the only code that
  * compares method names. train.c, bench/bench_train.c, tests/test_parity.c
  * and config validation use it; adding a method is one row in methods.c.

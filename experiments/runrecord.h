@@ -1,4 +1,4 @@
-/* The run record (docs/DESIGN.md, "summary.csv and runs.csv"): ONE column
+/* The run record (docs/DESIGN.md 8.2): ONE column
  * table describes the row of a training run. It writes a run's summary.csv,
  * the rows a grid appends to runs.csv (run_id and sweep in front), and the
  * rows of runs that failed before writing a summary (only the config columns

@@ -1,4 +1,4 @@
-/* Statistics over seeds for the experiment runner (DESIGN 5, issue 10).
+/* Statistics over seeds for the experiment runner (docs/DESIGN.md 5, issue 10).
  * Student's t distribution from GSL (gsl_cdf_tdist_*).
  *
  * Paired comparison of a cell with its baseline (runs paired by seed),
@@ -67,7 +67,7 @@ void stats_holm(const double *p, int n, double *out);
  * items; NAN for n <= 0. */
 double stats_binom_se(double p, int n);
 
-/* Regression tolerance of DESIGN 5: max(3 * std_ref, 2 * SE_binomial(ref,
+/* Regression tolerance of docs/DESIGN.md 5: max(3 * std_ref, 2 * SE_binomial(ref,
  * n_test)). A NAN std_ref (one seed) counts as 0. */
 double stats_regress_tol(double ref, double std_ref, int n_test);
 

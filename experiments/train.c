@@ -196,7 +196,7 @@ static int add_metric(Rows *r, const char *path, int epoch, const char *split, d
     return csv_write_file(path, METRIC_COLS, metric_header, r->nrows, (const char *const *)r->cells, err);
 }
 
-/* Routing statistics (DESIGN 2.8): rows epoch, layer, class, expert, count
+/* Routing statistics (docs/DESIGN.md 2.8): rows epoch, layer, class, expert, count
  * for every routed MoE layer; all evaluations so far, rewritten atomically. */
 enum { ROUTE_COLS = 5 };
 static int add_routing(Rows *r, const char *path, int epoch, const ViT *m, Err *err) {
@@ -279,7 +279,7 @@ static int check_ckpt_data(const StFile *f, const char *path, const DataSplit *s
     return 0;
 }
 
-/* Fine-tuning (DESIGN 2.7): loads a checkpoint, re-initialised head if
+/* Fine-tuning (docs/DESIGN.md 2.7): loads a checkpoint, re-initialised head if
  * asked, MoE layers upcycled from the checkpoint's FFNs. */
 static int load_init_checkpoint(ViT *m, const RunConfig *c, const DataSplit *train, Err *err) {
     StFile f;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# plots/routing.sh ROUTING.csv OUT.png: routing heatmaps (DESIGN 2.8) from a
+# plots/routing.sh ROUTING.csv OUT.png: routing heatmaps (docs/DESIGN.md 2.8) from a
 # run's routing.csv (columns [epoch,]layer,class,expert,count; with an epoch
 # column the last epoch is drawn): one panel per MoE block, rows the classes
 # by name (plots/class_names.tsv, from the run's config.ini beside the csv),

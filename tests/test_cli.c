@@ -1,4 +1,4 @@
-/* End-to-end tests of the command line (DESIGN 4, 5, 6): they run the real
+/* End-to-end tests of the command line (docs/DESIGN.md 4, 5, 6): they run the real
  * binary ($EWA_BIN) as a child process, capture its stdout, stderr and exit
  * code, and inspect the run directory it leaves.
  *

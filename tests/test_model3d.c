@@ -1,4 +1,4 @@
-/* The whole 3D point-cloud model (DESIGN 2.9) and its command line:
+/* The whole 3D point-cloud model (docs/DESIGN.md 2.9) and its command line:
  *  - input layout and token count (vit_input_floats, vit_tokens), the tensor
  *    table, and the tokens entering block 0 recomputed from the layers;
  *  - symmetries: the logits do not depend on the order of the k points of a

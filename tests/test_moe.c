@@ -1,5 +1,5 @@
 /* MoE layers (RMoE, routed top-k with capacity and auxiliary losses, shared
- * expert), placement, EWA invariants and collapse (DESIGN 2.2 - 2.6).
+ * expert), placement, EWA invariants and collapse (docs/DESIGN.md 2.2 - 2.6).
  * Gradient tolerance: tests/gradcheck.h (GC_TOL); the probe loss of a routed
  * layer includes its auxiliary loss, and each check also asserts that no
  * finite-difference perturbation changed a routing decision. */
@@ -623,7 +623,7 @@ Test(moe_gradcheck, model_routed_token_top1) {
                           .aux_coef = 0.1f}, "1", 33);
 }
 
-/* ---- upcycling a dense checkpoint (DESIGN 2.7) ---- */
+/* ---- upcycling a dense checkpoint (docs/DESIGN.md 2.7) ---- */
 Test(upcycle, experts_and_shared_start_as_the_dense_ffn) {
     ViTDims d; Err err = {0};
     tiny_dims(&d, 2);

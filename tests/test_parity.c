@@ -204,6 +204,6 @@ Test(parity, tiny_avg_fc_norm) { check_case("tiny_avg"); }
 Test(parity, tiny_rmoe_ewa) { check_case("tiny_rmoe"); }
 Test(parity, tiny_moe_top2_capacity) { check_case("tiny_moe_top2"); }
 Test(parity, tiny_vimoe_image_shared) { check_case("tiny_vimoe_image"); }
-/* 3D point clouds (DESIGN 2.9): mini-PointNet + centre MLP embedding */
+/* 3D point clouds (docs/DESIGN.md 2.9): mini-PointNet + centre MLP embedding */
 Test(parity, tiny_points) { check_case("tiny_points"); }
 Test(parity, tiny_points_rmoe_ewa) { check_case("tiny_points_rmoe"); }

@@ -35,7 +35,7 @@ CASES = OrderedDict([
     ("tiny_mean", dict(img_c=3, img_h=8, img_w=8, patch=2, dim=12, depth=1, heads=3,
                        mlp_ratio=2, num_classes=4, pool="mean", batch=2,
                        label_smoothing=0.0, seed=4321)),
-    # MoE kinds (DESIGN 2.3, 2.6). RMoE: the partition of each MoE block is
+    # MoE kinds (docs/DESIGN.md 2.3, 2.6). RMoE: the partition of each MoE block is
     # drawn here and stored as rmoe_perm.<block> so the C side uses it too;
     # beta > 0 applies EWA (Eq. 6) after every AdamW step.
     ("tiny_rmoe", dict(img_c=1, img_h=8, img_w=8, patch=4, dim=16, depth=2, heads=2,
@@ -54,7 +54,7 @@ CASES = OrderedDict([
                               moe=dict(method="vimoe", kind="routed", experts=3, blocks=[1], top_k=1,
                                        capacity_factor=1.25, aux_coef=0.01, zloss_coef=0.0,
                                        shared=True, routing="image", beta=0.0))),
-    # 3D point clouds (DESIGN 2.9): tv.PointViT; the image fields are the
+    # 3D point clouds (docs/DESIGN.md 2.9): tv.PointViT; the image fields are the
     # 1x1 "image", patch 1 the C side passes to vit_dims before
     # vit_set_points. pos_hidden is 128 as vit_set_points fixes it. x is the
     # model input (B, G*3 + G*k*3): centres, then neighbour offsets.

@@ -1,4 +1,4 @@
-"""PyTorch reference ViT in timm's conventions (DESIGN 2.1).
+"""PyTorch reference ViT in timm's conventions (docs/DESIGN.md 2.1).
 
 Shared by tests/torch_ref.py (gradient/optimizer reference fixtures for the C
 tests).
@@ -23,7 +23,7 @@ arguments (the `timm_kwargs` JSON that bin/ewa writes into a checkpoint's
 metadata), for the subset of them this harness trains; anything else is a
 TypeError, as timm's own constructor would raise for unknown arguments.
 
-PointViT is the 3D point-cloud model (DESIGN 2.9) with the C layout's names
+PointViT is the 3D point-cloud model (docs/DESIGN.md 2.9) with the C layout's names
 (core/vit.c: layout_points): cls_token, cls_pos, patch_embed.{conv1,norm1,conv2,conv3,norm3,conv4}.*
 (mini-PointNet, core/layers/pointnet.h), pos_embed.fc{1,2}.* (centre MLP),
 then the same blocks, norm and head as the ViT.
@@ -101,7 +101,7 @@ class Block(nn.Module):
 
 
 class RMoE(nn.Module):
-    """Random-partition MoE (DESIGN 2.3): the B*T tokens are permuted (perm,
+    """Random-partition MoE (docs/DESIGN.md 2.3): the B*T tokens are permuted (perm,
     a LongTensor of N indices, set by the caller so both sides use the same
     partition; random when None) and cut into E chunks of sizes N//E or
     N//E + 1, the larger first; chunk e goes to expert e."""
@@ -128,7 +128,7 @@ class RMoE(nn.Module):
 
 
 class RoutedMoE(nn.Module):
-    """Naive routed MoE (DESIGN 2.6): softmax router (no bias), top-k with
+    """Naive routed MoE (docs/DESIGN.md 2.6): softmax router (no bias), top-k with
     gates p (k = 1) or p renormalised over the selected experts (k > 1),
     capacity ceil(k * cf * units / E) filled first choices first then second
     choices, each in unit order (over capacity: dropped, the unit's residual
@@ -368,7 +368,7 @@ class PosEmbed3D(nn.Module):
 
 
 class PointViT(ViT):
-    """Point-cloud ViT (DESIGN 2.9). Input x: (B, G*3 + G*k*3), per cloud the
+    """Point-cloud ViT (docs/DESIGN.md 2.9). Input x: (B, G*3 + G*k*3), per cloud the
     G centres (G,3) followed by the (G,k,3) neighbour offsets (the C model's
     input layout, vit_input_floats). Tokens: x[b,0] = cls_token + cls_pos,
     x[b,1+g] = patch_embed(patch g) + pos_embed(centre g); then the ViT's

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tools/grid_speedup.sh [NRUNS]: measures the grid speed-up of --jobs 2 over
-# --jobs 1 (DESIGN 7: at least 0.8 N) on NRUNS (default 4) independent small
+# --jobs 1 (docs/DESIGN.md 7: at least 0.8 N) on NRUNS (default 4) independent small
 # runs (vit-micro, SUBSET (default 2000) Fashion-MNIST images, 4 classes, 1 epoch). --jobs 1
 # runs each with 2 threads, --jobs 2 runs two at once with 1 thread each.
 set -eu

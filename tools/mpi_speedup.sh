@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 15: one R1 training run (DESIGN 7: ViT 192/6/3, mlp 4, patch 4,
+# Issue 15: one R1 training run (docs/DESIGN.md 7: ViT 192/6/3, mlp 4, patch 4,
 # 28x28x1, batch 128, fp32) as 1 process x 2 threads against mpirun -np 2 x
 # 1 thread each, on Fashion-MNIST classes 0-1 (so the final test pass is short).
 #

@@ -1,4 +1,4 @@
-/* Mixture-of-Experts FFN layers (DESIGN 2.3 and 2.6), in the style of
+/* Mixture-of-Experts FFN layers (docs/DESIGN.md 2.3 and 2.6), in the style of
  * layers.h: free functions on raw float buffers; backward ACCUMULATES into
  * every gradient it is given.
  *

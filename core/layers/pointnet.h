@@ -1,4 +1,4 @@
-/* Point-cloud tokeniser layers (DESIGN 2.9), Point-BERT / Point-MAE style,
+/* Point-cloud tokeniser layers (docs/DESIGN.md 2.9), Point-BERT / Point-MAE style,
  * with the conventions of layers.h (row-major raw buffers, backward
  * ACCUMULATES into gradients, NULL gradient = not needed).
  *
