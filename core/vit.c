@@ -1,6 +1,8 @@
 #include "vit.h"
 #include "layers/layers.h"
 #include "rng.h"
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,36 +238,53 @@ static float *alloc_floats(size_t n) {
     return p;
 }
 
+/* A non-negative decimal int starting at s (no sign, no blank); -1 if none. */
+static long parse_block_number(const char *s, char **end) {
+    if (*s < '0' || *s > '9') return -1;
+    errno = 0;
+    long v = strtol(s, end, 10);
+    return errno == ERANGE || v > INT_MAX ? -1 : v;
+}
+
+static int parse_block_list(const char *spec, int depth, unsigned char *mask, Err *err) {
+    const char *p = spec;
+    for (;;) {
+        while (*p == ' ') p++;
+        char *end;
+        long b = parse_block_number(p, &end);
+        if (b < 0) break;
+        p = end;
+        while (*p == ' ') p++;
+        if (b >= depth)
+            return err_set(err, ERR_USAGE,
+                           "moe.blocks = '%s': block %ld is outside [0, model.depth) = [0, %d)", spec, b,
+                           depth);
+        if (mask[b]) return err_set(err, ERR_USAGE, "moe.blocks = '%s': block %ld listed twice", spec, b);
+        mask[b] = 1;
+        if (!*p) return 0;
+        if (*p++ != ',') break;
+    }
+    return err_set(err, ERR_USAGE, "moe.blocks = '%s': expected every_other, last:L or a list like 1,3,5",
+                   spec);
+}
+
 int vit_parse_moe_blocks(const char *spec, int depth, unsigned char *mask, Err *err) {
+    if (depth < 1 || depth > VIT_MAX_DEPTH)
+        return err_set(err, ERR_USAGE, "model.depth = %d outside [1, %d]", depth, VIT_MAX_DEPTH);
     memset(mask, 0, (size_t)depth);
     if (!strcmp(spec, "every_other")) {
         for (int l = 1; l < depth; l += 2) mask[l] = 1;
         return 0;
     }
-    if (!strncmp(spec, "last:", 5)) {
-        char *end;
-        long L = strtol(spec + 5, &end, 10);
-        if (end == spec + 5 || *end || L < 1 || L > depth)
-            return err_set(err, ERR_USAGE, "moe.blocks = '%s': L must be an integer in [1, %d]", spec, depth);
-        for (int l = depth - (int)L; l < depth; l++) mask[l] = 1;
-        return 0;
-    }
-    const char *p = spec;
-    for (;;) {
-        char *end;
-        while (*p == ' ') p++;
-        long b = strtol(p, &end, 10);
-        if (end == p || b < 0 || b >= depth)
-            return err_set(err, ERR_USAGE,
-                           "moe.blocks = '%s': expected every_other, last:L or a list of blocks in [0, %d)",
-                           spec, depth);
-        mask[b] = 1;
-        p = end;
-        while (*p == ' ') p++;
-        if (!*p) return 0;
-        if (*p++ != ',')
-            return err_set(err, ERR_USAGE, "moe.blocks = '%s': expected a comma-separated list", spec);
-    }
+    if (strncmp(spec, "last:", 5)) return parse_block_list(spec, depth, mask, err);
+    char *end;
+    long L = parse_block_number(spec + 5, &end);
+    if (L < 0 || *end)
+        return err_set(err, ERR_USAGE, "moe.blocks = '%s': expected last:L with L an integer", spec);
+    if (L < 1 || L > depth)
+        return err_set(err, ERR_USAGE, "moe.blocks = '%s': L must be in [1, model.depth = %d]", spec, depth);
+    for (int l = depth - (int)L; l < depth; l++) mask[l] = 1;
+    return 0;
 }
 
 int vit_set_moe(ViTDims *d, const MoeSpec *spec, const char *blocks, Err *err) {

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "methods.h"
 #include <ctype.h>
+#include "../core/vit.h"
 #include "util.h"
 #include "../core/fsutil.h"
 #include <errno.h>
@@ -617,41 +618,16 @@ static int check_classes(const char *v, Err *err) {
     return 0;
 }
 
-static int check_block_list(const char *v, int depth, Err *err) {
-    int seen[64], n = 0;
-    const char *p = v;
-    for (;;) {
-        while (*p == ' ') p++;
-        char *end;
-        long b = parse_nonneg(p, &end);
-        if (b < 0) break;
-        p = end;
-        while (*p == ' ') p++;
-        if (b >= depth)
-            return err_set(err, ERR_USAGE,
-                           "moe.blocks = '%s': block %ld is outside [0, model.depth) = [0, %d)",
-                           v, b, depth);
-        for (int i = 0; i < n; i++)
-            if (seen[i] == b)
-                return err_set(err, ERR_USAGE, "moe.blocks = '%s': block %ld listed twice", v, b);
-        if (n < 64) seen[n++] = (int)b;
-        if (!*p) return 0;
-        if (*p++ != ',') break;
-    }
-    return err_set(err, ERR_USAGE,
-                   "moe.blocks = '%s': expected every_other, last:L or a list like 1,3,5", v);
-}
-
-static int check_blocks(const char *v, int depth, Err *err) {
-    if (!strcmp(v, "every_other")) return 0;
-    if (strncmp(v, "last:", 5)) return check_block_list(v, depth, err);
-    char *end;
-    long l = parse_nonneg(v + 5, &end);
-    if (l < 0 || *end)
-        return err_set(err, ERR_USAGE, "moe.blocks = '%s': expected last:L with L an integer", v);
-    if (l < 1 || l > depth)
-        return err_set(err, ERR_USAGE, "moe.blocks = '%s': L must be in [1, model.depth = %d]", v,
-                       depth);
+/* moe.blocks: the grammar has one parser, vit_parse_moe_blocks (core/vit.c);
+ * a method with MoE layers must select at least one block. */
+static int check_blocks(const RunConfig *c, Err *err) {
+    unsigned char mask[VIT_MAX_DEPTH];
+    if (vit_parse_moe_blocks(c->blocks, c->depth, mask, err)) return ERR_USAGE;
+    int any = 0;
+    for (int l = 0; l < c->depth; l++) any |= mask[l];
+    if (!any && method_reads_key(c, "moe", "blocks"))
+        return err_set(err, ERR_USAGE, "moe.blocks = %s selects no block of a depth-%d model (moe.method = %s)",
+                       c->blocks, c->depth, c->method);
     return 0;
 }
 
@@ -662,6 +638,8 @@ static int validate_model(const RunConfig *c, Err *err) {
         unknown_preset(&e, c->preset);
         return err_set(err, ERR_USAGE, "model.preset: %s", e.msg);
     }
+    if (c->depth > VIT_MAX_DEPTH)
+        return err_set(err, ERR_USAGE, "model.depth = %d exceeds VIT_MAX_DEPTH = %d", c->depth, VIT_MAX_DEPTH);
     if (check_min("model.dim", c->dim, 1, err) || check_min("model.depth", c->depth, 1, err) ||
         check_min("model.heads", c->heads, 1, err) || check_min("model.patch", c->patch, 1, err))
         return ERR_USAGE;
@@ -739,7 +717,7 @@ static int validate_moe(const RunConfig *c, Err *err) {
     if (check_enum("moe.method", c->method, list, err)) return ERR_USAGE;
     if (check_min("moe.experts", c->experts, 1, err) || check_min("moe.top_k", c->top_k, 1, err) ||
         check_range("moe.beta", c->beta, 0, 0, inf, 0, err) ||
-        check_blocks(c->blocks, c->depth, err) ||
+        check_blocks(c, err) ||
         check_range("moe.capacity_factor", c->capacity_factor, 0, 1, inf, 0, err) ||
         check_range("moe.aux_coef", c->aux_coef, 0, 0, inf, 0, err) ||
         check_range("moe.zloss_coef", c->zloss_coef, 0, 0, inf, 0, err) ||

@@ -641,6 +641,16 @@ Test(validate, dense_ignores_expert_settings) {
     cr_assert_eq(config_hash(&a), config_hash(&b), "dense ignores [moe], yet the hash changed");
 }
 
+Test(validate, cross_field_rules_at_resolution) {
+    /* rules the model builder would only find when a run starts */
+    char *none[] = {"moe.method=ewa", "model.depth=1", "moe.blocks=every_other"};
+    expect_fail("", 3, none, (const char *const[]){"selects no block of a depth-1 model", NULL});
+    char *dense[] = {"moe.method=dense", "model.depth=1", "moe.blocks=every_other"};
+    load_ok("", 3, dense);   /* dense has no MoE layer: blocks are ignored */
+    char *deep[] = {"model.depth=65"};
+    expect_fail("", 1, deep, (const char *const[]){"model.depth = 65 exceeds VIT_MAX_DEPTH = 64", NULL});
+}
+
 Test(validate, blocks) {
     static const char *const ok[] = {"every_other", "last:1", "last:6", "1,3,5", "0", "5,0",
                                      "1, 3, 5"};
@@ -661,6 +671,7 @@ Test(validate, blocks) {
         {"moe.blocks=1,3,", "moe.blocks = '1,3,'"},
         {"moe.blocks=", "moe.blocks = ''"},
         {"moe.blocks=every", "every_other, last:L or a list"},
+        {"moe.blocks=+1", "moe.blocks = '+1'"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         FAIL_SET((char *)bad[i].set, bad[i].needle);
