@@ -431,14 +431,9 @@ static void shorten_line(LoadCtx *x, const char *p, const char *end, char *str, 
 /* fgets-style reader over the in-memory text; one call = one line. */
 static char *ini_reader_cb(char *str, int num, void *stream) {
     LoadCtx *x = stream;
-    if (!*x->pos) return NULL;
-    const char *line = x->pos, *nl = strchr(line, '\n');
-    size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
-    x->pos += len;
-    x->lineno++;
-    /* inih reads an indented line as a continuation of the previous value
-     * (then "duplicate key"); an indented key is a key */
-    while (len > 1 && (*line == ' ' || *line == '\t')) { line++; len--; }
+    size_t len;
+    const char *line = ini_text_next_line(&x->pos, &x->lineno, &len);
+    if (!line) return NULL;
     if (len + 1 <= (size_t)num) {
         memcpy(str, line, len);
         str[len] = '\0';

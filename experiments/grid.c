@@ -87,13 +87,9 @@ typedef struct {
 
 static char *reader_cb(char *str, int num, void *stream) {
     GridParse *x = stream;
-    if (!*x->pos) return NULL;
-    const char *line = x->pos, *nl = strchr(line, '\n');
-    size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
-    x->pos += len;
-    x->lineno++;
-    /* an indented key is a key, not inih's continuation of the previous value */
-    while (len > 1 && (*line == ' ' || *line == '\t')) { line++; len--; }
+    size_t len;
+    const char *line = ini_text_next_line(&x->pos, &x->lineno, &len);
+    if (!line) return NULL;
     if (len + 1 > (size_t)num) {
         if (!x->err_line) {
             x->err_line = x->lineno;

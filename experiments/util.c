@@ -69,3 +69,14 @@ double now_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+const char *ini_text_next_line(const char **pos, int *lineno, size_t *len) {
+    if (!**pos) return NULL;
+    const char *line = *pos, *nl = strchr(line, '\n');
+    size_t n = nl ? (size_t)(nl - line) + 1 : strlen(line);
+    *pos += n;
+    (*lineno)++;
+    while (n > 1 && (*line == ' ' || *line == '\t')) { line++; n--; }
+    *len = n;
+    return line;
+}

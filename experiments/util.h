@@ -20,6 +20,12 @@ void str_trim(char *s);
  * else NULL. For "did you mean" suggestions. */
 const char *str_closest(const char *word, const char *const *cands, int n);
 
+/* The next line of an in-memory INI text for inih's ini_parse_stream readers:
+ * returns its start (leading blanks skipped: an indented key is a key, not
+ * inih's continuation of the previous value) and its length *len including
+ * the '\n'; advances *pos and increments *lineno. NULL at the end of text. */
+const char *ini_text_next_line(const char **pos, int *lineno, size_t *len);
+
 /* Seconds on the monotonic clock (for durations only). */
 double now_s(void);
 
