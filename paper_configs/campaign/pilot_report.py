@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Campaign pilot report (issue 16, paper_configs/CAMPAIGN.md).
+
+Reads the pilot grids' outputs (OUT/runs.csv and OUT/runs/<run_id>/metrics.csv) and prints, as Markdown:
+  1. per run: final validation and test top-1, and the two convergence criteria of CAMPAIGN.md -
+     the relative change of the training loss over the last tenth of training (criterion: <= 1%), and
+     the change of validation top-1 over the evaluations in the last quarter of training, against its
+     binomial standard error (criterion: within 2 SE);
+  2. per cell: the paired EWA - dense difference of final test top-1 over seeds (mean, sd, n) and the
+     number of seeds n for which the minimum detectable effect
+        MDE(n) = (t_{0.975, n-1} + t_{0.8, n-1}) * sd / sqrt(n)
+     (paired t-test, alpha 0.05 two-sided, power 0.8; the same formula as experiments/stats.c)
+     falls to 1.0 and to 1.5 points;
+  3. per cell: training seconds per epoch (these runs shared the machine: an upper bound).
+t quantiles come from mpmath (Debian python3-mpmath), independent of the C code's GSL.
+
+usage: pilot_report.py RESULTS_DIR...   (e.g. results/campaign/pilot_small results/campaign/pilot_full)
+"""
+import csv
+import math
+import os
+import sys
+
+import mpmath
+
+
+def t_quantile(p, df):
+    """Quantile of Student's t with df degrees of freedom (bisection on mpmath's regularized beta CDF)."""
+    def cdf(t):
+        x = df / (df + t * t)
+        tail = 0.5 * mpmath.betainc(df / 2.0, 0.5, 0, x, regularized=True)
+        return 1 - tail if t > 0 else tail
+    lo, hi = -1e3, 1e3
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if cdf(mid) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def mde(sd, n):
+    return (t_quantile(0.975, n - 1) + t_quantile(0.8, n - 1)) * sd / math.sqrt(n)
+
+
+def seeds_needed(sd, target, nmax=200):
+    if sd == 0:
+        return 2
+    for n in range(2, nmax + 1):
+        if mde(sd, n) <= target:
+            return n
+    return None
+
+
+def read_metrics(path):
+    rows = list(csv.DictReader(open(path)))
+    train = [(int(r["epoch"]), float(r["loss"])) for r in rows if r["split"] == "train"]
+    val = [(int(r["epoch"]), float(r["top1"]), float(r["pass_s"])) for r in rows if r["split"] == "val"]
+    return train, val
+
+
+def convergence(train, val, n_val):
+    """(rel. train-loss change over the last tenth, val change over the last quarter, its SE)."""
+    epochs = train[-1][0]
+    k = max(1, math.ceil(0.1 * epochs))
+    ref = dict(train).get(epochs - k)
+    dloss = (train[-1][1] - ref) / ref if ref else float("nan")
+    late = [v for v in val if v[0] >= epochs - max(1, math.ceil(0.25 * epochs))]
+    dval = late[-1][1] - late[0][1] if len(late) > 1 else float("nan")
+    acc = val[-1][1] if val else float("nan")
+    se = math.sqrt(acc * (1 - acc) / n_val) if n_val else float("nan")
+    return dloss, dval, se
+
+
+def cell_of(row):
+    """The cell: every sweep key but the method."""
+    parts = [p for p in row["sweep"].split(";") if not p.startswith("moe.method=")]
+    return ";".join(parts)
+
+
+def report(dirs):
+    runs = []
+    for d in dirs:
+        for r in csv.DictReader(open(os.path.join(d, "runs.csv"))):
+            if r["status"] != "ok":
+                continue
+            train, val = read_metrics(os.path.join(d, "runs", r["run_id"], "metrics.csv"))
+            n_val = int(r.get("n_val") or 0)
+            dloss, dval, se = convergence(train, val, n_val)
+            r.update(dir=d, cell=os.path.basename(d) + ":" + cell_of(r), dloss=dloss, dval=dval, se=se,
+                     sec_per_epoch=float(r["train_seconds"]) / int(r["epochs"]))
+            runs.append(r)
+    print("| cell | method | seed | val top-1 | test top-1 | train-loss change, last tenth | "
+          "val change, last quarter (2 SE) | s/epoch |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in sorted(runs, key=lambda r: (r["cell"], r["method"], int(r["seed"]))):
+        print(f"| {r['cell']} | {r['method']} | {r['seed']} | {float(r['val_top1']):.4f} | "
+              f"{float(r['final_top1']):.4f} | {100 * r['dloss']:+.2f}% | {100 * r['dval']:+.2f} "
+              f"({200 * r['se']:.2f}) pt | {r['sec_per_epoch']:.1f} |")
+    print()
+    print("| cell | n pairs | mean EWA - dense (pt) | sd (pt) | MDE at n (pt) | seeds for MDE <= 1.0 | "
+          "seeds for MDE <= 1.5 |")
+    print("|---|---|---|---|---|---|---|")
+    for cell in sorted({r["cell"] for r in runs}):
+        by = {}
+        for r in runs:
+            if r["cell"] == cell:
+                by.setdefault(r["seed"], {})[r["method"]] = float(r["final_top1"])
+        diffs = [100 * (v["ewa"] - v["dense"]) for v in by.values() if "ewa" in v and "dense" in v]
+        n = len(diffs)
+        if n < 2:
+            print(f"| {cell} | {n} | | | | | |")
+            continue
+        mean = sum(diffs) / n
+        sd = math.sqrt(sum((x - mean) ** 2 for x in diffs) / (n - 1))
+        print(f"| {cell} | {n} | {mean:+.2f} | {sd:.2f} | {mde(sd, n):.2f} | {seeds_needed(sd, 1.0)} | "
+              f"{seeds_needed(sd, 1.5)} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    report(sys.argv[1:])
