@@ -8,6 +8,7 @@
 #include "stats.h"
 #include "methods.h"
 #include "csvio.h"
+#include "routing_mi.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -319,16 +320,21 @@ static int pt_cmp(const void *a, const void *b) {
     return x->epoch - y->epoch;
 }
 
+/* The run directories of a grid: dirname(runs_csv)/runs. */
+static void runs_dir(const char *runs_csv, char *base, size_t n) {
+    char *tmp = xs(runs_csv);
+    snprintf(base, n, "%s/runs", dirname(tmp));
+    free(tmp);
+}
+
 /* curves.dat: one gnuplot data block per cell (blocks separated by two blank
  * lines), columns epoch, split(1 train, 2 test, 3 val), n, loss_mean, loss_std,
  * top1_mean, top1_std; curves_index.csv: block, panel, series, cell. */
 static int write_curves(const char *runs_csv, const char *out_dir, const CsvTable *t, Row *rows,
                         int nrows, const char *const *gname, int ng, Cell *cells, int nc,
                         int *cell_of, int bkey, Err *err) {
-    char *tmp = xs(runs_csv);
     char base[4096];
-    snprintf(base, sizeof base, "%s/runs", dirname(tmp));
-    free(tmp);
+    runs_dir(runs_csv, base, sizeof base);
     char *dat = NULL;
     size_t dl = 0;
     FILE *f = open_memstream(&dat, &dl);
@@ -641,49 +647,27 @@ static void compare_cell(Cell *c, const Cell *b) {
     free(xb);
 }
 
-/* The pooled effect of the compared cells whose baseline key is `value`:
- * for every seed that all of them share, the mean over the cells of their
- * paired differences; then a one-sample t over those seeds (cells with fewer
- * than 2 pairs are left out). Cells that share
- * a baseline (the experts ablation) or a data order are correlated within a
- * seed, never across seeds, so the seeds are the independent units. */
+/* The pooled effect (stats_pooled) of the compared cells whose baseline key
+ * is `value`, cells with fewer than 2 pairs left out. */
 static int pooled_in(const Cell *c, int bkey, const char *value) {
     return c->base >= 0 && c->cmp.n >= 2 && !strcmp(c->vals[bkey], value);
 }
 
 static Pooled pool_cells(const Cell *cells, int nc, int bkey, const char *value) {
     Pooled pl = {.value = value};
-    int first = -1;
+    int *np = xr(NULL, sizeof(int) * ((size_t)nc + 1));
+    const long **seeds = xr(NULL, sizeof(long *) * ((size_t)nc + 1));
+    const double **d = xr(NULL, sizeof(double *) * ((size_t)nc + 1));
     for (int i = 0; i < nc; i++)
         if (pooled_in(&cells[i], bkey, value)) {
-            pl.ncells++;
-            if (first < 0) first = i;
+            np[pl.ncells] = cells[i].cmp.n;
+            seeds[pl.ncells] = cells[i].pair_seed;
+            d[pl.ncells++] = cells[i].pair_d;
         }
-    if (first < 0) {
-        pl.t = stats_paired_t(NULL, NULL, 0);
-        return pl;
-    }
-    const Cell *f = &cells[first];
-    double *d = xr(NULL, sizeof(double) * ((size_t)f->cmp.n + 1)), *zero = xr(NULL, sizeof(double) * ((size_t)f->cmp.n + 1));
-    int ns = 0;
-    for (int k = 0; k < f->cmp.n; k++) {
-        double sum = 0;
-        int all = 1;
-        for (int i = 0; i < nc && all; i++) {
-            const Cell *c = &cells[i];
-            if (!pooled_in(c, bkey, value)) continue;
-            int found = 0;
-            for (int j = 0; j < c->cmp.n && !found; j++)
-                if (c->pair_seed[j] == f->pair_seed[k]) { sum += c->pair_d[j]; found = 1; }
-            all = found;
-        }
-        if (!all) continue;
-        zero[ns] = 0;
-        d[ns++] = sum / pl.ncells;
-    }
-    pl.t = stats_paired_t(zero, d, ns);
+    pl.t = stats_pooled(pl.ncells, np, seeds, d);
+    free(np);
+    free(seeds);
     free(d);
-    free(zero);
     return pl;
 }
 
@@ -809,6 +793,41 @@ static void cells_free(Cell *cells, int nc, int ng) {
     free(cells);
 }
 
+/* Stage 7: class-expert mutual information of the runs with a routing.csv
+ * (routing_mi.h), written beside the table. */
+static int write_routing(const char *runs_csv, const char *out_dir, const RunSet *s, const char *const *gname,
+                         int ng, const Cell *cells, int nc, const int *cell_of, Err *err) {
+    char base[4096];
+    runs_dir(runs_csv, base, sizeof base);
+    RoutingRun *rr = xr(NULL, sizeof *rr * ((size_t)s->n + 1));
+    char **paths = xr(NULL, sizeof(char *) * ((size_t)s->n + 1));
+    int n = 0, nw = 0;
+    for (int i = 0; i < s->n; i++) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s/routing.csv", base, row_get(&s->rows[i], "run_id"));
+        if (cell_of[i] < 0 || access(p, R_OK)) continue;
+        paths[n] = xs(p);
+        rr[n] = (RoutingRun){paths[n], row_get(&s->rows[i], "run_id"), atol(row_get(&s->rows[i], "seed")),
+                             cell_of[i]};
+        n++;
+    }
+    const char **label = xr(NULL, sizeof(char *) * ((size_t)nc + 1));
+    const char **vals = xr(NULL, sizeof(char *) * ((size_t)nc * ng + 1));
+    for (int c = 0; c < nc; c++) {
+        label[c] = cells[c].label;
+        for (int g = 0; g < ng; g++) vals[(size_t)c * ng + g] = cells[c].vals[g];
+    }
+    RoutingCells cs = {.ncells = nc, .ng = ng, .gname = gname, .label = label, .vals = vals};
+    int rc = routing_mi_write(out_dir, rr, n, &cs, &nw, err);
+    if (!rc && nw) printf("routing mutual information of %d runs: %s/routing_mi.csv\n", nw, out_dir);
+    for (int i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+    free(rr);
+    free(label);
+    free(vals);
+    return rc;
+}
+
 int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
                    const char *baseline, Err *err) {
     RunSet s;
@@ -833,6 +852,7 @@ int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
         free(md);
     }
     if (!rc) rc = write_curves(runs_csv, out_dir, &s.t, s.rows, s.n, gname, ng, cells, nc, cell_of, bkey, err);
+    if (!rc) rc = write_routing(runs_csv, out_dir, &s, gname, ng, cells, nc, cell_of, err);
     if (!rc) {
         int nok = 0, nf = 0;
         for (int i = 0; i < nc; i++) { nok += cells[i].n; nf += cells[i].nfail; }
@@ -844,6 +864,59 @@ int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
     free(cell_of);
     runset_free(&s);
     return rc;
+}
+
+static void run_values_fill(const RunSet *s, int r, int ng, RunValues *v) {
+    const Row *row = &s->rows[r];
+    for (int g = 0; g < ng; g++) v->val[(size_t)v->n * ng + g] = xs(row_get(row, v->key[g]));
+    const char *d = row_get(row, "git_dirty");
+    v->run_id[v->n] = xs(row_get(row, "run_id"));
+    v->commit[v->n] = xs(row_get(row, "git_commit"));
+    v->dirty[v->n] = d[0] ? atoi(d) : -1;
+    v->seed[v->n] = atol(row_get(row, "seed"));
+    v->final_top1[v->n] = atof(row_get(row, "final_top1"));
+    v->n++;
+}
+
+int aggregate_run_values(const char *runs_csv, const char *group, RunValues *out, Err *err) {
+    memset(out, 0, sizeof *out);
+    RunSet s;
+    if (load_runs(runs_csv, &s, err)) return ERR_RUNTIME;
+    char gbuf[MAXG][128];
+    int ng = 0, rc = group_keys(&s, runs_csv, group, gbuf, &ng, err);
+    if (!rc) {
+        size_t n = (size_t)s.n + 1;
+        out->ng = ng;
+        out->key = xr(NULL, sizeof(char *) * (size_t)(ng + 1));
+        for (int g = 0; g < ng; g++) out->key[g] = xs(gbuf[g]);
+        out->val = xr(NULL, sizeof(char *) * n * (size_t)(ng + 1));
+        out->run_id = xr(NULL, sizeof(char *) * n);
+        out->commit = xr(NULL, sizeof(char *) * n);
+        out->dirty = xr(NULL, sizeof(int) * n);
+        out->seed = xr(NULL, sizeof(long) * n);
+        out->final_top1 = xr(NULL, sizeof(double) * n);
+        for (int r = 0; r < s.n; r++)
+            if (!strcmp(row_get(&s.rows[r], "status"), "ok")) run_values_fill(&s, r, ng, out);
+    }
+    runset_free(&s);
+    return rc;
+}
+
+void run_values_free(RunValues *v) {
+    for (int i = 0; i < v->n; i++) {
+        for (int g = 0; g < v->ng; g++) free(v->val[(size_t)i * v->ng + g]);
+        free(v->run_id[i]);
+        free(v->commit[i]);
+    }
+    for (int g = 0; g < v->ng; g++) free(v->key[g]);
+    free(v->key);
+    free(v->val);
+    free(v->run_id);
+    free(v->commit);
+    free(v->dirty);
+    free(v->seed);
+    free(v->final_top1);
+    memset(v, 0, sizeof *v);
 }
 
 /* ---------------------------------------------------------------- regress */

@@ -87,19 +87,12 @@ typedef struct {
 
 static char *reader_cb(char *str, int num, void *stream) {
     GridParse *x = stream;
-    size_t len;
-    const char *line = ini_text_next_line(&x->pos, &x->lineno, &len);
-    if (!line) return NULL;
-    if (len + 1 > (size_t)num) {
-        if (!x->err_line) {
-            x->err_line = x->lineno;
-            err_set(&x->err, ERR_USAGE, "line too long (max %d characters)", num - 2);
-        }
-        snprintf(str, (size_t)num, "\n");
-        return str;
+    int too_long;
+    if (!ini_text_read_line(&x->pos, &x->lineno, str, num, &too_long)) return NULL;
+    if (too_long && !x->err_line) {
+        x->err_line = x->lineno;
+        err_set(&x->err, ERR_USAGE, "line too long (max %d characters)", num - 2);
     }
-    memcpy(str, line, len);
-    str[len] = '\0';
     /* inih does not report an empty section: register [profile.X] here */
     char sec[128];
     if (sscanf(str, " [profile.%126[^]]]", sec) == 1) {

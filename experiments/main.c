@@ -4,6 +4,7 @@
  * or unknown option is a usage error naming it.
  * Exit codes: 0 ok, 2 usage/config error, 1 runtime failure. */
 #include "aggregate.h"
+#include "claims.h"
 #include "config.h"
 #include "dist.h"
 #include "grid.h"
@@ -268,6 +269,14 @@ static int cmd_regress(const Command *cmd, Parsed *p) {
     return nfail ? ERR_RUNTIME : 0;
 }
 
+static int cmd_claims(const Command *cmd, Parsed *p) {
+    Err err = {0};
+    int rc = claims_run(p->val[0] ? p->val[0] : "paper_configs/claims.ini", p->val[1] ? p->val[1] : "results",
+                        p->val[2] ? p->val[2] : "results/CLAIMS.md", &err);
+    if (rc) fprintf(stderr, "ewa claims: %s\n", err.msg);
+    return rc;
+}
+
 static int cmd_keys(const Command *cmd, Parsed *p) {
     config_print_keys(stdout);
     return 0;
@@ -306,6 +315,11 @@ static const Command COMMANDS[] = {
     {"regress", "Compares a fresh table.csv with a reference; exit 1 if a row is outside tolerance.",
      {{"ref", "TABLE.csv", "the reference table", 1, 0}, {"new", "TABLE.csv", "the fresh table", 1, 0}},
      cmd_regress},
+    {"claims", "Writes the verdict on each claim of the papers (results/CLAIMS.md) from the aggregated tables.",
+     {{"config", "FILE", "the claim definitions (default paper_configs/claims.ini)", 0, 0},
+      {"results", "DIR", "the directory the claims' table paths are relative to (default results)", 0, 0},
+      {"out", "FILE", "the Markdown file to write (default results/CLAIMS.md)", 0, 0}},
+     cmd_claims},
     {"keys", "Lists every config key: section.key, type, default and what it means.", {{0}},
      cmd_keys},
 };

@@ -84,6 +84,45 @@ TTest stats_welch(const double *x, int nx, const double *y, int ny) {
     return r;
 }
 
+/* Seed k of cell 0 in every cell: the sum of the cells' differences (cell
+ * order) into *sum; 0 when some cell lacks the seed. */
+static int pooled_seed(int ncells, const int *npairs, const long *const *seeds, const double *const *d,
+                       long seed, double *sum) {
+    *sum = 0;
+    for (int i = 0; i < ncells; i++) {
+        int found = 0;
+        for (int j = 0; j < npairs[i] && !found; j++)
+            if (seeds[i][j] == seed) { *sum += d[i][j]; found = 1; }
+        if (!found) return 0;
+    }
+    return 1;
+}
+
+TTest stats_pooled(int ncells, const int *npairs, const long *const *seeds, const double *const *d) {
+    if (ncells <= 0) return stats_paired_t(NULL, NULL, 0);
+    int n0 = npairs[0], ns = 0;
+    double *m = malloc(sizeof(double) * ((size_t)n0 + 1)), *zero = calloc((size_t)n0 + 1, sizeof(double));
+    if (!m || !zero) { free(m); free(zero); return ttest_nan(0); }
+    for (int k = 0; k < n0; k++) {
+        double sum;
+        if (pooled_seed(ncells, npairs, seeds, d, seeds[0][k], &sum)) m[ns++] = sum / ncells;
+    }
+    TTest t = stats_paired_t(zero, m, ns);
+    free(m);
+    free(zero);
+    return t;
+}
+
+double stats_ols_slope(const double *x, const double *y, int n) {
+    if (n < 2) return NAN;
+    double mx = stats_mean(x, n), my = stats_mean(y, n), sxy = 0, sxx = 0;
+    for (int i = 0; i < n; i++) {
+        sxy += (x[i] - mx) * (y[i] - my);
+        sxx += (x[i] - mx) * (x[i] - mx);
+    }
+    return sxx > 0 ? sxy / sxx : NAN;
+}
+
 typedef struct { double p; int i; } PIdx;
 
 static int pidx_cmp(const void *a, const void *b) {

@@ -59,6 +59,19 @@ TTest stats_paired_t(const double *a, const double *b, int n);
  * samples with zero variance: p = 1 when the means are equal, else 0. */
 TTest stats_welch(const double *x, int nx, const double *y, int ny);
 
+/* The pooled effect of ncells paired comparisons (docs/DESIGN.md 5): cell i
+ * has npairs[i] pairs, pair j with seed seeds[i][j] and difference d[i][j].
+ * For every seed of cell 0 that all cells share, in cell 0's order, the mean
+ * over the cells (summed in cell order) of their differences; then a
+ * one-sample t over those seeds (TTest.n = the seeds used). Seeds are the
+ * independent units: cells that share a baseline or a data order are
+ * correlated within a seed, never across seeds. ncells = 0: all NAN. */
+TTest stats_pooled(int ncells, const int *npairs, const long *const *seeds, const double *const *d);
+
+/* Ordinary least-squares slope of y over x, sum (x - mx)(y - my) / sum (x - mx)^2;
+ * NAN when n < 2 or every x is equal. */
+double stats_ols_slope(const double *x, const double *y, int n);
+
 /* Holm-adjusted p-values of p[0..n); NAN entries are not part of the family
  * and stay NAN in out. out may alias p. */
 void stats_holm(const double *p, int n, double *out);

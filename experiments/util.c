@@ -80,3 +80,18 @@ const char *ini_text_next_line(const char **pos, int *lineno, size_t *len) {
     *len = n;
     return line;
 }
+
+char *ini_text_read_line(const char **pos, int *lineno, char *str, int num, int *too_long) {
+    size_t len;
+    const char *line = ini_text_next_line(pos, lineno, &len);
+    *too_long = 0;
+    if (!line) return NULL;
+    if (len + 1 > (size_t)num) {
+        *too_long = 1;
+        snprintf(str, (size_t)num, "\n");
+        return str;
+    }
+    memcpy(str, line, len);
+    str[len] = '\0';
+    return str;
+}

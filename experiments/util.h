@@ -26,6 +26,12 @@ const char *str_closest(const char *word, const char *const *cands, int n);
  * the '\n'; advances *pos and increments *lineno. NULL at the end of text. */
 const char *ini_text_next_line(const char **pos, int *lineno, size_t *len);
 
+/* ini_text_next_line copied into str (num bytes: the buffer an inih
+ * ini_parse_stream reader gets): returns str, or NULL at the end of text. A
+ * line that does not fit becomes "\n" and sets *too_long (the caller reports
+ * it with its line number). */
+char *ini_text_read_line(const char **pos, int *lineno, char *str, int num, int *too_long);
+
 /* Seconds on the monotonic clock (for durations only). */
 double now_s(void);
 

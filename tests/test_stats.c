@@ -133,15 +133,9 @@ Test(stats, binomial_se_and_regression_tolerance) {
 /* ---------------------------------------------------------------- aggregate */
 
 static char *fixture(const char *name) {
-    char *file = strdup(__FILE__), *slash = strrchr(file, '/'), buf[1024];
-    if (slash) *slash = '\0';
-    snprintf(buf, sizeof buf, "%s/fixtures/stats/%s", slash ? file : ".", name);
-    free(file);
-    if (access(buf, R_OK) == 0) return strdup(buf);
-    snprintf(buf, sizeof buf, "tests/fixtures/stats/%s", name);
-    if (access(buf, R_OK) == 0) return strdup(buf);
-    cr_skip_test("fixture %s not found (run from the repository root)", name);
-    return NULL;
+    char *p = tu_fixture_path(__FILE__, "stats", name);
+    if (!p) cr_skip_test("fixture %s not found (run from the repository root)", name);
+    return p;
 }
 
 static int find_row(const CsvTable *t, const char *ds, const char *method, const char *experts) {

@@ -54,6 +54,19 @@ static inline int tu_count_tmp_files(const char *d) {
     return n;
 }
 
+/* The committed fixture tests/fixtures/<sub>/<name>, found beside the test
+ * source src (pass __FILE__) or from the repository root; malloc'd, NULL
+ * when neither exists. */
+static inline char *tu_fixture_path(const char *src, const char *sub, const char *name) {
+    char *file = strdup(src), *slash = strrchr(file, '/'), buf[1024];
+    if (slash) *slash = '\0';
+    snprintf(buf, sizeof buf, "%s/fixtures/%s/%s", slash ? file : ".", sub, name);
+    free(file);
+    if (access(buf, R_OK) == 0) return strdup(buf);
+    snprintf(buf, sizeof buf, "tests/fixtures/%s/%s", sub, name);
+    return access(buf, R_OK) == 0 ? strdup(buf) : NULL;
+}
+
 static inline int tu_file_exists(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0;

@@ -1,0 +1,324 @@
+/* bin/ewa claims (experiments/claims.h) and the class-expert mutual
+ * information of routed runs (experiments/routing_mi.h): hand-computed MI
+ * values, routing.csv errors, and every figure and verdict against
+ * tests/fixtures/claims/expected_*.csv, computed independently (mpmath,
+ * plain Python) by tests/fixtures/claims/make_fixture.py from the fixture
+ * tables it writes. */
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "../experiments/aggregate.h"
+#include "../experiments/claims.h"
+#include "../experiments/csvio.h"
+#include "../experiments/routing_mi.h"
+#include "../experiments/stats.h"
+#include "testproc.h"
+
+#define NEAR(a, b, tol) cr_expect(fabs((a) - (b)) <= (tol), "%s = %.12g, expected %.12g", #a, (double)(a), (double)(b))
+
+/* ---------------------------------------------------------------- MI by hand */
+
+Test(routing_mi, hand_computed_values) {
+    /* independent: p(c, e) = p(c) p(e) */
+    double ind[3 * 4];
+    const double pc[3] = {1, 2, 5}, pe[4] = {3, 1, 1, 7};
+    for (int k = 0; k < 3; k++)
+        for (int e = 0; e < 4; e++) ind[k * 4 + e] = 10 * pc[k] * pe[e];
+    NEAR(routing_mi_bits(ind, 3, 4), 0, 1e-12);
+    /* one-to-one, K = E = 4, equal classes: log2 min(4, 4) = 2 bits; with
+     * unequal classes the expert still determines the class: I = H(class) */
+    double one[16] = {0}, h = 0;
+    for (int k = 0; k < 4; k++) one[k * 4 + (3 - k)] = 25;
+    NEAR(routing_mi_bits(one, 4, 4), 2, 1e-12);
+    for (int k = 0; k < 4; k++) {
+        one[k * 4 + (3 - k)] = 10 + 7 * k;   /* 10, 17, 24, 31 of 82 */
+        h -= (10 + 7 * k) / 82.0 * log2((10 + 7 * k) / 82.0);
+    }
+    NEAR(routing_mi_bits(one, 4, 4), h, 1e-12);
+    /* 2 classes to 2 of 4 experts, equal sizes: log2 min(2, 4) = 1 bit */
+    double two[8] = {0, 50, 0, 0, 0, 0, 0, 50};
+    NEAR(routing_mi_bits(two, 2, 4), 1, 1e-12);
+    /* [[3, 1], [1, 3]]: 1 - H(1/4) = 1 - (0.75 log2(4/3) + 0.25 log2 4) */
+    double mix[4] = {3, 1, 1, 3};
+    NEAR(routing_mi_bits(mix, 2, 2), 1 - (0.75 * log2(4.0 / 3.0) + 0.25 * 2), 1e-12);
+    double zero[4] = {0};
+    cr_expect(isnan(routing_mi_bits(zero, 2, 2)));
+}
+
+Test(stats, ols_slope) {
+    double x[4] = {1, 2, 3, 6}, y[4], same[3] = {2, 2, 2};
+    for (int i = 0; i < 4; i++) y[i] = 0.5 - 0.01 * x[i];
+    NEAR(stats_ols_slope(x, y, 4), -0.01, 1e-15);
+    cr_expect(isnan(stats_ols_slope(same, y, 3)));
+    cr_expect(isnan(stats_ols_slope(x, y, 1)));
+}
+
+/* ---------------------------------------------------------------- routing.csv */
+
+static char *write_text(const char *dir, const char *name, const char *text) {
+    return tu_write(dir, name, text, strlen(text));
+}
+
+Test(routing_mi, reads_the_last_epoch) {
+    char *dir = tu_tmpdir();
+    /* epoch 1: independent; epoch 2: layer 3 one-to-one, layer 1 independent */
+    char *p = write_text(dir, "routing.csv",
+                         "epoch,layer,class,expert,count\n"
+                         "1,1,0,0,5\n1,1,0,1,5\n1,1,1,0,5\n1,1,1,1,5\n"
+                         "1,3,0,0,5\n1,3,0,1,5\n1,3,1,0,5\n1,3,1,1,5\n"
+                         "2,3,0,0,9\n2,3,0,1,0\n2,3,1,0,0\n2,3,1,1,9\n"
+                         "2,1,0,0,2\n2,1,0,1,6\n2,1,1,0,1\n2,1,1,1,3\n");
+    RoutingMI m;
+    Err err = {0};
+    cr_assert_eq(routing_mi_read(p, &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(m.epoch, 2);
+    cr_assert_eq(m.nl, 2);
+    cr_expect_eq(m.layer[0], 1);
+    cr_expect_eq(m.layer[1], 3);
+    NEAR(m.mi[0], 0, 1e-12);
+    NEAR(m.mi[1], 1, 1e-12);
+    NEAR(m.max_bits[1], 1, 1e-12);
+    cr_expect_eq(m.total[1], 18);
+    cr_expect_eq(m.classes[0], 2);
+    cr_expect_eq(m.experts, 2);
+    routing_mi_free(&m);
+    free(p);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void expect_read_error(const char *text, const char *want) {
+    char *dir = tu_tmpdir(), *p = write_text(dir, "routing.csv", text);
+    RoutingMI m;
+    Err err = {0};
+    cr_expect_eq(routing_mi_read(p, &m, &err), ERR_RUNTIME, "accepted:\n%s", text);
+    cr_expect(strstr(err.msg, p) && strstr(err.msg, want), "message '%s' should name %s and '%s'", err.msg, p, want);
+    free(p);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+Test(routing_mi, bad_files_are_errors_naming_file_and_line) {
+    expect_read_error("epoch,layer,class,expert\n1,1,0,0\n", "no column 'count'");
+    expect_read_error("epoch,layer,class,expert,count\n1,1,0,0,5\n1,1,0,1,-2\n", "line 3: count '-2'");
+    expect_read_error("epoch,layer,class,expert,count\n1,1,0,0,5\n1,x,0,1,2\n", "line 3: layer 'x'");
+    expect_read_error("epoch,layer,class,expert,count\n1,1,0,99999999,2\n", "line 2: expert");
+    expect_read_error("epoch,layer,class,expert,count\n", "no rows");
+}
+
+/* ---------------------------------------------------------------- fixtures */
+
+static char *fixture(const char *name) {
+    char *p = tu_fixture_path(__FILE__, "claims", name);
+    if (!p) cr_skip_test("fixture %s not found (run from the repository root)", name);
+    return p;
+}
+
+/* A copy of the fixture results in a fresh directory, with results/mi
+ * aggregated (routing_mi.csv). */
+static char *fixture_results(void) {
+    char *src = fixture("results"), *dir = tu_tmpdir(), cmd[2400];
+    snprintf(cmd, sizeof cmd, "cp -r '%s/.' '%s/'", src, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char runs[1200];
+    snprintf(runs, sizeof runs, "%s/mi/runs.csv", dir);
+    char *out = tu_path(dir, "mi");
+    Err err = {0};
+    cr_assert_eq(aggregate_runs(runs, out, NULL, "method=dense", &err), 0, "%s", err.msg);
+    free(out);
+    free(src);
+    return dir;
+}
+
+/* Row of t whose columns keys[] hold vals[] (n of them), or -1. */
+static int find(const CsvTable *t, const char *const *keys, const char *const *vals, int n) {
+    for (int r = 0; r < t->nrows; r++) {
+        int ok = 1;
+        for (int k = 0; k < n && ok; k++) ok = !strcmp(csv_cell(t, r, csv_col(t, keys[k])), vals[k]);
+        if (ok) return r;
+    }
+    return -1;
+}
+
+/* Compares column col of got row g with want row w: both empty, or within
+ * abs + rel * |want|. Returns 1 when a number was compared. */
+static int cmp_num(const CsvTable *got, int g, const CsvTable *want, int w, const char *col, double abs_tol,
+                   double rel, const char *what) {
+    int gc = csv_col(got, col), wc = csv_col(want, col);
+    cr_assert(gc >= 0 && wc >= 0, "no column %s", col);
+    const char *a = csv_cell(got, g, gc), *b = csv_cell(want, w, wc);
+    cr_expect_eq(!a[0], !b[0], "%s %s: got '%s', expected '%s'", what, col, a, b);
+    if (!a[0] || !b[0]) return 0;
+    cr_expect(fabs(atof(a) - atof(b)) <= abs_tol + rel * fabs(atof(b)), "%s %s: got %s, expected %s", what, col, a, b);
+    return 1;
+}
+
+Test(routing_mi, aggregate_matches_the_independent_computation) {
+    char *dir = fixture_results(), *want_p = fixture("expected_routing_mi.csv"),
+         *want_runs_p = fixture("expected_routing_mi_runs.csv");
+    char *got_p = tu_path(dir, "mi/routing_mi.csv"), *got_runs_p = tu_path(dir, "mi/routing_mi_runs.csv");
+    CsvTable got, want, gr, wr;
+    Err err = {0};
+    cr_assert_eq(csv_read_file(got_p, &got, &err), 0, "%s", err.msg);
+    cr_assert_eq(csv_read_file(want_p, &want, &err), 0, "%s", err.msg);
+    cr_expect_eq(got.nrows, want.nrows, "rows: got %d, expected %d", got.nrows, want.nrows);
+    static const char *const keys[] = {"cell", "layer", "vs_layer"};
+    static const char *const nums[] = {"mean_bits", "ci_low", "ci_high", "max_bits", "mde"};
+    int checked = 0;
+    for (int w = 0; w < want.nrows; w++) {
+        const char *v[3] = {csv_cell(&want, w, 0), csv_cell(&want, w, 1), csv_cell(&want, w, 2)};
+        int g = find(&got, keys, v, 3);
+        cr_assert_geq(g, 0, "no row %s %s %s in %s", v[0], v[1], v[2], got_p);
+        for (int k = 0; k < 5; k++) checked += cmp_num(&got, g, &want, w, nums[k], 6e-7, 0, v[0]);
+        for (int k = 0; k < 2; k++) checked += cmp_num(&got, g, &want, w, k ? "p_holm" : "p", 1e-12, 1e-5, v[0]);
+        cr_expect_str_eq(csv_cell(&got, g, csv_col(&got, "n")), csv_cell(&want, w, csv_col(&want, "n")));
+        cr_expect_str_eq(csv_cell(&got, g, csv_col(&got, "n_pairs")), csv_cell(&want, w, csv_col(&want, "n_pairs")));
+    }
+    cr_expect_geq(checked, 40, "only %d figures compared", checked);
+    cr_assert_eq(csv_read_file(got_runs_p, &gr, &err), 0, "%s", err.msg);
+    cr_assert_eq(csv_read_file(want_runs_p, &wr, &err), 0, "%s", err.msg);
+    cr_expect_eq(gr.nrows, wr.nrows, "the dense run has no routing.csv and no row");
+    static const char *const rkeys[] = {"run_id", "layer"};
+    for (int w = 0; w < wr.nrows; w++) {
+        const char *v[2] = {csv_cell(&wr, w, 0), csv_cell(&wr, w, 3)};
+        int g = find(&gr, rkeys, v, 2);
+        cr_assert_geq(g, 0, "no row %s layer %s", v[0], v[1]);
+        cmp_num(&gr, g, &wr, w, "mi_bits", 2e-9, 0, v[0]);
+        cr_expect_str_eq(csv_cell(&gr, g, csv_col(&gr, "cell")), csv_cell(&wr, w, 2));
+    }
+    csv_table_free(&got); csv_table_free(&want); csv_table_free(&gr); csv_table_free(&wr);
+    tu_rmrf(dir);
+    free(dir); free(want_p); free(want_runs_p); free(got_p); free(got_runs_p);
+}
+
+/* ---------------------------------------------------------------- claims */
+
+static void claims_fixture(char **dir, CsvTable *got, char **md) {
+    *dir = fixture_results();
+    char *ini = fixture("claims.ini"), *out = tu_path(*dir, "CLAIMS.md"), *csv = tu_path(*dir, "CLAIMS.csv");
+    Err err = {0};
+    cr_assert_eq(claims_run(ini, *dir, out, &err), 0, "%s", err.msg);
+    cr_assert_eq(csv_read_file(csv, got, &err), 0, "%s", err.msg);
+    *md = slurp(out, NULL);
+    cr_assert(*md);
+    cr_expect_eq(tu_count_tmp_files(*dir), 0);
+    free(ini); free(out); free(csv);
+}
+
+Test(claims, every_figure_and_verdict_matches_the_independent_computation) {
+    char *dir, *md, *want_p = fixture("expected_claims.csv");
+    CsvTable got, want;
+    Err err = {0};
+    claims_fixture(&dir, &got, &md);
+    cr_assert_eq(csv_read_file(want_p, &want, &err), 0, "%s", err.msg);
+    cr_expect_eq(got.nrows, want.nrows, "rows: got %d, expected %d", got.nrows, want.nrows);
+    static const char *const keys[] = {"claim", "row"};
+    int checked = 0;
+    for (int w = 0; w < want.nrows; w++) {
+        const char *v[2] = {csv_cell(&want, w, 0), csv_cell(&want, w, 2)};
+        int g = find(&got, keys, v, 2);
+        cr_assert_geq(g, 0, "no row '%s' of claim %s in CLAIMS.csv", v[1], v[0]);
+        for (int k = 1; k < want.ncols; k++) {
+            const char *col = want.header[k];
+            if (!strcmp(col, "row")) continue;
+            if (!strcmp(col, "claim_verdict") || !strcmp(col, "verdict") || !strcmp(col, "n")) {
+                cr_expect_str_eq(csv_cell(&got, g, csv_col(&got, col)), csv_cell(&want, w, k), "%s %s %s", v[0], v[1], col);
+                continue;
+            }
+            /* tables print %.6f (p %.6g); the claim's p uses se from the printed interval */
+            int p = !strcmp(col, "p") || !strcmp(col, "p_holm");
+            checked += cmp_num(&got, g, &want, w, col, p ? 1e-9 : 1.1e-6, p ? 2e-3 : 0, v[0]);
+        }
+    }
+    cr_expect_geq(checked, 60, "only %d figures compared", checked);
+    csv_table_free(&got); csv_table_free(&want);
+    tu_rmrf(dir);
+    free(dir); free(md); free(want_p);
+}
+
+/* Each verdict kind occurs (the expected file says which claim gets which). */
+Test(claims, each_verdict_kind_and_its_reason) {
+    char *dir, *md;
+    CsvTable got;
+    claims_fixture(&dir, &got, &md);
+    static const char *const expect[][2] = {
+        {"sup", "supported"},         {"sup_missing", "inconclusive"}, {"con", "contradicted"},
+        {"inc", "inconclusive"},      {"ni", "supported"},             {"ni_tight", "inconclusive"},
+        {"missing", "no data"},       {"wrong_baseline", "no data"},   {"falls", "supported"},
+        {"flat", "supported"},        {"flat_broken", "contradicted"}, {"routing", "supported"}};
+    for (size_t i = 0; i < sizeof expect / sizeof *expect; i++) {
+        const char *k[1] = {"claim"}, *v[1] = {expect[i][0]};
+        int r = find(&got, k, v, 1);
+        cr_assert_geq(r, 0, "claim %s missing", expect[i][0]);
+        cr_expect_str_eq(csv_cell(&got, r, 1), expect[i][1], "claim %s", expect[i][0]);
+    }
+    cr_expect(strstr(md, "## (missing) a table that does not exist\n"), "%s", md);
+    cr_expect(strstr(md, "nothere/table.csv does not exist"), "missing table: the reason names it");
+    cr_expect(strstr(md, "this claim needs a baseline cell with method=moe"), "wrong baseline: the reason");
+    cr_expect(strstr(md, "No row for dataset=Z."), "require: the missing setting is named");
+    cr_expect(strstr(md, "fewer than 2 pairs"), "the one-pair cell is a row without a test");
+    cr_expect(strstr(md, "[sup/table.csv](sup/table.csv)"), "links are relative to CLAIMS.md");
+    cr_expect(strstr(md, "`sup/forest.png` (missing)"), "a named figure that is not there");
+    cr_expect(strstr(md, "**1 from a dirty tree**"), "the dirty run of sup is reported");
+    cr_expect(strstr(md, "`inc/runs.csv` not found: commits unknown"), "no runs.csv: provenance unknown");
+    cr_expect(strstr(md, "at 1 commit (`abc123`)"), "the commit of the runs");
+    csv_table_free(&got);
+    tu_rmrf(dir);
+    free(dir); free(md);
+}
+
+/* ---------------------------------------------------------------- config errors */
+
+static void expect_config_error(const char *text, const char *want) {
+    char *dir = tu_tmpdir(), *ini = write_text(dir, "claims.ini", text), *out = tu_path(dir, "CLAIMS.md");
+    Err err = {0};
+    cr_expect_eq(claims_run(ini, dir, out, &err), ERR_USAGE, "accepted:\n%s", text);
+    cr_expect(strstr(err.msg, ini) && strstr(err.msg, want), "message '%s' should name %s and '%s'", err.msg, ini,
+              want);
+    cr_expect(!tu_file_exists(out), "nothing is written on a config error");
+    free(ini); free(out);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+#define OK_CLAIM "[claim.a]\ntext = t\ntest = paired\ntable = x\ndirection = greater\n"
+
+Test(claims, config_errors_name_file_and_line) {
+    expect_config_error(OK_CLAIM "colour = red\n", "line 6: [claim.a] unknown key 'colour'");
+    expect_config_error(OK_CLAIM "direction = up\n", "line 6: [claim.a] direction 'up': expected greater | less | flat");
+    expect_config_error(OK_CLAIM "margin = -1\n", "line 6: [claim.a] margin '-1'");
+    expect_config_error("[claim.a]\ntext = t\ntest = paired\ntable = x\ndirection = flat\n",
+                        "line 1: [claim.a] direction = flat needs a margin > 0");
+    expect_config_error("[claim.a]\ntext = t\ntest = slope\ntable = x\ndirection = less\n",
+                        "line 1: [claim.a] test = slope needs x");
+    expect_config_error("[claim.a]\ntest = paired\ntable = x\ndirection = less\n", "line 1: [claim.a] text is missing");
+    expect_config_error(OK_CLAIM "select = method\n", "[claim.a] select: 'method' is not of the form key=value");
+    expect_config_error(OK_CLAIM "primary = best\n", "primary 'best'");
+    expect_config_error(OK_CLAIM OK_CLAIM, "line 6: [claim.a] is defined twice (first at line 1)");
+    expect_config_error("[claims]\ntext = t\n", "line 1: section [claims]: expected [claim.ID]");
+    expect_config_error("text = t\n" OK_CLAIM, "line 1: key 'text' is outside a [claim.ID] section");
+    expect_config_error("; nothing\n", "no [claim.ID] section");
+    char longl[4000];
+    snprintf(longl, sizeof longl, OK_CLAIM "source = %02990d\n", 0);
+    expect_config_error(longl, "line 6: line too long");
+}
+
+Test(claims, command_line) {
+    char *dir = tu_tmpdir();
+    int k = 0;
+    const char *bad[] = {"claims", "--config", "/nonexistent/claims.ini", "--out", "x.md", NULL};
+    Proc p = run_list(dir, &k, bad);
+    cr_expect_eq(p.status, 2, "stderr: %s", p.err);
+    cr_expect(strstr(p.err, "/nonexistent/claims.ini"), "%s", p.err);
+    proc_free(&p);
+    char *ini = fixture("claims.ini"), *res = fixture("results"), *out = tu_path(dir, "sub/CLAIMS.md");
+    const char *ok[] = {"claims", "--config", ini, "--results", res, "--out", out, NULL};
+    p = run_list(dir, &k, ok);
+    cr_expect_eq(p.status, 0, "stderr: %s", p.err);
+    cr_expect(strstr(p.out, "claim sup: supported\n") && strstr(p.out, "claim missing: no data\n"), "%s", p.out);
+    cr_expect(tu_file_exists(out));
+    proc_free(&p);
+    free(ini); free(res); free(out);
+    tu_rmrf(dir);
+    free(dir);
+}
