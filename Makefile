@@ -15,7 +15,8 @@ else
   BLAS_LIB = -lopenblas
 endif
 # GSL (Student t) without libgslcblas: its few CBLAS references bind to OpenBLAS.
-LDLIBS  += $(BLAS_LIB) -ldnnl -lgsl -lcsv -lz -linih -lcjson -lm -fopenmp
+# libcrypto (OpenSSL): SHA-256 of each run's checkpoint (core/fsutil.h).
+LDLIBS  += $(BLAS_LIB) -ldnnl -lgsl -lcsv -lz -linih -lcjson -lcrypto -lm -fopenmp
 # MPI data parallelism (issue 15, experiments/dist.h): built with Open MPI
 # when mpicc is found (libopenmpi-dev), or forced with MPI=1; MPI=0 builds the
 # one-process stubs.
@@ -44,10 +45,12 @@ $(BUILD)/%.o: %.c $(wildcard core/*.h core/layers/*.h datasets/*.h experiments/*
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# Provenance is compiled in on every build.
+# Provenance is compiled in on every build: the commit, whether tracked files
+# outside results/ had uncommitted changes, and OPT (flags that change numerics).
 $(BUILD)/experiments/version.o: experiments/version.c FORCE
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DEWA_GIT_COMMIT='"$(GIT_COMMIT)"' -DEWA_GIT_DIRTY=$(GIT_DIRTY) -c $< -o $@
+	$(CC) $(CFLAGS) -DEWA_GIT_COMMIT='"$(GIT_COMMIT)"' -DEWA_GIT_DIRTY=$(GIT_DIRTY) \
+	  -DEWA_BUILD_FLAGS='"$(strip $(OPT))"' -c $< -o $@
 
 $(BUILD)/libewa.a: $(LIB_OBJ)
 	@rm -f $@
@@ -111,9 +114,15 @@ clean:
 # ---- experiment runner (issue 5): grids, tables, figures, regression ----
 PROFILE     ?= smoke
 JOBS        ?= 2
-REGRESS_REF ?= results/reference/$(PROFILE)/table.csv
-REGRESS_NEW ?= results/table1/$(PROFILE)/table.csv
-.PHONY: reproduce-table1 plots regress
+# make regress: REGRESS_NEW's runs.csv against the reference directory
+# REGRESS_REF; REGRESS_MODE exact|stat|auto (auto: exact on the reference's
+# platform, else stat; bin/ewa regress --help). A file path stands for its directory.
+REGRESS_REF  ?= results/reference/$(PROFILE)
+REGRESS_NEW  ?= results/table1/$(PROFILE)
+REGRESS_MODE ?= auto
+# make reference: writes results/reference/$(PROFILE) from REFERENCE_FROM
+REFERENCE_FROM ?= results/table1/$(PROFILE)
+.PHONY: reproduce-table1 plots regress reference
 
 # Table 1 grid -> results/table1/$(PROFILE)/ (runs.csv, table.csv, table.md, PNGs)
 reproduce-table1: $(BIN)/ewa
@@ -123,9 +132,16 @@ reproduce-table1: $(BIN)/ewa
 plots: $(BIN)/ewa
 	EWA=$(BIN)/ewa plots/all.sh results
 
-# Fresh results against the committed reference (docs/DESIGN.md 5 tolerance)
+# Fresh results against the committed reference (docs/DESIGN.md 5)
 regress: $(BIN)/ewa
-	$(BIN)/ewa regress --ref $(REGRESS_REF) --new $(REGRESS_NEW)
+	$(BIN)/ewa regress --ref $(REGRESS_REF) --new $(REGRESS_NEW) --mode $(REGRESS_MODE)
+
+# The reference of a profile from a clean grid's results (runs.csv, table.csv,
+# table.md, platform.csv). A commit that changes numerics on purpose runs
+# `make reproduce-table1 PROFILE=smoke && make reference PROFILE=smoke` and
+# commits the new reference with the change.
+reference: $(BIN)/ewa
+	$(BIN)/ewa regress --write-reference results/reference/$(PROFILE) --from $(REFERENCE_FROM)
 
 # ---- issue 11: libFuzzer harnesses (tests/fuzz/, clang + libclang-rt) ----
 # `make fuzz` builds one fuzzer per parser of outside input into build-fuzz/fuzz/

@@ -1,5 +1,6 @@
 #include "fsutil.h"
 #include <errno.h>
+#include <openssl/evp.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,4 +163,34 @@ void fs_fsync_parent_dir(const char *path) {
 int fs_file_nonempty(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+/* Feeds fd to ctx; 0, or -1 with errno on a read error, -2 on a libcrypto error. */
+static int sha256_feed(EVP_MD_CTX *ctx, int fd) {
+    static _Thread_local unsigned char buf[1 << 16];
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -1;
+        if (r == 0) return 0;
+        if (!EVP_DigestUpdate(ctx, buf, (size_t)r)) return -2;
+    }
+}
+
+int fs_sha256_file(const char *path, char hex[65], Err *err) {
+    hex[0] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err_set(err, ERR_RUNTIME, "%s: cannot open: %s", path, strerror(errno));
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    int rc = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ? sha256_feed(ctx, fd) : -2;
+    int e = errno;
+    if (!rc && (!EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 32)) rc = -2;
+    EVP_MD_CTX_free(ctx);
+    close(fd);
+    if (rc == -1) return err_set(err, ERR_RUNTIME, "%s: read error: %s", path, strerror(e));
+    if (rc) return err_set(err, ERR_RUNTIME, "%s: SHA-256 failed (libcrypto)", path);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
 }

@@ -44,4 +44,10 @@ void fs_fsync_parent_dir(const char *path);
 /* 1 if path exists and is not empty. */
 int fs_file_nonempty(const char *path);
 
+/* SHA-256 (FIPS 180-4) of the whole file path, read in 64 KiB pieces, as 64
+ * lower-case hex digits into hex (NUL-terminated; "" on failure). The digest
+ * is OpenSSL libcrypto's (EVP_sha256). ERR_RUNTIME "<path>: cannot open: ...",
+ * "<path>: read error: ..." or "<path>: SHA-256 failed (libcrypto)". */
+int fs_sha256_file(const char *path, char hex[65], Err *err);
+
 #endif

@@ -1,5 +1,5 @@
-/* Aggregation of runs.csv into table.csv / table.md / curve data, and the
- * regression check. See aggregate.h. */
+/* Aggregation of runs.csv into table.csv / table.md / curve data. See
+ * aggregate.h. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAXG 32
+#define MAXG AGG_MAXG
 
 static void *xr(void *p, size_t n) {
     void *q = realloc(p, n ? n : 1);
@@ -33,7 +33,7 @@ static char *xs(const char *s) {
 
 /* ---------------------------------------------------------------- rows */
 
-typedef struct {
+typedef struct AggRow {
     const CsvTable *t;
     int row;
     char **sk, **sv;   /* parsed sweep */
@@ -76,28 +76,8 @@ static const char *row_get(const Row *r, const char *name) {
 
 /* ---------------------------------------------------------------- cells */
 
-typedef struct {
-    char *vals[MAXG];
-    char label[1024];  /* "key=value key=value ..." */
-    int n, nfail, cap;
-    double *acc;
-    long *seed;
-    char n_test[32], params[32], flops[32];
-    double mean, std, se;
-    /* comparison with the baseline cell (paired by seed) */
-    int base;          /* index of the baseline cell, -1 none */
-    TTest cmp;
-    double p_holm;
-    long *pair_seed;   /* cmp.n pairs: seed and difference */
-    double *pair_d;
-} Cell;
-
-/* The pooled effect of the cells whose baseline key has one value. */
-typedef struct {
-    const char *value;  /* the baseline key's value (e.g. "ewa") */
-    int ncells;
-    TTest t;
-} Pooled;
+typedef AggCell Cell;
+typedef AggPooled Pooled;
 
 static void fmt_num(char *b, size_t n, double v, const char *f) {
     if (isnan(v)) snprintf(b, n, "%s", "");
@@ -429,12 +409,8 @@ static int write_curves(const char *runs_csv, const char *out_dir, const CsvTabl
 /* ---------------------------------------------------------------- aggregate */
 
 /* Stage 1: the rows of runs.csv, deduplicated by run_id (the last ok row of
- * a run, else its last row), with their sweeps parsed. */
-typedef struct {
-    CsvTable t;
-    Row *rows;
-    int n;
-} RunSet;
+ * a run, else its last row), with their sweeps parsed (AggSet's t, rows, n). */
+typedef AggSet RunSet;
 
 static void runset_free(RunSet *s) {
     for (int i = 0; i < s->n; i++) {
@@ -828,41 +804,58 @@ static int write_routing(const char *runs_csv, const char *out_dir, const RunSet
     return rc;
 }
 
+int aggregate_load(const char *runs_csv, const char *group, const char *baseline, AggSet *s,
+                   Err *err) {
+    if (load_runs(runs_csv, s, err)) return ERR_RUNTIME;
+    const char *gname[MAXG];
+    int rc = group_keys(s, runs_csv, group, s->gname, &s->ng, err);
+    for (int g = 0; g < s->ng; g++) gname[g] = s->gname[g];
+    if (!rc) rc = parse_baseline(&s->t, baseline, gname, s->ng, &s->bkey, s->bval, sizeof s->bval, err);
+    s->cell_of = xr(NULL, sizeof(int) * ((size_t)s->n + 1));
+    if (!rc) s->cells = build_cells(s, gname, s->ng, &s->nc, s->cell_of);
+    if (!rc) s->pool = compare_cells(s->cells, s->nc, gname, s->ng, s->bkey, s->bval, &s->npool);
+    if (!rc && !s->nc) rc = err_set(err, ERR_RUNTIME, "%s: no runs to aggregate", runs_csv);
+    if (rc) aggregate_free(s);
+    return rc;
+}
+
+const char *aggregate_run_get(const AggSet *s, int i, const char *col) { return row_get(&s->rows[i], col); }
+
+void aggregate_free(AggSet *s) {
+    free(s->pool);
+    cells_free(s->cells, s->nc, s->ng);
+    free(s->cell_of);
+    runset_free(s);
+    memset(s, 0, sizeof *s);
+}
+
 int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
                    const char *baseline, Err *err) {
-    RunSet s;
-    if (load_runs(runs_csv, &s, err)) return ERR_RUNTIME;
-    char gbuf[MAXG][128], bval[256];
+    AggSet s;
+    int rc = aggregate_load(runs_csv, group, baseline, &s, err);
+    if (rc) return rc;
     const char *gname[MAXG];
-    int ng = 0, bkey = -1, nc = 0, npool = 0;
-    int rc = group_keys(&s, runs_csv, group, gbuf, &ng, err);
-    for (int g = 0; g < ng; g++) gname[g] = gbuf[g];
-    if (!rc) rc = parse_baseline(&s.t, baseline, gname, ng, &bkey, bval, sizeof bval, err);
-    int *cell_of = xr(NULL, sizeof(int) * ((size_t)s.n + 1));
-    Cell *cells = rc ? NULL : build_cells(&s, gname, ng, &nc, cell_of);
-    Pooled *pool = cells ? compare_cells(cells, nc, gname, ng, bkey, bval, &npool) : NULL;
-    if (!rc && !nc) rc = err_set(err, ERR_RUNTIME, "%s: no runs to aggregate", runs_csv);
-    if (!rc) rc = fs_mkdir_p(out_dir, err);
-    if (!rc) rc = write_table(out_dir, gname, ng, cells, nc, pool, npool, bkey, err);
+    for (int g = 0; g < s.ng; g++) gname[g] = s.gname[g];
+    int ng = s.ng, nc = s.nc, bkey = s.bkey;
+    rc = fs_mkdir_p(out_dir, err);
+    if (!rc) rc = write_table(out_dir, gname, ng, s.cells, nc, s.pool, s.npool, bkey, err);
     if (!rc) {
-        char *md = markdown(runs_csv, gname, ng, cells, nc, pool, npool, bkey, bval);
+        char *md = markdown(runs_csv, gname, ng, s.cells, nc, s.pool, s.npool, bkey, s.bval);
         char path[4200];
         snprintf(path, sizeof path, "%s/table.md", out_dir);
         rc = fs_write_text_atomic(path, md ? md : "", err);
         free(md);
     }
-    if (!rc) rc = write_curves(runs_csv, out_dir, &s.t, s.rows, s.n, gname, ng, cells, nc, cell_of, bkey, err);
-    if (!rc) rc = write_routing(runs_csv, out_dir, &s, gname, ng, cells, nc, cell_of, err);
+    if (!rc)
+        rc = write_curves(runs_csv, out_dir, &s.t, s.rows, s.n, gname, ng, s.cells, nc, s.cell_of, bkey, err);
+    if (!rc) rc = write_routing(runs_csv, out_dir, &s, gname, ng, s.cells, nc, s.cell_of, err);
     if (!rc) {
         int nok = 0, nf = 0;
-        for (int i = 0; i < nc; i++) { nok += cells[i].n; nf += cells[i].nfail; }
+        for (int i = 0; i < nc; i++) { nok += s.cells[i].n; nf += s.cells[i].nfail; }
         printf("aggregated %d runs (%d ok, %d not ok) into %d cells: %s/table.csv, %s/table.md\n", s.n,
                nok, nf, nc, out_dir, out_dir);
     }
-    free(pool);
-    cells_free(cells, nc, ng);
-    free(cell_of);
-    runset_free(&s);
+    aggregate_free(&s);
     return rc;
 }
 
@@ -919,85 +912,3 @@ void run_values_free(RunValues *v) {
     memset(v, 0, sizeof *v);
 }
 
-/* ---------------------------------------------------------------- regress */
-
-/* The grouping columns: those before "n" but the "cell" label. */
-static int key_cols(const CsvTable *t) { return csv_col(t, "n"); }
-static int key_first(const CsvTable *t) { return t->ncols > 0 && !strcmp(t->header[0], "cell"); }
-static int is_pooled(const CsvTable *t, int r) { return key_first(t) && !strcmp(csv_cell(t, r, 0), "pooled"); }
-
-static void cell_key(const CsvTable *t, int r, int nk, char *b, size_t n) {
-    b[0] = '\0';
-    for (int c = key_first(t); c < nk; c++) {
-        char kv[300];
-        snprintf(kv, sizeof kv, "%s%s=%s", b[0] ? " " : "", t->header[c], csv_cell(t, r, c));
-        strncat(b, kv, n - strlen(b) - 1);
-    }
-}
-
-int regress_tables(const char *ref_csv, const char *new_csv, FILE *out, int *nfail, Err *err) {
-    CsvTable a, b;
-    *nfail = 0;
-    if (csv_read_file(ref_csv, &a, err)) return ERR_RUNTIME;
-    if (csv_read_file(new_csv, &b, err)) { csv_table_free(&a); return ERR_RUNTIME; }
-    int ka = key_cols(&a), kb = key_cols(&b), rc = 0;
-    int am = csv_col(&a, "mean_top1"), as = csv_col(&a, "std_top1"), an = csv_col(&a, "n_test"),
-        bm = csv_col(&b, "mean_top1");
-    if (ka < 0 || am < 0 || as < 0 || an < 0)
-        rc = err_set(err, ERR_RUNTIME, "%s: not an aggregated table.csv (needs n, mean_top1, std_top1, n_test)",
-                     ref_csv);
-    else if (kb < 0 || bm < 0)
-        rc = err_set(err, ERR_RUNTIME, "%s: not an aggregated table.csv (needs n, mean_top1)", new_csv);
-    else if (ka - key_first(&a) != kb - key_first(&b))
-        rc = err_set(err, ERR_RUNTIME, "%s and %s group by different keys", ref_csv, new_csv);
-    for (int c = 0; !rc && c < ka - key_first(&a); c++)
-        if (strcmp(a.header[c + key_first(&a)], b.header[c + key_first(&b)]))
-            rc = err_set(err, ERR_RUNTIME, "%s and %s group by different keys ('%s' vs '%s')", ref_csv,
-                         new_csv, a.header[c + key_first(&a)], b.header[c + key_first(&b)]);
-    int npass = 0;
-    for (int r = 0; !rc && r < a.nrows; r++) {
-        if (is_pooled(&a, r)) continue;
-        char key[2048], kb2[2048];
-        cell_key(&a, r, ka, key, sizeof key);
-        int m = -1;
-        for (int s = 0; s < b.nrows && m < 0; s++) {
-            if (is_pooled(&b, s)) continue;
-            cell_key(&b, s, kb, kb2, sizeof kb2);
-            if (!strcmp(key, kb2)) m = s;
-        }
-        double ref = atof(csv_cell(&a, r, am));
-        const char *sstd = csv_cell(&a, r, as);
-        double sd = sstd[0] ? atof(sstd) : NAN;
-        int nt = atoi(csv_cell(&a, r, an));
-        double tol = stats_regress_tol(ref, sd, nt);
-        if (m < 0 || !csv_cell(&b, m, bm)[0]) {
-            fprintf(out, "FAIL  %s  acc=missing  ref=%.4f  tol=%.4f\n", key, ref, tol);
-            (*nfail)++;
-            continue;
-        }
-        double acc = atof(csv_cell(&b, m, bm));
-        int ok = fabs(acc - ref) <= tol + 1e-12;
-        fprintf(out, "%s  %s  acc=%.4f  ref=%.4f  diff=%+.4f  tol=%.4f\n", ok ? "PASS" : "FAIL", key,
-                acc, ref, acc - ref, tol);
-        if (ok) npass++;
-        else (*nfail)++;
-    }
-    if (!rc) {
-        for (int s = 0; s < b.nrows; s++) {
-            if (is_pooled(&b, s)) continue;
-            char kb2[2048], key[2048];
-            cell_key(&b, s, kb, kb2, sizeof kb2);
-            int found = 0;
-            for (int r = 0; r < a.nrows && !found; r++) {
-                cell_key(&a, r, ka, key, sizeof key);
-                found = !strcmp(key, kb2);
-            }
-            if (!found) fprintf(out, "NEW   %s  (no reference; not checked)\n", kb2);
-        }
-        fprintf(out, "regress: %d cells passed, %d failed (ref %s, new %s)\n", npass, *nfail, ref_csv,
-                new_csv);
-    }
-    csv_table_free(&a);
-    csv_table_free(&b);
-    return rc;
-}

@@ -1,9 +1,54 @@
-/* Aggregation of a grid's runs.csv into tables (docs/DESIGN.md 5) and the regression
- * check of `make regress`. */
+/* Aggregation of a grid's runs.csv into tables (docs/DESIGN.md 5); the cells
+ * are also what `ewa regress --mode stat` compares (regress.h). */
 #ifndef EWA_AGGREGATE_H
 #define EWA_AGGREGATE_H
 #include <stdio.h>
+#include "csvio.h"
+#include "stats.h"
 #include "../core/err.h"
+
+#define AGG_MAXG 32
+
+/* A cell: the runs of one combination of the grouping keys' values. */
+typedef struct {
+    char *vals[AGG_MAXG];  /* the grouping keys' values */
+    char label[1024];      /* "key=value key=value ..." */
+    int n, nfail, cap;     /* ok runs, runs not ok */
+    double *acc;           /* n: the ok runs' final_top1 */
+    long *seed;            /* n: their seeds */
+    char n_test[32], params[32], flops[32];
+    double mean, std, se;
+    /* comparison with the baseline cell (paired by seed) */
+    int base;              /* index of the baseline cell, -1 none */
+    TTest cmp;
+    double p_holm;
+    long *pair_seed;       /* cmp.n pairs: seed and difference cell - baseline */
+    double *pair_d;
+} AggCell;
+
+/* The pooled effect of the cells whose baseline key has one value. */
+typedef struct {
+    const char *value;     /* the baseline key's value (e.g. "ewa") */
+    int ncells;
+    TTest t;
+} AggPooled;
+
+struct AggRow;
+
+/* A runs.csv as the aggregation reads it (aggregate_load). */
+typedef struct {
+    CsvTable t;                    /* the file */
+    struct AggRow *rows;           /* n runs after deduplication by run_id */
+    int n;
+    int *cell_of;                  /* run i's cell, -1 when the run is not ok */
+    char gname[AGG_MAXG][128];     /* the grouping keys */
+    int ng, bkey;                  /* bkey: the baseline key's index, -1 none */
+    char bval[256];                /* the baseline key's value */
+    AggCell *cells;
+    int nc;
+    AggPooled *pool;
+    int npool;
+} AggSet;
 
 /* Reads runs_csv (rows deduplicated by run_id, the last row of a run wins,
  * an ok row over a failed one), groups the ok rows into cells and writes
@@ -49,11 +94,15 @@ typedef struct {
 int aggregate_run_values(const char *runs_csv, const char *group, RunValues *out, Err *err);
 void run_values_free(RunValues *v);
 
-/* Compares two table.csv files cell by cell (cells matched on the grouping
- * columns, those before "n" but "cell"; pooled rows skipped): FAIL when |mean_new - mean_ref| >
- * max(3 std_ref, 2 SE_binomial(mean_ref, n_test_ref)), or when a reference
- * cell is missing from new. Prints one verdict line per cell to out;
- * *nfail counts the failures. */
-int regress_tables(const char *ref_csv, const char *new_csv, FILE *out, int *nfail, Err *err);
+
+/* The same reading, grouping and pairing into s without writing anything
+ * (group and baseline as above). ERR_RUNTIME for an unreadable file, missing
+ * columns or no runs; ERR_USAGE for a bad group or baseline. On success the
+ * caller frees s with aggregate_free. */
+int aggregate_load(const char *runs_csv, const char *group, const char *baseline, AggSet *s,
+                   Err *err);
+/* Run i's value of column col (or of its swept key col); "" when absent. */
+const char *aggregate_run_get(const AggSet *s, int i, const char *col);
+void aggregate_free(AggSet *s);
 
 #endif

@@ -107,10 +107,23 @@ typedef struct {
     int dry_run;       /* print the plan only */
     const char *exe;   /* the ewa binary the runs execute */
     const char *export_kind; /* NULL, "slurm" or "parallel" */
+    int build_dirty;   /* the binary's git_dirty (1 dirty, 0 clean, -1 unknown) */
+    const char *build_commit;  /* the commit it was built from */
+    int allow_dirty;   /* --allow-dirty */
 } GridOpts;
 
+/* Clean provenance (issue 10): whether runs may start from a binary whose
+ * build recorded git_dirty = dirty (1: tracked files outside results/ had
+ * uncommitted changes, as the Makefile decides; -1: unknown). 0 when dirty
+ * == 0 or allow; otherwise ERR_USAGE with a message naming the fact, the
+ * commit and the ways out (commit and rebuild, or --allow-dirty). */
+int grid_provenance_check(int dirty, const char *commit, int allow, Err *err);
+
 /* Runs (or, with export_kind, exports) the pending runs of the grid
- * (grid_run.c).
+ * (grid_run.c). Except for a dry run, it first applies
+ * grid_provenance_check: a binary built from a dirty tree starts (or
+ * exports) nothing without allow_dirty; with it, a line on stderr says so
+ * and every run records git_dirty = 1 (the run record's own column).
  * Returns 0 when every run finished ok, ERR_RUNTIME when some failed. */
 int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *err);
 

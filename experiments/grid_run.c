@@ -136,6 +136,41 @@ static void progress_line(const Progress *p, int final) {
     fflush(stderr);
 }
 
+int grid_provenance_check(int dirty, const char *commit, int allow, Err *err) {
+    if (dirty == 0 || allow) return 0;
+    if (dirty < 0)
+        return err_set(err, ERR_USAGE, "this binary does not know whether its source tree had uncommitted "
+                       "changes (built outside the Makefile, commit %s), so its runs could not be traced to a "
+                       "commit; rebuild with `make` from a git checkout, or pass --allow-dirty to run anyway",
+                       commit);
+    return err_set(err, ERR_USAGE, "this binary was built from a tree with uncommitted changes to tracked files "
+                   "outside results/ (commit %s, git_dirty=1), so its runs could not be traced to a commit; "
+                   "commit (or stash) the changes and rebuild with `make`, or pass --allow-dirty to run anyway "
+                   "(every run then records git_dirty=1)", commit);
+}
+
+/* The dry run's plan (nothing is created). */
+static void print_plan(const GridSpec *g, const GridRun *runs, int n, const char *done, int ndone,
+                       int jobs, int threads, int cores, const GridOpts *o) {
+    printf("grid %s: %d runs (%d seeds), %d already ok, %d to run; out %s\n", g->path, n,
+           g->nseeds, ndone, n - ndone, g->out);
+    if (g->profile[0]) printf("profile %s:", g->profile);
+    for (int i = 0; i < g->nsets; i++) printf(" %s", g->sets[i]);
+    if (g->profile[0]) printf("\n");
+    printf("jobs %d, train.threads %d per run (%d cores)\n", jobs, threads, cores);
+    Err e;
+    if (grid_provenance_check(o->build_dirty, o->build_commit, o->allow_dirty, &e))
+        printf("note: running it would be refused: %s\n", e.msg);
+    int merged = 0;
+    for (int i = 0; i < n; i++) merged += runs[i].merged;
+    if (merged)
+        printf("%d more combinations are the same training as a listed run (they differ only "
+               "in keys the method ignores) and run once\n", merged);
+    for (int i = 0; i < n; i++)
+        printf("%s %s seed=%" PRIu64 " %s%s\n", runs[i].id, done[i] ? "ok     " : "pending",
+               runs[i].seed, runs[i].sweep, runs[i].merged ? " (+ identical combinations)" : "");
+}
+
 int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *err) {
     int jobs = o->jobs > 0 ? o->jobs : 1;
     int cores = grid_cpu_count();
@@ -158,23 +193,18 @@ int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *er
     for (int i = 0; i < n; i++) ndone += done[i];
 
     if (o->dry_run) {
-        printf("grid %s: %d runs (%d seeds), %d already ok, %d to run; out %s\n", g->path, n,
-               g->nseeds, ndone, n - ndone, g->out);
-        if (g->profile[0]) printf("profile %s:", g->profile);
-        for (int i = 0; i < g->nsets; i++) printf(" %s", g->sets[i]);
-        if (g->profile[0]) printf("\n");
-        printf("jobs %d, train.threads %d per run (%d cores)\n", jobs, threads, cores);
-        int merged = 0;
-        for (int i = 0; i < n; i++) merged += runs[i].merged;
-        if (merged)
-            printf("%d more combinations are the same training as a listed run (they differ only "
-                   "in keys the method ignores) and run once\n", merged);
-        for (int i = 0; i < n; i++)
-            printf("%s %s seed=%" PRIu64 " %s%s\n", runs[i].id, done[i] ? "ok     " : "pending",
-                   runs[i].seed, runs[i].sweep, runs[i].merged ? " (+ identical combinations)" : "");
+        print_plan(g, runs, n, done, ndone, jobs, threads, cores, o);
         free(done);
         return 0;
     }
+    if (grid_provenance_check(o->build_dirty, o->build_commit, o->allow_dirty, err)) {
+        free(done);
+        return ERR_USAGE;
+    }
+    if (o->build_dirty)
+        fprintf(stderr, "ewa grid: --allow-dirty: %s runs from a binary built with uncommitted changes "
+                "(commit %s); their rows record it in git_dirty\n", o->export_kind ? "exporting" : "starting",
+                o->build_commit);
 
     if (fs_mkdir_p(g->out, err)) { free(done); return ERR_RUNTIME; }
     char runs_dir[4200];

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "dist.h"
 #include "grid.h"
+#include "regress.h"
 #include "train.h"
 #include <getopt.h>
 #include <limits.h>
@@ -20,7 +21,7 @@
 const char *ewa_git_commit(void);
 int ewa_git_dirty(void);
 
-enum { MAX_OPTS = 8 };
+enum { MAX_OPTS = 12 };
 
 typedef struct {
     const char *name;   /* long option without "--" */
@@ -221,7 +222,12 @@ static int cmd_grid(const Command *cmd, Parsed *p) {
     int nruns = 0;
     rc = grid_expand(&g, &runs, &nruns, &err);
     if (!rc) {
-        GridOpts go = {.jobs = jobs, .dry_run = p->val[4] != NULL, .exe = exe, .export_kind = export_kind};
+        /* EWA_TEST_ASSUME_DIRTY=1 (tests only) makes a clean build count as dirty:
+         * it can only refuse more, never allow */
+        const char *force = getenv("EWA_TEST_ASSUME_DIRTY");
+        GridOpts go = {.jobs = jobs, .dry_run = p->val[4] != NULL, .exe = exe, .export_kind = export_kind,
+                       .build_dirty = force && !strcmp(force, "1") ? 1 : ewa_git_dirty(),
+                       .build_commit = ewa_git_commit(), .allow_dirty = p->val[7] != NULL};
         rc = grid_run(&g, runs, nruns, &go, &err);
     }
     if (rc) fprintf(stderr, "ewa grid: %s\n", err.msg);
@@ -261,12 +267,30 @@ static int cmd_aggregate(const Command *cmd, Parsed *p) {
     return rc;
 }
 
-static int cmd_regress(const Command *cmd, Parsed *p) {
+static int cmd_write_reference(const Command *cmd, Parsed *p) {
+    if (!p->val[3] || !p->val[4])
+        return usage_error(cmd, "%s", "--write-reference DIR and --from RESULTS_DIR go together");
+    if (p->val[0] || p->val[1] || p->val[2])
+        return usage_error(cmd, "%s", "--write-reference takes no --ref, --new or --mode");
     Err err = {0};
-    int nfail = 0;
-    int rc = regress_tables(p->val[0], p->val[1], stdout, &nfail, &err);
-    if (rc) { fprintf(stderr, "ewa regress: %s\n", err.msg); return rc; }
-    return nfail ? ERR_RUNTIME : 0;
+    int rc = regress_write_reference(p->val[3], p->val[4], p->val[5] != NULL, stdout, &err);
+    if (rc) fprintf(stderr, "ewa regress: %s\n", err.msg);
+    return rc;
+}
+
+static int cmd_regress(const Command *cmd, Parsed *p) {
+    if (p->val[3] || p->val[4] || p->val[5]) return cmd_write_reference(cmd, p);
+    if (!p->val[0] || !p->val[1])
+        return usage_error(cmd, "%s", "needs --ref DIR and --new DIR (or --write-reference DIR --from DIR)");
+    Err err = {0};
+    RegressMode mode = REGRESS_AUTO;
+    if (p->val[2] && regress_parse_mode(p->val[2], &mode, &err)) return usage_error(cmd, "%s", err.msg);
+    RegressResult r;
+    int rc = regress_dirs(p->val[0], p->val[1], mode, stdout, &r, &err);
+    if (rc) fprintf(stderr, "ewa regress: %s\n", err.msg);
+    int nfail = r.nfail;
+    regress_result_free(&r);
+    return rc ? rc : nfail ? ERR_RUNTIME : 0;
 }
 
 static int cmd_claims(const Command *cmd, Parsed *p) {
@@ -293,14 +317,17 @@ static const Command COMMANDS[] = {
     {"eval", "Evaluates a checkpoint on its dataset's test split; prints loss=, then top1= n= last.",
      {{"checkpoint", "FILE", "a final.safetensors written by train", 1, 0}, SET_OPT},
      cmd_eval},
-    {"grid", "Runs (or exports) every run of a grid file; resumable, see grid.h.",
+    {"grid", "Runs (or exports) every run of a grid file; resumable, see grid.h. Refuses to start\n"
+             "(exit 2) when bin/ewa was built from a tree with uncommitted changes to tracked files\n"
+             "outside results/ (git_dirty=1), unless --allow-dirty; --dry-run always works.",
      {{"config", "GRID.ini", "the grid file", 1, 0},
       {"jobs", "N", "runs in parallel (default 1); threads per run = cores / N", 0, 0},
       {"profile", "NAME", "apply the grid's [profile.NAME] (smoke, cpu, paper)", 0, 0},
       {"out", "DIR", "output directory instead of the grid's [grid] out", 0, 0},
       {"dry-run", NULL, "print the runs and their status only", 0, 0},
       {"export", "slurm|parallel", "write the pending runs as cluster jobs instead", 0, 0},
-      SET_OPT},
+      SET_OPT,
+      {"allow-dirty", NULL, "run (or export) even from a binary built with uncommitted changes", 0, 0}},
      cmd_grid},
     {"record", "Appends a finished run's row to a grid's runs.csv (used by exported jobs).",
      {{"run", "RUN_DIR", "the run directory", 1, 0}, {"to", "RUNS.csv", "the runs.csv", 1, 0},
@@ -312,8 +339,25 @@ static const Command COMMANDS[] = {
       {"group", "key,key,...", "group columns (default: the swept keys)", 0, 0},
       {"baseline", "key=value", "the baseline rows (default moe.method=dense)", 0, 0}},
      cmd_aggregate},
-    {"regress", "Compares a fresh table.csv with a reference; exit 1 if a row is outside tolerance.",
-     {{"ref", "TABLE.csv", "the reference table", 1, 0}, {"new", "TABLE.csv", "the fresh table", 1, 0}},
+    {"regress",
+     "Checks fresh grid results against a reference directory (results/reference/PROFILE:\n"
+     "runs.csv, table.csv, table.md, platform.csv); exit 1 on a regression.\n"
+     "  exact: every reference run (by run_id) must reproduce final_top1 and checkpoint_sha256\n"
+     "         bit for bit; each mismatch names the run, its cell, the field, old and new.\n"
+     "  stat:  per cell, Welch t-tests of the new final_top1 values and of the per-seed\n"
+     "         differences to the baseline (dense) cell against the reference's; Holm over\n"
+     "         all tests, a test fails at p_holm < 0.01.\n"
+     "  auto:  exact when the new runs' platform fingerprint (CPU, BLAS and kernel, GEMM\n"
+     "         library and ISA, compiler, build flags, threads) equals the reference's and\n"
+     "         both record checkpoint_sha256; otherwise says why and falls back to stat.\n"
+     "--write-reference DIR --from RESULTS_DIR writes a reference from a clean grid's results\n"
+     "(`make reference PROFILE=...`); a commit that changes numerics on purpose regenerates it.",
+     {{"ref", "DIR", "the reference directory (or a file in it)", 0, 0},
+      {"new", "DIR", "the fresh results directory with runs.csv (or a file in it)", 0, 0},
+      {"mode", "exact|stat|auto", "the check (default auto)", 0, 0},
+      {"write-reference", "DIR", "write a reference directory instead of checking", 0, 0},
+      {"from", "RESULTS_DIR", "the grid output the reference is written from", 0, 0},
+      {"allow-dirty", NULL, "write it even from runs built from a dirty tree (git_dirty = 1)", 0, 0}},
      cmd_regress},
     {"claims", "Writes the verdict on each claim of the papers (results/CLAIMS.md) from the aggregated tables.",
      {{"config", "FILE", "the claim definitions (default paper_configs/claims.ini)", 0, 0},

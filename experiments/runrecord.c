@@ -23,6 +23,7 @@
 
 const char *ewa_git_commit(void);
 int ewa_git_dirty(void);
+const char *ewa_build_flags(void);
 
 /* ---------------------------------------------------------------- environment */
 
@@ -89,6 +90,10 @@ typedef struct {
 
 static void f_commit(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", ewa_git_commit()); }
 static void f_dirty(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%d", ewa_git_dirty()); }
+static void f_build(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", ewa_build_flags()); }
+static void f_sha(const RunRecord *r, char *b, size_t n) {
+    if (r->checkpoint_sha256) snprintf(b, n, "%s", r->checkpoint_sha256);
+}
 static void f_hash(const RunRecord *r, char *b, size_t n) {
     if (r->cfg) snprintf(b, n, "%016" PRIx64, config_hash(r->cfg));
 }
@@ -196,6 +201,9 @@ static const Column RECORD_COLUMNS[] = {
      * evaluation with the best val top-1; val_top1 = the final model's */
     CFG("val_size", "data.val_size"), RES("n_val", I, n_val, "%d"), FN("val_top1", f_val_top1, 0),
     FN("best_val_top1", f_best_val_top1, 0), RES("best_epoch", I, best_epoch, "%d"),
+    /* the run's identity (issue 10): what `ewa regress --mode exact` compares, and the
+     * compiler flags that change numbers (OPT and the ISA -march=native resolved to) */
+    FN("checkpoint_sha256", f_sha, 1), FN("build_flags", f_build, 0),
 };
 #define NCOLS ((int)(sizeof RECORD_COLUMNS / sizeof RECORD_COLUMNS[0]))
 

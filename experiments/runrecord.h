@@ -35,6 +35,7 @@ typedef struct {
     const char *dataset_name;            /* the loaded set's name; NULL = cfg's */
     const char *status;                  /* NULL = res->status, else e.g. "failed" */
     const RunEnv *env;
+    const char *checkpoint_sha256;       /* of final.safetensors (64 hex digits); NULL = none */
 } RunRecord;
 
 /* Fills start_time, host, cpu_model and cores (at the start of a run). */

@@ -154,10 +154,3 @@ double stats_binom_se(double p, int n) {
     double v = p * (1 - p) / n;
     return v > 0 ? sqrt(v) : 0;
 }
-
-double stats_regress_tol(double ref, double std_ref, int n_test) {
-    double s = isnan(std_ref) ? 0 : std_ref;
-    double se = stats_binom_se(ref, n_test);
-    if (isnan(se)) se = 0;
-    return fmax(3 * s, 2 * se);
-}

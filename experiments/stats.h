@@ -17,7 +17,9 @@
  * to the rounding of differences of decimals): p, t NAN ("no test"), the
  * interval is [diff, diff], mde 0.
  *
- * Holm's step-down adjustment (Holm 1979) over m p-values sorted ascending
+ * Holm's step-down adjustment (S. Holm 1979, "A simple sequentially
+ * rejective multiple test procedure", Scand. J. Statist. 6: 65-70) over m
+ * p-values sorted ascending
  * p_(1) <= ... <= p_(m): p_holm_(j) = max_{i <= j} min(1, (m - i + 1) p_(i)).
  *
  * The pooled effect over cells is a paired test too (see aggregate.c).
@@ -55,8 +57,15 @@ typedef struct {
  * for n = 1) are set. */
 TTest stats_paired_t(const double *a, const double *b, int n);
 
-/* Welch's two-sample t-test of mean(y) - mean(x) (nx, ny >= 2). Both
- * samples with zero variance: p = 1 when the means are equal, else 0. */
+/* Welch's two-sample t-test of mean(y) - mean(x) (nx, ny >= 2), unequal
+ * variances (Welch 1947, "The generalization of Student's problem when
+ * several different population variances are involved", Biometrika 34):
+ *   vx = s_x^2 / nx, vy = s_y^2 / ny, se = sqrt(vx + vy), t = diff / se,
+ *   df = (vx + vy)^2 / (vx^2 / (nx - 1) + vy^2 / (ny - 1))
+ * (the Welch-Satterthwaite degrees of freedom; Satterthwaite 1946,
+ * Biometrics Bulletin 2), p two-sided from Student's t with that
+ * non-integer df. Both samples with zero variance: p = 1 when the means are
+ * equal, else 0 (t NAN). */
 TTest stats_welch(const double *x, int nx, const double *y, int ny);
 
 /* The pooled effect of ncells paired comparisons (docs/DESIGN.md 5): cell i
@@ -79,9 +88,5 @@ void stats_holm(const double *p, int n, double *out);
 /* Binomial standard error sqrt(p (1 - p) / n) of an accuracy p measured on n
  * items; NAN for n <= 0. */
 double stats_binom_se(double p, int n);
-
-/* Regression tolerance of docs/DESIGN.md 5: max(3 * std_ref, 2 * SE_binomial(ref,
- * n_test)). A NAN std_ref (one seed) counts as 0. */
-double stats_regress_tol(double ref, double std_ref, int n_test);
 
 #endif

@@ -491,9 +491,11 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
         if (count_nonfinite(m.params, m.num_params) || count_nonfinite(evm->params, evm->num_params))
             mark_diverged(res, step, "parameters");
     }
+    char sha[65] = "";   /* of the checkpoint as written: the run's identity (runrecord.h) */
     if (!strcmp(res->status, "ok")) {
         snprintf(path, sizeof path, "%s/final.safetensors", out_dir);
         if ((rc = save_final(evm, c, &train, path, err))) goto out_buf;
+        if ((rc = fs_sha256_file(path, sha, err))) goto out_buf;
     } else {
         fprintf(stderr, "run diverged at step %ld (%s not finite); no checkpoint written\n",
                 res->diverged_step, res->diverged_what);
@@ -501,7 +503,7 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     snprintf(path, sizeof path, "%s/summary.csv", out_dir);
     record_env_end(&env);
     RunRecord rec = {.cfg = c, .res = res, .deployed = &evm->d, .trained = &m.d,
-                     .dataset_name = train.name, .env = &env};
+                     .dataset_name = train.name, .env = &env, .checkpoint_sha256 = sha[0] ? sha : NULL};
     rc = record_write_summary(path, &rec, err);
 out_buf:
     rows_free(&metrics, METRIC_COLS);

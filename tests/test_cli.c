@@ -153,6 +153,18 @@ static const char *cell(const CsvTable *t, int row, const char *name) {
     return csv_cell(t, row, col(t, name));
 }
 
+/* SHA-256 of path by coreutils' sha256sum (an implementation independent of
+ * the one bin/ewa links), 64 hex digits into hex. */
+static void sha256sum(const char *path, char hex[65]) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f, "cannot run sha256sum");
+    cr_assert_eq(fscanf(f, "%64s", hex), 1, "no output from %s", cmd);
+    cr_assert_eq(pclose(f), 0, "%s failed", cmd);
+    cr_assert_eq(strlen(hex), 64, "sha256sum printed '%s'", hex);
+}
+
 static const char *last_line(char *text) {
     size_t n = strlen(text);
     while (n && text[n - 1] == '\n') text[--n] = '\0';
@@ -501,6 +513,13 @@ Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
     cr_assert_str_eq(final, cell(&m, m.nrows - 1, "top1"),
                      "summary final_top1 differs from the last test row of metrics.csv");
     cr_assert_gt(atof(final), 0.5, "the learnable task only reached top1 = %s", final);
+    /* the run's identity: SHA-256 of its checkpoint, as coreutils computes it */
+    char *ckpt = tu_path(run, "final.safetensors");
+    char want[65];
+    sha256sum(ckpt, want);
+    cr_assert_str_eq(cell(&s, 0, "checkpoint_sha256"), want);
+    cr_assert(strstr(cell(&s, 0, "build_flags"), " (target"), "build_flags '%s'", cell(&s, 0, "build_flags"));
+    free(ckpt);
     csv_table_free(&m);
     csv_table_free(&s);
     free(run);
@@ -527,6 +546,12 @@ Test(cli, same_seed_reproduces_and_other_seed_differs) {
     cr_assert(da && db, "cannot read the checkpoints");
     cr_assert(la == lb && !memcmp(da, db, la), "same seed, final.safetensors differ (%zu vs %zu bytes)",
               la, lb);
+    /* so their recorded identities agree, and another seed's does not */
+    CsvTable sa = read_csv(a, "summary.csv"), sb = read_csv(b, "summary.csv"), sc = read_csv(c, "summary.csv");
+    cr_assert_eq(strlen(cell(&sa, 0, "checkpoint_sha256")), 64);
+    cr_assert_str_eq(cell(&sa, 0, "checkpoint_sha256"), cell(&sb, 0, "checkpoint_sha256"));
+    cr_assert_str_neq(cell(&sa, 0, "checkpoint_sha256"), cell(&sc, 0, "checkpoint_sha256"));
+    csv_table_free(&sa); csv_table_free(&sb); csv_table_free(&sc);
     free(da); free(db); free(fa); free(fb);
     csv_table_free(&ma); csv_table_free(&mb); csv_table_free(&mc);
     free(a); free(b); free(c);

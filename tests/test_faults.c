@@ -322,7 +322,7 @@ Test(faults, grid_lock_failure_names_its_cause) {
     char *out = tu_path(tmp, "gout"), *lock = tu_path(out, ".grid.lock");
     cr_assert_eq(mkdir(out, 0755), 0);
     cr_assert_eq(mkdir(lock, 0755), 0);
-    Proc p = EWA("grid", "--config", gp, "--set", data_set);
+    Proc p = EWA("grid", "--allow-dirty", "--config", gp, "--set", data_set);
     EXPECT_FAIL(p, 1, ".grid.lock", "cannot create the lock file");
     cr_assert(!strstr(p.err, "another grid"), "%s", p.err);
     proc_free(&p);

@@ -316,6 +316,52 @@ Test(grid, missing_base_file) {
     free(grid);
 }
 
+/* ---------------------------------------------------------------- provenance */
+
+/* The decision itself (issue 10): a dirty or unknown build starts nothing
+ * without --allow-dirty; the message names the fact and the ways out. */
+Test(grid, provenance_decision) {
+    Err e = {0};
+    cr_assert_eq(grid_provenance_check(0, "abc", 0, &e), 0);
+    cr_assert_eq(grid_provenance_check(1, "abc", 1, &e), 0);
+    cr_assert_eq(grid_provenance_check(-1, "abc", 1, &e), 0);
+    cr_assert_eq(grid_provenance_check(1, "abc", 0, &e), ERR_USAGE);
+    cr_assert(strstr(e.msg, "uncommitted changes to tracked files outside results/ (commit abc, git_dirty=1)") &&
+                  strstr(e.msg, "commit (or stash) the changes and rebuild") && strstr(e.msg, "--allow-dirty"),
+              "%s", e.msg);
+    cr_assert_eq(grid_provenance_check(-1, "unknown", 0, &e), ERR_USAGE);
+    cr_assert(strstr(e.msg, "does not know whether") && strstr(e.msg, "--allow-dirty"), "%s", e.msg);
+}
+
+/* The command with a build that counts as dirty (EWA_TEST_ASSUME_DIRTY=1
+ * forces it whatever the tree this binary came from): running and exporting
+ * are refused with exit 2 before anything is created; --dry-run works and
+ * says so; --allow-dirty runs and says so. */
+Test(grid, dirty_build_is_refused_unless_allowed) {
+    char *grid = write_grid("g.ini", "seeds = 0\n"), *out = tu_path(tmp, "out");
+    cr_assert_eq(setenv("EWA_TEST_ASSUME_DIRTY", "1", 1), 0);
+    Proc p = EWA("grid", "--config", grid);
+    cr_assert_eq(p.status, 2, "exit %d\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "ewa grid: this binary was built from a tree with uncommitted changes") &&
+                  strstr(p.err, "--allow-dirty"), "%s", p.err);
+    cr_assert(!exists(out), "a refused grid created %s", out);
+    proc_free(&p);
+    p = EWA("grid", "--config", grid, "--export", "slurm");
+    cr_assert_eq(p.status, 2, "exit %d\n%s", p.status, p.err);
+    cr_assert(!exists(out), "a refused export created %s", out);
+    proc_free(&p);
+    p = EWA("grid", "--config", grid, "--dry-run");
+    cr_assert_eq(p.status, 0, "exit %d\n%s", p.status, p.err);
+    cr_assert(strstr(p.out, "note: running it would be refused"), "%s", p.out);
+    proc_free(&p);
+    p = EWA("grid", "--config", grid, "--allow-dirty");
+    cr_assert_eq(p.status, 0, "exit %d\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "--allow-dirty: starting runs from a binary built with uncommitted changes"), "%s", p.err);
+    proc_free(&p);
+    unsetenv("EWA_TEST_ASSUME_DIRTY");
+    free(grid); free(out);
+}
+
 /* ---------------------------------------------------------------- aggregation */
 
 /* A hand-made runs.csv: dense and ewa on two datasets, seeds 0-2, one
@@ -443,49 +489,31 @@ Test(grid, aggregation_failed_cells_and_no_baseline) {
 
 /* ---------------------------------------------------------------- regression */
 
-Test(grid, regression_tolerance) {
-    /* ref: mean 0.90 std 0.002 n_test 10000 -> tol max(0.006, 0.006) = 0.006;
-     *      mean 0.50 std 0.001 n_test 100   -> tol max(0.003, 0.1)   = 0.1 */
-    static const char ref[] =
-        "dataset,method,n,mean_top1,std_top1,n_test\n"
-        "a,dense,3,0.90,0.002,10000\n"
-        "b,dense,3,0.50,0.001,100\n"
-        "c,dense,3,0.70,0.01,100\n";
-    static const char good[] =
-        "dataset,method,n,mean_top1,std_top1,n_test\n"
-        "a,dense,3,0.905,0.01,10000\n"
-        "b,dense,3,0.41,0.0,100\n"
-        "c,dense,3,0.70,0.01,100\n"
-        "d,dense,3,0.70,0.01,100\n";
-    static const char bad[] =
-        "dataset,method,n,mean_top1,std_top1,n_test\n"
-        "a,dense,3,0.893,0.01,10000\n"
-        "b,dense,3,0.61,0.0,100\n";
-    char *r = tu_write(tmp, "ref.csv", ref, strlen(ref)), *g = tu_write(tmp, "good.csv", good, strlen(good)),
-         *b = tu_write(tmp, "bad.csv", bad, strlen(bad));
-    char *log = tu_path(tmp, "log.txt");
-    FILE *f = fopen(log, "w");
-    int nfail = -1;
-    Err e = {0};
-    cr_assert_eq(regress_tables(r, g, f, &nfail, &e), 0, "%s", e.msg);
-    cr_assert_eq(nfail, 0);
-    cr_assert_eq(regress_tables(r, b, f, &nfail, &e), 0, "%s", e.msg);
-    cr_assert_eq(nfail, 3, "a (0.007 > 0.006), b (0.11 > 0.1) and the missing c fail; got %d", nfail);
-    fclose(f);
-    char *text = slurp(log, NULL);
-    cr_assert(strstr(text, "PASS  dataset=a method=dense  acc=0.9050  ref=0.9000"), "%s", text);
-    cr_assert(strstr(text, "FAIL  dataset=b method=dense  acc=0.6100  ref=0.5000  diff=+0.1100  tol=0.1000"),
-              "%s", text);
-    cr_assert(strstr(text, "FAIL  dataset=c method=dense  acc=missing"), "%s", text);
-    free(text);
-    /* the command: exit 1 on a regression, 0 without */
-    Proc p = EWA("regress", "--ref", r, "--new", b);
-    cr_assert_eq(p.status, 1, "exit %d", p.status);
+/* Two runs of one grid on this machine reproduce each other bit for bit, so
+ * `ewa regress` against a reference written from the first picks the exact
+ * mode and passes (issue 10). */
+Test(grid, rerun_is_bit_exact_against_its_reference) {
+    char *grid = write_grid("g.ini", "seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\n");
+    char *a = tu_path(tmp, "a"), *b = tu_path(tmp, "b"), *ref = tu_path(tmp, "ref"), *runs = tu_path(a, "runs.csv");
+    Proc p = EWA("grid", "--allow-dirty", "--config", grid, "--jobs", "2", "--out", a);
+    cr_assert_eq(p.status, 0, "grid: exit %d\n%s", p.status, p.err);
     proc_free(&p);
-    p = EWA("regress", "--ref", r, "--new", g);
-    cr_assert_eq(p.status, 0, "exit %d: %s", p.status, p.out);
+    p = EWA("aggregate", "--runs", runs, "--out", a);
+    cr_assert_eq(p.status, 0, "aggregate: exit %d\n%s", p.status, p.err);
     proc_free(&p);
-    free(r); free(g); free(b); free(log);
+    /* --allow-dirty: the binary under test may come from a developer's dirty tree */
+    p = EWA("regress", "--write-reference", ref, "--from", a, "--allow-dirty");
+    cr_assert_eq(p.status, 0, "write-reference: exit %d\n%s", p.status, p.err);
+    proc_free(&p);
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--jobs", "2", "--out", b);
+    cr_assert_eq(p.status, 0, "grid: exit %d\n%s", p.status, p.err);
+    proc_free(&p);
+    p = EWA("regress", "--ref", ref, "--new", b);
+    cr_assert_eq(p.status, 0, "regress: exit %d\n%s%s", p.status, p.out, p.err);
+    cr_assert(strstr(p.out, "exact mode") && strstr(p.out, "4 of 4 reference runs reproduced bit for bit"),
+              "%s", p.out);
+    proc_free(&p);
+    free(grid); free(a); free(b); free(ref); free(runs);
 }
 
 /* ---------------------------------------------------------------- end to end */
@@ -527,7 +555,7 @@ Test(grid, runs_resume_after_lost_row_and_sigkill) {
     char *out = tu_path(tmp, "out"), *runs_csv = tu_path(out, "runs.csv");
 
     /* a full grid with 2 jobs */
-    Proc p = EWA("grid", "--config", grid, "--jobs", "2");
+    Proc p = EWA("grid", "--allow-dirty", "--config", grid, "--jobs", "2");
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "3/3 runs done"), "%s", p.err);
     proc_free(&p);
@@ -541,7 +569,7 @@ Test(grid, runs_resume_after_lost_row_and_sigkill) {
     csv_table_free(&t);
 
     /* a second invocation does nothing */
-    p = EWA("grid", "--config", grid, "--jobs", "2");
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--jobs", "2");
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "3 already ok, 0 to run"), "%s", p.err);
     proc_free(&p);
@@ -558,7 +586,7 @@ Test(grid, runs_resume_after_lost_row_and_sigkill) {
     fputs(text, f);
     fclose(f);
     free(text);
-    p = EWA("grid", "--config", grid);
+    p = EWA("grid", "--allow-dirty", "--config", grid);
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "recorded 1 runs that had finished"), "%s", p.err);
     proc_free(&p);
@@ -570,7 +598,7 @@ Test(grid, runs_resume_after_lost_row_and_sigkill) {
     tu_rmrf(out);
     char o[PROC_PATH], e[PROC_PATH];
     pid_t pid =
-        proc_spawn(tmp, &n_spawned, (const char *const[]){"grid", "--config", grid, "--jobs", "1", NULL}, o, e);
+        proc_spawn(tmp, &n_spawned, (const char *const[]){"grid", "--allow-dirty", "--config", grid, "--jobs", "1", NULL}, o, e);
     int rows = 0;
     for (int k = 0; k < 20000 && rows < 1; k++) {
         struct timespec ts = {0, 1000000};
@@ -598,7 +626,7 @@ Test(grid, runs_resume_after_lost_row_and_sigkill) {
     /* let the orphaned child (SIGTERMed through PDEATHSIG) go */
     struct timespec ts = {0, 200000000};
     nanosleep(&ts, NULL);
-    p = EWA("grid", "--config", grid, "--jobs", "1");
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--jobs", "1");
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     proc_free(&p);
     assert_each_once(runs_csv, runs, n);
@@ -621,7 +649,7 @@ Test(grid, failed_runs_are_recorded_and_retried) {
     snprintf(body, sizeof body, "seeds = 0, 1\n[sweep]\ndata.dir = %s\n", empty);
     char *grid = write_grid("g.ini", body);
     char *out = tu_path(tmp, "out"), *runs_csv = tu_path(out, "runs.csv");
-    Proc p = EWA("grid", "--config", grid, "--jobs", "2");
+    Proc p = EWA("grid", "--allow-dirty", "--config", grid, "--jobs", "2");
     cr_assert_eq(p.status, 1, "exit %d:\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "2 of 2 runs did not finish ok"), "%s", p.err);
     proc_free(&p);
@@ -631,7 +659,7 @@ Test(grid, failed_runs_are_recorded_and_retried) {
     cr_assert_eq(count_rows_with(&t, "seed", "1"), 1, "the failed row lacks the config's seed");
     csv_table_free(&t);
     /* a failed run is retried (and fails again: one more row each) */
-    p = EWA("grid", "--config", grid, "--jobs", "2");
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--jobs", "2");
     cr_assert_eq(p.status, 1);
     proc_free(&p);
     t = read_csv(runs_csv);
@@ -662,7 +690,7 @@ Test(grid, export_parallel_and_record) {
     char *out = tu_path(tmp, "out");
     /* exported from tmp: the job lines name out/... relative to it */
     char *o = NULL;
-    cr_assert_eq(sh_in_tmp(&o, "'%s' grid --config g.ini --export parallel --jobs 2", ewa_bin()), 0, "%s", o);
+    cr_assert_eq(sh_in_tmp(&o, "'%s' grid --allow-dirty --config g.ini --export parallel --jobs 2", ewa_bin()), 0, "%s", o);
     free(o);
     char *jobs = tu_path(out, "jobs.txt");
     char *text = slurp(jobs, NULL);
@@ -696,13 +724,13 @@ Test(grid, export_parallel_and_record) {
     cr_assert_eq(t.nrows, 1);
     csv_table_free(&t);
     /* the local runner then only does the other run */
-    Proc p = EWA("grid", "--config", grid);
+    Proc p = EWA("grid", "--allow-dirty", "--config", grid);
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "1 already ok, 1 to run"), "%s", p.err);
     proc_free(&p);
     /* a finished grid: nothing to submit, a message, and no script (the
      * earlier export's are removed) */
-    p = EWA("grid", "--config", grid, "--export", "slurm");
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--export", "slurm");
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     cr_assert(strstr(p.out, "nothing to submit"), "%s", p.out);
     proc_free(&p);
@@ -728,7 +756,7 @@ Test(grid, export_slurm_resources_relative_paths_and_exit_status) {
              data_dir, empty);
     char *grid = write_grid("g.ini", body);
     char *o = NULL;
-    cr_assert_eq(sh_in_tmp(&o, "'%s' grid --config g.ini --export slurm", ewa_bin()), 0, "%s", o);
+    cr_assert_eq(sh_in_tmp(&o, "'%s' grid --allow-dirty --config g.ini --export slurm", ewa_bin()), 0, "%s", o);
     cr_assert(strstr(o, "sh out/submit.sh"), "%s", o);
     free(o);
     char *sb = tu_path(tmp, "out/jobs.sbatch");

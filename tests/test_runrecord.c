@@ -1,12 +1,14 @@
 /* Tests for experiments/runrecord.c: the one run-record schema round-trips
  * through libcsv (summary.csv, a failed run's runs.csv row), hashes are
- * written quoted, and every config column holds the config's value. */
+ * written quoted, every config column holds the config's value, and the
+ * checkpoint's SHA-256 is FIPS SHA-256. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 #include "../experiments/config.h"
 #include "../experiments/csvio.h"
 #include "../experiments/runrecord.h"
+#include "../core/fsutil.h"
 #include "testutil.h"
 
 static char *dir;
@@ -108,4 +110,41 @@ Test(runrecord, failed_run_row_has_the_config_columns) {
     cr_assert(strstr(slurp(csv), "\"0123456789012345\""), "run_id not quoted:\n%s", slurp(csv));
     csv_table_free(&t);
     free(run); free(ini); free(csv);
+}
+
+/* fs_sha256_file against the FIPS 180-2 test vectors (the empty message,
+ * "abc", and a million 'a', which spans many 64 KiB reads), and the
+ * checkpoint_sha256 column written quoted. */
+Test(runrecord, checkpoint_sha256_is_fips_sha256_and_quoted) {
+    static const struct { const char *text; size_t repeat; const char *hex; } v[] = {
+        {"", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", 1, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"a", 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+    };
+    for (int i = 0; i < 3; i++) {
+        size_t len = strlen(v[i].text) * v[i].repeat;
+        char *data = malloc(len + 1);
+        for (size_t k = 0; k < len; k++) data[k] = v[i].text[k % strlen(v[i].text)];
+        char *p = tu_write(dir, "msg.bin", data, len), hex[65];
+        Err e = {0};
+        cr_assert_eq(fs_sha256_file(p, hex, &e), 0, "%s", e.msg);
+        cr_assert_str_eq(hex, v[i].hex, "vector %d", i);
+        free(data); free(p);
+    }
+    char hex[65] = "x";
+    Err e = {0};
+    char *missing = tu_path(dir, "nope.safetensors");
+    cr_assert_eq(fs_sha256_file(missing, hex, &e), ERR_RUNTIME);
+    cr_assert(strstr(e.msg, "nope.safetensors: cannot open"), "%s", e.msg);
+    cr_assert_str_eq(hex, "");
+    free(missing);
+
+    RunConfig c = awkward();
+    RunRecord r = {.cfg = &c, .checkpoint_sha256 = v[1].hex};
+    char *path = tu_path(dir, "summary.csv");
+    cr_assert_eq(record_write_summary(path, &r, &e), 0, "%s", e.msg);
+    char quoted[80];
+    snprintf(quoted, sizeof quoted, "\"%s\"", v[1].hex);
+    cr_assert(strstr(slurp(path), quoted), "checkpoint_sha256 not quoted:\n%s", slurp(path));
+    free(path);
 }

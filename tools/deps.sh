@@ -18,6 +18,7 @@ PACKAGES=(
   libinih-dev              # INI configs
   libcjson-dev             # safetensors headers
   libgsl-dev               # Student t distribution (ewa aggregate, regress)
+  libssl-dev               # libcrypto: SHA-256 of each run's checkpoint (run record, ewa regress)
   dataset-fashion-mnist    # the real Fashion-MNIST in /usr/share/datasets
   python3-torch            # PyTorch parity tests and make bench
   python3-numpy

@@ -3,7 +3,9 @@
 # Table 1 grid (resumable), aggregates it and draws its figures into
 # results/table1/<profile>/ (or OUT; CI uses a fresh OUT so that nothing is
 # skipped as already done). Exits non-zero if a run failed (the table and
-# figures are still written from the runs that finished).
+# figures are still written from the runs that finished). Refuses (exit 2,
+# from `ewa grid`) on a tree with uncommitted changes to tracked files
+# outside results/: results are produced from commits only.
 set -u
 cd "$(dirname "$0")/.."
 P=${1:-smoke}
@@ -14,6 +16,9 @@ mkdir -p "$OUT"
 t0=$(date +%s)
 "$EWA" grid --config paper_configs/table1.ini --profile "$P" --jobs "$JOBS" --out "$OUT"
 st=$?
+# exit 2: nothing ran (a config error, or a binary built from a tree with
+# uncommitted changes: commit and rebuild; see `bin/ewa grid --help`)
+[ $st -eq 2 ] && exit 2
 t1=$(date +%s)
 echo "grid wall time: $((t1 - t0)) s (profile $P, $JOBS jobs)" | tee "$OUT/duration.txt"
 if [ -s "$OUT/runs.csv" ]; then

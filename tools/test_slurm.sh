@@ -55,11 +55,11 @@ array_throttle = 2
 EOF
 
 echo "test-slurm: local runner (2 jobs x 1 thread)"
-(cd "$T" && "$EWA" grid --config grid.ini --out local --jobs 2) > "$T/local.log" 2>&1 ||
+(cd "$T" && "$EWA" grid --allow-dirty --config grid.ini --out local --jobs 2) > "$T/local.log" 2>&1 ||
   { cat "$T/local.log" >&2; echo "test-slurm: FAIL: the local runner failed" >&2; exit 1; }
 
 echo "test-slurm: export for Slurm"
-(cd "$T" && "$EWA" grid --config grid.ini --out slurm --export slurm --jobs 2) > "$T/export.log" 2>&1 ||
+(cd "$T" && "$EWA" grid --allow-dirty --config grid.ini --out slurm --export slurm --jobs 2) > "$T/export.log" 2>&1 ||
   { cat "$T/export.log" >&2; echo "test-slurm: FAIL: the export failed" >&2; exit 1; }
 
 echo "test-slurm: sbatch on a one-node Slurm cluster"

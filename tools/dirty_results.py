@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""Which committed results were produced from a dirty tree (issue 10).
+
+Reads every runs.csv tracked by git under results/ and lists those with runs
+whose git_dirty is not 0 (the binary was built from a tree with uncommitted
+changes to tracked files outside results/, or its provenance is unknown),
+with the count and the commits they were built from.
+
+    tools/dirty_results.py                          # print the Markdown list
+    tools/dirty_results.py --update results/README.md
+
+(paths relative to the repository's top, wherever it is run from)
+
+--update replaces the lines between the markers
+<!-- dirty-results:begin --> and <!-- dirty-results:end --> of the file with
+the list, so the README states what the files say, never a hand count.
+"""
+import csv
+import os
+import subprocess
+import sys
+
+BEGIN, END = "<!-- dirty-results:begin -->", "<!-- dirty-results:end -->"
+
+
+def tracked_runs_csv():
+    out = subprocess.run(["git", "ls-files", "--", "results/*runs.csv"], check=True,
+                         capture_output=True, text=True).stdout
+    return sorted(p for p in out.split("\n") if p.endswith("/runs.csv"))
+
+
+def describe(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and "git_dirty" not in rows[0]:
+        return "%d runs, no git_dirty column (provenance unknown)" % len(rows)
+    dirty = [r for r in rows if r.get("git_dirty") != "0"]
+    if not dirty:
+        return None
+    commits = sorted({r.get("git_commit", "?") for r in dirty})
+    return "%d of %d runs with git_dirty=%s (built at %s)" % (
+        len(dirty), len(rows), "/".join(sorted({r.get("git_dirty", "") for r in dirty})),
+        ", ".join("`%s`" % c for c in commits))
+
+
+def listing():
+    files = tracked_runs_csv()
+    lines = []
+    for p in files:
+        d = describe(p)
+        if d:
+            lines.append("- `%s`: %s" % (p, d))
+    lines.append("")
+    lines.append("%d of the %d committed runs.csv files hold runs from a dirty tree "
+                 "(`tools/dirty_results.py`)." % (len(lines) - 1, len(files)))
+    return "\n".join(lines)
+
+
+def update(path, text):
+    with open(path) as f:
+        doc = f.read()
+    if BEGIN not in doc or END not in doc:
+        sys.exit("%s: markers %s ... %s not found" % (path, BEGIN, END))
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    with open(path, "w") as f:
+        f.write(head + BEGIN + "\n" + text + "\n" + END + tail)
+
+
+def main():
+    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    os.chdir(root)
+    text = listing()
+    if len(sys.argv) == 3 and sys.argv[1] == "--update":
+        update(sys.argv[2], text)
+    elif len(sys.argv) == 1:
+        print(text)
+    else:
+        sys.exit("usage: tools/dirty_results.py [--update FILE]")
+
+
+if __name__ == "__main__":
+    main()
