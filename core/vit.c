@@ -493,22 +493,16 @@ static void block_backward(ViT *m, int l, const float *x, int B, int T) {
     if (is_moe(d, l)) {
         memset(s->dd, 0, ND * sizeof(float));
         moe_backward(s->dd, &g->moe, s->dres, &a->moe, a->ln2, &d->moe, &w->moe, &s->moe, B, T, D, H);
-    } else {
-        memset(s->dh2, 0, NH * sizeof(float));
-        linear_backward(s->dh2, g->mlp.fc2_w, g->mlp.fc2_b, s->dres, a->gelu, w->mlp.fc2_w, N, H, D);
-        memset(s->dh1, 0, NH * sizeof(float));
-        gelu_backward(s->dh1, s->dh2, a->fc1, NH);
-        memset(s->dd, 0, ND * sizeof(float));
-        linear_backward(s->dd, g->mlp.fc1_w, g->mlp.fc1_b, s->dh1, a->ln2, w->mlp.fc1_w, N, D, H);
+    } else {   /* scratch gradients are set by their first write (layers.h *_set) */
+        linear_backward_set(s->dh2, g->mlp.fc2_w, g->mlp.fc2_b, s->dres, a->gelu, w->mlp.fc2_w, N, H, D);
+        gelu_backward_set(s->dh1, s->dh2, a->fc1, NH);
+        linear_backward_set(s->dd, g->mlp.fc1_w, g->mlp.fc1_b, s->dh1, a->ln2, w->mlp.fc1_w, N, D, H);
     }
     layernorm_backward(s->dres, g->ln2_w, g->ln2_b, s->dd, a->res1, w->ln2_w, a->ln2_mean, a->ln2_rstd, N, D);
     /* res1 = x + proj(attn(qkv(ln1(x)))) */
-    memset(s->dd, 0, ND * sizeof(float));
-    linear_backward(s->dd, g->proj_w, g->proj_b, s->dres, a->attout, w->proj_w, N, D, D);
-    memset(s->dqkv, 0, 3 * ND * sizeof(float));
-    attention_backward(s->dqkv, s->dd, a->qkv, a->att, B, T, D, d->heads);
-    memset(s->dd, 0, ND * sizeof(float));
-    linear_backward(s->dd, g->qkv_w, g->qkv_b, s->dqkv, a->ln1, w->qkv_w, N, D, 3 * D);
+    linear_backward_set(s->dd, g->proj_w, g->proj_b, s->dres, a->attout, w->proj_w, N, D, D);
+    attention_backward_set(s->dqkv, s->dd, a->qkv, a->att, B, T, D, d->heads);
+    linear_backward_set(s->dd, g->qkv_w, g->qkv_b, s->dqkv, a->ln1, w->qkv_w, N, D, 3 * D);
     layernorm_backward(s->dres, g->ln1_w, g->ln1_b, s->dd, x, w->ln1_w, a->ln1_mean, a->ln1_rstd, N, D);
 }
 
@@ -616,17 +610,17 @@ static void head_input_backward(ViT *m, const float *x, int B) {
     ViTScratch *s = &m->s;
     int T = m->T, D = d->dim;
     size_t ND = (size_t)B * T * D;
-    memset(s->dd, 0, ND * sizeof(float));
-    memset(s->dres, 0, ND * sizeof(float));
-    if (d->pool == VIT_POOL_AVG) {
-        layernorm_backward(s->dd, m->g.norm_w, m->g.norm_b, s->dpooled, a->pool_in, m->w.norm_w, a->lnf_mean,
-                           a->lnf_rstd, B, D);
+    if (d->pool == VIT_POOL_AVG) {   /* pool_backward skips the class token's row: zero it */
+        memset(s->dres, 0, ND * sizeof(float));
+        layernorm_backward_set(s->dd, m->g.norm_w, m->g.norm_b, s->dpooled, a->pool_in, m->w.norm_w,
+                               a->lnf_mean, a->lnf_rstd, B, D);
         pool_backward(s->dres, s->dd, B, T, D, 1);
         return;
     }
+    memset(s->dd, 0, ND * sizeof(float));   /* cls pooling reaches one row per image */
     pool_backward(s->dd, s->dpooled, B, T, D, d->pool == VIT_POOL_MEAN);
-    layernorm_backward(s->dres, m->g.norm_w, m->g.norm_b, s->dd, x, m->w.norm_w, a->lnf_mean, a->lnf_rstd,
-                       B * T, D);
+    layernorm_backward_set(s->dres, m->g.norm_w, m->g.norm_b, s->dd, x, m->w.norm_w, a->lnf_mean,
+                           a->lnf_rstd, B * T, D);
 }
 
 float vit_forward(ViT *m, const float *img, const int *y, int B) {
@@ -669,19 +663,18 @@ void vit_backward(ViT *m) {
     int Kp = d->in_c * d->patch * d->patch;
     memset(s->dlogits, 0, (size_t)B * K * sizeof(float));
     crossentropy_backward(s->dlogits, a->probs, m->labels, B, K, m->label_smoothing, 1.0f);
-    memset(s->dpooled, 0, (size_t)B * D * sizeof(float));
-    linear_backward(s->dpooled, m->g.head_w, m->g.head_b, s->dlogits, a->pooled, m->w.head_w, B, D, K);
+    linear_backward_set(s->dpooled, m->g.head_w, m->g.head_b, s->dlogits, a->pooled, m->w.head_w, B, D, K);
     head_input_backward(m, d->depth ? a->blocks[d->depth - 1].res2 : a->x0, B);
     for (int l = d->depth - 1; l >= 0; l--) {
         const float *x = l ? a->blocks[l - 1].res2 : a->x0;
         block_backward(m, l, x, B, T);
     }
-    /* tokens: demb reuses dd (B*Np*D <= N*D). */
-    memset(s->dd, 0, (size_t)B * Np * D * sizeof(float));
+    /* tokens: demb reuses dd (B*Np*D <= N*D); points_embed_backward sets it */
     if (d->points) {
         points_embed_backward(m, B);
         return;
     }
+    memset(s->dd, 0, (size_t)B * Np * D * sizeof(float));
     tokens_backward(s->dd, m->g.cls, m->g.pos, s->dres, B, Np, D);
     linear_backward(NULL, m->g.patch_w, m->g.patch_b, s->dd, a->patches, m->w.patch_w, B * Np, Kp, D);
 }

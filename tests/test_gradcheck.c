@@ -254,6 +254,69 @@ Test(gradcheck, patchify_order) {
     cr_expect_float_eq(patches[3 * 8 + 0], img[2 * 4 + 2], 0);
 }
 
+/* ---- *_set variants (layers.h): bitwise equal to memset + accumulate ---- */
+
+/* A buffer of n floats filled with NaN: a _set variant must overwrite all of it. */
+static float *nanf_buf(size_t n) {
+    float *p = zf(n);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+static void expect_same_bits(const float *a, const float *b, size_t n, const char *what) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += memcmp(&a[i], &b[i], sizeof(float)) != 0;
+    cr_expect_eq(bad, 0, "%s: %zu of %zu elements differ from memset + accumulate", what, bad, n);
+}
+static float *filled(size_t n, Rng *r) { float *p = zf(n); gc_fill(p, n, r, 1); return p; }
+
+Test(gradcheck, set_variants_linear_gelu) {
+    Rng r; rng_seed(&r, 21);
+    int N = 300, IC = 96, OC = 200;   /* big enough for the GEMM library's blocking */
+    size_t ni = (size_t)N * IC, no = (size_t)N * OC;
+    float *in = filled(ni, &r), *w = filled((size_t)OC * IC, &r), *dout = filled(no, &r);
+    float *acc = zf(ni), *set = nanf_buf(ni), *dw1 = filled((size_t)OC * IC, &r), *db1 = filled(OC, &r);
+    float *dw2 = zf((size_t)OC * IC), *db2 = zf(OC);
+    memcpy(dw2, dw1, sizeof(float) * OC * IC);
+    memcpy(db2, db1, sizeof(float) * OC);
+    linear_backward(acc, dw1, db1, dout, in, w, N, IC, OC);
+    linear_backward_set(set, dw2, db2, dout, in, w, N, IC, OC);
+    expect_same_bits(set, acc, ni, "linear din");
+    expect_same_bits(dw2, dw1, (size_t)OC * IC, "linear dw (accumulated)");
+    expect_same_bits(db2, db1, OC, "linear db (accumulated)");
+    float *gacc = zf(no), *gset = nanf_buf(no), *x = filled(no, &r);
+    gelu_backward(gacc, dout, x, no);
+    gelu_backward_set(gset, dout, x, no);
+    expect_same_bits(gset, gacc, no, "gelu din");
+}
+
+Test(gradcheck, set_variants_norms_attention) {
+    Rng r; rng_seed(&r, 22);
+    int B = 3, S = 17, C = 40;
+    size_t n = (size_t)B * S * C;
+    float *in = filled(n, &r), *dout = filled(n, &r), *w = filled(C, &r), *b = filled(C, &r), *out = zf(n);
+    float *mean = zf((size_t)B * C), *rstd = zf((size_t)B * C), *scratch = zf(2 * (size_t)B * C);
+    float *acc = zf(n), *set = nanf_buf(n), *dw1 = zf(C), *db1 = zf(C), *dw2 = zf(C), *db2 = zf(C);
+    layernorm_forward(out, mean, rstd, in, w, b, B * S, C, 1e-6f);
+    layernorm_backward(acc, dw1, db1, dout, in, w, mean, rstd, B * S, C);
+    layernorm_backward_set(set, dw2, db2, dout, in, w, mean, rstd, B * S, C);
+    expect_same_bits(set, acc, n, "layernorm din");
+    expect_same_bits(dw2, dw1, C, "layernorm dw");
+    float *iacc = zf(n), *iset = nanf_buf(n);
+    instnorm_forward(out, mean, rstd, in, w, b, B, S, C, 1e-5f);
+    instnorm_backward(iacc, dw1, db1, dout, in, w, mean, rstd, B, S, C, scratch);
+    instnorm_backward_set(iset, dw2, db2, dout, in, w, mean, rstd, B, S, C, scratch);
+    expect_same_bits(iset, iacc, n, "instnorm din");
+    expect_same_bits(db2, db1, C, "instnorm db");
+    int T = 17, NH = 3, D = 24;
+    size_t nq = (size_t)B * T * 3 * D, na = (size_t)B * T * D;
+    float *qkv = filled(nq, &r), *att = zf((size_t)B * NH * T * T), *ao = zf(na), *g = filled(na, &r);
+    float *qacc = zf(nq), *qset = nanf_buf(nq);
+    attention_forward(ao, att, qkv, B, T, D, NH);
+    attention_backward(qacc, g, qkv, att, B, T, D, NH);
+    attention_backward_set(qset, g, qkv, att, B, T, D, NH);
+    expect_same_bits(qset, qacc, nq, "attention dqkv");
+}
+
 /* ---- whole model ---- */
 typedef struct { ViT *m; float *img; int *y; int B; } ModelCtx;
 static double model_loss(void *c_) {

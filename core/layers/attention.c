@@ -59,10 +59,12 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
         }
 }
 
-void attention_backward(float *dqkv, const float *dout, const float *qkv,
-                        const float *att, int B, int T, int C, int NH) {
+/* acc = 1: dqkv +=; acc = 0: dqkv = (beta 0: every (b, h) writes its own
+ * columns of q, k and v exactly once, so all of dqkv is set; layers.h). */
+static void backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                     int C, int NH, int acc) {
     int hd = C / NH, C3 = 3 * C;
-    float scale = 1.0f / sqrtf((float)hd);
+    float scale = 1.0f / sqrtf((float)hd), beta = acc ? 1.0f : 0.0f;
     #pragma omp parallel
     {
         /* dP, then scale * dS: on the stack for the small T of these ViTs. */
@@ -77,16 +79,22 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv,
                 float *dq = dqkv + qo, *dk = dq + C, *dv = dq + 2 * C;
                 const float *A = att + ((size_t)b * NH + h) * T * T;
                 const float *go = dout + (size_t)b * T * C + h * hd;
-                gemm_f32(1, 0, T, hd, T,
-                            1.0f, A, T, go, C, 1.0f, dv, C3);
-                gemm_f32(0, 1, T, T, hd,
-                            1.0f, go, C, v, C3, 0.0f, ds, T);
+                gemm_f32(1, 0, T, hd, T, 1.0f, A, T, go, C, beta, dv, C3);
+                gemm_f32(0, 1, T, T, hd, 1.0f, go, C, v, C3, 0.0f, ds, T);
                 softmax_rows_backward(ds, A, T, scale);
-                gemm_f32(0, 0, T, hd, T,
-                            1.0f, ds, T, k, C3, 1.0f, dq, C3);
-                gemm_f32(1, 0, T, hd, T,
-                            1.0f, ds, T, q, C3, 1.0f, dk, C3);
+                gemm_f32(0, 0, T, hd, T, 1.0f, ds, T, k, C3, beta, dq, C3);
+                gemm_f32(1, 0, T, hd, T, 1.0f, ds, T, q, C3, beta, dk, C3);
             }
         if (ds != stack_ds) free(ds);
     }
+}
+
+void attention_backward(float *dqkv, const float *dout, const float *qkv,
+                        const float *att, int B, int T, int C, int NH) {
+    backward(dqkv, dout, qkv, att, B, T, C, NH, 1);
+}
+
+void attention_backward_set(float *dqkv, const float *dout, const float *qkv,
+                            const float *att, int B, int T, int C, int NH) {
+    backward(dqkv, dout, qkv, att, B, T, C, NH, 0);
 }

@@ -15,12 +15,17 @@ void gelu_forward(float *out, const float *in, size_t n) {
     }
 }
 
-void gelu_backward(float *din, const float *dout, const float *in, size_t n) {
+/* acc = 1: din += dout * GELU'(in); acc = 0: din = 0.0f + that, the same
+ * value as after a memset (layers.h). */
+static void backward(float *din, const float *dout, const float *in, size_t n, int acc) {
     #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = in[i], u = x * INV_SQRT2;
         float e = ewa_expf(-u * u);            /* exp(-x^2/2) */
         float cdf = 0.5f * (1.0f + ewa_erf_from_exp(u, e));
-        din[i] += dout[i] * (cdf + x * INV_SQRT_2PI * e);
+        din[i] = (acc ? din[i] : 0.0f) + dout[i] * (cdf + x * INV_SQRT_2PI * e);
     }
 }
+
+void gelu_backward(float *din, const float *dout, const float *in, size_t n) { backward(din, dout, in, n, 1); }
+void gelu_backward_set(float *din, const float *dout, const float *in, size_t n) { backward(din, dout, in, n, 0); }

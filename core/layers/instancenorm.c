@@ -45,9 +45,10 @@ void instnorm_forward(float *out, float *mean, float *rstd, const float *in, con
         }
 }
 
-void instnorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
-                       const float *w, const float *mean, const float *rstd, int B, int S, int C,
-                       float *scratch) {
+/* acc = 1: din +=; acc = 0: din = 0.0f + the same value (layers.h). */
+static void backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                     const float *w, const float *mean, const float *rstd, int B, int S, int C,
+                     float *scratch, int acc) {
     float *sdy = scratch, *sdyx = scratch + (size_t)B * C;   /* per (sample, channel) */
     int nblk = (C + IN_CB - 1) / IN_CB;
     #pragma omp parallel for collapse(2) schedule(static)
@@ -80,7 +81,7 @@ void instnorm_backward(float *din, float *dw, float *db, const float *dout, cons
                 for (int j = 0; j < nc; j++) {
                     size_t i = (size_t)r * C + c0 + j;
                     float xhat = (x[i] - mu[j]) * rs[j];
-                    dx[i] += k[j] * (d[i] - ma[j] - xhat * max_[j]);
+                    dx[i] = (acc ? dx[i] : 0.0f) + k[j] * (d[i] - ma[j] - xhat * max_[j]);
                 }
         }
     for (int s = 0; s < B; s++)
@@ -88,4 +89,16 @@ void instnorm_backward(float *din, float *dw, float *db, const float *dout, cons
             if (dw) dw[c] += sdyx[(size_t)s * C + c];
             if (db) db[c] += sdy[(size_t)s * C + c];
         }
+}
+
+void instnorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                       const float *w, const float *mean, const float *rstd, int B, int S, int C,
+                       float *scratch) {
+    backward(din, dw, db, dout, in, w, mean, rstd, B, S, C, scratch, 1);
+}
+
+void instnorm_backward_set(float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, const float *mean, const float *rstd, int B, int S, int C,
+                           float *scratch) {
+    backward(din, dw, db, dout, in, w, mean, rstd, B, S, C, scratch, 0);
 }

@@ -20,9 +20,9 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *in,
     }
 }
 
-void layernorm_backward(float *din, float *dw, float *db, const float *dout,
-                        const float *in, const float *w, const float *mean,
-                        const float *rstd, int N, int C) {
+/* acc = 1: din +=; acc = 0: din = 0.0f + the same value (layers.h). */
+static void backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                     const float *w, const float *mean, const float *rstd, int N, int C, int acc) {
     /* din: row-local. */
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
@@ -39,7 +39,7 @@ void layernorm_backward(float *din, float *dw, float *db, const float *dout,
         dnorm_norm_mean /= C;
         for (int i = 0; i < C; i++) {
             float xhat = (x[i] - m) * s, dn = d[i] * w[i];
-            dx[i] += (dn - dnorm_mean - xhat * dnorm_norm_mean) * s;
+            dx[i] = (acc ? dx[i] : 0.0f) + (dn - dnorm_mean - xhat * dnorm_norm_mean) * s;
         }
     }
     /* dw, db: reductions over rows; threads own column blocks. */
@@ -59,4 +59,14 @@ void layernorm_backward(float *din, float *dw, float *db, const float *dout,
         }
         for (int j = j0; j < j1; j++) { dw[j] += aw[j - j0]; db[j] += ab[j - j0]; }
     }
+}
+
+void layernorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, const float *mean, const float *rstd, int N, int C) {
+    backward(din, dw, db, dout, in, w, mean, rstd, N, C, 1);
+}
+
+void layernorm_backward_set(float *din, float *dw, float *db, const float *dout, const float *in,
+                            const float *w, const float *mean, const float *rstd, int N, int C) {
+    backward(din, dw, db, dout, in, w, mean, rstd, N, C, 0);
 }

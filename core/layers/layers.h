@@ -6,6 +6,14 @@
  *  - backward passes ACCUMULATE (+=) into every gradient they are given, so
  *    the caller zeroes gradients once and branches simply add up; a NULL
  *    gradient pointer means "not needed".
+ *  - x_backward_set variants (issue 13) SET the input gradient instead
+ *    (din = ..., no memset needed before the first write into a scratch
+ *    buffer); parameter gradients (dw, db) still accumulate. Each is
+ *    bitwise equal to memset(din, 0) followed by x_backward: elementwise
+ *    kernels compute 0.0f + v exactly as the accumulating path does, and
+ *    GEMMs use beta = 0 instead of beta = 1 on a zero C, which can differ
+ *    only in the sign of an exact zero (+0 + -0 = +0); test_gradcheck's
+ *    *_set tests and a bitwise comparison of whole training runs check it.
  *  - element-wise kernels are threaded with OpenMP (static schedules, fixed
  *    reduction order, so results depend only on the thread count);
  *    matrix products go through gemm.h (oneDNN: fp32 sgemm, bf16 matmul).
@@ -19,6 +27,8 @@ void linear_forward(float *out, const float *in, const float *w, const float *b,
                     int N, int IC, int OC);
 void linear_backward(float *din, float *dw, float *db, const float *dout,
                      const float *in, const float *w, int N, int IC, int OC);
+void linear_backward_set(float *din, float *dw, float *db, const float *dout,
+                         const float *in, const float *w, int N, int IC, int OC);
 
 /* layernorm.c: per row of C; mean/rstd (N) are saved for backward. */
 void layernorm_forward(float *out, float *mean, float *rstd, const float *in,
@@ -26,6 +36,9 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *in,
 void layernorm_backward(float *din, float *dw, float *db, const float *dout,
                         const float *in, const float *w, const float *mean,
                         const float *rstd, int N, int C);
+void layernorm_backward_set(float *din, float *dw, float *db, const float *dout,
+                            const float *in, const float *w, const float *mean,
+                            const float *rstd, int N, int C);
 
 /* instancenorm.c: instance normalisation (Ulyanov et al., arXiv 1607.08022;
  * PyTorch InstanceNorm1d(C, affine=True) on the transposed (B, C, S) tensor).
@@ -39,10 +52,14 @@ void instnorm_forward(float *out, float *mean, float *rstd, const float *in, con
 void instnorm_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                        const float *w, const float *mean, const float *rstd, int B, int S, int C,
                        float *scratch);
+void instnorm_backward_set(float *din, float *dw, float *db, const float *dout, const float *in,
+                           const float *w, const float *mean, const float *rstd, int B, int S, int C,
+                           float *scratch);
 
 /* gelu.c: exact GELU, 0.5 x (1 + erf(x / sqrt 2)), on n elements. */
 void gelu_forward(float *out, const float *in, size_t n);
 void gelu_backward(float *din, const float *dout, const float *in, size_t n);
+void gelu_backward_set(float *din, const float *dout, const float *in, size_t n);
 
 /* attention.c: bidirectional multi-head self-attention core (no projections).
  * qkv (B,T,3C) laid out as timm's reshape(B,T,3,NH,hd): q at [0,C), k at
@@ -51,6 +68,10 @@ void gelu_backward(float *din, const float *dout, const float *in, size_t n);
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
 void attention_backward(float *dqkv, const float *dout, const float *qkv,
                         const float *att, int B, int T, int C, int NH);
+/* Sets every element of dqkv: each (image, head) writes its own q, k and v
+ * columns once. */
+void attention_backward_set(float *dqkv, const float *dout, const float *qkv,
+                            const float *att, int B, int T, int C, int NH);
 
 /* embed.c: patch extraction and token assembly.
  * patchify: img (B,Cin,H,W) -> patches (B,Np,Cin*P*P), Np = (H/P)(W/P), each

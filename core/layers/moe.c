@@ -145,22 +145,21 @@ static void experts_forward(MoeActs *a, const float *x, const MoeSpec *s, const 
 /* deo holds dL/d(expert outputs) per row; leaves dL/d(gathered inputs) in dxg. */
 static void experts_backward(MoeW *g, const MoeActs *a, const MoeSpec *s, const MoeW *w,
                              MoeScratch *sc, int D, int H) {
+    /* the experts' row blocks tile [0, rows): dh2, dh1 and dxg are set
+     * (layers.h *_set), no memset */
     size_t rH = (size_t)a->rows * H;
-    memset(sc->dh2, 0, rH * sizeof(float));
     for (int e = 0; e < s->experts; e++) {
         int o = a->offsets[e], n = a->offsets[e + 1] - o;
         if (n > 0)
-            linear_backward(sc->dh2 + (size_t)o * H, g->experts[e].fc2_w, g->experts[e].fc2_b,
+            linear_backward_set(sc->dh2 + (size_t)o * H, g->experts[e].fc2_w, g->experts[e].fc2_b,
                             sc->deo + (size_t)o * D, a->a + (size_t)o * H, w->experts[e].fc2_w,
                             n, H, D);
     }
-    memset(sc->dh1, 0, rH * sizeof(float));
-    gelu_backward(sc->dh1, sc->dh2, a->h, rH);
-    memset(sc->dxg, 0, (size_t)a->rows * D * sizeof(float));
+    gelu_backward_set(sc->dh1, sc->dh2, a->h, rH);
     for (int e = 0; e < s->experts; e++) {
         int o = a->offsets[e], n = a->offsets[e + 1] - o;
         if (n > 0)
-            linear_backward(sc->dxg + (size_t)o * D, g->experts[e].fc1_w, g->experts[e].fc1_b,
+            linear_backward_set(sc->dxg + (size_t)o * D, g->experts[e].fc1_w, g->experts[e].fc1_b,
                             sc->dh1 + (size_t)o * H, a->xg + (size_t)o * D, w->experts[e].fc1_w,
                             n, D, H);
     }
@@ -366,10 +365,8 @@ void moe_backward(float *dx, MoeW *g, const float *dy, const MoeActs *a, const f
         }
     if (s->shared) {
         size_t NH = (size_t)N * H;
-        memset(sc->dh2, 0, NH * sizeof(float));
-        linear_backward(sc->dh2, g->shared.fc2_w, g->shared.fc2_b, dy, a->sh_a, w->shared.fc2_w, N, H, D);
-        memset(sc->dh1, 0, NH * sizeof(float));
-        gelu_backward(sc->dh1, sc->dh2, a->sh_h, NH);
+        linear_backward_set(sc->dh2, g->shared.fc2_w, g->shared.fc2_b, dy, a->sh_a, w->shared.fc2_w, N, H, D);
+        gelu_backward_set(sc->dh1, sc->dh2, a->sh_h, NH);
         linear_backward(dx, g->shared.fc1_w, g->shared.fc1_b, sc->dh1, x, w->shared.fc1_w, N, D, H);
     }
     /* router: gates, load-balancing loss, softmax, z-loss */
@@ -397,8 +394,7 @@ void moe_backward(float *dx, MoeW *g, const float *dy, const MoeActs *a, const f
         linear_backward(dx, g->router_w, NULL, sc->dlogits, x, w->router_w, R, D, E);
         return;
     }
-    memset(sc->drin, 0, sizeof(float) * (size_t)B * D);
-    linear_backward(sc->drin, g->router_w, NULL, sc->dlogits, a->rin, w->router_w, B, D, E);
+    linear_backward_set(sc->drin, g->router_w, NULL, sc->dlogits, a->rin, w->router_w, B, D, E);
     #pragma omp parallel for schedule(static)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {

@@ -134,14 +134,11 @@ void pointnet_backward(float *dx, PointNetParams *dp, const float *dtok, PointNe
     /* layer 4 and the final max-pool: dh4 in sa, da3 in sb */
     memset(sa, 0, (size_t)M * d.D * sizeof(float));
     maxpool_backward(sa, dtok, a->arg2, N, k, d.D);
-    memset(sb, 0, (size_t)M * d.c3 * sizeof(float));
-    linear_backward(sb, dp ? dp->w4 : NULL, dp ? dp->b4 : NULL, sa, a->a3, p->w4, M, d.c3, d.D);
-    /* GELU: dn3 in sa; instance norm: dh3 in sb */
-    memset(sa, 0, (size_t)M * d.c3 * sizeof(float));
-    gelu_backward(sa, sb, a->n3, (size_t)M * d.c3);
-    memset(sb, 0, (size_t)M * d.c3 * sizeof(float));
-    instnorm_backward(sb, dp ? dp->s3 : NULL, dp ? dp->t3 : NULL, sa, a->h3, p->s3, a->mean3,
-                      a->rstd3, B, G * k, d.c3, a->ss);
+    linear_backward_set(sb, dp ? dp->w4 : NULL, dp ? dp->b4 : NULL, sa, a->a3, p->w4, M, d.c3, d.D);
+    /* GELU: dn3 in sa; instance norm: dh3 in sb (each set by its first write, layers.h) */
+    gelu_backward_set(sa, sb, a->n3, (size_t)M * d.c3);
+    instnorm_backward_set(sb, dp ? dp->s3 : NULL, dp ? dp->t3 : NULL, sa, a->h3, p->s3, a->mean3,
+                          a->rstd3, B, G * k, d.c3, a->ss);
     const float *dh3 = sb;
     /* layer 3: dsum (N,c3) = per-patch sums of dh3 (fixed order) */
     #pragma omp parallel for schedule(static)
@@ -166,14 +163,11 @@ void pointnet_backward(float *dx, PointNetParams *dp, const float *dtok, PointNe
                 p->w3, c2x2, 0.0f, dg, d.c2);
     maxpool_backward(sa, dg, a->arg1, N, k, d.c2);
     /* layer 2: da1 in sb */
-    memset(sb, 0, (size_t)M * d.c1 * sizeof(float));
-    linear_backward(sb, dp ? dp->w2 : NULL, NULL, sa, a->a1, p->w2, M, d.c1, d.c2);
+    linear_backward_set(sb, dp ? dp->w2 : NULL, NULL, sa, a->a1, p->w2, M, d.c1, d.c2);
     /* GELU: dn1 in sa; instance norm: dh1 in sb */
-    memset(sa, 0, (size_t)M * d.c1 * sizeof(float));
-    gelu_backward(sa, sb, a->n1, (size_t)M * d.c1);
-    memset(sb, 0, (size_t)M * d.c1 * sizeof(float));
-    instnorm_backward(sb, dp ? dp->s1 : NULL, dp ? dp->t1 : NULL, sa, a->h1, p->s1, a->mean1,
-                      a->rstd1, B, G * k, d.c1, a->ss);
+    gelu_backward_set(sa, sb, a->n1, (size_t)M * d.c1);
+    instnorm_backward_set(sb, dp ? dp->s1 : NULL, dp ? dp->t1 : NULL, sa, a->h1, p->s1, a->mean1,
+                          a->rstd1, B, G * k, d.c1, a->ss);
     /* layer 1 */
     linear_backward(dx, dp ? dp->w1 : NULL, NULL, sb, x, p->w1, M, 3, d.c1);
 }
@@ -202,9 +196,8 @@ void posembed_backward(float *dcenters, PosEmbedParams *dp, const float *dout,
                        const float *h, const float *a, const PosEmbedParams *p,
                        const float *centers, int N, int hidden, int D, float *scratch) {
     float *da = scratch, *dh = scratch + (size_t)N * hidden;
-    memset(scratch, 0, 2 * (size_t)N * hidden * sizeof(float));
-    linear_backward(da, dp ? dp->w2 : NULL, dp ? dp->b2 : NULL, dout, a, p->w2, N, hidden, D);
-    gelu_backward(dh, da, h, (size_t)N * hidden);
+    linear_backward_set(da, dp ? dp->w2 : NULL, dp ? dp->b2 : NULL, dout, a, p->w2, N, hidden, D);
+    gelu_backward_set(dh, da, h, (size_t)N * hidden);
     linear_backward(dcenters, dp ? dp->w1 : NULL, dp ? dp->b1 : NULL, dh, centers, p->w1, N, 3,
                     hidden);
 }
