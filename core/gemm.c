@@ -45,6 +45,19 @@ int gemm_set_precision(GemmPrecision p, Err *err) {
 
 GemmPrecision gemm_precision(void) { return g_precision; }
 
+void gemm_set_threads(int n) {
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+const char *gemm_blas_config(void) { return openblas_get_config(); }
+const char *gemm_blas_core(void) { return openblas_get_corename(); }
+
+void gemm_library(char *buf, size_t n) {
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(buf, n, "oneDNN %d.%d.%d isa 0x%x", v->major, v->minor, v->patch, (unsigned)dnnl_get_effective_cpu_isa());
+}
+
 void gemm_f32(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
     /* oneDNN's row-major sgemm; it fails only on invalid arguments, which

@@ -36,6 +36,17 @@ int gemm_bf16_supported(char *why, size_t why_len);
 int gemm_set_precision(GemmPrecision p, Err *err);
 GemmPrecision gemm_precision(void);
 
+/* The thread count of every GEMM library and of the engine's OpenMP kernels:
+ * OpenMP's (oneDNN runs on it) and OpenBLAS's (fp32 fallback, GSL's CBLAS
+ * references). n >= 1. */
+void gemm_set_threads(int n);
+
+/* Provenance (the run record's blas, blas_core and gemm_lib columns):
+ * OpenBLAS's build configuration and core type, and "oneDNN X.Y.Z isa 0x..". */
+const char *gemm_blas_config(void);
+const char *gemm_blas_core(void);
+void gemm_library(char *buf, size_t n);
+
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc);
 

@@ -7,9 +7,8 @@
 #include "methods.h"
 #include "util.h"
 #include "../core/fsutil.h"
+#include "../core/gemm.h"
 
-#include <cblas.h>
-#include <oneapi/dnnl/dnnl.h>
 #include <inttypes.h>
 #include <omp.h>
 #include <stddef.h>
@@ -147,13 +146,10 @@ static void f_compiler(const RunRecord *r, char *b, size_t n) {
     snprintf(b, n, "unknown");
 #endif
 }
-static void f_blas(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", openblas_get_config()); }
-static void f_blas_core(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", openblas_get_corename()); }
-/* The library of the linear layers' GEMMs (core/gemm.h) and the ISA it uses. */
-static void f_gemm_lib(const RunRecord *r, char *b, size_t n) {
-    const dnnl_version_t *v = dnnl_version();
-    snprintf(b, n, "oneDNN %d.%d.%d isa 0x%x", v->major, v->minor, v->patch, (unsigned)dnnl_get_effective_cpu_isa());
-}
+static void f_blas(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", gemm_blas_config()); }
+static void f_blas_core(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s", gemm_blas_core()); }
+/* The library of the GEMMs (core/gemm.h) and the ISA it uses. */
+static void f_gemm_lib(const RunRecord *r, char *b, size_t n) { gemm_library(b, n); }
 
 /* Results of the validation split: empty when the run had none. */
 static void f_best_top1(const RunRecord *r, char *b, size_t n) {

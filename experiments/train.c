@@ -11,7 +11,6 @@
 #include "../core/ewa.h"
 #include "../core/optim.h"
 #include "../core/vit.h"
-#include <cblas.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -27,11 +26,7 @@
 const char *ewa_git_commit(void);
 int ewa_git_dirty(void);
 
-static void set_threads(int threads) {
-    int nt = threads > 0 ? threads : omp_get_num_procs();
-    omp_set_num_threads(nt);
-    openblas_set_num_threads(nt);
-}
+static void set_threads(int threads) { gemm_set_threads(threads > 0 ? threads : omp_get_num_procs()); }
 
 /* train.precision for every GEMM of this process; bf16 on a CPU without
  * bf16 instructions is refused here, before the run directory is touched. */

@@ -1,9 +1,10 @@
 /* Mini-PointNet patch embedding and centre position embedding (see
  * pointnet.h). Linear layers and GELU go through layers.h; the split layer 3
- * ([g, f] W3^T) calls cblas_sgemm directly on column blocks of W3. */
+ * ([g, f] W3^T) multiplies column blocks of W3 through gemm.h, the engine's
+ * one GEMM entry point (so train.precision applies). */
 #include "pointnet.h"
 #include "layers.h"
-#include <cblas.h>
+#include "../gemm.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,10 +107,8 @@ void pointnet_forward(float *tok, PointNetActs *a, const PointNetParams *p, cons
     linear_forward(a->f, a->a1, p->w2, NULL, M, d.c1, d.c2);
     maxpool_forward(a->g, a->arg1, a->f, N, k, d.c2);
     /* gz = g W3g^T; h3 = f W3f^T + gz (broadcast over the patch) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, d.c3, d.c2, 1.0f, a->g, d.c2,
-                p->w3, c2x2, 0.0f, a->gz, d.c3);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, d.c3, d.c2, 1.0f, a->f, d.c2,
-                p->w3 + d.c2, c2x2, 0.0f, a->h3, d.c3);
+    gemm(0, 1, N, d.c3, d.c2, 1.0f, a->g, d.c2, p->w3, c2x2, 0.0f, a->gz, d.c3);
+    gemm(0, 1, M, d.c3, d.c2, 1.0f, a->f, d.c2, p->w3 + d.c2, c2x2, 0.0f, a->h3, d.c3);
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *gz = a->gz + (size_t)n * d.c3;
@@ -151,16 +150,12 @@ void pointnet_backward(float *dx, PointNetParams *dp, const float *dtok, PointNe
         }
     }
     if (dp && dp->w3) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d.c3, d.c2, M, 1.0f, dh3, d.c3,
-                    a->f, d.c2, 1.0f, dp->w3 + d.c2, c2x2);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d.c3, d.c2, N, 1.0f, dsum, d.c3,
-                    a->g, d.c2, 1.0f, dp->w3, c2x2);
+        gemm(1, 0, d.c3, d.c2, M, 1.0f, dh3, d.c3, a->f, d.c2, 1.0f, dp->w3 + d.c2, c2x2);
+        gemm(1, 0, d.c3, d.c2, N, 1.0f, dsum, d.c3, a->g, d.c2, 1.0f, dp->w3, c2x2);
     }
     /* df (M,c2) = dh3 W3f into sa; dg (N,c2) = dsum W3g, routed to argmax */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, d.c2, d.c3, 1.0f, dh3, d.c3,
-                p->w3 + d.c2, c2x2, 0.0f, sa, d.c2);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, d.c2, d.c3, 1.0f, dsum, d.c3,
-                p->w3, c2x2, 0.0f, dg, d.c2);
+    gemm(0, 0, M, d.c2, d.c3, 1.0f, dh3, d.c3, p->w3 + d.c2, c2x2, 0.0f, sa, d.c2);
+    gemm(0, 0, N, d.c2, d.c3, 1.0f, dsum, d.c3, p->w3, c2x2, 0.0f, dg, d.c2);
     maxpool_backward(sa, dg, a->arg1, N, k, d.c2);
     /* layer 2: da1 in sb */
     linear_backward_set(sb, dp ? dp->w2 : NULL, NULL, sa, a->a1, p->w2, M, d.c1, d.c2);
