@@ -1,8 +1,8 @@
 /* Training-throughput benchmark, the C side of `make bench`: one training
  * step (forward, cross-entropy, backward, clip_grad_norm 1.0, AdamW) on random
  * data of the reference shape R1 (docs/DESIGN.md 7) unless told otherwise; the same
- * work as bench/torch_bench.py plus the clipping, which the PyTorch side
- * leaves out. Prints one line of key=value pairs. Achieved GFLOP/s counts a
+ * work as bench/torch_bench.py, which clips too (the harness's recipes clip:
+ * train.grad_clip = 1.0). Prints one line of key=value pairs. Achieved GFLOP/s counts a
  * training step as 3x the forward FLOPs (backward = 2x forward), the usual
  * estimate. cpu_util = process CPU seconds / (wall seconds x threads) over
  * the timed steps (below ~0.9: the run shared its cores).
@@ -10,7 +10,6 @@
  * linear_backward) on the model's own linear-layer shapes (N = batch x
  * tokens rows; qkv, proj, fc1, fc2) and prints gemm_gflops: the peak the
  * model's achieved GFLOP/s is compared against. */
-#include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,8 +92,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--precision")) precision = argv[i + 1];
         else { fprintf(stderr, "bench_train: unknown option %s\n", k); return 2; }
     }
-    omp_set_num_threads(threads);
-    openblas_set_num_threads(threads);
+    gemm_set_threads(threads);
     ViTDims d;
     Err err = {0};
     ViT m;
@@ -114,7 +112,7 @@ int main(int argc, char **argv) {
     if (points) chans = img = patch = 1;
     GemmPrecision prec;
     if (gemm_parse_precision(precision, "--precision", &prec, &err) || gemm_set_precision(prec, &err) ||
-        vit_dims(&d, chans, img, img, patch, dim, depth, heads, mlp_ratio, classes, 0, &err) ||vit_dims(&d, chans, img, img, patch, dim, depth, heads, mlp_ratio, classes, 0, &err) ||
+        vit_dims(&d, chans, img, img, patch, dim, depth, heads, mlp_ratio, classes, 0, &err) ||
         (points && vit_set_points(&d, points, groups, group_k, pn_width, &err)) ||
         (spec.kind != MOE_NONE && vit_set_moe(&d, &spec, "every_other", &err)) ||
         vit_init(&m, &d, batch, &err)) {

@@ -5,15 +5,20 @@ The model is the lean reference program's (../shared/bench/lean_torch_vit.py, co
 nn.Module ViT in timm's layout (patch conv, class token, learned position embedding, pre-norm blocks with
 softmax(q k^T / sqrt(hd)) v attention and exact GELU, final LayerNorm, linear head), cross-entropy,
 torch.optim.AdamW(foreach=True), zero_grad(set_to_none=True), no Python loops in the step other than the
-module's loop over blocks, no gradient clipping. Random inputs of the right shape. fp32, or bf16 through
-torch.autocast('cpu', dtype=torch.bfloat16) (fp32 master weights, as the C bf16 path).
+module's loop over blocks, and gradient clipping to global norm 1.0 (torch.nn.utils.clip_grad_norm_, with
+foreach=True where the installed torch offers it, 2.0 and later), the same work as the C step
+(bench/bench_train.c clips as every bin/ewa recipe does, train.grad_clip = 1.0); --clip 0 leaves it out.
+Random inputs of the right shape. fp32, or bf16 through torch.autocast('cpu', dtype=torch.bfloat16) (fp32
+master weights, as the C bf16 path).
 
 Prints one line of key=value pairs:
   torch precision=fp32 images_per_s=... step_ms=... cpu_util=... peak_rss_mib=... threads=... torch_version=...
+  clip=foreach|loop|off (how the gradients were clipped) ...
 cpu_util = process CPU seconds / (wall seconds x threads) over the timed steps: below ~0.9 the run shared
 its cores with other work.
 """
 import argparse
+import inspect
 import resource
 import time
 
@@ -70,6 +75,7 @@ def main():
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    ap.add_argument("--clip", type=float, default=1.0, help="max global gradient norm; 0 = no clipping")
     a = ap.parse_args()
     if a.steps < 1 or a.warmup < 0 or a.threads < 1:
         ap.error("need --steps >= 1, --warmup >= 0, --threads >= 1")
@@ -82,12 +88,17 @@ def main():
     x = torch.randn(a.batch, a.chans, a.img, a.img)
     y = torch.randint(0, a.classes, (a.batch,))
     bf16 = a.precision == "bf16"
+    params = list(m.parameters())
+    clip_kw = {"foreach": True} if "foreach" in inspect.signature(nn.utils.clip_grad_norm_).parameters else {}
+    clip = "off" if a.clip <= 0 else "foreach" if clip_kw else "loop"
 
     def step():
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = F.cross_entropy(m(x), y)
         loss.backward()
+        if a.clip > 0:
+            nn.utils.clip_grad_norm_(params, a.clip, **clip_kw)
         opt.step()
         return loss
 
@@ -100,9 +111,9 @@ def main():
     dt, dc = time.perf_counter() - t0, time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     print("torch precision=%s images_per_s=%.2f step_ms=%.1f cpu_util=%.2f peak_rss_mib=%.1f threads=%d "
-          "torch_version=%s batch=%d steps=%d dim=%d depth=%d heads=%d final_loss=%.4f"
+          "torch_version=%s clip=%s batch=%d steps=%d dim=%d depth=%d heads=%d final_loss=%.4f"
           % (a.precision, a.batch * a.steps / dt, 1000.0 * dt / a.steps, dc / (dt * a.threads), rss,
-             torch.get_num_threads(), torch.__version__, a.batch, a.steps, a.dim, a.depth, a.heads, final))
+             torch.get_num_threads(), torch.__version__, clip, a.batch, a.steps, a.dim, a.depth, a.heads, final))
 
 
 if __name__ == "__main__":
