@@ -42,18 +42,18 @@ static const ConfigKey KEYS[] = {
     {"model", "depth", T_INT, FLD(depth), "6", "number of transformer blocks"},
     {"model", "heads", T_INT, FLD(heads), "3", "attention heads (divides dim)"},
     {"model", "mlp_ratio", T_FLOAT, FLD(mlp_ratio), "4", "FFN hidden width / dim"},
-    {"model", "patch", T_INT, FLD(patch), "4", "patch size P (PxP)"},
+    {"model", "patch", T_INT, FLD(patch), "4", "images: patch size P (PxP)"},
     {"model", "pool", T_STR, FLD(pool), "cls",
      "cls | mean | avg (timm global_pool: token | avg with fc_norm=False | avg, its default fc_norm)"},
     {"model", "pn_width", T_INT, FLD(pn_width), "128", "3D mini-PointNet widths w, 2w, 4w (Point-BERT: 128)"},
     {"data", "dataset", T_STR, FLD(dataset), "fashion-mnist", "fashion-mnist | cifar10 | cifar100 | shapes3d | modelnet40"},
-    {"data", "dir", T_STR, FLD(dir), "", "data directory; empty = the dataset's default"},
-    {"data", "train_subset", T_INT, FLD(train_subset), "0", "0 = full set, else class-balanced subset size"},
+    {"data", "dir", T_STR, FLD(dir), "", "data directory; empty = the dataset's default (shapes3d is generated: none)"},
+    {"data", "train_subset", T_INT, FLD(train_subset), "0", "images: 0 = full set, else class-balanced subset size"},
     {"data", "val_size", T_INT, FLD(val_size), "-1",
      "validation images/clouds held out of the training set (class-balanced, own seed stream); "
      "-1 = 10% of the training set for fashion-mnist and shapes3d, 0 otherwise; 0 = none"},
     {"data", "augment", T_BOOL, FLD(augment), "1", "training augmentation on/off"},
-    {"data", "classes", T_STR, FLD(classes), "all", "all | LO-HI (keep and relabel a class range)"},
+    {"data", "classes", T_STR, FLD(classes), "all", "images: all | LO-HI (keep and relabel a class range)"},
     {"data", "points", T_INT, FLD(points), "1024", "3D: points per cloud"},
     {"data", "groups", T_INT, FLD(groups), "64", "3D: FPS centres (tokens) per cloud"},
     {"data", "group_size", T_INT, FLD(group_size), "32", "3D: k nearest points per centre"},
@@ -650,6 +650,48 @@ static int validate_model(const RunConfig *c, Err *err) {
     return check_enum("model.pool", c->pool, pools, err);
 }
 
+/* ---------------------------------------------------------------- dataset kinds */
+
+int config_is_points(const RunConfig *c) {
+    return !strcmp(c->dataset, "shapes3d") || !strcmp(c->dataset, "modelnet40");
+}
+
+/* The datasets a key applies to (issue 9); a key not listed applies to every
+ * dataset. Grids share keys across datasets (table1.ini's profiles set the
+ * 3D keys for its image runs too), so a key the dataset ignores is accepted
+ * (config_ignored_keys reports it) and stays in the config hash (leaving it
+ * out would change the run id of every existing run). The exceptions are
+ * data.classes and data.train_subset, which select the training data: on a
+ * point-cloud set they are an error (validate_data). */
+enum { FOR_IMAGES = 1, FOR_SHAPES3D = 2, FOR_MODELNET40 = 4, FOR_POINTS = FOR_SHAPES3D | FOR_MODELNET40 };
+static const struct {
+    const char *name;
+    int applies;
+} DATASET_KEYS[] = {
+    {"model.patch", FOR_IMAGES},    {"data.train_subset", FOR_IMAGES}, {"data.classes", FOR_IMAGES},
+    {"data.dir", FOR_IMAGES | FOR_MODELNET40},
+    {"model.pn_width", FOR_POINTS}, {"data.points", FOR_POINTS},       {"data.groups", FOR_POINTS},
+    {"data.group_size", FOR_POINTS}, {"data.train_size", FOR_SHAPES3D}, {"data.test_size", FOR_SHAPES3D},
+};
+
+int config_ignored_keys(const RunConfig *c, char *buf, size_t n) {
+    int bit = !strcmp(c->dataset, "shapes3d") ? FOR_SHAPES3D : !strcmp(c->dataset, "modelnet40") ? FOR_MODELNET40
+                                                                                                   : FOR_IMAGES;
+    RunConfig d;
+    config_defaults(&d);
+    int count = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof DATASET_KEYS / sizeof DATASET_KEYS[0]; i++) {
+        char v[600], dv[600];
+        config_format_key(c, DATASET_KEYS[i].name, v, sizeof v);
+        config_format_key(&d, DATASET_KEYS[i].name, dv, sizeof dv);
+        if ((DATASET_KEYS[i].applies & bit) || !strcmp(v, dv)) continue;
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, "%s%s = %s", count++ ? ", " : "", DATASET_KEYS[i].name, v);
+    }
+    return count;
+}
+
 static int validate_data(const RunConfig *c, Err *err) {
     static const char *const sets[] = {"fashion-mnist", "cifar10", "cifar100", "shapes3d",
                                        "modelnet40", NULL};
@@ -661,6 +703,12 @@ static int validate_data(const RunConfig *c, Err *err) {
         check_min("data.train_size", c->train_size, 1, err) ||
         check_min("data.test_size", c->test_size, 1, err))
         return ERR_USAGE;
+    if (config_is_points(c) && strcmp(c->classes, "all"))
+        return err_set(err, ERR_USAGE, "data.classes = %s applies to image datasets only (data.dataset = %s)",
+                       c->classes, c->dataset);
+    if (config_is_points(c) && c->train_subset)
+        return err_set(err, ERR_USAGE, "data.train_subset = %d applies to image datasets only (data.dataset = %s)",
+                       c->train_subset, c->dataset);
     if (c->groups > c->points || c->group_size > c->points)
         return err_set(err, ERR_USAGE, "data.groups = %d and data.group_size = %d must not exceed data.points = %d",
                        c->groups, c->group_size, c->points);

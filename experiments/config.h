@@ -72,6 +72,17 @@ int config_load_string(RunConfig *c, const char *text, const char *origin,
  * 1 <= top_k <= experts, ... */
 int config_validate(const RunConfig *c, Err *err);
 
+/* 1 if data.dataset is a point-cloud set (shapes3d, modelnet40). */
+int config_is_points(const RunConfig *c);
+
+/* The keys that c's dataset ignores (model.patch for point clouds; the 3D
+ * keys for images; data.train_size/test_size except for the generated
+ * shapes3d; data.dir for shapes3d) given a value other than their default:
+ * returns their number and writes "key = value, ..." into buf (n > 0).
+ * They are accepted, since grids share keys across datasets; `ewa train`
+ * prints them as a warning. */
+int config_ignored_keys(const RunConfig *c, char *buf, size_t n);
+
 /* The resolved config as INI text, every key, fixed order (malloc'd). */
 char *config_to_ini(const RunConfig *c);
 

@@ -223,9 +223,7 @@ static int open_images(const RunConfig *cfg, ImageSet *train, ImageSet *val, Ima
 /* ---- point clouds ---- */
 
 static int open_points(const RunConfig *cfg, PointSet *train, PointSet *val, PointSet *test, Err *err) {
-    if (strcmp(cfg->classes, "all") || cfg->train_subset)
-        return err_set(err, ERR_USAGE, "data.classes and data.train_subset apply to image datasets only");
-    int rc;
+    int rc;   /* data.classes and data.train_subset are refused for 3D by config_validate */
     if (!strcmp(cfg->dataset, "shapes3d")) {
         /* cloud i has class i % 14: fewer clouds leave classes empty */
         if (cfg->train_size < SHAPES3D_NUM_CLASSES || cfg->test_size < SHAPES3D_NUM_CLASSES)
@@ -251,7 +249,7 @@ static int open_points(const RunConfig *cfg, PointSet *train, PointSet *val, Poi
 }
 
 static void fill_meta(DataSplit *s, const RunConfig *cfg) {
-    s->is_points = !strcmp(cfg->dataset, "shapes3d") || !strcmp(cfg->dataset, "modelnet40");
+    s->is_points = config_is_points(cfg);
     s->n = s->is_points ? s->pts.n : s->img.n;
     s->num_classes = s->is_points ? s->pts.num_classes : s->img.num_classes;
     snprintf(s->name, sizeof s->name, "%s", s->is_points ? s->pts.name : s->img.name);
@@ -263,7 +261,7 @@ int data_open(const RunConfig *cfg, DataSplit *train, DataSplit *val, DataSplit 
     memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
     if (val) memset(val, 0, sizeof *val);
-    int points = !strcmp(cfg->dataset, "shapes3d") || !strcmp(cfg->dataset, "modelnet40");
+    int points = config_is_points(cfg);
     int rc = points ? open_points(cfg, &train->pts, val ? &val->pts : NULL, &test->pts, err)
                     : open_images(cfg, &train->img, val ? &val->img : NULL, &test->img, err);
     if (rc) {

@@ -169,6 +169,9 @@ static int cmd_train(const Command *cmd, Parsed *p) {
     TrainResult res;
     int rc = dist_init(NULL, NULL, &err);   /* MPI data parallelism under mpirun (dist.h) */
     if (!rc) rc = config_load(&c, p->val[0], p->nlist, p->list, &err);
+    char ignored[1024];
+    if (!rc && dist_rank() == 0 && config_ignored_keys(&c, ignored, sizeof ignored))
+        fprintf(stderr, "ewa train: warning: data.dataset = %s ignores %s\n", c.dataset, ignored);
     if (!rc) rc = train_run(&c, p->val[1], &res, &err);
     if (rc) {
         if (dist_size() > 1) fprintf(stderr, "ewa train: rank %d of %d: %s\n", dist_rank(), dist_size(), err.msg);

@@ -651,6 +651,31 @@ Test(validate, cross_field_rules_at_resolution) {
     expect_fail("", 1, deep, (const char *const[]){"model.depth = 65 exceeds VIT_MAX_DEPTH = 64", NULL});
 }
 
+Test(validate, keys_of_the_other_dataset_kind) {
+    /* data.classes / data.train_subset select image data: an error for 3D, naming the --set */
+    char *cls[] = {"data.dataset=shapes3d", "data.classes=0-4"};
+    expect_fail("", 2, cls, (const char *const[]){"--set 'data.classes=0-4'", "image datasets only", NULL});
+    char *sub[] = {"data.dataset=modelnet40", "data.train_subset=100"};
+    expect_fail("", 2, sub, (const char *const[]){"--set 'data.train_subset=100'", "image datasets only", NULL});
+    /* the other keys are accepted (grids share them) and reported */
+    char buf[1024];
+    RunConfig d = load_ok("", 0, NULL);
+    cr_expect_eq(config_ignored_keys(&d, buf, sizeof buf), 0, "defaults: '%s'", buf);
+    char *img[] = {"data.points=256", "model.pn_width=32", "data.train_size=560", "model.patch=7"};
+    RunConfig c = load_ok("", 4, img);
+    cr_expect_eq(config_ignored_keys(&c, buf, sizeof buf), 3);
+    cr_expect_str_eq(buf, "model.pn_width = 32, data.points = 256, data.train_size = 560");
+    char *p3[] = {"data.dataset=shapes3d", "model.patch=8", "data.points=256", "data.dir=/x"};
+    c = load_ok("", 4, p3);
+    cr_expect_eq(config_ignored_keys(&c, buf, sizeof buf), 2);
+    cr_expect_str_eq(buf, "model.patch = 8, data.dir = /x");
+    char *mn[] = {"data.dataset=modelnet40", "data.dir=/x", "data.test_size=28"};
+    c = load_ok("", 3, mn);
+    cr_expect_eq(config_ignored_keys(&c, buf, sizeof buf), 1);
+    cr_expect_str_eq(buf, "data.test_size = 28");
+    cr_expect(config_is_points(&c));
+}
+
 Test(validate, blocks) {
     static const char *const ok[] = {"every_other", "last:1", "last:6", "1,3,5", "0", "5,0",
                                      "1, 3, 5"};
