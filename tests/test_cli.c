@@ -29,21 +29,10 @@ static char *cfg_path;     /* tmp/tiny.ini: the training recipe */
 static char data_set[600]; /* "data.dir=<data_dir>" */
 static int n_spawned;
 
-/* ---------------------------------------------------------------- dataset */
-
-static void write_dataset(const char *dir) {
-    write_split(dir, "train", N_TRAIN, N_TRAIN, 1);
-    write_split(dir, "t10k", N_TEST, N_TEST, 2);
-}
-
 /* ---------------------------------------------------------------- setup */
 
 static void setup(void) {
-    tmp = tu_tmpdir();
-    data_dir = tu_path(tmp, "data");
-    cr_assert_eq(mkdir(data_dir, 0755), 0, "mkdir %s", data_dir);
-    write_dataset(data_dir);
-    snprintf(data_set, sizeof data_set, "data.dir=%s", data_dir);
+    tiny_data_setup(&tmp, &data_dir, data_set, N_TRAIN, N_TEST);
     static const char ini[] =
         "; tiny recipe for test_cli\n"
         "[data]\n"
@@ -57,8 +46,8 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    tu_rmrf(tmp);
-    free(tmp); free(data_dir); free(cfg_path);
+    tiny_data_teardown(tmp, data_dir);
+    free(cfg_path);
 }
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 180);
@@ -80,16 +69,7 @@ static Proc train_list(const char *out, int seed, const char *const *extra) {
         "--set", "train.batch_size=32", "--set", "train.threads=1",
         "--set", seed_set,
     };
-    enum { NB = sizeof base / sizeof base[0] };
-    const char *args[NB + 32];
-    int n = 0;
-    for (int i = 0; i < NB; i++) args[n++] = base[i];
-    for (int i = 0; extra && extra[i]; i++) {
-        cr_assert_lt(n, NB + 31);
-        args[n++] = extra[i];
-    }
-    args[n] = NULL;
-    return run_list(tmp, &n_spawned, args);
+    return run_base_extra(tmp, &n_spawned, base, sizeof base / sizeof base[0], extra);
 }
 #define TRAIN(out, seed) train_list(out, seed, NULL)
 #define TRAIN_X(out, seed, ...) train_list(out, seed, (const char *const[]){__VA_ARGS__, NULL})

@@ -21,19 +21,14 @@ static char data_set[600];
 static int n_spawned;
 
 static void setup(void) {
-    tmp = tu_tmpdir();
-    data_dir = tu_path(tmp, "data");
-    cr_assert_eq(mkdir(data_dir, 0755), 0, "mkdir %s", data_dir);
-    write_split(data_dir, "train", N_TRAIN, N_TRAIN, 1);
-    write_split(data_dir, "t10k", N_TEST, N_TEST, 2);
-    snprintf(data_set, sizeof data_set, "data.dir=%s", data_dir);
+    tiny_data_setup(&tmp, &data_dir, data_set, N_TRAIN, N_TEST);
     cfg_path = tu_write(tmp, "empty.ini", "", 0);
     n_spawned = 0;
 }
 
 static void teardown(void) {
-    tu_rmrf(tmp);
-    free(tmp); free(data_dir); free(cfg_path);
+    tiny_data_teardown(tmp, data_dir);
+    free(cfg_path);
 }
 
 TestSuite(faults, .init = setup, .fini = teardown, .timeout = 180);
@@ -47,13 +42,7 @@ static Proc train_x(const char *out, const char *dset, const char *const *extra)
         "--set", "model.mlp_ratio=2", "--set", "model.patch=7",
         "--set", "train.batch_size=32", "--set", "train.threads=1",
     };
-    enum { NB = sizeof base / sizeof base[0] };
-    const char *args[NB + 32];
-    int n = 0;
-    for (int i = 0; i < NB; i++) args[n++] = base[i];
-    for (int i = 0; extra && extra[i]; i++) args[n++] = extra[i];
-    args[n] = NULL;
-    return run_list(tmp, &n_spawned, args);
+    return run_base_extra(tmp, &n_spawned, base, sizeof base / sizeof base[0], extra);
 }
 #define TRAIN_X(out, dset, ...) train_x(out, dset, (const char *const[]){__VA_ARGS__, NULL})
 #define EWA(...) run_list(tmp, &n_spawned, (const char *const[]){__VA_ARGS__, NULL})

@@ -32,11 +32,7 @@ static char *base_cfg;
 enum { N_TRAIN = 200, N_TEST = 100 };
 
 static void setup(void) {
-    tmp = tu_tmpdir();
-    data_dir = tu_path(tmp, "data");
-    cr_assert_eq(mkdir(data_dir, 0755), 0);
-    write_split(data_dir, "train", N_TRAIN, N_TRAIN, 1);
-    write_split(data_dir, "t10k", N_TEST, N_TEST, 2);
+    tiny_data_setup(&tmp, &data_dir, NULL, N_TRAIN, N_TEST);
     char ini[1024];
     snprintf(ini, sizeof ini,
              "[model]\ndim = 16\ndepth = 2\nheads = 2\nmlp_ratio = 2\npatch = 7\n"
@@ -47,8 +43,8 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    tu_rmrf(tmp);
-    free(tmp); free(data_dir); free(base_cfg);
+    tiny_data_teardown(tmp, data_dir);
+    free(base_cfg);
 }
 
 TestSuite(grid, .init = setup, .fini = teardown, .timeout = 120);

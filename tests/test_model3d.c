@@ -435,13 +435,7 @@ static char *train3d(const char *name, const char *const *extra) {
         "--set", "model.dim=16", "--set", "model.depth=1", "--set", "model.heads=2",
         "--set", "model.pn_width=8", "--set", "train.epochs=1", "--set", "train.threads=1",
         "--set", "train.batch_size=32"};
-    enum { NB = sizeof base / sizeof base[0] };
-    const char *args[NB + 16];
-    int n = 0;
-    for (int i = 0; i < NB; i++) args[n++] = base[i];
-    for (int i = 0; extra[i]; i++) { cr_assert_lt(n, NB + 15); args[n++] = extra[i]; }
-    args[n] = NULL;
-    Proc p = run_list(tmp, &n_spawned, args);
+    Proc p = run_base_extra(tmp, &n_spawned, base, sizeof base / sizeof base[0], extra);
     cr_assert_eq(p.status, 0, "ewa train exited %d; stderr:\n%s", p.status, p.err);
     cr_expect(strstr(p.out, "status=ok") && strstr(p.out, "n=70"), "stdout:\n%s", p.out);
     proc_free(&p);

@@ -23,12 +23,7 @@ static char data_set[600];
 static int n_spawned;
 
 static void setup(void) {
-    tmp = tu_tmpdir();
-    data_dir = tu_path(tmp, "data");
-    cr_assert_eq(mkdir(data_dir, 0755), 0, "mkdir %s", data_dir);
-    write_split(data_dir, "train", N_TRAIN, N_TRAIN, 1);
-    write_split(data_dir, "t10k", N_TEST, N_TEST, 2);
-    snprintf(data_set, sizeof data_set, "data.dir=%s", data_dir);
+    tiny_data_setup(&tmp, &data_dir, data_set, N_TRAIN, N_TEST);
     static const char ini[] =
         "; tiny recipe for test_timm\n"
         "[model]\ndim = 16\ndepth = 2\nheads = 2\nmlp_ratio = 2\npatch = 7\n"
@@ -39,8 +34,8 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-    tu_rmrf(tmp);
-    free(tmp); free(data_dir); free(cfg_path);
+    tiny_data_teardown(tmp, data_dir);
+    free(cfg_path);
 }
 
 TestSuite(timm, .init = setup, .fini = teardown, .timeout = 240);
@@ -50,13 +45,7 @@ TestSuite(timm, .init = setup, .fini = teardown, .timeout = 240);
 static char *train_tiny(const char *name, const char *const *extra) {
     char *run = tu_path(tmp, name);
     const char *base[] = {"train", "--config", cfg_path, "--out", run, "--set", data_set};
-    enum { NB = sizeof base / sizeof base[0] };
-    const char *args[NB + 16];
-    int n = 0;
-    for (int i = 0; i < NB; i++) args[n++] = base[i];
-    for (int i = 0; extra && extra[i]; i++) args[n++] = extra[i];
-    args[n] = NULL;
-    Proc p = run_list(tmp, &n_spawned, args);
+    Proc p = run_base_extra(tmp, &n_spawned, base, sizeof base / sizeof base[0], extra);
     cr_assert_eq(p.status, 0, "ewa train exited %d; stderr:\n%s", p.status, p.err);
     proc_free(&p);
     return run;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -196,4 +197,42 @@ static inline Proc run_prog(const char *bin, const char *dir, int *counter, cons
 }
 
 static inline void proc_free(Proc *p) { free(p->out); free(p->err); }
+
+/* Runs $EWA_BIN with base[0..nb) followed by extra (NULL-terminated; may be
+ * NULL): the fixed arguments of a test's command plus each case's own. */
+static inline Proc run_base_extra(const char *dir, int *counter, const char *const *base, int nb,
+                                  const char *const *extra) {
+    enum { MAXARGS = 128 };
+    const char *args[MAXARGS + 1];
+    int n = 0;
+    for (int i = 0; i < nb && n < MAXARGS; i++) args[n++] = base[i];
+    for (int i = 0; extra && extra[i]; i++) {
+        cr_assert_lt(n, MAXARGS, "more than %d arguments", MAXARGS);
+        args[n++] = extra[i];
+    }
+    args[n] = NULL;
+    return run_list(dir, counter, args);
+}
+
+/* ---------------------------------------------------------------- fixture */
+
+/* The fixture of the suites that train the binary on the tiny set: a fresh
+ * temporary directory *tmp holding data/ (*data_dir) with a "train" split of
+ * n_train and a "t10k" split of n_test images; data_set (600 bytes; may be
+ * NULL) gets the "data.dir=..." --set argument naming it. */
+static inline void tiny_data_setup(char **tmp, char **data_dir, char *data_set, int n_train, int n_test) {
+    *tmp = tu_tmpdir();
+    *data_dir = tu_path(*tmp, "data");
+    cr_assert_eq(mkdir(*data_dir, 0755), 0, "mkdir %s", *data_dir);
+    write_split(*data_dir, "train", n_train, n_train, 1);
+    write_split(*data_dir, "t10k", n_test, n_test, 2);
+    if (data_set) snprintf(data_set, 600, "data.dir=%s", *data_dir);
+}
+
+/* Removes the fixture's directory and frees its paths. */
+static inline void tiny_data_teardown(char *tmp, char *data_dir) {
+    tu_rmrf(tmp);
+    free(tmp);
+    free(data_dir);
+}
 #endif

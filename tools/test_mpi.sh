@@ -22,15 +22,10 @@
 # whose rank 1 cannot read its data must end the whole job non-zero, with
 # rank 1's message, instead of leaving rank 0 waiting in MPI_Allreduce.
 # Exit 0 = pass, 1 = fail.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-EWA=$(realpath "${EWA:-bin/ewa}")
-[ -x "$EWA" ] || { echo "test-mpi: $EWA not built (make)" >&2; exit 1; }
-command -v mpirun >/dev/null || { echo "test-mpi: mpirun not found (make deps: openmpi-bin)" >&2; exit 1; }
-ldd "$EWA" | grep libmpi >/dev/null ||
-  { echo "test-mpi: $EWA was built without MPI (install libopenmpi-dev, then make MPI=1)" >&2; exit 1; }
-T=$(mktemp -d /tmp/ewa-test-mpi.XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+source "$(dirname "$0")/test_lib.sh"
+test_begin test-mpi
+command -v mpirun >/dev/null || fail "mpirun not found (make deps: openmpi-bin)"
+ldd "$EWA" | grep libmpi >/dev/null || fail "$EWA was built without MPI (install libopenmpi-dev, then make MPI=1)"
 # root (CI) needs --allow-run-as-root; 2 ranks may exceed the slots of a
 # 1-core machine; shared-memory single copy (CMA) is often not permitted in
 # containers.
@@ -39,17 +34,7 @@ MPIOPT=(--oversubscribe)
 MPIRUN=(mpirun "${MPIOPT[@]}" -np 2)
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMP_WAIT_POLICY=PASSIVE
 
-cat > "$T/base.ini" <<EOF
-[model]
-dim = 16
-depth = 2
-heads = 2
-mlp_ratio = 2
-patch = 7
-[data]
-dataset = fashion-mnist
-train_subset = 64
-augment = 0
+tiny_base_ini 64 <<EOF
 [train]
 epochs = 5
 batch_size = 64
@@ -62,7 +47,6 @@ eps = 1e-6
 experts = 4
 EOF
 
-fail() { echo "test-mpi: FAIL: $*" >&2; exit 1; }
 run_pair() {   # name, --set arguments...
   local name=$1; shift
   "$EWA" train --config "$T/base.ini" --out "$T/$name-1" "$@" > "$T/$name-1.log" 2>&1 ||

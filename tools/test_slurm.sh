@@ -16,24 +16,9 @@
 #    status ok and final_top1 equal, as text, to the local runner's, and the
 #    aggregation job wrote table.csv.
 # Exit 0 = pass, 1 = fail (with a message).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-EWA=$(realpath "${EWA:-bin/ewa}")
-[ -x "$EWA" ] || { echo "test-slurm: $EWA not built (make)" >&2; exit 1; }
-T=$(mktemp -d /tmp/ewa-test-slurm.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-
-cat > "$T/base.ini" <<EOF
-[model]
-dim = 16
-depth = 2
-heads = 2
-mlp_ratio = 2
-patch = 7
-[data]
-dataset = fashion-mnist
-train_subset = 128
-augment = 0
+source "$(dirname "$0")/test_lib.sh"
+test_begin test-slurm
+tiny_base_ini 128 <<EOF
 [train]
 epochs = 1
 batch_size = 32
@@ -56,11 +41,11 @@ EOF
 
 echo "test-slurm: local runner (2 jobs x 1 thread)"
 (cd "$T" && "$EWA" grid --allow-dirty --config grid.ini --out local --jobs 2) > "$T/local.log" 2>&1 ||
-  { cat "$T/local.log" >&2; echo "test-slurm: FAIL: the local runner failed" >&2; exit 1; }
+  { cat "$T/local.log" >&2; fail "the local runner failed"; }
 
 echo "test-slurm: export for Slurm"
 (cd "$T" && "$EWA" grid --allow-dirty --config grid.ini --out slurm --export slurm --jobs 2) > "$T/export.log" 2>&1 ||
-  { cat "$T/export.log" >&2; echo "test-slurm: FAIL: the export failed" >&2; exit 1; }
+  { cat "$T/export.log" >&2; fail "the export failed"; }
 
 echo "test-slurm: sbatch on a one-node Slurm cluster"
 # shellcheck disable=SC2016
@@ -77,8 +62,7 @@ tools/slurm_local.sh -- bash -c '
 ' _ "$T" > "$T/sbatch.log" 2>&1 || {
   cat "$T/sbatch.log" >&2
   for l in "$T"/slurm/runs/slurm-*.log; do [ -s "$l" ] && { echo "--- $l" >&2; cat "$l" >&2; }; done
-  echo "test-slurm: FAIL: the Slurm job array failed" >&2
-  exit 1
+  fail "the Slurm job array failed"
 }
 
 "${PYTHON:-/usr/bin/python3}" - "$T/local/runs.csv" "$T/slurm/runs.csv" <<'EOF'
