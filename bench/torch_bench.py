@@ -5,15 +5,17 @@ The model is the lean reference program's (../shared/bench/lean_torch_vit.py, co
 nn.Module ViT in timm's layout (patch conv, class token, learned position embedding, pre-norm blocks with
 softmax(q k^T / sqrt(hd)) v attention and exact GELU, final LayerNorm, linear head), cross-entropy,
 torch.optim.AdamW(foreach=True), zero_grad(set_to_none=True), no Python loops in the step other than the
-module's loop over blocks, and gradient clipping to global norm 1.0 (torch.nn.utils.clip_grad_norm_, with
-foreach=True where the installed torch offers it, 2.0 and later), the same work as the C step
-(bench/bench_train.c clips as every bin/ewa recipe does, train.grad_clip = 1.0); --clip 0 leaves it out.
+module's loop over blocks, and gradient clipping to global norm 1.0, the same work as the C step
+(bench/bench_train.c clips as every bin/ewa recipe does, train.grad_clip = 1.0): torch.nn.utils.clip_grad_norm_
+with foreach=True where the installed torch offers it (2.0 and later), else the same foreach kernels it
+calls (torch._foreach_norm, torch._foreach_mul_; Debian's torch 1.13 has them, and its clip_grad_norm_ loops
+over the tensors in Python); --clip 0 leaves it out.
 Random inputs of the right shape. fp32, or bf16 through torch.autocast('cpu', dtype=torch.bfloat16) (fp32
 master weights, as the C bf16 path).
 
 Prints one line of key=value pairs:
   torch precision=fp32 images_per_s=... step_ms=... cpu_util=... peak_rss_mib=... threads=... torch_version=...
-  clip=foreach|loop|off (how the gradients were clipped) ...
+  clip=foreach|foreach_kernels|off (how the gradients were clipped) ...
 cpu_util = process CPU seconds / (wall seconds x threads) over the timed steps: below ~0.9 the run shared
 its cores with other work.
 """
@@ -89,8 +91,17 @@ def main():
     y = torch.randint(0, a.classes, (a.batch,))
     bf16 = a.precision == "bf16"
     params = list(m.parameters())
-    clip_kw = {"foreach": True} if "foreach" in inspect.signature(nn.utils.clip_grad_norm_).parameters else {}
-    clip = "off" if a.clip <= 0 else "foreach" if clip_kw else "loop"
+    has_kw = "foreach" in inspect.signature(nn.utils.clip_grad_norm_).parameters
+
+    def clip_grads():
+        if has_kw:
+            nn.utils.clip_grad_norm_(params, a.clip, foreach=True)
+            return
+        # clip_grad_norm_(foreach=True) of torch >= 2.0, on the kernels torch 1.13 already has
+        grads = [p.grad for p in params if p.grad is not None]
+        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+        torch._foreach_mul_(grads, torch.clamp(a.clip / (total + 1e-6), max=1.0))
+    clip = "off" if a.clip <= 0 else "foreach" if has_kw else "foreach_kernels"
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -98,7 +109,7 @@ def main():
             loss = F.cross_entropy(m(x), y)
         loss.backward()
         if a.clip > 0:
-            nn.utils.clip_grad_norm_(params, a.clip, **clip_kw)
+            clip_grads()
         opt.step()
         return loss
 
