@@ -81,19 +81,26 @@ static int read_cifar_file(CifarFile *cf, const CifarKind *k, uint8_t *pixels, i
     return 0;
 }
 
-/* Fills files[] with the split's paths; returns how many. dir is short
- * enough (checked by the caller). */
-static int cifar_paths(const char *dir, const CifarKind *k, int train, CifarFile *files) {
-    int nf = 0;
+int cifar_files(const char *dir, int num_classes, int train, DataFiles *f, Err *err) {
+    if (num_classes != 10 && num_classes != 100)
+        return err_set(err, ERR_USAGE, "cifar_load: num_classes %d, expected 10 or 100",
+                       num_classes);
+    const CifarKind *k = num_classes == 10 ? &CIFAR10 : &CIFAR100;
+    if (!dir || !*dir) dir = getenv(k->env);
+    if (!dir || !*dir)
+        return err_set(err, ERR_USAGE, "%s: no data directory given (set data.dir or $%s)",
+                       k->name, k->env);
+    if (strlen(dir) + 32 >= sizeof f->path[0])
+        return err_set(err, ERR_USAGE, "%s: %s directory path too long", dir, k->name);
+    f->n = 0;
     if (k->num_classes == 10 && train)
         for (int i = 1; i <= 5; i++)
-            snprintf(files[nf++].path, sizeof files[0].path, "%s/data_batch_%d.bin", dir, i);
+            snprintf(f->path[f->n++], sizeof f->path[0], "%s/data_batch_%d.bin", dir, i);
     else if (k->num_classes == 10)
-        snprintf(files[nf++].path, sizeof files[0].path, "%s/test_batch.bin", dir);
+        snprintf(f->path[f->n++], sizeof f->path[0], "%s/test_batch.bin", dir);
     else
-        snprintf(files[nf++].path, sizeof files[0].path, "%s/%s.bin", dir,
-                 train ? "train" : "test");
-    return nf;
+        snprintf(f->path[f->n++], sizeof f->path[0], "%s/%s.bin", dir, train ? "train" : "test");
+    return 0;
 }
 
 static int cifar_read_all(CifarFile *files, int nf, const CifarKind *k, ImageSet *s, Err *err) {
@@ -126,21 +133,19 @@ static int cifar_read_all(CifarFile *files, int nf, const CifarKind *k, ImageSet
 int cifar_load(const char *dir, int num_classes, int train, ImageSet *out, Err *err) {
     if (out) memset(out, 0, sizeof *out);
     if (!out) return err_set(err, ERR_USAGE, "cifar_load: NULL output");
-    if (num_classes != 10 && num_classes != 100)
-        return err_set(err, ERR_USAGE, "cifar_load: num_classes %d, expected 10 or 100",
-                       num_classes);
+    DataFiles *df = malloc(sizeof *df);
+    if (!df) return err_set(err, ERR_RUNTIME, "cifar_load: out of memory");
+    int rc = cifar_files(dir, num_classes, train, df, err);
+    if (rc) { free(df); return rc; }
     const CifarKind *k = num_classes == 10 ? &CIFAR10 : &CIFAR100;
     if (!dir || !*dir) dir = getenv(k->env);
-    if (!dir || !*dir)
-        return err_set(err, ERR_USAGE, "%s: no data directory given (set data.dir or $%s)",
-                       k->name, k->env);
     CifarFile files[CIFAR_MAX_FILES];
     memset(files, 0, sizeof files);
-    if (strlen(dir) + 32 >= sizeof files[0].path)
-        return err_set(err, ERR_USAGE, "%s: %s directory path too long", dir, k->name);
-    int nf = cifar_paths(dir, k, train, files);
+    int nf = df->n;
+    for (int i = 0; i < nf; i++) snprintf(files[i].path, sizeof files[i].path, "%s", df->path[i]);
+    free(df);
     ImageSet s = {0};
-    int rc = cifar_read_all(files, nf, k, &s, err);
+    rc = cifar_read_all(files, nf, k, &s, err);
     for (int i = 0; i < nf; i++)
         if (files[i].f) fclose(files[i].f);
     if (rc) { imageset_free(&s); return rc; }

@@ -23,6 +23,14 @@ typedef struct {
     int hflip;           /* random horizontal flip with p = 0.5 */
 } Augment2D;
 
+/* The files a loader reads, named for the run record (experiments/data.c,
+ * data_sha256): at most DATA_MAX_FILES paths. */
+enum { DATA_MAX_FILES = 8, DATA_PATH_MAX = 4096 };
+typedef struct {
+    int n;
+    char path[DATA_MAX_FILES][DATA_PATH_MAX];
+} DataFiles;
+
 /* Reads an IDX image file and an IDX label file (gzip-compressed or plain;
  * zlib's gzread handles both) into out. Errors name the file and problem:
  * wrong magic, truncated, sizes inconsistent between the two files, label out
@@ -33,6 +41,9 @@ int idx_load(const char *images_path, const char *labels_path, ImageSet *out, Er
  * else /usr/share/datasets/fashion-mnist. train=1: train-*, else t10k-*.
  * Sets mean/std to 0.2860/0.3530 and name "fashion-mnist". */
 int fmnist_load(const char *dir, int train, ImageSet *out, Err *err);
+/* The two files fmnist_load(dir, train) reads: images, then labels (dir
+ * resolved as there; base.gz, or base when only the uncompressed file exists). */
+int fmnist_files(const char *dir, int train, DataFiles *f, Err *err);
 
 /* CIFAR binary version from dir: num_classes 10 reads data_batch_{1..5}.bin /
  * test_batch.bin (1 label byte + 3072 pixel bytes per record); 100 reads
@@ -40,6 +51,9 @@ int fmnist_load(const char *dir, int train, ImageSet *out, Err *err);
  * Errors: missing file, size not a multiple of the record size, label out of
  * range. Sets the standard per-channel mean/std. */
 int cifar_load(const char *dir, int num_classes, int train, ImageSet *out, Err *err);
+/* The files cifar_load(dir, num_classes, train) reads, in reading order (dir
+ * resolved as there). */
+int cifar_files(const char *dir, int num_classes, int train, DataFiles *f, Err *err);
 
 /* Class-balanced, seeded subset of n_total images (n_total/num_classes per
  * class, the remainder spread over the first classes). Error if a class has

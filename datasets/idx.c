@@ -222,18 +222,26 @@ static int fmnist_path(const char *dir, const char *base, char *buf, size_t len,
     return 0;
 }
 
-int fmnist_load(const char *dir, int train, ImageSet *out, Err *err) {
-    if (out) memset(out, 0, sizeof *out);
-    if (!out) return err_set(err, ERR_USAGE, "fmnist_load: NULL output");
+int fmnist_files(const char *dir, int train, DataFiles *f, Err *err) {
     if (!dir || !*dir) dir = getenv("EWA_FASHION_MNIST_DIR");
     if (!dir || !*dir) dir = FMNIST_DEFAULT_DIR;
     const char *split = train ? "train" : "t10k";
-    char base[64], img[4096], lab[4096];
+    char base[64];
+    f->n = 2;
     snprintf(base, sizeof base, "%s-images-idx3-ubyte", split);
-    int rc = fmnist_path(dir, base, img, sizeof img, err);
+    int rc = fmnist_path(dir, base, f->path[0], sizeof f->path[0], err);
     snprintf(base, sizeof base, "%s-labels-idx1-ubyte", split);
-    if (!rc) rc = fmnist_path(dir, base, lab, sizeof lab, err);
-    if (!rc) rc = idx_load(img, lab, out, err);
+    return rc ? rc : fmnist_path(dir, base, f->path[1], sizeof f->path[1], err);
+}
+
+int fmnist_load(const char *dir, int train, ImageSet *out, Err *err) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!out) return err_set(err, ERR_USAGE, "fmnist_load: NULL output");
+    DataFiles *f = malloc(sizeof *f);
+    if (!f) return err_set(err, ERR_RUNTIME, "fmnist_load: out of memory");
+    int rc = fmnist_files(dir, train, f, err);
+    if (!rc) rc = idx_load(f->path[0], f->path[1], out, err);
+    free(f);
     if (rc) return rc;
     snprintf(out->name, sizeof out->name, "fashion-mnist");
     out->mean[0] = 0.2860f;

@@ -253,6 +253,16 @@ static int check_every_class(const char *names_path, const Lines *names, const c
     return rc;
 }
 
+int modelnet40_files(const char *dir, int train, DataFiles *f, Err *err) {
+    if (!dir || !*dir) return err_set(err, ERR_USAGE, "modelnet40: no data directory given");
+    f->n = 2;
+    int a = snprintf(f->path[0], sizeof f->path[0], "%s/modelnet40_shape_names.txt", dir);
+    int b = snprintf(f->path[1], sizeof f->path[1], "%s/%s", dir, train ? "modelnet40_train.txt" : "modelnet40_test.txt");
+    if (a < 0 || b < 0 || (size_t)a >= sizeof f->path[0] || (size_t)b >= sizeof f->path[1])
+        return err_set(err, ERR_USAGE, "%s: modelnet40 directory path too long", dir);
+    return 0;
+}
+
 int modelnet40_load(const char *dir, int train, int P, PointSample sample, uint64_t seed,
                     PointSet *out, Err *err) {
     if (out) memset(out, 0, sizeof *out);
@@ -263,11 +273,16 @@ int modelnet40_load(const char *dir, int train, int P, PointSample sample, uint6
         return err_set(err, ERR_USAGE, "modelnet40: unknown sampling mode %d", (int)sample);
 
     Lines names = {0}, list = {0};
-    char *names_path = join(dir, "/", "modelnet40_shape_names.txt", "");
-    char *list_path = join(dir, "/", train ? "modelnet40_train.txt" : "modelnet40_test.txt", "");
+    char *names_path = NULL, *list_path = NULL;   /* modelnet40_files: one place names them */
     char **paths = NULL;
     int *labels = NULL, *order = NULL, n = 0, rc = 0, first_unmatched = -1;
-    if (!names_path || !list_path) { rc = err_set(err, ERR_RUNTIME, "modelnet40: out of memory"); goto done; }
+    DataFiles *df = malloc(sizeof *df);
+    if (!df) { rc = err_set(err, ERR_RUNTIME, "modelnet40: out of memory"); goto done; }
+    rc = modelnet40_files(dir, train, df, err);
+    if (!rc && (!(names_path = strdup(df->path[0])) || !(list_path = strdup(df->path[1]))))
+        rc = err_set(err, ERR_RUNTIME, "modelnet40: out of memory");
+    free(df);
+    if (rc) goto done;
     if ((rc = read_lines(names_path, &names, err))) goto done;
     if (names.n == 0) {
         rc = err_set(err, ERR_RUNTIME, "%s: line 1: no class names", names_path);

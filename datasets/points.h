@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include "../core/err.h"
 #include "../core/rng.h"
+#include "dataset.h"
 
 typedef struct {
     char name[32];        /* "shapes3d", "modelnet40" */
@@ -31,6 +32,10 @@ void points_normalize(float *xyz, int P);
 /* ---- shapes3d (shapes3d.c, documented in SHAPES3D.md; synthetic) ---- */
 
 enum { SHAPES3D_NUM_CLASSES = 14 };
+/* The generator's version, named in the run record in place of file
+ * checksums: bump it whenever shapes3d_generate's output for the same
+ * arguments changes. */
+enum { SHAPES3D_GENERATOR_VERSION = 1 };
 
 /* Name of class k of shapes3d, or NULL if k is out of range. */
 const char *shapes3d_class_name(int k);
@@ -61,6 +66,10 @@ typedef enum {
  * Errors (ERR_RUNTIME, "<path>: line N: <problem>"): missing file, empty or
  * duplicate shape names, malformed id, no shapes left, a record without 6
  * fields, a field that is not a finite number, fewer than P points. */
+/* The files that define modelnet40_load(dir, train, ...)'s split: the shape
+ * names and the split's id list (the per-shape files the ids name are not
+ * listed). */
+int modelnet40_files(const char *dir, int train, DataFiles *f, Err *err);
 int modelnet40_load(const char *dir, int train, int P, PointSample sample, uint64_t seed,
                     PointSet *out, Err *err);
 

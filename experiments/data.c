@@ -1,4 +1,5 @@
 #include "data.h"
+#include "../core/fsutil.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,50 @@ static int open_images(const RunConfig *cfg, ImageSet *train, ImageSet *val, Ima
     return rc;
 }
 
+/* ---- the run record's data identity ---- */
+
+/* shapes3d's generator seed: the dataset, not the run, defines it. */
+enum { SHAPES3D_SEED = 3517 };
+
+static int data_files(const RunConfig *cfg, int train, DataFiles *f, Err *err) {
+    if (!strcmp(cfg->dataset, "fashion-mnist")) return fmnist_files(cfg->dir, train, f, err);
+    if (!strcmp(cfg->dataset, "cifar10")) return cifar_files(cfg->dir, 10, train, f, err);
+    if (!strcmp(cfg->dataset, "cifar100")) return cifar_files(cfg->dir, 100, train, f, err);
+    return modelnet40_files(cfg->dir, train, f, err);
+}
+
+/* Appends "name=hex" of each file of f to buf (used bytes *len). */
+static int append_sums(const DataFiles *f, char *buf, size_t n, size_t *len, Err *err) {
+    for (int i = 0; i < f->n; i++) {
+        char hex[65];
+        if (fs_sha256_file(f->path[i], hex, err)) return ERR_RUNTIME;
+        const char *slash = strrchr(f->path[i], '/');
+        int k = snprintf(buf + *len, n - *len, "%s%s=%s", *len ? ";" : "", slash ? slash + 1 : f->path[i], hex);
+        if (k < 0 || (size_t)k >= n - *len)
+            return err_set(err, ERR_USAGE, "data_sha256: %zu bytes do not hold the checksums", n);
+        *len += (size_t)k;
+    }
+    return 0;
+}
+
+int data_sha256(const RunConfig *cfg, char *buf, size_t n, Err *err) {
+    buf[0] = '\0';
+    if (!strcmp(cfg->dataset, "shapes3d")) {
+        snprintf(buf, n, "shapes3d generator v%d seed %d: %d train and %d test clouds of %d points",
+                 SHAPES3D_GENERATOR_VERSION, SHAPES3D_SEED, cfg->train_size, cfg->test_size, cfg->points);
+        return 0;
+    }
+    DataFiles *f = malloc(sizeof *f);
+    if (!f) return err_set(err, ERR_RUNTIME, "data_sha256: out of memory");
+    size_t len = 0;
+    int rc = data_files(cfg, 1, f, err);
+    if (!rc) rc = append_sums(f, buf, n, &len, err);
+    if (!rc) rc = data_files(cfg, 0, f, err);
+    if (!rc) rc = append_sums(f, buf, n, &len, err);
+    free(f);
+    return rc;
+}
+
 /* ---- point clouds ---- */
 
 static int open_points(const RunConfig *cfg, PointSet *train, PointSet *val, PointSet *test, Err *err) {
@@ -230,9 +275,8 @@ static int open_points(const RunConfig *cfg, PointSet *train, PointSet *val, Poi
             return err_set(err, ERR_USAGE, "data.train_size = %d, data.test_size = %d: shapes3d "
                            "has %d classes, each split needs at least one cloud of each",
                            cfg->train_size, cfg->test_size, SHAPES3D_NUM_CLASSES);
-        /* the generator's seed is fixed: the dataset, not the run, defines it */
-        rc = shapes3d_generate(cfg->train_size, cfg->points, 3517, 1, train, err);
-        if (!rc) rc = shapes3d_generate(cfg->test_size, cfg->points, 3517, 0, test, err);
+        rc = shapes3d_generate(cfg->train_size, cfg->points, SHAPES3D_SEED, 1, train, err);
+        if (!rc) rc = shapes3d_generate(cfg->test_size, cfg->points, SHAPES3D_SEED, 0, test, err);
     } else {
         if (!cfg->dir[0])
             return err_set(err, ERR_USAGE, "data.dataset = modelnet40 needs data.dir (the modelnet40_normal_resampled directory)");

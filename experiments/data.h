@@ -30,6 +30,17 @@ int data_open(const RunConfig *cfg, DataSplit *train, DataSplit *val, DataSplit 
  * (n_train_full samples, after data.classes) for fashion-mnist and shapes3d,
  * 0 for the others. */
 int data_val_size(const RunConfig *cfg, int n_train_full);
+
+/* What identifies the data of cfg's run, for the run record's data_sha256
+ * column: "name=<SHA-256 hex>;..." of each file the run reads (train split
+ * first, then test; for modelnet40 the shape-name and split lists, not the
+ * per-shape files they name), or for the generated shapes3d its generator
+ * version and arguments. SHA-256 is fs_sha256_file's (OpenSSL libcrypto, the
+ * checkpoint_sha256 column's), chosen over zlib's crc32 so that the values
+ * can be compared with published checksums and a changed file cannot pass
+ * for the old one. buf: n bytes (600 hold the largest, CIFAR-10's 6 files).
+ * ERR_RUNTIME naming the file that cannot be read; ERR_USAGE if buf is short. */
+int data_sha256(const RunConfig *cfg, char *buf, size_t n, Err *err);
 void data_free(DataSplit *s);
 
 /* Writes B samples idx[0..B) into x (B * data_sample_floats) and their labels

@@ -93,6 +93,9 @@ static void f_build(const RunRecord *r, char *b, size_t n) { snprintf(b, n, "%s"
 static void f_sha(const RunRecord *r, char *b, size_t n) {
     if (r->checkpoint_sha256) snprintf(b, n, "%s", r->checkpoint_sha256);
 }
+static void f_data_sha(const RunRecord *r, char *b, size_t n) {
+    if (r->data_sha256) snprintf(b, n, "%s", r->data_sha256);
+}
 static void f_hash(const RunRecord *r, char *b, size_t n) {
     if (r->cfg) snprintf(b, n, "%016" PRIx64, config_hash(r->cfg));
 }
@@ -200,6 +203,8 @@ static const Column RECORD_COLUMNS[] = {
     /* the run's identity (issue 10): what `ewa regress --mode exact` compares, and the
      * compiler flags that change numbers (OPT and the ISA -march=native resolved to) */
     FN("checkpoint_sha256", f_sha, 1), FN("build_flags", f_build, 0),
+    /* the data (issue 9): SHA-256 of each file read, or shapes3d's generator (data.h) */
+    FN("data_sha256", f_data_sha, 1),
 };
 #define NCOLS ((int)(sizeof RECORD_COLUMNS / sizeof RECORD_COLUMNS[0]))
 

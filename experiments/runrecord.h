@@ -36,6 +36,7 @@ typedef struct {
     const char *status;                  /* NULL = res->status, else e.g. "failed" */
     const RunEnv *env;
     const char *checkpoint_sha256;       /* of final.safetensors (64 hex digits); NULL = none */
+    const char *data_sha256;             /* data_sha256 (data.h); NULL = not known */
 } RunRecord;
 
 /* Fills start_time, host, cpu_model and cores (at the start of a run). */

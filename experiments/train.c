@@ -325,6 +325,8 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
 
     DataSplit train, val, test;
     if ((rc = data_open(c, &train, &val, &test, err))) return rc;
+    char data_sha[600];   /* the data's identity for the run record (data.h) */
+    if (writer && (rc = data_sha256(c, data_sha, sizeof data_sha, err))) goto out_data;
     int B = c->batch_size;
     ViT m, dense;   /* dense: the collapsed model of ewa / rmoe runs */
     memset(&dense, 0, sizeof dense);
@@ -498,7 +500,8 @@ int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *er
     snprintf(path, sizeof path, "%s/summary.csv", out_dir);
     record_env_end(&env);
     RunRecord rec = {.cfg = c, .res = res, .deployed = &evm->d, .trained = &m.d,
-                     .dataset_name = train.name, .env = &env, .checkpoint_sha256 = sha[0] ? sha : NULL};
+                     .dataset_name = train.name, .env = &env, .checkpoint_sha256 = sha[0] ? sha : NULL,
+                     .data_sha256 = writer ? data_sha : NULL};
     rc = record_write_summary(path, &rec, err);
 out_buf:
     rows_free(&metrics, METRIC_COLS);

@@ -407,9 +407,11 @@ Test(cli, out_is_a_regular_file) {
 
 Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
     char *run = tu_path(tmp, "new/parents/run");   /* --out creates missing parents */
-    Proc p = TRAIN(run, 5);
+    Proc p = TRAIN_X(run, 5, "--set", "data.points=256");   /* a 3D key: accepted with a warning */
     cr_assert_eq(p.status, 0, "ewa train exited %d; stderr:\n%s", p.status, p.err);
     cr_assert(strstr(p.out, "status=ok"), "stdout lacks status=ok:\n%s", p.out);
+    cr_assert(strstr(p.err, "ewa train: warning: data.dataset = fashion-mnist ignores data.points = 256\n"),
+              "stderr lacks the warning:\n%s", p.err);
     proc_free(&p);
 
     const char *files[] = {"config.ini", "metrics.csv", "summary.csv", "final.safetensors"};
@@ -499,6 +501,17 @@ Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
     sha256sum(ckpt, want);
     cr_assert_str_eq(cell(&s, 0, "checkpoint_sha256"), want);
     cr_assert(strstr(cell(&s, 0, "build_flags"), " (target"), "build_flags '%s'", cell(&s, 0, "build_flags"));
+    /* the data's identity: SHA-256 of each file read, train split first */
+    static const char *const data_files[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                                             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+    char sums[600] = "";
+    for (int i = 0; i < 4; i++) {
+        char *p = tu_path(data_dir, data_files[i]);
+        sha256sum(p, want);
+        snprintf(sums + strlen(sums), sizeof sums - strlen(sums), "%s%s=%s", i ? ";" : "", data_files[i], want);
+        free(p);
+    }
+    cr_assert_str_eq(cell(&s, 0, "data_sha256"), sums);
     free(ckpt);
     csv_table_free(&m);
     csv_table_free(&s);

@@ -461,6 +461,7 @@ static void check_run(const char *run, const char *method) {
     cr_expect_str_eq(cell(&t, "status"), "ok");
     cr_expect_str_eq(cell(&t, "method"), method);
     cr_expect_str_eq(cell(&t, "n_test"), "70");
+    cr_expect_str_eq(cell(&t, "data_sha256"), "shapes3d generator v1 seed 3517: 140 train and 70 test clouds of 128 points");
     double top1 = atof(cell(&t, "final_top1"));
     cr_expect(top1 >= 0 && top1 <= 1);
     if (strcmp(method, "dense")) {   /* the MoE really existed in training, collapsed for eval */
