@@ -3,7 +3,8 @@
 
 Reads the pilot grids' outputs (OUT/runs.csv and OUT/runs/<run_id>/metrics.csv) and prints, as Markdown:
   1. per run: final validation and test top-1, and the two convergence criteria of CAMPAIGN.md -
-     the relative change of the training loss over the last tenth of training (criterion: <= 1%), and
+     the relative change of the mean training loss (plain cross-entropy) of the last tenth of the epochs
+     against the tenth before it (criterion: within 1%), and
      the change of validation top-1 over the evaluations in the last quarter of training, against its
      binomial standard error (criterion: within 2 SE);
   2. per cell: the paired EWA - dense difference of final test top-1 over seeds (mean, sd, n) and the
@@ -64,8 +65,14 @@ def convergence(train, val, n_val):
     """(rel. train-loss change over the last tenth, val change over the last quarter, its SE)."""
     epochs = train[-1][0]
     k = max(1, math.ceil(0.1 * epochs))
-    ref = dict(train).get(epochs - k)
-    dloss = (train[-1][1] - ref) / ref if ref else float("nan")
+    loss = dict(train)
+    last = [loss[e] for e in range(epochs - k + 1, epochs + 1) if e in loss]
+    before = [loss[e] for e in range(epochs - 2 * k + 1, epochs - k + 1) if e in loss]
+    if last and before:
+        ref = sum(before) / len(before)
+        dloss = (sum(last) / len(last) - ref) / ref
+    else:
+        dloss = float("nan")
     late = [v for v in val if v[0] >= epochs - max(1, math.ceil(0.25 * epochs))]
     dval = late[-1][1] - late[0][1] if len(late) > 1 else float("nan")
     acc = val[-1][1] if val else float("nan")
