@@ -137,9 +137,10 @@ regress: $(BIN)/ewa
 	$(BIN)/ewa regress --ref $(REGRESS_REF) --new $(REGRESS_NEW) --mode $(REGRESS_MODE)
 
 # The reference of a profile from a clean grid's results (runs.csv, table.csv,
-# table.md, platform.csv). A commit that changes numerics on purpose runs
-# `make reproduce-table1 PROFILE=smoke && make reference PROFILE=smoke` and
-# commits the new reference with the change.
+# table.md, platform.csv). A change of numerics on purpose is followed, on the
+# clean tree of its commit, by `rm -rf results/table1/smoke` (a grid resumes by
+# run id), `make reproduce-table1 PROFILE=smoke && make reference PROFILE=smoke`,
+# and the reference is committed right after the change (README "Regression check").
 reference: $(BIN)/ewa
 	$(BIN)/ewa regress --write-reference results/reference/$(PROFILE) --from $(REFERENCE_FROM)
 
