@@ -8,8 +8,10 @@ with the count and the commits they were built from.
 
     tools/dirty_results.py                          # print the Markdown list
     tools/dirty_results.py --update results/README.md
+    tools/dirty_results.py --check results/README.md   # exit 1 if the block is stale (CI)
 
-(paths relative to the repository's top, wherever it is run from)
+(FILE and the listed paths relative to the repository's top, this script's
+parent directory, wherever it is run from)
 
 --update replaces the lines between the markers
 <!-- dirty-results:begin --> and <!-- dirty-results:end --> of the file with
@@ -56,28 +58,40 @@ def listing():
     return "\n".join(lines)
 
 
-def update(path, text):
+def replaced(path, text):
+    """The file's text and the text with the block between the markers replaced."""
     with open(path) as f:
         doc = f.read()
     if BEGIN not in doc or END not in doc:
         sys.exit("%s: markers %s ... %s not found" % (path, BEGIN, END))
     head, rest = doc.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
+    return doc, head + BEGIN + "\n" + text + "\n" + END + tail
+
+
+def update(path, text):
+    _, new = replaced(path, text)
     with open(path, "w") as f:
-        f.write(head + BEGIN + "\n" + text + "\n" + END + tail)
+        f.write(new)
+
+
+def check(path, text):
+    old, new = replaced(path, text)
+    if old != new:
+        sys.exit("%s: the list of results from a dirty tree is stale; run "
+                 "tools/dirty_results.py --update %s and commit it" % (path, path))
+    print("%s: the list of results from a dirty tree is current" % path)
 
 
 def main():
-    root = subprocess.run(["git", "rev-parse", "--show-toplevel"], check=True, capture_output=True,
-                          text=True).stdout.strip()
-    os.chdir(root)
+    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     text = listing()
-    if len(sys.argv) == 3 and sys.argv[1] == "--update":
-        update(sys.argv[2], text)
+    if len(sys.argv) == 3 and sys.argv[1] in ("--update", "--check"):
+        (update if sys.argv[1] == "--update" else check)(sys.argv[2], text)
     elif len(sys.argv) == 1:
         print(text)
     else:
-        sys.exit("usage: tools/dirty_results.py [--update FILE]")
+        sys.exit("usage: tools/dirty_results.py [--update FILE | --check FILE]")
 
 
 if __name__ == "__main__":
