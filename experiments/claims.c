@@ -33,7 +33,7 @@ typedef struct {
     int line;
     char text[512], source[256], table[512], runs[512], select[512], baseline[256], primary[256],
         require[512], x[64], figures[512];
-    int test, dir, have_test, have_dir;
+    int test, dir, have_test, have_dir, equal_cost;
     double margin;
 } ClaimDef;
 
@@ -161,6 +161,12 @@ static int claim_key(ClaimDef *d, const char *name, const char *value, Err *err)
     }
     if (!strcmp(name, "test")) { d->have_test = 1; return set_enum(name, value, tests, 3, &d->test, err); }
     if (!strcmp(name, "direction")) { d->have_dir = 1; return set_enum(name, value, dirs, 3, &d->dir, err); }
+    if (!strcmp(name, "equal_cost")) {
+        if (strcmp(value, "0") && strcmp(value, "1"))
+            return err_set(err, ERR_USAGE, "equal_cost '%s': expected 0 or 1", value);
+        d->equal_cost = value[0] == '1';
+        return 0;
+    }
     if (!strcmp(name, "margin")) {
         char *end;
         d->margin = strtod(value, &end);
@@ -169,7 +175,7 @@ static int claim_key(ClaimDef *d, const char *name, const char *value, Err *err)
         return 0;
     }
     return err_set(err, ERR_USAGE, "unknown key '%s' (known: text, source, test, table, runs, select, "
-                                   "baseline, direction, margin, primary, require, x, figures)", name);
+                                   "baseline, direction, margin, primary, require, x, figures, equal_cost)", name);
 }
 
 static int claims_handler(void *user, const char *section, const char *name, const char *value) {
@@ -198,6 +204,7 @@ static int claim_check(const ClaimDef *d, Err *err) {
     if (d->dir == D_FLAT && !(d->margin > 0))
         return err_set(err, ERR_USAGE, "direction = flat needs a margin > 0 (the equivalence interval)");
     if (d->test == T_SLOPE && !d->x[0]) return err_set(err, ERR_USAGE, "test = slope needs x (the column)");
+    if (d->equal_cost && d->test != T_PAIRED) return err_set(err, ERR_USAGE, "equal_cost needs test = paired");
     if (d->test == T_SLOPE && d->primary[0] && strcmp(d->primary, "all"))
         return err_set(err, ERR_USAGE, "test = slope has no pooled row: primary = all");
     if (d->primary[0] && strcmp(d->primary, "all") && strcmp(d->primary, "pooled") &&
@@ -259,6 +266,7 @@ typedef struct {
     /* provenance of the runs */
     int nruns, ndirty, dirty_unknown, ncommits;
     char commits[512];
+    int cost_equal, cost_differs;   /* equal_cost: rows whose inference cost equals the baseline's, or not */
 } ClaimResult;
 
 static ClaimTest *test_add(ClaimResult *r) {
@@ -386,6 +394,24 @@ static void paired_unmatched(ClaimResult *r, const char *cell, const KvList *bas
     t->note = "no baseline cell in the table";
 }
 
+/* equal_cost: row i's params_inference and flops_inference against its
+ * baseline cell's (the row labelled bl). */
+static void check_cost(ClaimResult *r, ClaimTest *t, const CsvTable *tb, int i, const char *bl, const char *path) {
+    int cp = csv_col(tb, "params_inference"), cf = csv_col(tb, "flops_inference"), cc = csv_col(tb, "cell"), b = -1;
+    if (cp < 0 || cf < 0) {
+        no_data(r, "%s has no params_inference / flops_inference columns (equal_cost)", path);
+        return;
+    }
+    for (int k = 0; k < tb->nrows && b < 0; k++)
+        if (!strcmp(csv_cell(tb, k, cc), bl)) b = k;
+    const char *p = csv_cell(tb, i, cp), *f = csv_cell(tb, i, cf);
+    const char *pb = b >= 0 ? csv_cell(tb, b, cp) : "?", *fb = b >= 0 ? csv_cell(tb, b, cf) : "?";
+    if (p[0] && f[0] && !strcmp(p, pb) && !strcmp(f, fb)) { r->cost_equal++; return; }
+    r->cost_differs++;
+    snprintf(t->extra, sizeof t->extra, "inference cost differs from the baseline's: params %s vs %s, FLOPs %s vs %s",
+             p, pb, f, fb);
+}
+
 static void load_paired(ClaimResult *r) {
     static const char *const names[] = {"diff", "ci_low", "ci_high", "p", "mde", "n_pairs", "cell", "n", "baseline"};
     CsvTable tb;
@@ -409,6 +435,7 @@ static void load_paired(ClaimResult *r) {
         ClaimTest *t = test_add(r);
         snprintf(t->label, sizeof t->label, "%s", cell);
         test_from_row(t, &tb, i, cols);
+        if (r->d->equal_cost) check_cost(r, t, &tb, i, bl, path);
     }
     if (bad && r->verdict != V_NODATA) no_data(r, "%s has no column '%s' (select)", path, bad);
     if (npooled > 1 && r->verdict != V_NODATA)
@@ -635,7 +662,7 @@ static void decide(ClaimResult *r) {
     check_require(r);
     int by_pooled = !strncmp(d->primary, "pooled", 6);
     if (ncon || (r->has_pooled && r->pooled.verdict == V_CONTRADICTED)) r->verdict = V_CONTRADICTED;
-    else if (r->missing[0]) r->verdict = V_INCONCLUSIVE;
+    else if (r->missing[0] || r->cost_differs) r->verdict = V_INCONCLUSIVE;
     else if (by_pooled) r->verdict = r->has_pooled && r->pooled.verdict == V_SUPPORTED ? V_SUPPORTED : V_INCONCLUSIVE;
     else r->verdict = r->nt && nsup == r->nt ? V_SUPPORTED : V_INCONCLUSIVE;
 }
@@ -723,6 +750,10 @@ static void explain(ClaimResult *r) {
     b[0] = '\0';
     if (r->missing[0]) snprintf(b, n, "No row for %s. ", r->missing);
     size_t L = strlen(b);
+    if (r->cost_differs)
+        snprintf(b + L, n - L, "%d row%s differ%s from the baseline in inference cost (see the notes). ",
+                 r->cost_differs, r->cost_differs == 1 ? "" : "s", r->cost_differs == 1 ? "s" : "");
+    L = strlen(b);
     if (r->verdict == V_CONTRADICTED) {
         const ClaimTest *c = r->has_pooled && r->pooled.verdict == V_CONTRADICTED ? &r->pooled : NULL;
         for (int i = 0; i < r->nt && !c; i++)
@@ -882,6 +913,9 @@ static void md_claim(FILE *f, const ClaimResult *r, const char *outdir) {
     fprintf(f, "\n**Verdict: %s.** %s\n\n", VERDICT[r->verdict], r->reason);
     md_links(f, r, outdir);
     md_provenance(f, r, outdir);
+    if (d->equal_cost && r->verdict != V_NODATA && !r->cost_differs)
+        fprintf(f, "Inference cost: every compared row has its baseline's `params_inference` and `flops_inference` "
+                   "(%d rows).\n", r->cost_equal);
     if (!r->nt && !r->has_pooled) return;
     fprintf(f, "\n| row | estimate [95%% CI], %s | p | p (Holm) | n | MDE | verdict | note |\n", u);
     fprintf(f, "|---|---|---|---|---|---|---|---|\n");

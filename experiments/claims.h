@@ -37,6 +37,10 @@
  *             each of which needs a selected row
  *   x         slope: the column along which the slope is taken
  *   figures   files under TABLE linked from CLAIMS.md (when present)
+ *   equal_cost 1: (paired) every compared row must have its baseline cell's
+ *             params_inference and flops_inference ("at equal inference
+ *             cost"); a row that differs is noted and the claim cannot be
+ *             supported
  *
  * Tests. Each selected row (series) is one test of the estimate d (mean
  * paired difference, mean slope, mean MI difference) with standard error se
@@ -64,8 +68,9 @@
  *   contradicted  the primary test or any test is contradicted (a general
  *                 claim falls with one significant counterexample);
  *   supported     the primary test (the pooled row; with primary = all every
- *                 test) is supported, nothing is contradicted and every
- *                 `require` setting has a row;
+ *                 test) is supported, nothing is contradicted, every
+ *                 `require` setting has a row and (equal_cost) no row
+ *                 differs in inference cost;
  *   inconclusive  otherwise: CLAIMS.md gives the interval and the MDE (alpha
  *                 0.05, power 0.8, at the current n) of every test.
  * Claims are not adjusted across each other: each answers its own question. */

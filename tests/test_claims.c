@@ -245,7 +245,8 @@ Test(claims, each_verdict_kind_and_its_reason) {
         {"sup", "supported"},         {"sup_missing", "inconclusive"}, {"con", "contradicted"},
         {"inc", "inconclusive"},      {"ni", "supported"},             {"ni_tight", "inconclusive"},
         {"missing", "no data"},       {"wrong_baseline", "no data"},   {"falls", "supported"},
-        {"flat", "supported"},        {"flat_broken", "contradicted"}, {"routing", "supported"}};
+        {"flat", "supported"},        {"flat_broken", "contradicted"}, {"routing", "supported"},
+        {"cost", "inconclusive"}};
     for (size_t i = 0; i < sizeof expect / sizeof *expect; i++) {
         const char *k[1] = {"claim"}, *v[1] = {expect[i][0]};
         int r = find(&got, k, v, 1);
@@ -262,6 +263,11 @@ Test(claims, each_verdict_kind_and_its_reason) {
     cr_expect(strstr(md, "**1 from a dirty tree**"), "the dirty run of sup is reported");
     cr_expect(strstr(md, "`inc/runs.csv` not found: commits unknown"), "no runs.csv: provenance unknown");
     cr_expect(strstr(md, "at 1 commit (`abc123`)"), "the commit of the runs");
+    cr_expect(strstr(md, "Inference cost: every compared row has its baseline's `params_inference` and "
+                         "`flops_inference` (2 rows)."), "equal_cost, equal");
+    cr_expect(strstr(md, "1 row differs from the baseline in inference cost") &&
+                  strstr(md, "inference cost differs from the baseline's: params 1500 vs 1000, FLOPs 20000 vs 20000"),
+              "equal_cost, a row that differs");
     csv_table_free(&got);
     tu_rmrf(dir);
     free(dir); free(md);
@@ -298,6 +304,7 @@ Test(claims, config_errors_name_file_and_line) {
     expect_config_error("[claims]\ntext = t\n", "line 1: section [claims]: expected [claim.ID]");
     expect_config_error("text = t\n" OK_CLAIM, "line 1: key 'text' is outside a [claim.ID] section");
     expect_config_error("; nothing\n", "no [claim.ID] section");
+    expect_config_error(OK_CLAIM "equal_cost = yes\n", "line 6: [claim.a] equal_cost 'yes': expected 0 or 1");
     char longl[4000];
     snprintf(longl, sizeof longl, OK_CLAIM "source = %02990d\n", 0);
     expect_config_error(longl, "line 6: line too long");
