@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 P=${1:-smoke}; JOBS=${2:-2}; EWA=${EWA:-bin/ewa}
 "$EWA" grid --config paper_configs/finetune_pretrain.ini --profile "$P" --jobs 1
 PRE=results/finetune_pretrain/$P
-id=$(awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="run_id") c=i; next} {print $c}' "$PRE/runs.csv" | tail -1)
+# run ids are written quoted (runs.csv): strip the quotes
+id=$(awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="run_id") c=i; next} {gsub(/"/, "", $c); print $c}' "$PRE/runs.csv" | tail -1)
 CKPT=$(pwd)/$PRE/runs/$id/final.safetensors
 [ -s "$CKPT" ] || { echo "no pretrained checkpoint $CKPT" >&2; exit 1; }
 OUT=results/ablation_finetune/$P
