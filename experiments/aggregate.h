@@ -78,23 +78,6 @@ typedef struct {
 int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
                    const char *baseline, Err *err);
 
-/* The ok runs of runs_csv, deduplicated as aggregate_runs does, with their
- * values of the grouping keys (group as in aggregate_runs; key[g] are the
- * canonical names) and their provenance. Strings are malloc'd copies; a
- * missing git_commit is "", a missing git_dirty -1. */
-typedef struct {
-    int ng, n;
-    char **key;            /* ng */
-    char **val;            /* n * ng, row-major */
-    char **run_id, **commit;
-    int *dirty;
-    long *seed;
-    double *final_top1;
-} RunValues;
-int aggregate_run_values(const char *runs_csv, const char *group, RunValues *out, Err *err);
-void run_values_free(RunValues *v);
-
-
 /* The same reading, grouping and pairing into s without writing anything
  * (group and baseline as above). ERR_RUNTIME for an unreadable file, missing
  * columns or no runs; ERR_USAGE for a bad group or baseline. On success the

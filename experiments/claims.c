@@ -486,6 +486,60 @@ static void load_routing_mi(ClaimResult *r) {
     csv_table_free(&tb);
 }
 
+/* ---------------------------------------------------------------- runs */
+
+/* The ok runs of a runs.csv as the tables see them (aggregate_load: rows
+ * deduplicated by run_id, grouped by the default keys); strings point into s. */
+typedef struct {
+    AggSet s;
+    int ng, n;
+    const char **key;      /* ng */
+    const char **val;      /* n * ng, row-major */
+    const char **run_id, **commit;
+    int *dirty;
+    long *seed;
+    double *final_top1;
+} RunValues;
+
+static int runs_load(const char *path, RunValues *v, Err *err) {
+    memset(v, 0, sizeof *v);
+    if (aggregate_load(path, NULL, NULL, &v->s, err)) return ERR_RUNTIME;
+    const AggSet *s = &v->s;
+    size_t n = (size_t)s->n + 1;
+    v->ng = s->ng;
+    v->key = xmalloc(sizeof(char *) * (size_t)(s->ng + 1));
+    for (int g = 0; g < s->ng; g++) v->key[g] = s->gname[g];
+    v->val = xmalloc(sizeof(char *) * n * (size_t)(s->ng + 1));
+    v->run_id = xmalloc(sizeof(char *) * n);
+    v->commit = xmalloc(sizeof(char *) * n);
+    v->dirty = xmalloc(sizeof(int) * n);
+    v->seed = xmalloc(sizeof(long) * n);
+    v->final_top1 = xmalloc(sizeof(double) * n);
+    for (int i = 0; i < s->n; i++) {
+        if (s->cell_of[i] < 0) continue;
+        for (int g = 0; g < s->ng; g++) v->val[(size_t)v->n * s->ng + g] = aggregate_run_get(s, i, s->gname[g]);
+        const char *d = aggregate_run_get(s, i, "git_dirty");
+        v->run_id[v->n] = aggregate_run_get(s, i, "run_id");
+        v->commit[v->n] = aggregate_run_get(s, i, "git_commit");
+        v->dirty[v->n] = d[0] ? atoi(d) : -1;
+        v->seed[v->n] = atol(aggregate_run_get(s, i, "seed"));
+        v->final_top1[v->n++] = atof(aggregate_run_get(s, i, "final_top1"));
+    }
+    return 0;
+}
+
+static void runs_free(RunValues *v) {
+    free(v->key);
+    free(v->val);
+    free(v->run_id);
+    free(v->commit);
+    free(v->dirty);
+    free(v->seed);
+    free(v->final_top1);
+    if (v->s.n) aggregate_free(&v->s);
+    memset(v, 0, sizeof *v);
+}
+
 /* ---------------------------------------------------------------- slopes */
 
 /* A value of x: a number, or "last:L" (the last L blocks) = L. */
@@ -1025,7 +1079,7 @@ static void evaluate(ClaimResult *r, const ClaimDef *d, const char *results_dir)
     else snprintf(r->runs_csv, sizeof r->runs_csv, "%s/runs.csv", r->table_dir);
     RunValues v = {0};
     Err e = {0};
-    int have = !access(r->runs_csv, R_OK) && !aggregate_run_values(r->runs_csv, NULL, &v, &e);
+    int have = !access(r->runs_csv, R_OK) && !runs_load(r->runs_csv, &v, &e);
     if (have) provenance(r, &v);
     else r->nruns = -1;
     if (d->test == T_PAIRED) load_paired(r);
@@ -1037,7 +1091,7 @@ static void evaluate(ClaimResult *r, const ClaimDef *d, const char *results_dir)
         no_data(r, "no row of %s matches select = %s", r->table_dir, d->select[0] ? d->select : "(all)");
     if (r->verdict != V_NODATA) decide(r);
     explain(r);
-    run_values_free(&v);
+    runs_free(&v);
 }
 
 int claims_run(const char *config, const char *results_dir, const char *out, Err *err) {
