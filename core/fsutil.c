@@ -1,6 +1,8 @@
 #include "fsutil.h"
+#include <dirent.h>
 #include <errno.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,4 +195,33 @@ int fs_sha256_file(const char *path, char hex[65], Err *err) {
     if (rc) return err_set(err, ERR_RUNTIME, "%s: SHA-256 failed (libcrypto)", path);
     for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
     return 0;
+}
+
+/* The writer pid of a name "<anything>.tmp.<digits>", or 0. */
+static long tmp_writer(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    while (t && strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp.");
+    if (!t || t == name || !t[5]) return 0;
+    char *end;
+    long pid = strtol(t + 5, &end, 10);
+    return *end || pid <= 0 || t[5] < '0' || t[5] > '9' ? 0 : pid;
+}
+
+int fs_remove_stale_tmp(const char *dir, int *removed, Err *err) {
+    if (removed) *removed = 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int rc = 0;
+    for (struct dirent *e; !rc && (e = readdir(d));) {
+        long pid = tmp_writer(e->d_name);
+        if (!pid || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[4352];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) && errno != ENOENT)
+            rc = err_set(err, ERR_RUNTIME, "%s: cannot remove a stale temporary file: %s", path, strerror(errno));
+        else if (removed)
+            ++*removed;
+    }
+    closedir(d);
+    return rc;
 }

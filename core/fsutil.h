@@ -38,6 +38,16 @@ int fs_write_atomic(const char *path, const void *data, size_t len, Err *err);
 /* A NUL-terminated text. */
 int fs_write_text_atomic(const char *path, const char *text, Err *err);
 
+/* Removes the temporary files "<name>.tmp.<pid>" in dir (not below it)
+ * whose writer process no longer exists (kill(pid, 0) fails with ESRCH): a
+ * process killed by SIGKILL or a power cut during fs_write_atomic* leaves
+ * one behind. A temporary file of a live process (this one, or a concurrent
+ * writer) is never touched. Nothing reads these names, so a leftover is only
+ * clutter; callers clean the directories they own when a run or grid starts
+ * (docs/DESIGN.md 8.7). *removed (may be NULL) gets the count. 0, or
+ * ERR_RUNTIME naming a file that cannot be removed; a missing dir is 0. */
+int fs_remove_stale_tmp(const char *dir, int *removed, Err *err);
+
 /* fsyncs the directory holding path, so a rename is durable (best effort). */
 void fs_fsync_parent_dir(const char *path);
 

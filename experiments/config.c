@@ -837,6 +837,19 @@ int config_write(const RunConfig *c, const char *path, Err *err) {
     return rc;
 }
 
+int config_first_difference(const RunConfig *a, const RunConfig *b, char *key, size_t kn, char *va,
+                            char *vb, size_t vn) {
+    for (int i = 0; i < NKEYS; i++) {
+        format_value(&KEYS[i], a, va, vn);
+        format_value(&KEYS[i], b, vb, vn);
+        if (strcmp(va, vb)) {
+            snprintf(key, kn, "%s.%s", KEYS[i].section, KEYS[i].key);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- listing */
 
 static const char *type_name(KeyType t) {

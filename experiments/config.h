@@ -93,6 +93,12 @@ int config_write(const RunConfig *c, const char *path, Err *err);
  * runs that differ only in seed share a config hash. */
 uint64_t config_hash(const RunConfig *c);
 
+/* The first key (table order) whose value differs between a and b, as
+ * "section.key" in key with both values as the INI text spells them; returns
+ * 1 if one differs, 0 if every key is equal (train resume: docs/DESIGN.md 8.8). */
+int config_first_difference(const RunConfig *a, const RunConfig *b, char *key, size_t kn, char *va,
+                            char *vb, size_t vn);
+
 /* Named presets: sets dim, depth, heads, mlp_ratio, patch, pool (and
  * c->preset). "" is a no-op. Returns 0, or ERR_USAGE if the name is unknown
  * (message lists the known names). */

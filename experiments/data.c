@@ -135,6 +135,15 @@ static int val_split_indices(const RunConfig *cfg, const int *labels, int n, int
     return rc;
 }
 
+/* The training set the validation split leaves (no data.train_subset: the
+ * rest of the split) must still hold every class (issue 11.8). */
+static int check_train_left(const RunConfig *cfg, const char *source, const int *labels, int n, int K,
+                            char *const *names, Err *err) {
+    Err e;
+    if (!check_classes(source, labels, n, K, names, &e)) return 0;
+    return err_set(err, ERR_USAGE, "data.val_size = %d leaves %d training samples: %s", cfg->val_size, n, e.msg);
+}
+
 static int split_images(const RunConfig *cfg, ImageSet *train, const int *in_sub, int n_sub, int n_val,
                         ImageSet *val, Err *err) {
     int *vs = malloc(sizeof(int) * (size_t)(n_val + 1)), *ts = malloc(sizeof(int) * (size_t)(train->n + 1)), nt = 0;
@@ -147,6 +156,7 @@ static int split_images(const RunConfig *cfg, ImageSet *train, const int *in_sub
         rc = imageset_gather(train, ts, nt, &rest, err);
         if (!rc) { imageset_free(train); *train = rest; }
     }
+    if (!rc && !in_sub) rc = check_train_left(cfg, train->source, train->labels, train->n, train->num_classes, NULL, err);
     free(vs); free(ts);
     return rc;
 }
@@ -183,6 +193,8 @@ static int split_points(const RunConfig *cfg, PointSet *train, PointSet *val, Er
     PointSet rest;
     if (!rc) rc = pointset_gather(train, ts, nt, &rest, err);
     if (!rc) { pointset_free(train); *train = rest; }
+    if (!rc) rc = check_train_left(cfg, train->source, train->labels, train->n, train->num_classes,
+                                   train->class_names, err);
     free(vs); free(ts);
     return rc;
 }

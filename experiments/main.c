@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,16 +164,53 @@ static int parse_int_opt(const char *name, const char *v, int lo, int hi, int *o
 
 /* ---------------------------------------------------------------- commands */
 
+/* Set by SIGINT / SIGTERM during `ewa train`: the run stops at its next step
+ * (train.h, TrainOpts.stop). The handler does nothing else. */
+static volatile sig_atomic_t g_train_stop = 0;
+static void on_train_signal(int sig) { g_train_stop = sig; }
+
+static void catch_stop_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_train_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* train's options: --config FILE (default with --resume: DIR/config.ini),
+ * --out DIR (default: the --resume DIR), --resume DIR, --overwrite. */
+static int train_args(const Command *cmd, Parsed *p, char *cfg, size_t n, const char **out, TrainMode *mode) {
+    const char *resume = p->val[3];
+    *out = p->val[1] ? p->val[1] : resume;
+    *mode = resume ? TRAIN_RESUME : p->val[4] ? TRAIN_OVERWRITE : TRAIN_FRESH;
+    if (resume && p->val[4]) return usage_error(cmd, "%s", "--resume and --overwrite exclude each other");
+    if (!*out) return usage_error(cmd, "%s", "train needs --out DIR (or --resume DIR)");
+    if (resume && strcmp(*out, resume))
+        return usage_error(cmd, "--out and --resume name different directories (--resume %s)", resume);
+    if (!p->val[0] && !resume) return usage_error(cmd, "%s", "train needs --config FILE (or --resume DIR)");
+    if (p->val[0]) snprintf(cfg, n, "%s", p->val[0]);
+    else snprintf(cfg, n, "%s/config.ini", resume);
+    return 0;
+}
+
 static int cmd_train(const Command *cmd, Parsed *p) {
     RunConfig c;
     Err err = {0};
     TrainResult res;
-    int rc = dist_init(NULL, NULL, &err);   /* MPI data parallelism under mpirun (dist.h) */
-    if (!rc) rc = config_load(&c, p->val[0], p->nlist, p->list, &err);
+    char cfg[PATH_MAX + 16];
+    TrainOpts o = {.stop = &g_train_stop};
+    const char *out;
+    int rc = train_args(cmd, p, cfg, sizeof cfg, &out, &o.mode);
+    if (rc) return rc;
+    catch_stop_signals();
+    rc = dist_init(NULL, NULL, &err);   /* MPI data parallelism under mpirun (dist.h) */
+    if (!rc) rc = config_load(&c, cfg, p->nlist, p->list, &err);
     char ignored[1024];
     if (!rc && dist_rank() == 0 && config_ignored_keys(&c, ignored, sizeof ignored))
         fprintf(stderr, "ewa train: warning: data.dataset = %s ignores %s\n", c.dataset, ignored);
-    if (!rc) rc = train_run(&c, p->val[1], &res, &err);
+    if (!rc) rc = train_run(&c, out, &o, &res, &err);
     if (rc) {
         if (dist_size() > 1) fprintf(stderr, "ewa train: rank %d of %d: %s\n", dist_rank(), dist_size(), err.msg);
         else fprintf(stderr, "ewa train: %s\n", err.msg);
@@ -185,7 +223,8 @@ static int cmd_train(const Command *cmd, Parsed *p) {
         /* best: the test top-1 at the best-validation epoch (nan without data.val_size) */
         printf("status=%s top1=%.4f best=%.4f n=%d steps=%ld train_s=%.1f out=%s\n", res.status,
                res.final_top1, res.best_epoch ? res.best_top1 : NAN, res.n_test, res.steps,
-               res.train_seconds, p->val[1]);
+               res.train_seconds, out);
+    if (!strcmp(res.status, "interrupted")) return 128 + res.stop_signal;   /* 130 SIGINT, 143 SIGTERM */
     return strcmp(res.status, "ok") ? ERR_RUNTIME : 0;
 }
 
@@ -230,7 +269,8 @@ static int cmd_grid(const Command *cmd, Parsed *p) {
         const char *force = getenv("EWA_TEST_ASSUME_DIRTY");
         GridOpts go = {.jobs = jobs, .dry_run = p->val[4] != NULL, .exe = exe, .export_kind = export_kind,
                        .build_dirty = force && !strcmp(force, "1") ? 1 : ewa_git_dirty(),
-                       .build_commit = ewa_git_commit(), .allow_dirty = p->val[7] != NULL};
+                       .build_commit = ewa_git_commit(), .allow_dirty = p->val[7] != NULL,
+                       .retry_failed = p->val[8] != NULL};
         rc = grid_run(&g, runs, nruns, &go, &err);
     }
     if (rc) fprintf(stderr, "ewa grid: %s\n", err.msg);
@@ -313,9 +353,13 @@ static int cmd_keys(const Command *cmd, Parsed *p) {
 
 static const Command COMMANDS[] = {
     {"train", "Trains one run; writes config.ini, metrics.csv, summary.csv and final.safetensors "
-              "into DIR (created with its parents).",
-     {{"config", "FILE", "the run config (INI)", 1, 0}, {"out", "DIR", "the run directory", 1, 0},
-      SET_OPT},
+              "into DIR (created with its parents), and an epoch checkpoint while it runs. A DIR that holds "
+              "a run is refused unless --overwrite (or --resume for an interrupted one). SIGINT/SIGTERM "
+              "stop the run at its next step: status interrupted, exit 130/143.",
+     {{"config", "FILE", "the run config (INI); with --resume, default DIR/config.ini", 0, 0},
+      {"out", "DIR", "the run directory", 0, 0}, SET_OPT,
+      {"resume", "DIR", "continue the interrupted run in DIR from its last epoch checkpoint", 0, 0},
+      {"overwrite", NULL, "replace the run already in --out DIR", 0, 0}},
      cmd_train},
     {"eval", "Evaluates a checkpoint on its dataset's test split; prints loss=, then top1= n= last.",
      {{"checkpoint", "FILE", "a final.safetensors written by train", 1, 0}, SET_OPT},
@@ -330,7 +374,8 @@ static const Command COMMANDS[] = {
       {"dry-run", NULL, "print the runs and their status only", 0, 0},
       {"export", "slurm|parallel", "write the pending runs as cluster jobs instead", 0, 0},
       SET_OPT,
-      {"allow-dirty", NULL, "run (or export) even from a binary built with uncommitted changes", 0, 0}},
+      {"allow-dirty", NULL, "run (or export) even from a binary built with uncommitted changes", 0, 0},
+      {"retry-failed", NULL, "rerun the runs recorded failed or diverged (else they count as done)", 0, 0}},
      cmd_grid},
     {"record", "Appends a finished run's row to a grid's runs.csv (used by exported jobs).",
      {{"run", "RUN_DIR", "the run directory", 1, 0}, {"to", "RUNS.csv", "the runs.csv", 1, 0},

@@ -1,6 +1,7 @@
 #include "train.h"
 #include "data.h"
 #include "dist.h"
+#include "grid.h"
 #include "methods.h"
 #include "runrecord.h"
 #include "util.h"
@@ -8,12 +9,14 @@
 #include "../core/gemm.h"
 #include "../core/checkpoint.h"
 #include "csvio.h"
+#include "trainstate.h"
 #include "../core/ewa.h"
 #include "../core/optim.h"
 #include "../core/vit.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +29,20 @@
 const char *ewa_git_commit(void);
 int ewa_git_dirty(void);
 
-static void set_threads(int threads) { gemm_set_threads(threads > 0 ? threads : omp_get_num_procs()); }
+/* train.threads (0 = every core). More threads than the CPUs this process
+ * may run on (sched_getaffinity, grid_cpu_count) only oversubscribe them
+ * (issue 11.8: 64 threads on 2 cores ran at 12-50 img/s instead of ~500, and
+ * hung in OpenBLAS's buffer allocation under a memory limit): capped, with a
+ * warning. The summary's threads column records the count used. */
+static void set_threads(int threads) {
+    int cores = grid_cpu_count(), nt = threads > 0 ? threads : omp_get_num_procs();
+    if (threads > cores) {
+        fprintf(stderr, "warning: train.threads = %d exceeds the %d CPUs this process may run on: using %d\n",
+                threads, cores, cores);
+        nt = cores;
+    }
+    gemm_set_threads(nt);
+}
 
 /* train.precision for every GEMM of this process; bf16 on a CPU without
  * bf16 instructions is refused here, before the run directory is touched. */
@@ -194,8 +210,8 @@ static int add_metric(Rows *r, const char *path, int epoch, const char *split, d
 /* Routing statistics (docs/DESIGN.md 2.8): rows epoch, layer, class, expert, count
  * for every routed MoE layer; all evaluations so far, rewritten atomically. */
 enum { ROUTE_COLS = 5 };
+static const char *const route_header[ROUTE_COLS] = {"epoch", "layer", "class", "expert", "count"};
 static int add_routing(Rows *r, const char *path, int epoch, const ViT *m, Err *err) {
-    static const char *const header[ROUTE_COLS] = {"epoch", "layer", "class", "expert", "count"};
     int E = m->d.moe.experts, K = m->d.classes;
     for (int l = 0; l < m->d.depth; l++) {
         if (!m->d.moe_block[l]) continue;
@@ -211,7 +227,7 @@ static int add_routing(Rows *r, const char *path, int epoch, const ViT *m, Err *
                 rows_add(r, p, ROUTE_COLS);
             }
     }
-    return csv_write_file(path, ROUTE_COLS, header, r->nrows, (const char *const *)r->cells, err);
+    return csv_write_file(path, ROUTE_COLS, route_header, r->nrows, (const char *const *)r->cells, err);
 }
 
 static int save_final(const ViT *m, const RunConfig *c, const DataSplit *split, const char *path,
@@ -294,231 +310,504 @@ static int load_init_checkpoint(ViT *m, const RunConfig *c, const DataSplit *tra
     return rc;
 }
 
-int train_run(const RunConfig *c, const char *out_dir, TrainResult *res, Err *err) {
-    memset(res, 0, sizeof *res);
-    snprintf(res->status, sizeof res->status, "failed");
-    RunEnv env;   /* start and end time, host, peak memory: the run record */
-    record_env_begin(&env);
-    MethodPlan plan;   /* what the method does (methods.h); ewa_steps set below */
-    method_plan(c, 0, 0, &plan);
-    const MoeSpec spec = plan.spec;
-    int rc = set_precision(c, err);
-    if (rc) return rc;
-    /* data parallelism (dist.h): rank 0 alone writes the run directory */
-    int writer = dist_rank() == 0;
-    rc = writer ? fs_mkdir_p(out_dir, err) : 0;   /* with its missing parents */
-    if (rc) return rc;
+/* ---- the run directory: refusal, cleaning, resume ---------------------- */
+
+/* The files of a run in its directory, besides config.ini. */
+static const char *const RUN_FILES[] = {"final.safetensors", "summary.csv", "metrics.csv",
+                                        "moe_metrics.csv", "routing.csv", TRAINSTATE_FILE};
+enum { N_RUN_FILES = sizeof RUN_FILES / sizeof RUN_FILES[0] };
+
+static int dir_has(const char *dir, const char *name) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+/* The status in dir/summary.csv ("" if there is none or it is unreadable). */
+static void summary_status(const char *dir, char *st, size_t n) {
+    char p[1200];
+    CsvTable t;
+    Err e;
+    st[0] = '\0';
+    snprintf(p, sizeof p, "%s/summary.csv", dir);
+    if (!fs_file_nonempty(p) || csv_read_file(p, &t, &e)) return;
+    int c = csv_col(&t, "status");
+    if (c >= 0 && t.nrows >= 1) snprintf(st, n, "%s", csv_cell(&t, 0, c));
+    csv_table_free(&t);
+}
+
+/* What mode (train.h) does with the run in dir: ERR_USAGE if it is refused;
+ * *resume = 1 when its train state is to be loaded. */
+static int check_run_dir(const char *dir, TrainMode mode, int writer, int *resume, Err *err) {
+    char st[32];
+    summary_status(dir, st, sizeof st);
+    int holds = 0;
+    for (int i = 0; i < N_RUN_FILES; i++) holds |= dir_has(dir, RUN_FILES[i]);
+    int finished = st[0] && strcmp(st, "interrupted");
+    *resume = mode == TRAIN_RESUME && !finished && dir_has(dir, TRAINSTATE_FILE);
+    if (mode == TRAIN_OVERWRITE || !holds) return 0;
+    if (finished)
+        return err_set(err, ERR_USAGE, "%s holds a finished run (status %s in its summary.csv): %s", dir, st,
+                       mode == TRAIN_RESUME ? "nothing to resume; give --overwrite to train it again"
+                                            : "give --overwrite to replace it");
+    if (mode == TRAIN_FRESH)
+        return err_set(err, ERR_USAGE, "%s holds an interrupted run%s: give --resume %s to continue it or "
+                       "--overwrite to start again", dir, st[0] ? "" : " (no summary.csv)", dir);
+    if (!*resume && writer)
+        fprintf(stderr, "%s: no epoch checkpoint (the run stopped before its first epoch ended): "
+                "starting from step 0\n", dir);
+    return 0;
+}
+
+/* Removes the files of an earlier run (for a resumed run only its summary:
+ * the metrics are cut back to the train state's rows) and the temporary
+ * files of killed processes (fs_remove_stale_tmp). */
+static int clean_run_dir(const char *dir, int resume, Err *err) {
     char path[1200];
-    /* A reused run directory must not keep an earlier run's results beside
-     * this one's (e.g. an old final.safetensors next to a diverged summary). */
-    static const char *const stale[] = {"final.safetensors", "summary.csv", "metrics.csv",
-                                        "moe_metrics.csv", "routing.csv"};
-    for (size_t i = 0; writer && i < sizeof stale / sizeof *stale; i++) {
-        snprintf(path, sizeof path, "%s/%s", out_dir, stale[i]);
+    for (int i = 0; i < N_RUN_FILES; i++) {
+        if (resume && strcmp(RUN_FILES[i], "summary.csv")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, RUN_FILES[i]);
         if (unlink(path) && errno != ENOENT)
             return err_set(err, ERR_RUNTIME, "%s: cannot remove the previous run's file: %s", path,
                            strerror(errno));
     }
-    snprintf(path, sizeof path, "%s/config.ini", out_dir);
-    if (writer && (rc = config_write(c, path, err))) return rc;
-    set_threads(c->threads);
+    int removed = 0, rc = fs_remove_stale_tmp(dir, &removed, err);
+    if (!rc && removed) fprintf(stderr, "%s: removed %d temporary file(s) of killed processes\n", dir, removed);
+    return rc;
+}
 
+/* A resumed run's config must be the one in dir/config.ini, key by key
+ * (checked before anything in dir changes). */
+static int check_resume_config(const char *dir, const RunConfig *c, Err *err) {
+    char path[1200], key[64], va[600], vb[600];
+    snprintf(path, sizeof path, "%s/config.ini", dir);
+    RunConfig stored;
+    if (config_load(&stored, path, 0, NULL, err)) return ERR_USAGE;
+    if (config_first_difference(&stored, c, key, sizeof key, va, vb, sizeof va))
+        return err_set(err, ERR_USAGE, "%s: the interrupted run has %s = %s, this config %s = %s; a resumed "
+                       "run must have the stored config (every key)", path, key, va, key, vb);
+    return 0;
+}
+
+/* The first n rows of this run's CSV at path (header `header`) into r, and
+ * the file rewritten with exactly them: a run killed after writing an
+ * epoch's rows and before its train state left later rows behind. */
+static int rows_restore(Rows *r, const char *path, int ncols, const char *const *header, int n, Err *err) {
+    if (n == 0) return unlink(path) && errno != ENOENT
+                          ? err_set(err, ERR_RUNTIME, "%s: cannot remove: %s", path, strerror(errno)) : 0;
+    CsvTable t;
+    int rc = csv_read_file(path, &t, err);
+    if (rc) return rc;
+    int ok = t.ncols == ncols && t.nrows >= n;
+    for (int i = 0; ok && i < ncols; i++) ok = !strcmp(t.header[i], header[i]);
+    if (!ok)
+        rc = err_set(err, ERR_RUNTIME, "%s: does not hold the %d rows the train state counts (%d columns, "
+                     "%d rows)", path, n, t.ncols, t.nrows);
+    for (int i = 0; !rc && i < n; i++) rows_add(r, (const char *const *)t.cells + (size_t)i * ncols, ncols);
+    csv_table_free(&t);
+    if (!rc) rc = csv_write_file(path, ncols, header, r->nrows, (const char *const *)r->cells, err);
+    return rc;
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+/* One training run: its inputs, model, buffers and bookkeeping. */
+typedef struct {
+    const RunConfig *c;
+    const char *out;
+    const TrainOpts *o;
+    TrainResult *res;
+    RunEnv env;
+    MethodPlan plan;     /* what the method does (methods.h) */
+    int writer, tty, collapse, routed;
     DataSplit train, val, test;
-    if ((rc = data_open(c, &train, &val, &test, err))) return rc;
-    char data_sha[600];   /* the data's identity for the run record (data.h) */
-    if (writer && (rc = data_sha256(c, data_sha, sizeof data_sha, err))) goto out_data;
-    int B = c->batch_size;
-    ViT m, dense;   /* dense: the collapsed model of ewa / rmoe runs */
-    memset(&dense, 0, sizeof dense);
-    int collapse = plan.collapse, routed = spec.kind == MOE_ROUTED;
-    if ((rc = build_model(c, &train, B, 0, &m, err))) goto out_data;
-    vit_init_weights(&m, c->seed);
-    if (c->init_checkpoint[0] && (rc = load_init_checkpoint(&m, c, &train, err))) goto out_model;
-    if (collapse && (rc = build_model(c, &train, B, 1, &dense, err))) goto out_model;
-    ViT *evm = collapse ? &dense : &m;   /* the model evaluated and saved */
-    if (routed) {
-        m.route_counts = calloc((size_t)m.d.depth * m.d.classes * m.d.moe.experts, sizeof(long));
-        if (!m.route_counts) { rc = err_set(err, ERR_RUNTIME, "out of memory"); goto out_model; }
-    }
+    ViT m, dense, *evm;  /* dense: the collapsed model of ewa / rmoe runs; evm: evaluated and saved */
+    float *x;
+    int *y, *idx;
+    Rows metrics, routing, moe_rows;
+    long steps_per_epoch, total, warmup, test_stop_step;
+    AdamW opt;
+    TrainState ts;       /* epoch, step, random streams, results so far: saved after every epoch */
+    double t0;
+    char metrics_path[1200];
+    char data_sha[600];  /* the data's identity for the run record (data.h), rank 0 */
+} Run;
 
-    int nmax = train.n > test.n ? train.n : test.n;
-    if (val.n > nmax) nmax = val.n;
-    float *x = malloc(sizeof(float) * data_sample_floats(&train) * B);
-    int *y = malloc(sizeof(int) * B), *idx = malloc(sizeof(int) * nmax);
-    Rows metrics = {0}, routing = {0}, moe_rows = {0};
-    long total_assigned = 0, total_dropped = 0;
-    if (!x || !y || !idx) { rc = err_set(err, ERR_RUNTIME, "out of memory"); goto out_buf; }
-    if (dist_size() > 1 && collapse) {   /* RMoE partitions the global batch */
-        m.shard_scratch = malloc(sizeof(int) * ((size_t)B * m.T + (size_t)m.d.moe.experts + 1));
-        if (!m.shard_scratch) { rc = err_set(err, ERR_RUNTIME, "out of memory"); goto out_buf; }
-    }
+/* Sums over one epoch's training steps. */
+typedef struct {
+    double loss_sum, aux_sum, nll_sum;
+    long assigned, dropped, seen, correct;
+} EpochStats;
 
-    long steps_per_epoch = (train.n + B - 1) / B;
-    long total = steps_per_epoch * c->epochs;
-    if (c->max_steps > 0 && c->max_steps < total) total = c->max_steps;
-    long warmup = (long)lroundf(c->warmup_epochs * steps_per_epoch);
-    method_plan(c, steps_per_epoch, total, &plan);   /* EWA: beta and its step count */
-    const float beta = plan.beta;
-    const long ewa_steps = plan.ewa_steps;
-    Rng shuffle_rng, aug_rng;
-    rng_seed_stream(&shuffle_rng, c->seed, 1);
-    rng_seed_stream(&aug_rng, c->seed, 2 + ((uint64_t)dist_rank() << 32));   /* rank 0: stream 2 */
-    AdamW opt = {.beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps, .weight_decay = c->weight_decay};
-    int tty = writer && isatty(2);
-    snprintf(path, sizeof path, "%s/metrics.csv", out_dir);
-    double t0 = now_s(), train_time = 0.0;
-    long step = 0;
-    snprintf(res->status, sizeof res->status, "ok");
-    for (int ep = 1; ep <= c->epochs && step < total; ep++) {
-        double te = now_s(), loss_sum = 0.0, aux_sum = 0.0, nll_sum = 0.0;
-        long ep_assigned = 0, ep_dropped = 0;
-        long seen = 0, correct = 0;
-        for (int i = 0; i < train.n; i++) idx[i] = i;
-        rng_shuffle(&shuffle_rng, idx, (size_t)train.n);
-        for (long s = 0; s < steps_per_epoch && step < total; s++, step++) {
-            /* nb images this step, ln of them on this rank from lo (all on one rank) */
-            int off = (int)(s * B), nb = train.n - off < B ? train.n - off : B, lo, ln;
-            dist_split(nb, &lo, &ln);
-            if (ln && (rc = data_batch(&train, idx + off + lo, ln, c->augment, &aug_rng, x, y, err)))
-                goto out_buf;
-            m.moe_step = (uint64_t)step;
-            m.shard_off = lo;
-            m.shard_batch = dist_size() > 1 ? nb : 0;
-            float loss = ln ? vit_forward(&m, x, y, ln) : 0.0f;
-            vit_zero_grad(&m);
-            if (ln) vit_backward(&m);
-            double st[6] = {(double)loss * ln, (double)m.aux_loss * ln, ln ? count_correct(&m, y, ln) : 0,
-                            (double)m.moe_assigned, (double)m.moe_dropped, (double)m.nll * ln};
-            if ((rc = dist_reduce_grads(m.grads, m.num_params, ln, nb, st, 6, err))) goto out_buf;
-            loss = (float)(st[0] / nb);   /* the global batch's mean loss */
-            aux_sum += st[1];
-            ep_assigned += (long)st[3];
-            ep_dropped += (long)st[4];
-            if (!isfinite(loss)) {
-                mark_diverged(res, step, "training loss");
-                break;
-            }
-            clip_grad_norm(m.grads, m.num_params, c->grad_clip);
-            opt.lr = lr_at(step, total, warmup, c->lr, c->min_lr);
-            adamw_step(&opt, m.params, m.grads, m.adam_m, m.adam_v, m.specs, m.n_params);
-            if (beta > 0 && step < ewa_steps) ewa_update(&m, beta);
-            loss_sum += st[0];
-            nll_sum += st[5];
-            correct += (long)st[2];
-            seen += nb;
-            double el = now_s() - te, ips = seen / (el > 0 ? el : 1e-9);
-            progress(tty, ep, c->epochs, step + 1, total, loss_sum / seen, (double)correct / seen, ips,
-                     (total - step - 1) * (double)B / ips);
-        }
+static void run_path(const Run *r, const char *name, char *buf, size_t n) {
+    snprintf(buf, n, "%s/%s", r->out, name);
+}
+
+static int stop_requested(const Run *r) { return r->o && r->o->stop && *r->o->stop; }
+
+static void mark_interrupted(Run *r) {
+    snprintf(r->res->status, sizeof r->res->status, "interrupted");
+    r->res->stop_signal = r->o && r->o->stop && *r->o->stop ? (int)*r->o->stop : SIGTERM;
+}
+
+/* The training steps of epoch ep (stops early on divergence or a stop
+ * request, with res->status set). */
+static int train_epoch(Run *r, int ep, double te, EpochStats *es, Err *err) {
+    const RunConfig *c = r->c;
+    TrainState *ts = &r->ts;
+    ViT *m = &r->m;
+    int B = c->batch_size, rc;
+    for (int i = 0; i < r->train.n; i++) r->idx[i] = i;
+    rng_shuffle(&ts->shuffle, r->idx, (size_t)r->train.n);
+    for (long s = 0; s < r->steps_per_epoch && ts->step < r->total; s++, ts->step++) {
+        if (ts->step == r->test_stop_step) raise(SIGINT);   /* test hook: EWA_TEST_STOP_AT_STEP */
+        /* nb images this step, ln of them on this rank from lo (all on one rank) */
+        int off = (int)(s * B), nb = r->train.n - off < B ? r->train.n - off : B, lo, ln;
+        dist_split(nb, &lo, &ln);
+        if (ln && (rc = data_batch(&r->train, r->idx + off + lo, ln, c->augment, &ts->aug, r->x, r->y, err)))
+            return rc;
+        m->moe_step = (uint64_t)ts->step;
+        m->shard_off = lo;
+        m->shard_batch = dist_size() > 1 ? nb : 0;
+        float loss = ln ? vit_forward(m, r->x, r->y, ln) : 0.0f;
+        vit_zero_grad(m);
+        if (ln) vit_backward(m);
+        /* the stop request is summed over the ranks, so every rank stops at the same step */
+        double st[7] = {(double)loss * ln, (double)m->aux_loss * ln, ln ? count_correct(m, r->y, ln) : 0,
+                        (double)m->moe_assigned, (double)m->moe_dropped, (double)m->nll * ln,
+                        stop_requested(r)};
+        if ((rc = dist_reduce_grads(m->grads, m->num_params, ln, nb, st, 7, err))) return rc;
+        if (st[6] > 0) { mark_interrupted(r); return 0; }
+        loss = (float)(st[0] / nb);   /* the global batch's mean loss */
+        es->aux_sum += st[1];
+        es->assigned += (long)st[3];
+        es->dropped += (long)st[4];
+        if (!isfinite(loss)) { mark_diverged(r->res, ts->step, "training loss"); return 0; }
+        clip_grad_norm(m->grads, m->num_params, c->grad_clip);
+        r->opt.lr = lr_at(ts->step, r->total, r->warmup, c->lr, c->min_lr);
+        adamw_step(&r->opt, m->params, m->grads, m->adam_m, m->adam_v, m->specs, m->n_params);
+        if (r->plan.beta > 0 && ts->step < r->plan.ewa_steps) ewa_update(m, r->plan.beta);
+        es->loss_sum += st[0];
+        es->nll_sum += st[5];
+        es->correct += (long)st[2];
+        es->seen += nb;
+        double el = now_s() - te, ips = es->seen / (el > 0 ? el : 1e-9);
+        progress(r->tty, ep, c->epochs, ts->step + 1, r->total, es->loss_sum / es->seen,
+                 (double)es->correct / es->seen, ips, (r->total - ts->step - 1) * (double)B / ips);
+    }
+    return 0;
+}
+
+/* The epoch's train row of metrics.csv (and moe_metrics.csv). */
+static int epoch_train_rows(Run *r, int ep, const EpochStats *es, double ep_time, Err *err) {
+    r->ts.total_assigned += es->assigned;
+    r->ts.total_dropped += es->dropped;
+    if (!r->writer) return 0;
+    double drop = es->assigned ? (double)es->dropped / es->assigned : 0.0;
+    int rc = add_metric(&r->metrics, r->metrics_path, ep, "train", es->nll_sum / es->seen,
+                        (es->loss_sum - es->aux_sum) / es->seen, (double)es->correct / es->seen, r->opt.lr,
+                        now_s() - r->t0, ep_time, es->seen, r->ts.step, err);
+    if (!rc && r->plan.spec.kind != MOE_NONE) {
+        char mpath[1200];
+        run_path(r, "moe_metrics.csv", mpath, sizeof mpath);
+        rc = add_moe_metric(&r->moe_rows, mpath, ep, r->ts.step, es->aux_sum / es->seen, drop, err);
+    }
+    return rc;
+}
+
+/* Records an evaluation's results: final, and best by validation top-1. */
+static void note_eval(TrainResult *res, int ep, double ta, double tl, double va, int n_val) {
+    res->final_top1 = ta;
+    res->final_test_loss = tl;
+    res->final_val_top1 = va;
+    if (n_val && (res->best_epoch == 0 || va > res->best_val_top1)) {   /* selected on val only */
+        res->best_val_top1 = va;
+        res->best_top1 = ta;
+        res->best_epoch = ep;
+    }
+}
+
+/* Validation and test evaluation after epoch ep (divergence on a non-finite
+ * test loss sets res->status). */
+static int epoch_eval(Run *r, int ep, const EpochStats *es, double ep_time, Err *err) {
+    double tl, tls, ta, tv = now_s(), vl = NAN, vls = NAN, va = NAN;
+    ViT *m = &r->m;
+    int rc = 0, nv = r->val.n;
+    size_t nroute = (size_t)m->d.depth * m->d.classes * m->d.moe.experts;
+    if (r->collapse && (rc = ewa_collapse(m, &r->dense, err))) return rc;
+    if (nv && (rc = evaluate(r->evm, &r->val, r->x, r->y, r->idx, &vl, &vls, &va, err))) return rc;
+    if (r->writer && nv && (rc = add_metric(&r->metrics, r->metrics_path, ep, "val", vl, vls, va, r->opt.lr,
+                                            now_s() - r->t0, now_s() - tv, nv, r->ts.step, err)))
+        return rc;
+    tv = now_s();
+    if (r->routed) memset(m->route_counts, 0, sizeof(long) * nroute);
+    if ((rc = evaluate(r->evm, &r->test, r->x, r->y, r->idx, &tl, &tls, &ta, err))) return rc;
+    if (!isfinite(tl)) { mark_diverged(r->res, r->ts.step, "test loss"); return 0; }
+    if (r->routed && (rc = dist_sum_longs(m->route_counts, nroute, err))) return rc;
+    if (r->writer && (rc = add_metric(&r->metrics, r->metrics_path, ep, "test", tl, tls, ta, r->opt.lr,
+                                      now_s() - r->t0, now_s() - tv, r->test.n, r->ts.step, err)))
+        return rc;
+    if (r->writer && r->routed) {
+        char rpath[1200];
+        run_path(r, "routing.csv", rpath, sizeof rpath);
+        if ((rc = add_routing(&r->routing, rpath, ep, m, err))) return rc;
+    }
+    note_eval(r->res, ep, ta, tl, va, nv);
+    if (r->tty) fprintf(stderr, "\r\033[K");
+    if (r->writer)
+        fprintf(stderr, "epoch %d/%d  train loss %.4f (smoothed %.4f) acc %.4f | test loss %.4f top1 %.4f | "
+                "%.0f img/s\n", ep, r->c->epochs, es->nll_sum / es->seen, (es->loss_sum - es->aux_sum) / es->seen,
+                (double)es->correct / es->seen, tl, ta, es->seen / ep_time);
+    return 0;
+}
+
+/* The epoch checkpoint (trainstate.h), rank 0 only. */
+static int save_state(Run *r, Err *err) {
+    TrainState *ts = &r->ts;
+    const TrainResult *res = r->res;
+    ts->adam_t = r->opt.t;
+    ts->wall_s = now_s() - r->t0;
+    ts->final_top1 = res->final_top1;
+    ts->final_test_loss = res->final_test_loss;
+    ts->final_val_top1 = res->final_val_top1;
+    ts->best_top1 = res->best_top1;
+    ts->best_val_top1 = res->best_val_top1;
+    ts->best_epoch = res->best_epoch;
+    ts->metrics_rows = r->metrics.nrows;
+    ts->moe_rows = r->moe_rows.nrows;
+    ts->routing_rows = r->routing.nrows;
+    snprintf(ts->start_time, sizeof ts->start_time, "%s", r->env.start_time);
+    char path[1200];
+    run_path(r, TRAINSTATE_FILE, path, sizeof path);
+    return trainstate_save(path, r->c, &r->m, ts, err);
+}
+
+/* Continues from the epoch checkpoint: model, moments, streams, results and
+ * the metrics rows up to that epoch. */
+static int resume_state(Run *r, Err *err) {
+    char path[1200];
+    TrainState *ts = &r->ts;
+    run_path(r, TRAINSTATE_FILE, path, sizeof path);
+    int rc = trainstate_load(path, r->c, &r->m, ts, err);
+    if (rc) return rc;
+    r->opt.t = ts->adam_t;
+    note_eval(r->res, 0, ts->final_top1, ts->final_test_loss, ts->final_val_top1, 0);
+    r->res->best_top1 = ts->best_top1;
+    r->res->best_val_top1 = ts->best_val_top1;
+    r->res->best_epoch = ts->best_epoch;
+    r->t0 = now_s() - ts->wall_s;
+    snprintf(r->env.start_time, sizeof r->env.start_time, "%s", ts->start_time);
+    char p2[1200], p3[1200];
+    run_path(r, "moe_metrics.csv", p2, sizeof p2);
+    run_path(r, "routing.csv", p3, sizeof p3);
+    if (r->writer && !rc) rc = rows_restore(&r->metrics, r->metrics_path, METRIC_COLS, metric_header, ts->metrics_rows, err);
+    if (r->writer && !rc) rc = rows_restore(&r->moe_rows, p2, MOE_COLS, moe_header, ts->moe_rows, err);
+    if (r->writer && !rc) rc = rows_restore(&r->routing, p3, ROUTE_COLS, route_header, ts->routing_rows, err);
+    if (!rc && r->writer)
+        fprintf(stderr, "resumed %s after epoch %d (step %ld) from %s\n", r->out, ts->epoch, ts->step, path);
+    return rc;
+}
+
+/* The epochs from the one after ts.epoch; returns with res->status ok,
+ * diverged or interrupted, or an error. */
+static int train_loop(Run *r, Err *err) {
+    const RunConfig *c = r->c;
+    TrainState *ts = &r->ts;
+    for (int ep = ts->epoch + 1; ep <= c->epochs && ts->step < r->total; ep++) {
+        EpochStats es = {0};
+        double te = now_s();
+        int rc = train_epoch(r, ep, te, &es, err);
         double ep_time = now_s() - te;
-        train_time += ep_time;
-        if (strcmp(res->status, "ok")) break;
-        total_assigned += ep_assigned;
-        total_dropped += ep_dropped;
-        double drop = ep_assigned ? (double)ep_dropped / ep_assigned : 0.0;
-        if (writer && (rc = add_metric(&metrics, path, ep, "train", nll_sum / seen, (loss_sum - aux_sum) / seen,
-                                       (double)correct / seen,
-                             opt.lr, now_s() - t0, ep_time, seen, step, err)))
-            goto out_buf;
-        if (writer && spec.kind != MOE_NONE) {
-            char mpath[1200];
-            snprintf(mpath, sizeof mpath, "%s/moe_metrics.csv", out_dir);
-            if ((rc = add_moe_metric(&moe_rows, mpath, ep, step, aux_sum / seen, drop, err))) goto out_buf;
-        }
-        int last = ep == c->epochs || step >= total;
-        if (!last && (c->eval_every == 0 || ep % c->eval_every)) {   /* no test pass this epoch */
-            if (tty) fprintf(stderr, "\r\033[K");
-            if (writer)
+        ts->train_seconds += ep_time;
+        if (rc || strcmp(r->res->status, "ok")) return rc;
+        if ((rc = epoch_train_rows(r, ep, &es, ep_time, err))) return rc;
+        int last = ep == c->epochs || ts->step >= r->total;
+        if (last || (c->eval_every && ep % c->eval_every == 0)) {
+            if ((rc = epoch_eval(r, ep, &es, ep_time, err)) || strcmp(r->res->status, "ok")) return rc;
+        } else {   /* no test pass this epoch */
+            if (r->tty) fprintf(stderr, "\r\033[K");
+            if (r->writer)
                 fprintf(stderr, "epoch %d/%d  train loss %.4f (smoothed %.4f) acc %.4f | %.0f img/s\n", ep,
-                        c->epochs, nll_sum / seen, (loss_sum - aux_sum) / seen, (double)correct / seen,
-                        seen / ep_time);
-            continue;
+                        c->epochs, es.nll_sum / es.seen, (es.loss_sum - es.aux_sum) / es.seen,
+                        (double)es.correct / es.seen, es.seen / ep_time);
         }
-        double tl, tls, ta, tv = now_s(), vl = NAN, vls = NAN, va = NAN;
-        if (collapse && (rc = ewa_collapse(&m, &dense, err))) goto out_buf;
-        if (val.n && (rc = evaluate(evm, &val, x, y, idx, &vl, &vls, &va, err))) goto out_buf;
-        if (writer && val.n && (rc = add_metric(&metrics, path, ep, "val", vl, vls, va, opt.lr, now_s() - t0,
-                                               now_s() - tv, val.n, step, err)))
-            goto out_buf;
-        tv = now_s();
-        if (routed)
-            memset(m.route_counts, 0, sizeof(long) * m.d.depth * m.d.classes * m.d.moe.experts);
-        if ((rc = evaluate(evm, &test, x, y, idx, &tl, &tls, &ta, err))) goto out_buf;
-        if (!isfinite(tl)) {
-            mark_diverged(res, step, "test loss");
-            break;
-        }
-        if (routed && (rc = dist_sum_longs(m.route_counts, (size_t)m.d.depth * m.d.classes * m.d.moe.experts,
-                                           err)))
-            goto out_buf;
-        if (writer && (rc = add_metric(&metrics, path, ep, "test", tl, tls, ta, opt.lr, now_s() - t0,
-                             now_s() - tv, test.n, step, err)))
-            goto out_buf;
-        if (writer && routed) {
-            char rpath[1200];
-            snprintf(rpath, sizeof rpath, "%s/routing.csv", out_dir);
-            if ((rc = add_routing(&routing, rpath, ep, &m, err))) goto out_buf;
-        }
-        res->final_top1 = ta;
-        res->final_test_loss = tl;
-        res->final_val_top1 = va;
-        if (val.n && (res->best_epoch == 0 || va > res->best_val_top1)) {   /* selected on val only */
-            res->best_val_top1 = va;
-            res->best_top1 = ta;
-            res->best_epoch = ep;
-        }
-        if (tty) fprintf(stderr, "\r\033[K");
-        if (writer)
-            fprintf(stderr, "epoch %d/%d  train loss %.4f (smoothed %.4f) acc %.4f | test loss %.4f top1 %.4f | "
-                    "%.0f img/s\n", ep, c->epochs, nll_sum / seen, (loss_sum - aux_sum) / seen,
-                    (double)correct / seen, tl, ta, seen / ep_time);
+        ts->epoch = ep;
+        if (!last && r->writer && (rc = save_state(r, err))) return rc;
     }
-    res->steps = step;
-    res->train_seconds = train_time;
-    res->n_test = test.n;
-    res->n_val = val.n;
-    res->drop_rate = total_assigned ? (double)total_dropped / total_assigned : 0.0;
+    return 0;
+}
+
+/* After the loop: the final checkpoint (ok runs), summary.csv, and the
+ * epoch checkpoint removed once the run has a final status. */
+static int finish_run(Run *r, Err *err) {
+    TrainResult *res = r->res;
+    res->steps = r->ts.step;
+    res->train_seconds = r->ts.train_seconds;
+    res->n_test = r->test.n;
+    res->n_val = r->val.n;
+    res->drop_rate = r->ts.total_assigned ? (double)r->ts.total_dropped / r->ts.total_assigned : 0.0;
     /* the ranks must still hold the same model (they apply identical updates) */
-    if ((rc = dist_check_equal(m.params, m.num_params, "parameters after training", err))) goto out_buf;
-    dist_report(step, m.num_params);
-    if (!writer) goto out_buf;
+    int rc = dist_check_equal(r->m.params, r->m.num_params, "parameters after training", err);
+    if (rc) return rc;
+    dist_report(r->ts.step, r->m.num_params);
+    if (!r->writer) return 0;
+    ViT *evm = r->evm;
+    char path[1200];
     if (!strcmp(res->status, "ok")) {
-        if (collapse && (rc = ewa_collapse(&m, &dense, err))) goto out_buf;
+        if (r->collapse && (rc = ewa_collapse(&r->m, &r->dense, err))) return rc;
         /* never a checkpoint of non-finite weights (e.g. after a huge last step) */
-        if (count_nonfinite(m.params, m.num_params) || count_nonfinite(evm->params, evm->num_params))
-            mark_diverged(res, step, "parameters");
+        if (count_nonfinite(r->m.params, r->m.num_params) || count_nonfinite(evm->params, evm->num_params))
+            mark_diverged(res, r->ts.step, "parameters");
     }
     char sha[65] = "";   /* of the checkpoint as written: the run's identity (runrecord.h) */
     if (!strcmp(res->status, "ok")) {
-        snprintf(path, sizeof path, "%s/final.safetensors", out_dir);
-        if ((rc = save_final(evm, c, &train, path, err))) goto out_buf;
-        if ((rc = fs_sha256_file(path, sha, err))) goto out_buf;
+        run_path(r, "final.safetensors", path, sizeof path);
+        if ((rc = save_final(evm, r->c, &r->train, path, err))) return rc;
+        if ((rc = fs_sha256_file(path, sha, err))) return rc;
+    } else if (!strcmp(res->status, "interrupted")) {
+        if (r->tty) fprintf(stderr, "\r\033[K");
+        fprintf(stderr, "interrupted by signal %d at step %ld; %s; no checkpoint written; `ewa train --resume "
+                "%s` continues the run\n", res->stop_signal, r->ts.step,
+                r->ts.epoch ? "the last epoch checkpoint is " TRAINSTATE_FILE : "no epoch had ended", r->out);
     } else {
-        fprintf(stderr, "run diverged at step %ld (%s not finite); no checkpoint written\n",
-                res->diverged_step, res->diverged_what);
+        fprintf(stderr, "run diverged at step %ld (%s not finite); no checkpoint written\n", res->diverged_step,
+                res->diverged_what);
     }
-    snprintf(path, sizeof path, "%s/summary.csv", out_dir);
-    record_env_end(&env);
-    RunRecord rec = {.cfg = c, .res = res, .deployed = &evm->d, .trained = &m.d,
-                     .dataset_name = train.name, .env = &env, .checkpoint_sha256 = sha[0] ? sha : NULL,
-                     .data_sha256 = writer ? data_sha : NULL};
+    run_path(r, "summary.csv", path, sizeof path);
+    record_env_end(&r->env);
+    RunRecord rec = {.cfg = r->c, .res = res, .deployed = &evm->d, .trained = &r->m.d,
+                     .dataset_name = r->train.name, .env = &r->env, .checkpoint_sha256 = sha[0] ? sha : NULL,
+                     .data_sha256 = r->data_sha};
     rc = record_write_summary(path, &rec, err);
-out_buf:
-    rows_free(&metrics, METRIC_COLS);
-    rows_free(&routing, ROUTE_COLS);
-    rows_free(&moe_rows, MOE_COLS);
-    free(x); free(y); free(idx);
-out_model:
-    free(m.route_counts);
-    m.route_counts = NULL;
-    free(m.shard_scratch);
-    m.shard_scratch = NULL;
-    vit_free(&m);
-    if (dense.params) vit_free(&dense);
-out_data:
-    data_free(&train);
-    data_free(&val);
-    data_free(&test);
+    run_path(r, TRAINSTATE_FILE, path, sizeof path);
+    if (!rc && strcmp(res->status, "interrupted") && unlink(path) && errno != ENOENT)
+        rc = err_set(err, ERR_RUNTIME, "%s: cannot remove: %s", path, strerror(errno));
+    return rc;
+}
+
+/* Model(s), buffers, schedule and random streams of the run. */
+static int setup_model(Run *r, int resume, Err *err) {
+    const RunConfig *c = r->c;
+    int B = c->batch_size, rc;
+    if ((rc = build_model(c, &r->train, B, 0, &r->m, err))) return rc;
+    vit_init_weights(&r->m, c->seed);
+    if (!resume && c->init_checkpoint[0] && (rc = load_init_checkpoint(&r->m, c, &r->train, err))) return rc;
+    if (r->collapse && (rc = build_model(c, &r->train, B, 1, &r->dense, err))) return rc;
+    r->evm = r->collapse ? &r->dense : &r->m;
+    if (r->routed && !(r->m.route_counts = calloc((size_t)r->m.d.depth * r->m.d.classes * r->m.d.moe.experts,
+                                                  sizeof(long))))
+        return err_set(err, ERR_RUNTIME, "out of memory");
+    int nmax = r->train.n > r->test.n ? r->train.n : r->test.n;
+    if (r->val.n > nmax) nmax = r->val.n;
+    r->x = malloc(sizeof(float) * data_sample_floats(&r->train) * B);
+    r->y = malloc(sizeof(int) * B);
+    r->idx = malloc(sizeof(int) * nmax);
+    if (!r->x || !r->y || !r->idx) return err_set(err, ERR_RUNTIME, "out of memory");
+    if (dist_size() > 1 && r->collapse) {   /* RMoE partitions the global batch */
+        r->m.shard_scratch = malloc(sizeof(int) * ((size_t)B * r->m.T + (size_t)r->m.d.moe.experts + 1));
+        if (!r->m.shard_scratch) return err_set(err, ERR_RUNTIME, "out of memory");
+    }
+    r->steps_per_epoch = (r->train.n + B - 1) / B;
+    r->total = r->steps_per_epoch * c->epochs;
+    if (c->max_steps > 0 && c->max_steps < r->total) r->total = c->max_steps;
+    r->warmup = (long)lroundf(c->warmup_epochs * r->steps_per_epoch);
+    method_plan(c, r->steps_per_epoch, r->total, &r->plan);   /* EWA: beta and its step count */
+    rng_seed_stream(&r->ts.shuffle, c->seed, 1);
+    rng_seed_stream(&r->ts.aug, c->seed, 2 + ((uint64_t)dist_rank() << 32));   /* rank 0: stream 2 */
+    r->opt = (AdamW){.beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps, .weight_decay = c->weight_decay};
+    return 0;
+}
+
+/* Sizes derived from the keys and the data (issue 11.8), with the full
+ * batch: none may round to zero or make the run meaningless. Errors
+ * (ERR_USAGE) and warnings name the keys. */
+static int check_sizes(const Run *r, Err *err) {
+    const RunConfig *c = r->c;
+    const MoeSpec *s = &r->plan.spec;
+    long B = c->batch_size, T = r->m.T, n = r->train.n;
+    if (s->kind == MOE_RANDOM && (s->partition_sample ? T : B * T) < s->experts)
+        return err_set(err, ERR_USAGE, "moe.experts = %d exceeds the %ld tokens a random partition divides (%s): "
+                       "some experts would never get a token", s->experts, s->partition_sample ? T : B * T,
+                       s->partition_sample ? "per image, moe.rmoe_partition = sample" : "per batch of train.batch_size");
+    double units = s->route_image ? (double)B : (double)B * T;
+    if (s->kind == MOE_ROUTED && s->top_k * (double)s->capacity_factor * units / s->experts < 1)
+        return err_set(err, ERR_USAGE, "moe.capacity_factor = %g: the expert capacity moe.top_k x factor x %.0f %s / "
+                       "moe.experts = %.3g is below one unit and would round up to 1 (nearly every unit dropped)",
+                       (double)s->capacity_factor, units, s->route_image ? "images" : "tokens",
+                       s->top_k * (double)s->capacity_factor * units / s->experts);
+    if (r->plan.ewa_steps == 0 && r->plan.beta > 0 && c->ewa_epochs != 0)
+        return err_set(err, ERR_USAGE, "moe.ewa_epochs = %g (-1: a quarter of train.epochs) x %ld steps per epoch "
+                       "rounds to 0 EWA steps (set 0 for none)", (double)c->ewa_epochs, r->steps_per_epoch);
+    if (B > n)
+        fprintf(stderr, "warning: train.batch_size = %ld exceeds the %ld training samples: one step of %ld per "
+                "epoch\n", B, n, n);
+    if (r->warmup > r->total)
+        fprintf(stderr, "warning: train.warmup_epochs = %g is %ld steps, more than the run's %ld: the learning rate "
+                "never reaches train.lr\n", (double)c->warmup_epochs, r->warmup, r->total);
+    return 0;
+}
+
+static void run_free(Run *r) {
+    rows_free(&r->metrics, METRIC_COLS);
+    rows_free(&r->routing, ROUTE_COLS);
+    rows_free(&r->moe_rows, MOE_COLS);
+    free(r->x); free(r->y); free(r->idx);
+    free(r->m.route_counts);
+    r->m.route_counts = NULL;
+    free(r->m.shard_scratch);
+    r->m.shard_scratch = NULL;
+    if (r->m.params) vit_free(&r->m);
+    if (r->dense.params) vit_free(&r->dense);
+    data_free(&r->train);
+    data_free(&r->val);
+    data_free(&r->test);
+}
+
+/* The run directory before training: refused, cleaned or resumed (train.h),
+ * config.ini written. */
+static int prepare_dir(Run *r, TrainMode mode, int *resume, Err *err) {
+    int rc = check_run_dir(r->out, mode, r->writer, resume, err);
+    if (!rc && *resume) rc = check_resume_config(r->out, r->c, err);
+    if (!rc && *resume && dist_size() > 1 && r->c->augment)
+        rc = err_set(err, ERR_USAGE, "--resume with %d ranks and data.augment = 1: only rank 0's augmentation "
+                     "stream is in the train state", dist_size());
+    if (rc || !r->writer) return rc;
+    if ((rc = fs_mkdir_p(r->out, err)) || (rc = clean_run_dir(r->out, *resume, err))) return rc;
+    char path[1200];
+    run_path(r, "config.ini", path, sizeof path);
+    return *resume ? 0 : config_write(r->c, path, err);
+}
+
+int train_run(const RunConfig *c, const char *out_dir, const TrainOpts *o, TrainResult *res, Err *err) {
+    memset(res, 0, sizeof *res);
+    snprintf(res->status, sizeof res->status, "failed");
+    Run *r = calloc(1, sizeof *r);
+    if (!r) return err_set(err, ERR_RUNTIME, "out of memory");
+    *r = (Run){.c = c, .out = out_dir, .o = o, .res = res, .writer = dist_rank() == 0, .test_stop_step = -1};
+    record_env_begin(&r->env);
+    method_plan(c, 0, 0, &r->plan);
+    r->collapse = r->plan.collapse;
+    r->routed = r->plan.spec.kind == MOE_ROUTED;
+    r->tty = r->writer && isatty(2);
+    const char *hook = getenv("EWA_TEST_STOP_AT_STEP");
+    if (hook && *hook) r->test_stop_step = strtol(hook, NULL, 10);
+    run_path(r, "metrics.csv", r->metrics_path, sizeof r->metrics_path);
+    int resume = 0, rc = set_precision(c, err);
+    /* data parallelism (dist.h): rank 0 alone writes the run directory */
+    if (!rc) rc = prepare_dir(r, o ? o->mode : TRAIN_FRESH, &resume, err);
+    if (!rc) set_threads(c->threads);
+    if (!rc) rc = data_open(c, &r->train, &r->val, &r->test, err);
+    if (!rc && r->writer) rc = data_sha256(c, r->data_sha, sizeof r->data_sha, err);
+    if (!rc) rc = setup_model(r, resume, err);
+    if (!rc) rc = check_sizes(r, err);
+    r->t0 = now_s();
+    if (!rc && resume) rc = resume_state(r, err);
+    if (!rc) snprintf(res->status, sizeof res->status, "ok");
+    if (!rc) rc = train_loop(r, err);
+    if (!rc) rc = finish_run(r, err);
+    if (rc && !strcmp(res->status, "ok")) snprintf(res->status, sizeof res->status, "failed");
+    run_free(r);
+    free(r);
     return rc;
 }
 

@@ -683,7 +683,8 @@ Test(cli, reused_out_dir_keeps_no_stale_results) {
     Proc ok = TRAIN(run, 0);
     cr_assert_eq(ok.status, 0, "stderr:\n%s", ok.err);
     cr_assert(file_exists_in(run, "final.safetensors"));
-    Proc bad = TRAIN_X(run, 0, "--set", "train.lr=1e30", "--set", "train.grad_clip=0");
+    /* --overwrite: without it the finished run is refused (tests/test_resume.c) */
+    Proc bad = TRAIN_X(run, 0, "--overwrite", "--set", "train.lr=1e30", "--set", "train.grad_clip=0");
     cr_assert_eq(bad.status, 1, "stderr:\n%s", bad.err);
     CsvTable s = read_csv(run, "summary.csv");
     cr_assert_str_eq(cell(&s, 0, "status"), "diverged");

@@ -330,3 +330,79 @@ Test(faults, stray_argument_is_named_as_such) {
     proc_free(&p);
     free(run);
 }
+
+/* ------------------------------------------------ 8. bounded resources */
+
+/* Every size derived from keys, one example each (the list is in the
+ * README's error section): capped, refused naming the keys, or warned. */
+Test(faults, threads_above_the_cpus_are_capped) {
+    char *run = tu_path(tmp, "run");
+    Proc p = TRAIN_X(run, data_set, "--set", "train.threads=64");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "train.threads = 64 exceeds the"), "%s", p.err);
+    proc_free(&p);
+    char *sp = tu_path(run, "summary.csv");
+    CsvTable t;
+    Err e = {0};
+    cr_assert_eq(csv_read_file(sp, &t, &e), 0, "%s", e.msg);
+    int th = atoi(csv_cell(&t, 0, csv_col(&t, "threads")));
+    cr_assert(th >= 1 && th < 64, "threads column %d", th);
+    csv_table_free(&t);
+    free(sp); free(run);
+}
+
+Test(faults, derived_sizes_that_round_to_nothing_are_refused) {
+    char *run = tu_path(tmp, "run");
+    /* RMoE: 8 experts, 5 tokens per image (patch 14 on 28x28 + class token) */
+    Proc p = TRAIN_X(run, data_set, "--set", "moe.method=ewa", "--set", "moe.experts=8", "--set",
+                     "moe.rmoe_partition=sample", "--set", "model.patch=14", "--set", "moe.blocks=0");
+    EXPECT_FAIL(p, 2, "moe.experts = 8 exceeds the 5 tokens", "never get a token");
+    proc_free(&p);
+    /* routed MoE: capacity factor so small the capacity is below one token */
+    p = TRAIN_X(run, data_set, "--set", "moe.method=moe", "--set", "moe.capacity_factor=0.0001", "--set",
+                "moe.blocks=0");
+    EXPECT_FAIL(p, 2, "moe.capacity_factor = 0.0001", "below one unit");
+    proc_free(&p);
+    /* early EWA for 0.01 epochs of 6 steps: 0 steps */
+    p = TRAIN_X(run, data_set, "--set", "moe.method=moe-early-ewa", "--set", "moe.ewa_epochs=0.01", "--set",
+                "moe.blocks=0");
+    EXPECT_FAIL(p, 2, "moe.ewa_epochs = 0.01", "rounds to 0 EWA steps");
+    proc_free(&p);
+    free(run);
+}
+
+Test(faults, validation_split_that_empties_a_class_is_refused) {
+    char dset[600], *d = tu_path(tmp, "small"), *run = tu_path(tmp, "run");
+    cr_assert_eq(mkdir(d, 0755), 0);
+    write_split(d, "train", 20, 20, 1);   /* 2 images per class */
+    write_split(d, "t10k", 20, 20, 2);
+    snprintf(dset, sizeof dset, "data.dir=%s", d);
+    Proc p = TRAIN_X(run, dset, "--set", "data.val_size=15");
+    EXPECT_FAIL(p, 2, "data.val_size = 15 leaves 5 training samples", "classes have no samples");
+    proc_free(&p);
+    free(d); free(run);
+}
+
+Test(faults, other_derived_sizes_are_checked) {
+    char *run = tu_path(tmp, "run");
+    Proc p = TRAIN_X(run, data_set, "--set", "model.heads=3");   /* heads vs dim */
+    EXPECT_FAIL(p, 2, "model.dim = 16 is not divisible by model.heads = 3");
+    proc_free(&p);
+    p = TRAIN_X(run, data_set, "--set", "model.patch=5");   /* patch vs image size */
+    EXPECT_FAIL(p, 2, "model.patch = 5 does not divide the 28x28 input");
+    proc_free(&p);
+    p = TRAIN_X(run, data_set, "--set", "data.train_subset=5000");   /* subset vs training set */
+    EXPECT_FAIL(p, 2, "data.train_subset = 5000 exceeds the");
+    proc_free(&p);
+    p = EWA("train", "--config", cfg_path, "--out", run, "--set", "data.dataset=shapes3d", "--set",
+            "data.points=64", "--set", "data.groups=65");   /* groups vs points */
+    EXPECT_FAIL(p, 2, "data.groups = 65", "must not exceed data.points = 64");
+    proc_free(&p);
+    /* batch vs training set, warm-up vs run length: warnings, the run is kept */
+    p = TRAIN_X(run, data_set, "--set", "train.batch_size=512", "--set", "train.warmup_epochs=3");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "train.batch_size = 512 exceeds the 180 training samples"), "%s", p.err);
+    cr_assert(strstr(p.err, "train.warmup_epochs = 3 is 3 steps, more than the run's 1"), "%s", p.err);
+    proc_free(&p);
+    free(run);
+}
