@@ -40,6 +40,9 @@ typedef struct AggRow {
     int ns;
 } Row;
 
+/* A runs.csv written before the sweep.KEY columns: its packed "k=v;k=v"
+ * sweep column (lossy when a value holds ';' or '='; read only for such
+ * older files). */
 static void parse_sweep(Row *r, const char *s) {
     r->ns = 0;
     r->sk = r->sv = NULL;
@@ -56,6 +59,21 @@ static void parse_sweep(Row *r, const char *s) {
         r->ns++;
     }
     free(buf);
+}
+
+/* The swept values of a runs.csv row: its columns sweep.KEY (one per swept
+ * key, written with libcsv, so a value may hold any character). */
+static void sweep_columns(Row *r) {
+    r->ns = 0;
+    r->sk = r->sv = NULL;
+    for (int c = 0; c < r->t->ncols; c++) {
+        if (strncmp(r->t->header[c], "sweep.", 6)) continue;
+        r->sk = xr(r->sk, sizeof(char *) * (size_t)(r->ns + 1));
+        r->sv = xr(r->sv, sizeof(char *) * (size_t)(r->ns + 1));
+        r->sk[r->ns] = xs(r->t->header[c] + 6);
+        r->sv[r->ns] = xs(csv_cell(r->t, r->row, c));
+        r->ns++;
+    }
 }
 
 /* The canonical name of a group key: "section.key" becomes "key" when the
@@ -318,13 +336,13 @@ static int write_curves(const char *runs_csv, const char *out_dir, const CsvTabl
     char *dat = NULL;
     size_t dl = 0;
     FILE *f = open_memstream(&dat, &dl);
-    int nidx = 0, cap = 0;
+    int nidx = 0, cap = 0, rc = 0;
     char **idx = NULL;
     int block = 0;
-    for (int ci = 0; ci < nc; ci++) {
+    for (int ci = 0; ci < nc && !rc; ci++) {
         CurvePt *pts = NULL;
         int np = 0;
-        for (int r = 0; r < nrows; r++) {
+        for (int r = 0; r < nrows && !rc; r++) {
             if (cell_of[r] != ci) continue;
             char path[4400];
             snprintf(path, sizeof path, "%s/%s/metrics.csv", base, row_get(&rows[r], "run_id"));
@@ -334,8 +352,14 @@ static int write_curves(const char *runs_csv, const char *out_dir, const CsvTabl
             int ce = csv_col(&m, "epoch"), cs = csv_col(&m, "split"), cl = csv_col(&m, "loss"),
                 ct = csv_col(&m, "top1");
             if (ce < 0 || cs < 0 || cl < 0 || ct < 0) { csv_table_free(&m); continue; }
-            for (int k = 0; k < m.nrows; k++) {
-                int ep = atoi(csv_cell(&m, k, ce));
+            for (int k = 0; k < m.nrows && !rc; k++) {
+                double dep, l, a;
+                if (csv_number(&m, k, ce, &dep, err) || csv_number(&m, k, cl, &l, err) ||
+                    csv_number(&m, k, ct, &a, err)) {
+                    rc = ERR_RUNTIME;
+                    break;
+                }
+                int ep = (int)dep;
                 const char *sp = csv_cell(&m, k, cs);
                 int j = 0;
                 while (j < np && !(pts[j].epoch == ep && !strcmp(pts[j].split, sp))) j++;
@@ -346,14 +370,16 @@ static int write_curves(const char *runs_csv, const char *out_dir, const CsvTabl
                     snprintf(pts[np].split, sizeof pts[np].split, "%s", sp);
                     np++;
                 }
-                double l = atof(csv_cell(&m, k, cl)), a = atof(csv_cell(&m, k, ct));
                 pts[j].n++;
                 pts[j].s_loss += l; pts[j].ss_loss += l * l;
                 pts[j].s_top1 += a; pts[j].ss_top1 += a * a;
             }
             csv_table_free(&m);
         }
-        if (!np) continue;
+        if (rc || !np) {
+            free(pts);
+            continue;
+        }
         qsort(pts, (size_t)np, sizeof *pts, pt_cmp);
         if (block) fprintf(f, "\n\n");
         fprintf(f, "# block %d\n", block);
@@ -389,8 +415,7 @@ static int write_curves(const char *runs_csv, const char *out_dir, const CsvTabl
     }
     fclose(f);
     (void)t;
-    int rc = 0;
-    if (block) {
+    if (block && !rc) {
         char path[4200];
         snprintf(path, sizeof path, "%s/curves.dat", out_dir);
         rc = fs_write_text_atomic(path, dat, err);
@@ -442,14 +467,22 @@ static int load_runs(const char *runs_csv, RunSet *s, Err *err) {
         else if (ok || strcmp(csv_cell(t, keep[j], c_st), "ok")) keep[j] = r;
     }
     s->rows = calloc((size_t)nk + 1, sizeof *s->rows);
+    int rc = 0, nsw = 0;
+    for (int c = 0; c < t->ncols; c++) nsw += !strncmp(t->header[c], "sweep.", 6);
     for (int i = 0; i < nk; i++) {
         s->rows[i].t = t;
         s->rows[i].row = keep[i];
-        parse_sweep(&s->rows[i], c_sw >= 0 ? csv_cell(t, keep[i], c_sw) : "");
+        if (nsw) sweep_columns(&s->rows[i]);
+        else parse_sweep(&s->rows[i], c_sw >= 0 ? csv_cell(t, keep[i], c_sw) : "");
+        double v;
+        if (!rc && !strcmp(csv_cell(t, keep[i], c_st), "ok") &&
+            (csv_number(t, keep[i], c_acc, &v, err) || csv_number(t, keep[i], c_seed, &v, err)))
+            rc = ERR_RUNTIME;
     }
     s->n = nk;
     free(keep);
-    return 0;
+    if (rc) runset_free(s);
+    return rc;
 }
 
 /* Stage 2: the grouping keys (canonical names), from --group or the
@@ -523,8 +556,8 @@ static void cell_add_run(Cell *c, const Row *r) {
         c->acc = xr(c->acc, sizeof(double) * (size_t)c->cap);
         c->seed = xr(c->seed, sizeof(long) * (size_t)c->cap);
     }
-    c->acc[c->n] = atof(row_get(r, "final_top1"));
-    c->seed[c->n] = atol(row_get(r, "seed"));
+    c->acc[c->n] = strtod(row_get(r, "final_top1"), NULL);   /* checked by load_runs */
+    c->seed[c->n] = (long)strtod(row_get(r, "seed"), NULL);
     c->n++;
     snprintf(c->n_test, sizeof c->n_test, "%s", row_get(r, "n_test"));
     snprintf(c->params, sizeof c->params, "%s", row_get(r, "params_inference"));

@@ -95,7 +95,7 @@ uint64_t config_hash(const RunConfig *c);
 
 /* The first key (table order) whose value differs between a and b, as
  * "section.key" in key with both values as the INI text spells them; returns
- * 1 if one differs, 0 if every key is equal (train resume: docs/DESIGN.md 8.8). */
+ * 1 if one differs, 0 if every key is equal (train resume: docs/DESIGN.md 8.10). */
 int config_first_difference(const RunConfig *a, const RunConfig *b, char *key, size_t kn, char *va,
                             char *vb, size_t vn);
 

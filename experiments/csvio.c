@@ -12,6 +12,7 @@
 #include "csvio.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,8 @@ typedef struct {
     char **cells;       /* data cells, row-major */
     size_t ncells, capcells;
     int nrows;
+    long *lines;        /* line where each data row starts */
+    int caplines;
 } Parse;
 
 static void free_strs(char **v, size_t n) {
@@ -120,6 +123,8 @@ static void parse_cleanup(Parse *ps) {
     free_strs(ps->row, (size_t)ps->nrow);
     free_strs(ps->header, (size_t)ps->ncols);
     free_strs(ps->cells, ps->ncells);
+    free(ps->lines);
+    ps->lines = NULL;
     ps->row = ps->header = ps->cells = NULL;
 }
 
@@ -156,6 +161,14 @@ static int push_record(Parse *ps) {
         ps->cells = c;
         ps->capcells = cap;
     }
+    if (ps->nrows == ps->caplines) {
+        int cap = ps->caplines ? 2 * ps->caplines : 64;
+        long *l = realloc(ps->lines, sizeof(long) * (size_t)cap);
+        if (!l) return -1;
+        ps->lines = l;
+        ps->caplines = cap;
+    }
+    ps->lines[ps->nrows] = ps->row_line;
     memcpy(ps->cells + ps->ncells, ps->row, (size_t)ps->nrow * sizeof(char *));
     ps->ncells += (size_t)ps->nrow;
     ps->nrows++;
@@ -242,6 +255,9 @@ static int check_args(const char *path, int ncols, const char *const *header, Er
 
 /* ------------------------------------------------------------------ */
 /* Public API                                                          */
+
+static int parse_text(const char *path, const char *text, size_t len, CsvTable *out, Err *err);
+static int open_locked(const char *path, int *fd_out, Err *err);
 
 int csv_write_file(const char *path, int ncols, const char *const *header,
                    int nrows, const char *const *cells, Err *err) {
@@ -352,18 +368,170 @@ int csv_append_row_q(const char *path, int ncols, const char *const *header, con
     if (rc) return rc;
     if (!row) return err_set(err, ERR_RUNTIME, "%s: no row given", path);
     /* O_RDWR (not O_WRONLY) so the existing header can be read back. */
-    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return err_set(err, ERR_RUNTIME, "%s: cannot open for appending: %s",
-                               path, strerror(errno));
-    int lr;
-    do lr = flock(fd, LOCK_EX);
-    while (lr != 0 && errno == EINTR);
-    if (lr != 0) {
-        rc = err_set(err, ERR_RUNTIME, "%s: cannot lock: %s", path, strerror(errno));
-    } else {
-        rc = append_locked(path, fd, ncols, header, quote, row, err);
-        flock(fd, LOCK_UN);
+    int fd;
+    if ((rc = open_locked(path, &fd, err))) return rc;
+    rc = append_locked(path, fd, ncols, header, quote, row, err);
+    flock(fd, LOCK_UN);
+    close(fd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* One row per key (csv_upsert_row_q)                                  */
+
+/* Opens path (created if missing) and takes its flock; if a concurrent
+ * writer replaced the file (rename) meanwhile, the lock is on the old inode:
+ * opens the new one and tries again. */
+static int open_locked(const char *path, int *fd_out, Err *err) {
+    for (int tries = 0; tries < 1000; tries++) {
+        int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) return err_set(err, ERR_RUNTIME, "%s: cannot open for appending: %s", path, strerror(errno));
+        int lr;
+        do lr = flock(fd, LOCK_EX);
+        while (lr != 0 && errno == EINTR);
+        if (lr != 0) {
+            int e = errno;
+            close(fd);
+            return err_set(err, ERR_RUNTIME, "%s: cannot lock: %s", path, strerror(e));
+        }
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+            *fd_out = fd;
+            return 0;
+        }
+        close(fd);
     }
+    return err_set(err, ERR_RUNTIME, "%s: cannot lock: the file keeps being replaced", path);
+}
+
+/* The whole file behind fd as a table (a UTF-8 byte-order mark dropped). */
+static int read_locked(const char *path, int fd, off_t size, CsvTable *t, Err *err) {
+    char *b = malloc((size_t)size + 1);
+    if (!b) return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
+    off_t got = 0;
+    while (got < size) {
+        ssize_t r = pread(fd, b + got, (size_t)(size - got), got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            free(b);
+            return err_set(err, ERR_RUNTIME, "%s: read error: %s", path, r < 0 ? strerror(errno) : "short read");
+        }
+        got += r;
+    }
+    size_t skip = size >= 3 && !memcmp(b, "\xEF\xBB\xBF", 3) ? 3 : 0;
+    int rc = parse_text(path, b + skip, (size_t)size - skip, t, err);
+    free(b);
+    return rc;
+}
+
+/* Index of name in v[0..n), or -1. */
+static int name_index(const char *const *v, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v[i], name)) return i;
+    return -1;
+}
+
+/* The row and its quote flags in the column order of hdr (nh names). */
+static void map_row(int ncols, const char *const *header, const char *quote, const char *const *row,
+                    int nh, const char *const *hdr, const char **cells, char *q) {
+    for (int c = 0; c < nh; c++) {
+        int i = name_index(header, ncols, hdr[c]);
+        cells[c] = i >= 0 ? row[i] : "";
+        q[c] = (char)(i >= 0 && quote && quote[i]);
+    }
+}
+
+/* Rewrites path as t's header plus the caller's missing columns, t's rows
+ * but those whose key column equals kv, and the new row; atomically. */
+static int rewrite_with_row(const char *path, const CsvTable *t, int ncols, const char *const *header,
+                            const char *quote, const char *const *row, int kc, const char *kv, Err *err) {
+    int nh = t->ncols;
+    const char **hdr = malloc(sizeof(char *) * (size_t)(t->ncols + ncols));
+    const char **cells = malloc(sizeof(char *) * (size_t)(t->ncols + ncols));
+    char *q = malloc((size_t)(t->ncols + ncols));
+    if (!hdr || !cells || !q) {
+        free(hdr); free(cells); free(q);
+        return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
+    }
+    for (int c = 0; c < t->ncols; c++) hdr[c] = t->header[c];
+    for (int i = 0; i < ncols; i++)
+        if (name_index(hdr, nh, header[i]) < 0) hdr[nh++] = header[i];
+    map_row(ncols, header, quote, row, nh, hdr, cells, q);
+    Buf b = {0};
+    put_row(&b, nh, hdr, NULL);
+    for (int r = 0; r < t->nrows; r++) {
+        const char *const *old = (const char *const *)t->cells + (size_t)r * t->ncols;
+        if (!strcmp(old[kc], kv)) continue;
+        const char **full = malloc(sizeof(char *) * (size_t)nh);
+        if (!full) { b.oom = 1; break; }
+        for (int c = 0; c < nh; c++) full[c] = c < t->ncols ? old[c] : "";
+        put_row(&b, nh, full, q);
+        free(full);
+    }
+    put_row(&b, nh, cells, q);
+    int rc = b.oom ? err_set(err, ERR_RUNTIME, "%s: out of memory", path) : fs_write_atomic(path, b.p, b.len, err);
+    free(b.p); free(hdr); free(cells); free(q);
+    return rc;
+}
+
+/* Appends the row in the file's own column order (every column of header
+ * is in the file); one write(). */
+static int append_mapped(const char *path, int fd, off_t size, const CsvTable *t, int ncols,
+                         const char *const *header, const char *quote, const char *const *row, Err *err) {
+    const char **cells = malloc(sizeof(char *) * (size_t)t->ncols);
+    char *q = malloc((size_t)t->ncols);
+    if (!cells || !q) {
+        free(cells); free(q);
+        return err_set(err, ERR_RUNTIME, "%s: out of memory", path);
+    }
+    map_row(ncols, header, quote, row, t->ncols, (const char *const *)t->header, cells, q);
+    Buf b = {0};
+    char last = '\n';   /* never glue the row onto a last line without its newline */
+    if (pread(fd, &last, 1, size - 1) == 1 && last != '\n') buf_put(&b, "\n", 1);
+    put_row(&b, t->ncols, cells, q);
+    int rc = 0;
+    if (b.oom) rc = err_set(err, ERR_RUNTIME, "%s: out of memory", path);
+    ssize_t w = rc ? 0 : write(fd, b.p, b.len);
+    if (!rc && w != (ssize_t)b.len) {
+        rc = err_set(err, ERR_RUNTIME, "%s: append failed: %s", path, w < 0 ? strerror(errno) : "short write");
+        if (ftruncate(fd, size) != 0) { /* keep the first error */ }
+    } else if (!rc && fdatasync(fd) != 0) {
+        rc = err_set(err, ERR_RUNTIME, "%s: fdatasync failed: %s", path, strerror(errno));
+    }
+    free(b.p); free(cells); free(q);
+    return rc;
+}
+
+static int upsert_locked(const char *path, int fd, int ncols, const char *const *header, const char *quote,
+                         const char *const *row, const char *key, int *added, Err *err) {
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) return err_set(err, ERR_RUNTIME, "%s: cannot stat: %s", path, strerror(errno));
+    if (sb.st_size == 0) return append_locked(path, fd, ncols, header, quote, row, err);
+    int ki = name_index(header, ncols, key);
+    if (ki < 0) return err_set(err, ERR_RUNTIME, "%s: the new row has no '%s' column", path, key);
+    CsvTable t;
+    int rc = read_locked(path, fd, sb.st_size, &t, err);
+    if (rc) return rc;
+    int kc = csv_col(&t, key), nmatch = 0, nmissing = 0;
+    for (int r = 0; kc >= 0 && r < t.nrows; r++) nmatch += !strcmp(csv_cell(&t, r, kc), row[ki]);
+    for (int i = 0; i < ncols; i++) nmissing += csv_col(&t, header[i]) < 0;
+    if (added) *added = nmissing;
+    if (kc < 0) rc = err_set(err, ERR_RUNTIME, "%s: has no '%s' column", path, key);
+    else if (!nmatch && !nmissing) rc = append_mapped(path, fd, sb.st_size, &t, ncols, header, quote, row, err);
+    else rc = rewrite_with_row(path, &t, ncols, header, quote, row, kc, row[ki], err);
+    csv_table_free(&t);
+    return rc;
+}
+
+int csv_upsert_row_q(const char *path, int ncols, const char *const *header, const char *quote,
+                     const char *const *row, const char *key, int *added, Err *err) {
+    if (added) *added = 0;
+    int rc = check_args(path, ncols, header, err), fd;
+    if (rc) return rc;
+    if (!row || !key) return err_set(err, ERR_RUNTIME, "%s: no row or key given", path);
+    if ((rc = open_locked(path, &fd, err))) return rc;
+    rc = upsert_locked(path, fd, ncols, header, quote, row, key, added, err);
+    flock(fd, LOCK_UN);
     close(fd);
     return rc;
 }
@@ -377,6 +545,14 @@ int csv_read_file(const char *path, CsvTable *out, Err *err) {
     int rc = fs_read_file(path, 0, 0, ERR_RUNTIME, &text, &len, err);
     if (rc) return rc;
 
+    rc = parse_text(path, text, len, out, err);
+    free(text);
+    return rc;
+}
+
+/* Parses a whole CSV text (header first) into out; errors name path. */
+static int parse_text(const char *path, const char *text, size_t len, CsvTable *out, Err *err) {
+    memset(out, 0, sizeof *out);
     Parse ps = {.path = path, .err = err};
     struct csv_parser p;
     if (parser_init(&ps, &p) == 0) {
@@ -384,7 +560,6 @@ int csv_read_file(const char *path, CsvTable *out, Err *err) {
         parse_finish(&ps, &p);
         csv_free(&p);
     }
-    free(text);
     if (!ps.failed && !ps.header) {
         err_set(err, ERR_RUNTIME, "%s: empty file (no header row)", path);
         ps.failed = 1;
@@ -398,6 +573,8 @@ int csv_read_file(const char *path, CsvTable *out, Err *err) {
     out->nrows = ps.nrows;
     out->header = ps.header;
     out->cells = ps.cells;
+    out->lines = ps.lines;
+    out->path = strdup(path);
     return 0;
 }
 
@@ -413,8 +590,20 @@ const char *csv_cell(const CsvTable *t, int row, int col) {
     return t->cells[(size_t)row * t->ncols + col];
 }
 
+int csv_number(const CsvTable *t, int row, int col, double *out, Err *err) {
+    const char *s = csv_cell(t, row, col);
+    char *end = NULL;
+    *out = s ? strtod(s, &end) : NAN;
+    if (s && *s && end && !*end && isfinite(*out)) return 0;
+    return err_set(err, ERR_RUNTIME, "%s: line %ld, column '%s': '%s' is not a number",
+                   t->path ? t->path : "CSV", t->lines && row >= 0 && row < t->nrows ? t->lines[row] : 0L,
+                   col >= 0 && col < t->ncols ? t->header[col] : "?", s ? s : "");
+}
+
 void csv_table_free(CsvTable *t) {
     if (!t) return;
+    free(t->lines);
+    free(t->path);
     free_strs(t->header, (size_t)t->ncols);
     free_strs(t->cells, (size_t)t->nrows * t->ncols);
     memset(t, 0, sizeof *t);

@@ -501,22 +501,38 @@ void grid_run_id(const RunConfig *c, char id[17]) {
     snprintf(id, 17, "%016" PRIx64, h);
 }
 
-/* 1 if every swept key=value in which runs a and b differ is a key their
- * method ignores (both sweeps list the same keys in the same order). */
+/* 1 if every swept key in which runs a and b differ is a key their method
+ * ignores (both sweeps list the same keys in the same order). */
 static int only_ignored_keys_differ(const GridRun *a, const GridRun *b) {
-    char *sa = xstrdup(a->sweep), *sb = xstrdup(b->sweep), *pa = NULL, *pb = NULL;
-    int ok = 1;
-    for (char *x = strtok_r(sa, ";", &pa), *y = strtok_r(sb, ";", &pb); ok && x && y;
-         x = strtok_r(NULL, ";", &pa), y = strtok_r(NULL, ";", &pb)) {
-        if (!strcmp(x, y)) continue;
-        char *dot = strchr(x, '.'), *eq = strchr(x, '=');
-        if (!dot || !eq || eq < dot) { ok = 0; break; }
-        *dot = *eq = '\0';
-        ok = !method_reads_key(&a->cfg, x, dot + 1);
+    for (int i = 0; i < a->nsw && i < b->nsw; i++) {
+        if (!strcmp(a->sw_vals[i], b->sw_vals[i])) continue;
+        char sec[256];
+        snprintf(sec, sizeof sec, "%s", a->sw_keys[i]);
+        char *dot = strchr(sec, '.');
+        if (!dot) return 0;
+        *dot = '\0';
+        if (method_reads_key(&a->cfg, sec, dot + 1)) return 0;
     }
-    free(sa);
-    free(sb);
-    return ok;
+    return 1;
+}
+
+/* The run's swept keys and values from its "key=value" sets. */
+static void set_sweep_values(GridRun *r, char *const *sets, int n) {
+    r->nsw = n;
+    r->sw_keys = xmalloc(sizeof(char *) * (size_t)(n + 1));
+    r->sw_vals = xmalloc(sizeof(char *) * (size_t)(n + 1));
+    for (int i = 0; i < n; i++) {
+        const char *eq = strchr(sets[i], '=');
+        r->sw_keys[i] = strndup(sets[i], (size_t)(eq - sets[i]));
+        r->sw_vals[i] = xstrdup(eq + 1);
+    }
+}
+
+static void free_sweep_values(GridRun *r) {
+    grid_free_strs(r->sw_keys, r->nsw);
+    grid_free_strs(r->sw_vals, r->nsw);
+    r->sw_keys = r->sw_vals = NULL;
+    r->nsw = 0;
 }
 
 int grid_expand(const GridSpec *g, GridRun **out, int *nout, Err *err) {
@@ -581,6 +597,7 @@ int grid_expand(const GridSpec *g, GridRun **out, int *nout, Err *err) {
                 if (a) strcat(r->sweep, ";");
                 strcat(r->sweep, sets[g->nsets + a]);
             }
+            set_sweep_values(r, sets + g->nsets, nsweep);
             Err e = {0};
             if (config_load(&r->cfg, g->base, ns, sets, &e)) {
                 rc = err_set(err, ERR_USAGE, "%s: run with %s%s%s: %s", g->path,
@@ -595,6 +612,7 @@ int grid_expand(const GridSpec *g, GridRun **out, int *nout, Err *err) {
                      * the method, methods.h): run once */
                     runs[dup].merged++;
                     free(r->sweep);
+                    free_sweep_values(r);
                     memset(r, 0, sizeof *r);
                     n--;
                 } else if (dup >= 0) {
@@ -619,6 +637,9 @@ int grid_expand(const GridSpec *g, GridRun **out, int *nout, Err *err) {
 }
 
 void grid_runs_free(GridRun *runs, int n) {
-    for (int i = 0; runs && i < n; i++) free(runs[i].sweep);
+    for (int i = 0; runs && i < n; i++) {
+        free(runs[i].sweep);
+        free_sweep_values(&runs[i]);
+    }
     free(runs);
 }

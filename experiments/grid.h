@@ -72,7 +72,9 @@ typedef struct {
 typedef struct {
     char id[17];       /* 16 hex digits */
     uint64_t seed;
-    char *sweep;       /* "section.key=value;..." of the swept keys ("" if none) */
+    char *sweep;       /* "section.key=value;..." of the swept keys ("" if none), for reading */
+    int nsw;           /* the swept keys and this run's values, one per key (lossless) */
+    char **sw_keys, **sw_vals;
     int merged;        /* other sweep combinations that are this same training
                         * (they differ only in keys the method ignores) */
     RunConfig cfg;
@@ -110,6 +112,7 @@ typedef struct {
     int build_dirty;   /* the binary's git_dirty (1 dirty, 0 clean, -1 unknown) */
     const char *build_commit;  /* the commit it was built from */
     int allow_dirty;   /* --allow-dirty */
+    int retry_failed;  /* rerun runs recorded failed or diverged (else they are done) */
 } GridOpts;
 
 /* Clean provenance (issue 10): whether runs may start from a binary whose
@@ -124,6 +127,13 @@ int grid_provenance_check(int dirty, const char *commit, int allow, Err *err);
  * grid_provenance_check: a binary built from a dirty tree starts (or
  * exports) nothing without allow_dirty; with it, a line on stderr says so
  * and every run records git_dirty = 1 (the run record's own column).
+ * A run with a row in runs.csv is done (ok, and also failed or
+ * diverged unless retry_failed: a deterministic failure is not rerun on every
+ * resume); an interrupted run (its train state or an interrupted summary in
+ * its directory) is continued with `train --resume`; every other run starts
+ * afresh (`train --overwrite`). SIGINT/SIGTERM are forwarded to the running
+ * trainings, which record themselves interrupted; the grid then returns
+ * 128 + the signal.
  * Returns 0 when every run finished ok, ERR_RUNTIME when some failed. */
 int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *err);
 

@@ -5,7 +5,9 @@
  *  - exits at once when its run already has an ok row in runs.csv
  *    (`ewa record --is-ok`), so re-submitting never retrains a finished run;
  *  - trains its prepared run directory with pinned threads (train.threads,
- *    OMP_WAIT_POLICY=PASSIVE: as the local runner does);
+ *    OMP_WAIT_POLICY=PASSIVE: as the local runner does), with --resume: a
+ *    task killed at its time limit (SIGTERM: status interrupted) continues
+ *    from its last epoch checkpoint when it is submitted again;
  *  - records the run with `ewa record` and exits with the training's status,
  *    so a failed run is a failed task (FAILED in Slurm, non-zero in parallel).
  * Paths in the scripts are relative to the directory the export ran in (the
@@ -90,7 +92,7 @@ static void task_body(FILE *f, const char *sep, const char *threads_expr) {
             "echo \"run $RUN is already recorded ok in $OUT/runs.csv: nothing to do\"; exit 0; fi%s"
             "rm -f \"$RUN/summary.csv\"%s"
             "OMP_WAIT_POLICY=\"${OMP_WAIT_POLICY:-PASSIVE}\" \"$EWA\" train --config \"$RUN/config.ini\" "
-            "--out \"$RUN\" --set train.threads=%s > \"$RUN/train.log\" 2>&1%s"
+            "--resume \"$RUN\" --set train.threads=%s >> \"$RUN/train.log\" 2>&1%s"
             "rc=$?%s"
             "\"$EWA\" record --run \"$RUN\" --to \"$OUT/runs.csv\" --exit $rc || exit 1%s"
             "[ $rc -eq 0 ] || echo \"run $RUN failed (exit $rc): see $RUN/train.log\" >&2%s"

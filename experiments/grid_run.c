@@ -6,6 +6,7 @@
 #endif
 #include "grid.h"
 #include "runrecord.h"
+#include "trainstate.h"
 #include "util.h"
 #include "../core/fsutil.h"
 
@@ -40,10 +41,35 @@ static void fmt_dur(char *b, size_t n, double s) {
     else snprintf(b, n, "%ldm%02lds", t / 60, t % 60);
 }
 
-/* Creates OUT/runs/<id>/ with config.ini (threads set) and sweep.txt; removes
- * a stale summary.csv from an earlier attempt. */
-static int prepare_run(const char *out, GridRun *r, int threads, char *dir, size_t dn, Err *err) {
-    snprintf(dir, dn, "%s/runs/%s", out, r->id);
+/* OUT/runs/<id>/sweep.txt (the swept "key=value;..." for reading) and
+ * sweep.csv (one column sweep.KEY per swept key, one row of its values,
+ * through libcsv: lossless whatever the values hold). */
+static int write_sweep_files(const char *dir, const GridRun *r, Err *err) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/sweep.txt", dir);
+    char *t = xrealloc(NULL, strlen(r->sweep) + 2);
+    sprintf(t, "%s\n", r->sweep);
+    int rc = fs_write_text_atomic(path, t, err);
+    free(t);
+    snprintf(path, sizeof path, "%s/sweep.csv", dir);
+    if (rc) return rc;
+    if (!r->nsw) {   /* no swept key: no sweep columns */
+        unlink(path);
+        return 0;
+    }
+    char **hdr = xmalloc(sizeof(char *) * (size_t)r->nsw);
+    for (int i = 0; i < r->nsw; i++) {
+        hdr[i] = xmalloc(strlen(r->sw_keys[i]) + 8);
+        sprintf(hdr[i], "sweep.%s", r->sw_keys[i]);
+    }
+    rc = csv_write_file(path, r->nsw, (const char *const *)hdr, 1, (const char *const *)r->sw_vals, err);
+    grid_free_strs(hdr, r->nsw);
+    return rc;
+}
+
+/* Creates OUT/runs/<id>/ with config.ini (threads set) for a run that starts
+ * afresh; removes a stale summary.csv from an earlier attempt. */
+static int prepare_run(const char *dir, GridRun *r, int threads, Err *err) {
     if (fs_mkdir_p(dir, err)) return ERR_RUNTIME;
     char path[4400];
     snprintf(path, sizeof path, "%s/summary.csv", dir);
@@ -52,31 +78,52 @@ static int prepare_run(const char *out, GridRun *r, int threads, char *dir, size
     c.threads = threads;
     snprintf(path, sizeof path, "%s/config.ini", dir);
     if (config_write(&c, path, err)) return ERR_RUNTIME;
-    snprintf(path, sizeof path, "%s/sweep.txt", dir);
-    char *t = xrealloc(NULL, strlen(r->sweep) + 2);
-    sprintf(t, "%s\n", r->sweep);
-    int rc = fs_write_text_atomic(path, t, err);
-    free(t);
-    return rc;
+    return write_sweep_files(dir, r, err);
 }
 
-/* A run dir whose summary.csv is a finished ok run of exactly this config
- * (the grid was killed after the run and before recording it). */
-static int finished_unrecorded(const char *out, const GridRun *r) {
+/* The status in a run dir's summary.csv when it is a run of exactly this
+ * config and seed ("" otherwise). */
+static void summary_of(const char *out, const GridRun *r, char *status, size_t n) {
     char path[4200];
+    status[0] = '\0';
     snprintf(path, sizeof path, "%s/runs/%s/summary.csv", out, r->id);
-    if (!fs_file_nonempty(path)) return 0;
+    if (!fs_file_nonempty(path)) return;
     CsvTable t;
     Err e;
-    if (csv_read_file(path, &t, &e)) return 0;
+    if (csv_read_file(path, &t, &e)) return;
     int cs = csv_col(&t, "status"), ch = csv_col(&t, "config_hash"), cd = csv_col(&t, "seed");
     char hash[17], seed[32];
     snprintf(hash, sizeof hash, "%016" PRIx64, config_hash(&r->cfg));
     snprintf(seed, sizeof seed, "%" PRIu64, r->seed);
-    int ok = t.nrows == 1 && cs >= 0 && ch >= 0 && cd >= 0 && !strcmp(csv_cell(&t, 0, cs), "ok") &&
-             !strcmp(csv_cell(&t, 0, ch), hash) && !strcmp(csv_cell(&t, 0, cd), seed);
+    if (t.nrows == 1 && cs >= 0 && ch >= 0 && cd >= 0 && !strcmp(csv_cell(&t, 0, ch), hash) &&
+        !strcmp(csv_cell(&t, 0, cd), seed))
+        snprintf(status, n, "%s", csv_cell(&t, 0, cs));
     csv_table_free(&t);
-    return ok;
+}
+
+/* What the runner does with a run (grid.h, grid_run). */
+typedef enum { PLAN_DONE, PLAN_SKIP_FAILED, PLAN_RECORD, PLAN_RESUME, PLAN_FRESH } Plan;
+
+static Plan plan_run(const char *out, const GridRun *r, const CsvTable *t, int retry_failed) {
+    const char *st = t ? runs_row_status(t, r->id) : NULL;
+    if (st) return !strcmp(st, "ok") ? PLAN_DONE : retry_failed ? PLAN_FRESH : PLAN_SKIP_FAILED;
+    char sum[32], state[4200];
+    summary_of(out, r, sum, sizeof sum);
+    if (sum[0] && strcmp(sum, "interrupted")) return PLAN_RECORD;   /* finished before a grid stopped */
+    snprintf(state, sizeof state, "%s/runs/%s/" TRAINSTATE_FILE, out, r->id);
+    return sum[0] || access(state, F_OK) == 0 ? PLAN_RESUME : PLAN_FRESH;
+}
+
+/* plans[i] for every run, from OUT/runs.csv and the run directories. */
+static int plan_runs(const GridSpec *g, GridRun *runs, int n, int retry_failed, Plan *plans, Err *err) {
+    char runs_csv[4200];
+    snprintf(runs_csv, sizeof runs_csv, "%s/runs.csv", g->out);
+    CsvTable t;
+    int have = fs_file_nonempty(runs_csv);
+    if (have && csv_read_file(runs_csv, &t, err)) return ERR_RUNTIME;
+    for (int i = 0; i < n; i++) plans[i] = plan_run(g->out, &runs[i], have ? &t : NULL, retry_failed);
+    if (have) csv_table_free(&t);
+    return 0;
 }
 
 static volatile sig_atomic_t g_stop = 0;
@@ -88,7 +135,8 @@ typedef struct {
     double t0;
 } Slot;
 
-static pid_t spawn_run(const char *exe, const char *dir, int threads) {
+/* `ewa train` of the run in dir: --resume DIR, or afresh (--overwrite). */
+static pid_t spawn_run(const char *exe, const char *dir, int threads, int resume) {
     char cfg[4200], logp[4200], th[16];
     snprintf(cfg, sizeof cfg, "%s/config.ini", dir);
     snprintf(logp, sizeof logp, "%s/train.log", dir);
@@ -102,7 +150,7 @@ static pid_t spawn_run(const char *exe, const char *dir, int threads) {
     if (getppid() != parent) _exit(127);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
-    int in = open("/dev/null", O_RDONLY), lg = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int in = open("/dev/null", O_RDONLY), lg = open(logp, O_WRONLY | O_CREAT | (resume ? O_APPEND : O_TRUNC), 0644);
     if (in >= 0) dup2(in, 0);
     if (lg >= 0) { dup2(lg, 1); dup2(lg, 2); }
     setenv("OMP_NUM_THREADS", th, 1);
@@ -111,8 +159,9 @@ static pid_t spawn_run(const char *exe, const char *dir, int threads) {
      * run with 2 threads on this 2-core machine next to one busy process took
      * 49 s spinning, 6 s passive): sleep instead, unless the user chose. */
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
-    char *argv[] = {(char *)exe, "train", "--config", cfg, "--out", (char *)dir, NULL};
-    execv(exe, argv);
+    char *fresh[] = {(char *)exe, "train", "--config", cfg, "--out", (char *)dir, "--overwrite", NULL};
+    char *cont[] = {(char *)exe, "train", "--resume", (char *)dir, NULL};
+    execv(exe, resume ? cont : fresh);
     fprintf(stderr, "ewa grid: cannot execute %s: %s\n", exe, strerror(errno));
     _exit(127);
 }
@@ -150,10 +199,17 @@ int grid_provenance_check(int dirty, const char *commit, int allow, Err *err) {
 }
 
 /* The dry run's plan (nothing is created). */
-static void print_plan(const GridSpec *g, const GridRun *runs, int n, const char *done, int ndone,
-                       int jobs, int threads, int cores, const GridOpts *o) {
-    printf("grid %s: %d runs (%d seeds), %d already ok, %d to run; out %s\n", g->path, n,
-           g->nseeds, ndone, n - ndone, g->out);
+static void dry_run(const GridSpec *g, const GridRun *runs, int n, const Plan *plans, int jobs, int threads,
+                    int cores, const GridOpts *o) {
+    static const char *const label[] = {"ok     ", "failed (recorded; --retry-failed reruns it)", "ok     ",
+                                        "resume ", "pending"};
+    int ndone = 0, nskip = 0;
+    for (int i = 0; i < n; i++) {
+        ndone += plans[i] == PLAN_DONE || plans[i] == PLAN_RECORD;
+        nskip += plans[i] == PLAN_SKIP_FAILED;
+    }
+    printf("grid %s: %d runs (%d seeds), %d already ok, %d recorded failed, %d to run; out %s\n", g->path, n,
+           g->nseeds, ndone, nskip, n - ndone - nskip, g->out);
     if (g->profile[0]) printf("profile %s:", g->profile);
     for (int i = 0; i < g->nsets; i++) printf(" %s", g->sets[i]);
     if (g->profile[0]) printf("\n");
@@ -167,8 +223,143 @@ static void print_plan(const GridSpec *g, const GridRun *runs, int n, const char
         printf("%d more combinations are the same training as a listed run (they differ only "
                "in keys the method ignores) and run once\n", merged);
     for (int i = 0; i < n; i++)
-        printf("%s %s seed=%" PRIu64 " %s%s\n", runs[i].id, done[i] ? "ok     " : "pending",
-               runs[i].seed, runs[i].sweep, runs[i].merged ? " (+ identical combinations)" : "");
+        printf("%s %s seed=%" PRIu64 " %s%s\n", runs[i].id, label[plans[i]], runs[i].seed, runs[i].sweep,
+               runs[i].merged ? " (+ identical combinations)" : "");
+}
+
+/* Takes OUT/.grid.lock (one grid per directory). */
+static int lock_grid(const char *out, int *fd, Err *err) {
+    char lockp[4200];
+    snprintf(lockp, sizeof lockp, "%s/.grid.lock", out);
+    *fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0)   /* e.g. a read-only directory: say so, not "another grid" */
+        return err_set(err, ERR_RUNTIME, "%s: cannot create the lock file: %s", lockp, strerror(errno));
+    if (!flock(*fd, LOCK_EX | LOCK_NB)) return 0;
+    int e = errno;
+    close(*fd);
+    *fd = -1;
+    if (e == EWOULDBLOCK) return err_set(err, ERR_RUNTIME, "%s: another grid is running in this directory", out);
+    return err_set(err, ERR_RUNTIME, "%s: cannot lock: %s", lockp, strerror(e));
+}
+
+/* The runs to train: dirs[0..*np) with their run index and whether they
+ * resume; runs that finished before an interruption are recorded here. */
+typedef struct {
+    int np, recorded;
+    int *run;
+    char *resume;
+    char **dirs;
+} Pending;
+
+static int collect_pending(const GridSpec *g, GridRun *runs, int n, const Plan *plans, const char *out_abs,
+                           const char *runs_csv, int threads, int exporting, Pending *p, Err *err) {
+    p->run = xmalloc(sizeof(int) * ((size_t)n + 1));
+    p->resume = xmalloc((size_t)n + 1);
+    p->dirs = calloc((size_t)n + 1, sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        if (plans[i] == PLAN_DONE || plans[i] == PLAN_SKIP_FAILED) continue;
+        char dir[4300], st[16];
+        snprintf(dir, sizeof dir, "%s/runs/%s", out_abs, runs[i].id);
+        if (plans[i] == PLAN_RECORD && !exporting) {
+            if (grid_record(dir, runs_csv, NULL, st, err)) return ERR_RUNTIME;
+            p->recorded++;
+            continue;
+        }
+        int resume = plans[i] == PLAN_RESUME;
+        if (resume ? write_sweep_files(dir, &runs[i], err) : prepare_run(dir, &runs[i], threads, err))
+            return ERR_RUNTIME;
+        p->dirs[p->np] = xstrdup(dir);
+        p->resume[p->np] = (char)resume;
+        p->run[p->np++] = i;
+    }
+    return 0;
+}
+
+static void pending_free(Pending *p) {
+    for (int i = 0; i < p->np; i++) free(p->dirs[i]);
+    free(p->dirs);
+    free(p->run);
+    free(p->resume);
+}
+
+/* A child ended: records its run (an interrupted one gets no row) and
+ * prints its result line. */
+static void child_done(const GridRun *r, const char *dir, const char *runs_csv, int code, double secs,
+                       Progress *pr) {
+    char st[16] = "failed";
+    Err e = {0};
+    if (grid_record(dir, runs_csv, NULL, st, &e)) {
+        fprintf(stderr, "%s[grid] cannot record %s: %s\n", pr->tty ? "\r\033[K" : "", dir, e.msg);
+        snprintf(st, sizeof st, "failed");
+    }
+    if (strcmp(st, "ok")) pr->failed++;
+    pr->done_now++;
+    double top1 = -1;
+    char sp[4300];
+    snprintf(sp, sizeof sp, "%s/summary.csv", dir);
+    CsvTable t;
+    Err e2;
+    if (strcmp(st, "interrupted") && fs_file_nonempty(sp) && !csv_read_file(sp, &t, &e2)) {
+        int c = csv_col(&t, "final_top1");
+        if (c >= 0 && t.nrows) top1 = strtod(csv_cell(&t, 0, c), NULL);
+        csv_table_free(&t);
+    }
+    char d1[32], acc[32] = "n/a";
+    fmt_dur(d1, sizeof d1, secs);
+    if (top1 >= 0) snprintf(acc, sizeof acc, "%.4f", top1);
+    fprintf(stderr, "%s[grid] %s %s seed=%" PRIu64 " %s top1=%s (%s, exit %d)%s\n", pr->tty ? "\r\033[K" : "",
+            r->id, st, r->seed, r->sweep, acc, d1, code,
+            !strcmp(st, "interrupted") ? "; resumed when the grid runs again"
+            : strcmp(st, "ok")          ? "; log: train.log in the run dir" : "");
+    progress_line(pr, 1);
+}
+
+/* Runs the pending trainings with `jobs` children; returns the count that
+ * did not finish ok (g_stop set when a signal stopped the grid). */
+static int run_children(const GridOpts *o, GridRun *runs, const Pending *p, const char *runs_csv, int jobs,
+                        int threads, Progress *pr, Err *err) {
+    Slot *slots = calloc((size_t)jobs, sizeof *slots);
+    int next = 0, rc = 0, failed0 = pr->failed;
+    double last_draw = 0;
+    while ((next < p->np && !g_stop) || pr->running > 0) {
+        while (!g_stop && next < p->np && pr->running < jobs) {
+            int s = 0;
+            while (slots[s].pid) s++;
+            pid_t pid = spawn_run(o->exe, p->dirs[next], threads, p->resume[next]);
+            if (pid < 0) {
+                rc = err_set(err, ERR_RUNTIME, "fork: %s", strerror(errno));
+                g_stop = SIGTERM;
+                break;
+            }
+            slots[s] = (Slot){pid, next, now_s()};
+            pr->running++;
+            next++;
+        }
+        int ws;
+        pid_t pid = waitpid(-1, &ws, WNOHANG);
+        if (pid == 0 || (pid < 0 && errno == EINTR)) {
+            for (int s = 0; g_stop && s < jobs; s++)   /* forward the stop to every training */
+                if (slots[s].pid) kill(slots[s].pid, SIGTERM);
+            if (pr->tty && now_s() - last_draw > 1.0) {
+                progress_line(pr, 0);
+                last_draw = now_s();
+            }
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (pid < 0) break; /* no children */
+        int s = 0;
+        while (s < jobs && slots[s].pid != pid) s++;
+        if (s == jobs) continue;
+        pr->running--;
+        slots[s].pid = 0;
+        int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
+        if (g_stop && code != 0) continue; /* stopped: interrupted, or killed before it could say so */
+        child_done(&runs[p->run[slots[s].run]], p->dirs[slots[s].run], runs_csv, code, now_s() - slots[s].t0, pr);
+    }
+    free(slots);
+    return rc ? -1 : pr->failed - failed0;
 }
 
 int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *err) {
@@ -180,178 +371,69 @@ int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *er
                 jobs, cores);
     char runs_csv[4200];
     snprintf(runs_csv, sizeof runs_csv, "%s/runs.csv", g->out);
-
-    /* runs already recorded ok */
-    char *done = calloc((size_t)n + 1, 1);
-    if (fs_file_nonempty(runs_csv)) {
-        CsvTable t;
-        if (csv_read_file(runs_csv, &t, err)) { free(done); return ERR_RUNTIME; }
-        for (int i = 0; i < n; i++) done[i] = (char)runs_has_ok_row(&t, runs[i].id);
-        csv_table_free(&t);
-    }
-    int ndone = 0;
-    for (int i = 0; i < n; i++) ndone += done[i];
-
+    Plan *plans = xmalloc(sizeof(Plan) * ((size_t)n + 1));
+    if (plan_runs(g, runs, n, o->retry_failed, plans, err)) { free(plans); return ERR_RUNTIME; }
     if (o->dry_run) {
-        print_plan(g, runs, n, done, ndone, jobs, threads, cores, o);
-        free(done);
+        dry_run(g, runs, n, plans, jobs, threads, cores, o);
+        free(plans);
         return 0;
     }
     if (grid_provenance_check(o->build_dirty, o->build_commit, o->allow_dirty, err)) {
-        free(done);
+        free(plans);
         return ERR_USAGE;
     }
     if (o->build_dirty)
         fprintf(stderr, "ewa grid: --allow-dirty: %s runs from a binary built with uncommitted changes "
                 "(commit %s); their rows record it in git_dirty\n", o->export_kind ? "exporting" : "starting",
                 o->build_commit);
-
-    if (fs_mkdir_p(g->out, err)) { free(done); return ERR_RUNTIME; }
-    char runs_dir[4200];
+    int lockfd = -1, rc = 0, removed = 0;
+    char runs_dir[4200], out_abs[4096];
     snprintf(runs_dir, sizeof runs_dir, "%s/runs", g->out);
-    if (fs_mkdir_p(runs_dir, err)) { free(done); return ERR_RUNTIME; }
-    char lockp[4200];
-    snprintf(lockp, sizeof lockp, "%s/.grid.lock", g->out);
-    int lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lockfd < 0) {   /* e.g. a read-only directory: say so, not "another grid" */
-        int e = errno;
-        free(done);
-        return err_set(err, ERR_RUNTIME, "%s: cannot create the lock file: %s", lockp, strerror(e));
+    if (fs_mkdir_p(g->out, err) || fs_mkdir_p(runs_dir, err) || lock_grid(g->out, &lockfd, err) ||
+        (!o->export_kind && fs_remove_stale_tmp(g->out, &removed, err))) {
+        free(plans);
+        if (lockfd >= 0) close(lockfd);
+        return ERR_RUNTIME;
     }
-    if (flock(lockfd, LOCK_EX | LOCK_NB)) {
-        int e = errno;
-        close(lockfd);
-        free(done);
-        if (e == EWOULDBLOCK)
-            return err_set(err, ERR_RUNTIME, "%s: another grid is running in this directory", g->out);
-        return err_set(err, ERR_RUNTIME, "%s: cannot lock: %s", lockp, strerror(e));
-    }
-    char out_abs[4096];
     if (!realpath(g->out, out_abs)) snprintf(out_abs, sizeof out_abs, "%s", g->out);
-
-    /* the pending runs, and runs finished before an interruption */
-    int *pend = malloc(sizeof(int) * ((size_t)n + 1)), np = 0, recovered = 0;
-    char **dirs = calloc((size_t)n + 1, sizeof(char *));
-    int rc = 0;
-    for (int i = 0; i < n && !rc; i++) {
-        if (done[i]) continue;
-        if (!o->export_kind && finished_unrecorded(g->out, &runs[i])) {
-            char d[4200], st[16];
-            snprintf(d, sizeof d, "%s/runs/%s", out_abs, runs[i].id);
-            if (grid_record(d, runs_csv, NULL, st, err)) { rc = ERR_RUNTIME; break; }
-            done[i] = 1;
-            ndone++;
-            recovered++;
-            continue;
-        }
-        char d[4200];
-        snprintf(d, sizeof d, "%s", out_abs);
-        char dir[4300];
-        if (prepare_run(d, &runs[i], threads, dir, sizeof dir, err)) { rc = ERR_RUNTIME; break; }
-        dirs[np] = xstrdup(dir);
-        pend[np++] = i;
+    Pending p = {0};
+    rc = collect_pending(g, runs, n, plans, out_abs, runs_csv, threads, o->export_kind != NULL, &p, err);
+    int ndone = 0, nskip = 0, nresume = 0;
+    for (int i = 0; i < n; i++) {
+        ndone += plans[i] == PLAN_DONE || (plans[i] == PLAN_RECORD && !o->export_kind);
+        nskip += plans[i] == PLAN_SKIP_FAILED;
     }
-    if (recovered) fprintf(stderr, "[grid] recorded %d runs that had finished before an interruption\n", recovered);
-    if (!rc && o->export_kind)
-        rc = grid_export(g, out_abs, o->exe, o->export_kind, dirs, np, threads, err);
-    if (rc || o->export_kind) goto out;
-
-    fprintf(stderr, "[grid] %s: %d runs, %d already ok, %d to run with %d jobs x %d threads -> %s\n",
-            g->path, n, ndone, np, jobs, threads, g->out);
-    struct sigaction sa = {0}, old_int, old_term;
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    g_stop = 0;
-    Slot *slots = calloc((size_t)jobs, sizeof *slots);
-    Progress pr = {.total = n, .done_before = ndone, .t0 = now_s(), .tty = isatty(2)};
-    int next = 0, nfailed = 0;
-    double last_draw = 0;
-    while ((next < np && !g_stop) || pr.running > 0) {
-        while (!g_stop && next < np && pr.running < jobs) {
-            int s = 0;
-            while (slots[s].pid) s++;
-            pid_t pid = spawn_run(o->exe, dirs[next], threads);
-            if (pid < 0) {
-                rc = err_set(err, ERR_RUNTIME, "fork: %s", strerror(errno));
-                g_stop = SIGTERM;
-                break;
-            }
-            slots[s] = (Slot){pid, next, now_s()};
-            pr.running++;
-            next++;
-        }
-        int ws;
-        pid_t pid = waitpid(-1, &ws, WNOHANG);
-        if (pid == 0 || (pid < 0 && errno == EINTR)) {
-            if (g_stop) {
-                for (int s = 0; s < jobs; s++)
-                    if (slots[s].pid) kill(slots[s].pid, SIGTERM);
-            }
-            if (pr.tty && now_s() - last_draw > 1.0) {
-                progress_line(&pr, 0);
-                last_draw = now_s();
-            }
-            struct timespec ts = {0, 100 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        if (pid < 0) break; /* no children */
-        int s = 0;
-        while (s < jobs && slots[s].pid != pid) s++;
-        if (s == jobs) continue;
-        pr.running--;
-        int r = slots[s].run;
-        double secs = now_s() - slots[s].t0;
-        slots[s].pid = 0;
-        int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
-        if (g_stop && code != 0) continue; /* interrupted: no row, redone on resume */
-        char st[16] = "failed";
-        Err e = {0};
-        int appended = 0;
-        if (grid_record(dirs[r], runs_csv, &appended, st, &e)) {
-            fprintf(stderr, "%s[grid] cannot record %s: %s\n", pr.tty ? "\r\033[K" : "", dirs[r], e.msg);
-            snprintf(st, sizeof st, "failed");
-        }
-        if (strcmp(st, "ok")) { nfailed++; pr.failed++; }
-        pr.done_now++;
-        /* the run's own result line */
-        double top1 = -1;
-        char sp[4300];
-        snprintf(sp, sizeof sp, "%s/summary.csv", dirs[r]);
-        CsvTable t;
-        Err e2;
-        if (fs_file_nonempty(sp) && !csv_read_file(sp, &t, &e2)) {
-            int c = csv_col(&t, "final_top1");
-            if (c >= 0 && t.nrows) top1 = atof(csv_cell(&t, 0, c));
-            csv_table_free(&t);
-        }
-        char d1[32];
-        fmt_dur(d1, sizeof d1, secs);
-        char acc[32] = "n/a";
-        if (top1 >= 0) snprintf(acc, sizeof acc, "%.4f", top1);
-        fprintf(stderr, "%s[grid] %s %s seed=%" PRIu64 " %s top1=%s (%s, exit %d)%s\n",
-                pr.tty ? "\r\033[K" : "", runs[pend[r]].id, st, runs[pend[r]].seed,
-                runs[pend[r]].sweep, acc, d1, code,
-                strcmp(st, "ok") ? "; log: train.log in the run dir" : "");
-        progress_line(&pr, 1);
+    for (int i = 0; i < p.np; i++) nresume += p.resume[i];
+    if (p.recorded) fprintf(stderr, "[grid] recorded %d runs that had finished before an interruption\n", p.recorded);
+    if (!rc && o->export_kind) rc = grid_export(g, out_abs, o->exe, o->export_kind, p.dirs, p.np, threads, err);
+    if (!rc && !o->export_kind) {
+        char skipped[96] = "";
+        if (nskip) snprintf(skipped, sizeof skipped, ", %d recorded failed (--retry-failed reruns them)", nskip);
+        fprintf(stderr, "[grid] %s: %d runs, %d already ok, %d to run (%d resumed)%s with %d jobs x %d threads -> %s\n",
+                g->path, n, ndone, p.np, nresume, skipped, jobs, threads, g->out);
+        struct sigaction sa = {0}, old_int, old_term;
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        g_stop = 0;
+        Progress pr = {.total = n, .done_before = ndone + nskip, .t0 = now_s(), .tty = isatty(2)};
+        int nfailed = run_children(o, runs, &p, runs_csv, jobs, threads, &pr, err);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        if (nfailed < 0) rc = ERR_RUNTIME;
+        else if (g_stop)
+            rc = err_set(err, 128 + (int)g_stop, "interrupted by signal %d: the running trainings stopped at "
+                         "their next step (status interrupted); run the grid again to resume them", (int)g_stop);
+        else if (nfailed)
+            rc = err_set(err, ERR_RUNTIME, "%d of %d runs did not finish ok (see runs.csv and the runs' train.log)%s",
+                         nfailed, p.np, nskip ? "; more are recorded failed (--retry-failed reruns them)" : "");
+        else if (nskip)
+            rc = err_set(err, ERR_RUNTIME, "%d runs are recorded failed or diverged and were not rerun "
+                         "(--retry-failed reruns them)", nskip);
     }
-    free(slots);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    if (g_stop && !rc) {
-        rc = err_set(err, ERR_RUNTIME, "interrupted by signal %d; run the grid again to resume",
-                     (int)g_stop);
-    } else if (!rc && nfailed) {
-        rc = err_set(err, ERR_RUNTIME, "%d of %d runs did not finish ok (see runs.csv and the runs' train.log)",
-                     nfailed, np);
-    }
-out:
-    for (int i = 0; i < np; i++) free(dirs[i]);
-    free(dirs);
-    free(pend);
-    free(done);
+    pending_free(&p);
+    free(plans);
     close(lockfd);
     return rc;
 }

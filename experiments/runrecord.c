@@ -100,7 +100,8 @@ static void f_hash(const RunRecord *r, char *b, size_t n) {
     if (r->cfg) snprintf(b, n, "%016" PRIx64, config_hash(r->cfg));
 }
 static void f_threads(const RunRecord *r, char *b, size_t n) {
-    if (r->cfg) snprintf(b, n, "%d", r->cfg->threads > 0 || !r->res ? r->cfg->threads : omp_get_num_procs());
+    /* a run of this process: the count set_threads used (train.threads capped by the CPUs) */
+    if (r->cfg) snprintf(b, n, "%d", r->res ? omp_get_max_threads() : r->cfg->threads);
 }
 static void f_dataset(const RunRecord *r, char *b, size_t n) {
     if (r->dataset_name) snprintf(b, n, "%s", r->dataset_name);
@@ -251,6 +252,14 @@ int record_write_summary(const char *path, const RunRecord *r, Err *err) {
 
 /* ---------------------------------------------------------------- runs.csv */
 
+const char *runs_row_status(const CsvTable *t, const char *id) {
+    int ci = csv_col(t, "run_id"), cs = csv_col(t, "status");
+    const char *st = NULL;
+    for (int r = 0; ci >= 0 && cs >= 0 && r < t->nrows; r++)
+        if (!strcmp(csv_cell(t, r, ci), id)) st = csv_cell(t, r, cs);
+    return st;
+}
+
 int runs_has_ok_row(const CsvTable *t, const char *id) {
     int ci = csv_col(t, "run_id"), cs = csv_col(t, "status");
     if (ci < 0 || cs < 0) return 0;
@@ -341,6 +350,49 @@ int runs_is_ok(const char *run_dir, const char *csv_path, int *ok, Err *err) {
     return 0;
 }
 
+/* The run's swept values, run_dir/sweep.csv (one column "sweep.KEY" per
+ * swept key, one row; written by the grid runner): into t, or an empty table. */
+static void read_sweep_values(const char *dir, CsvTable *t) {
+    char path[4200];
+    Err e;
+    snprintf(path, sizeof path, "%s/sweep.csv", dir);
+    memset(t, 0, sizeof *t);
+    if (fs_file_nonempty(path) && csv_read_file(path, t, &e)) {
+        fprintf(stderr, "ewa record: %s (the run is recorded without its sweep columns)\n", e.msg);
+        memset(t, 0, sizeof *t);
+    }
+    if (t->ncols && t->nrows != 1) csv_table_free(t);
+}
+
+/* The runs.csv row of the run: run_id, sweep, the sweep.KEY columns and the
+ * record's columns (by name), with their quote flags. Returns the count. */
+static int runs_row(const char *id, const char *sweep, const CsvTable *sw, const NamedRow *row,
+                    const char **hdr, const char **cells, char *quote) {
+    int n = 0;
+    hdr[n] = "run_id"; cells[n++] = id;
+    hdr[n] = "sweep"; cells[n++] = sweep;
+    for (int c = 0; c < sw->ncols && sw->nrows == 1; c++) {
+        hdr[n] = sw->header[c];
+        cells[n++] = csv_cell(sw, 0, c);
+    }
+    for (int k = 0; k < row->n; k++) {
+        int dup = 0;
+        for (int c = 0; c < n && !dup; c++) dup = !strcmp(hdr[c], row->names[k]);
+        if (dup) continue;
+        hdr[n] = row->names[k];
+        cells[n++] = row->vals[k];
+    }
+    for (int c = 0; c < n; c++) quote[c] = (char)record_col_quoted(hdr[c]);
+    return n;
+}
+
+/* The status of the run's row (its value in the status column). */
+static const char *row_status(const NamedRow *row) {
+    for (int k = 0; k < row->n; k++)
+        if (!strcmp(row->names[k], "status")) return row->vals[k];
+    return "failed";
+}
+
 int grid_record(const char *run_dir, const char *csv_path, int *appended, char status[16],
                 Err *err) {
     if (appended) *appended = 0;
@@ -355,17 +407,10 @@ int grid_record(const char *run_dir, const char *csv_path, int *appended, char s
     snprintf(cfgp, sizeof cfgp, "%s/config.ini", dirbuf);
     if (stat(cfgp, &st))
         return err_set(err, ERR_USAGE, "%s: not a run directory (no config.ini)", run_dir);
-
-    CsvTable have = {0};
-    int have_file = fs_file_nonempty(csv_path);
-    if (have_file && csv_read_file(csv_path, &have, err)) return ERR_RUNTIME;
-    if (have_file && csv_col(&have, "run_id") < 0) {
-        csv_table_free(&have);
-        return err_set(err, ERR_RUNTIME, "%s: has no run_id column (not a grid runs.csv)", csv_path);
-    }
-    if (have_file && runs_has_ok_row(&have, id)) {
+    int ok = 0;
+    if (runs_is_ok(dirbuf, csv_path, &ok, err)) return ERR_RUNTIME;
+    if (ok) {   /* an ok row is never replaced */
         if (status) snprintf(status, 16, "ok");
-        csv_table_free(&have);
         return 0;
     }
     char path[4200], sweep[4096];
@@ -373,35 +418,24 @@ int grid_record(const char *run_dir, const char *csv_path, int *appended, char s
     read_first_line(path, sweep, sizeof sweep);
     NamedRow row;
     named_row(dirbuf, &row);
-
-    /* the header: the existing file's, else run_id, sweep and the record's */
-    int ncols = have_file ? have.ncols : 2 + NCOLS;
-    const char **header = xmalloc(sizeof(char *) * (size_t)ncols);
-    const char **cells = xmalloc(sizeof(char *) * (size_t)ncols);
-    char *quote = xmalloc((size_t)ncols);
-    for (int c = 0; c < ncols; c++)
-        header[c] = have_file ? have.header[c] : c == 0 ? "run_id" : c == 1 ? "sweep" : RECORD_COLUMNS[c - 2].name;
-    const char *stv = "failed";
-    for (int c = 0; c < ncols; c++) {
-        cells[c] = !strcmp(header[c], "run_id") ? id : !strcmp(header[c], "sweep") ? sweep : "";
-        quote[c] = (char)record_col_quoted(header[c]);
-        for (int k = 0; k < row.n; k++)
-            if (!strcmp(row.names[k], header[c])) cells[c] = row.vals[k];
-    }
-    for (int k = 0; k < row.n; k++) {
-        int found = 0;
-        for (int c = 0; c < ncols && !found; c++) found = !strcmp(row.names[k], header[c]);
-        if (!found)
-            fprintf(stderr, "ewa record: %s has no column '%s'; value dropped\n", csv_path, row.names[k]);
-        if (!strcmp(row.names[k], "status")) stv = row.vals[k];
-    }
+    const char *stv = row_status(&row);
     if (status) snprintf(status, 16, "%.15s", stv);
-    int rc = csv_append_row_q(csv_path, ncols, header, quote, cells, err);
-    if (!rc && appended) *appended = 1;
-    free(header);
-    free(cells);
-    free(quote);
+    int rc = 0;
+    if (strcmp(stv, "interrupted")) {   /* an interrupted run gets no row: it is resumed */
+        CsvTable sw;
+        read_sweep_values(dirbuf, &sw);
+        size_t cap = (size_t)(2 + sw.ncols + row.n);
+        const char **hdr = xmalloc(sizeof(char *) * cap), **cells = xmalloc(sizeof(char *) * cap);
+        char *quote = xmalloc(cap);
+        int n = runs_row(id, sweep, &sw, &row, hdr, cells, quote), added = 0;
+        rc = csv_upsert_row_q(csv_path, n, hdr, quote, cells, "run_id", &added, err);
+        if (!rc && added && fs_file_nonempty(csv_path))
+            fprintf(stderr, "ewa record: %s: added %d column(s) this run has and the earlier rows lack (empty "
+                    "there)\n", csv_path, added);
+        if (!rc && appended) *appended = 1;
+        free(hdr); free(cells); free(quote);
+        csv_table_free(&sw);
+    }
     named_row_free(&row);
-    csv_table_free(&have);
     return rc;
 }

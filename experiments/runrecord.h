@@ -56,17 +56,24 @@ void record_values(const RunRecord *r, char (*vals)[600]);
 /* Writes summary.csv (header and the one row of r) atomically. */
 int record_write_summary(const char *path, const RunRecord *r, Err *err);
 
-/* Appends the row of the run in run_dir (its summary.csv, or a status
- * `failed` row built from its config.ini when there is none) to csv_path,
- * unless csv_path already holds an ok row for that run id. The run id is the
- * name of run_dir; its sweep comes from run_dir/sweep.txt. *appended (may be
- * NULL) tells whether a row was written; *status receives the status. */
+/* Records the run in run_dir in csv_path (a grid's runs.csv): its
+ * summary.csv, or a status `failed` row built from its config.ini when there
+ * is none, with run_id (the name of run_dir), sweep (run_dir/sweep.txt, for
+ * reading) and one column sweep.KEY per swept key (run_dir/sweep.csv). One
+ * row per run: an earlier row of the run is replaced (a retried failed run),
+ * an ok row is never replaced, and an interrupted run gets no row (the grid
+ * resumes it). Columns are matched by name; columns the file lacks are added
+ * (csv_upsert_row_q). *appended (may be NULL) tells whether a row was
+ * written; *status receives the run's status. */
 int grid_record(const char *run_dir, const char *csv_path, int *appended, char status[16],
                 Err *err);
 
 /* *ok = 1 if csv_path holds an ok row for the run in run_dir (its id is the
  * directory's name), 0 if not or if csv_path does not exist yet. */
 int runs_is_ok(const char *run_dir, const char *csv_path, int *ok, Err *err);
+
+/* The status of the (last) row of run id in the runs.csv table t, or NULL. */
+const char *runs_row_status(const CsvTable *t, const char *id);
 
 /* 1 if the runs.csv table t holds a row with run_id id and status ok. */
 int runs_has_ok_row(const CsvTable *t, const char *id);

@@ -1,4 +1,4 @@
-/* The epoch checkpoint of a training run (docs/DESIGN.md 8.8): everything
+/* The epoch checkpoint of a training run (docs/DESIGN.md 8.10): everything
  * `ewa train --resume DIR` needs to continue an interrupted run to the same
  * result, bit for bit, as a run that was never interrupted. It is one
  * safetensors file, DIR/train_state.safetensors, written atomically after

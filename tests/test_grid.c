@@ -255,7 +255,7 @@ Test(grid, joined_keys_sweep_together) {
 static void expect_bad_grid(const char *body, const char *const *needles) {
     char *grid = write_grid("bad.ini", body);
     char *out = tu_path(tmp, "out");
-    Proc p = EWA("grid", "--config", grid, "--profile", "smoke");
+    Proc p = EWA("grid", "--allow-dirty", "--config", grid, "--profile", "smoke");
     cr_assert_eq(p.status, 2, "exit %d for grid:\n%s\nstderr:\n%s", p.status, body, p.err);
     for (; *needles; needles++) cr_assert(strstr(p.err, *needles), "stderr lacks '%s':\n%s", *needles, p.err);
     cr_assert(!exists(out), "a bad grid created %s", out);
@@ -305,7 +305,7 @@ Test(grid, usage_errors_with_set_exit_2_without_leaks) {
 Test(grid, missing_base_file) {
     static const char text[] = "[grid]\nbase = nowhere.ini\nseeds = 0\nout = x\n";
     char *grid = tu_write(tmp, "g.ini", text, strlen(text));
-    Proc p = EWA("grid", "--config", grid);
+    Proc p = EWA("grid", "--allow-dirty", "--config", grid);
     cr_assert_eq(p.status, 2, "exit %d: %s", p.status, p.err);
     cr_assert(strstr(p.err, "nowhere.ini"), "%s", p.err);
     proc_free(&p);
@@ -336,21 +336,21 @@ Test(grid, provenance_decision) {
 Test(grid, dirty_build_is_refused_unless_allowed) {
     char *grid = write_grid("g.ini", "seeds = 0\n"), *out = tu_path(tmp, "out");
     cr_assert_eq(setenv("EWA_TEST_ASSUME_DIRTY", "1", 1), 0);
-    Proc p = EWA("grid", "--config", grid);
+    Proc p = EWA("grid", "--allow-dirty", "--config", grid);
     cr_assert_eq(p.status, 2, "exit %d\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "ewa grid: this binary was built from a tree with uncommitted changes") &&
                   strstr(p.err, "--allow-dirty"), "%s", p.err);
     cr_assert(!exists(out), "a refused grid created %s", out);
     proc_free(&p);
-    p = EWA("grid", "--config", grid, "--export", "slurm");
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--export", "slurm");
     cr_assert_eq(p.status, 2, "exit %d\n%s", p.status, p.err);
     cr_assert(!exists(out), "a refused export created %s", out);
     proc_free(&p);
-    p = EWA("grid", "--config", grid, "--dry-run");
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--dry-run");
     cr_assert_eq(p.status, 0, "exit %d\n%s", p.status, p.err);
     cr_assert(strstr(p.out, "note: running it would be refused"), "%s", p.out);
     proc_free(&p);
-    p = EWA("grid", "--config", grid, "--allow-dirty");
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--allow-dirty");
     cr_assert_eq(p.status, 0, "exit %d\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "--allow-dirty: starting runs from a binary built with uncommitted changes"), "%s", p.err);
     proc_free(&p);
@@ -638,7 +638,7 @@ Test(grid, runs_resume_after_lost_row_and_sigkill) {
     free(grid); free(out); free(runs_csv);
 }
 
-Test(grid, failed_runs_are_recorded_and_retried) {
+Test(grid, failed_runs_are_recorded_once_and_retried_when_asked) {
     char *empty = tu_path(tmp, "empty");
     cr_assert_eq(mkdir(empty, 0755), 0);
     char body[1024];
@@ -654,14 +654,136 @@ Test(grid, failed_runs_are_recorded_and_retried) {
     cr_assert_eq(count_rows_with(&t, "status", "failed"), 2);
     cr_assert_eq(count_rows_with(&t, "seed", "1"), 1, "the failed row lacks the config's seed");
     csv_table_free(&t);
-    /* a failed run is retried (and fails again: one more row each) */
+    /* a resumed grid does not rerun a recorded failure (it would fail the
+     * same way): still non-zero, nothing run, one row each */
     p = EWA("grid", "--allow-dirty", "--config", grid, "--jobs", "2");
     cr_assert_eq(p.status, 1);
+    cr_assert(strstr(p.err, "2 recorded failed") && strstr(p.err, "0 to run") && strstr(p.err, "--retry-failed"),
+              "%s", p.err);
     proc_free(&p);
     t = read_csv(runs_csv);
-    cr_assert_eq(t.nrows, 4);
+    cr_assert_eq(t.nrows, 2);
+    csv_table_free(&t);
+    /* --retry-failed reruns them and replaces their rows */
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--jobs", "2", "--retry-failed");
+    cr_assert_eq(p.status, 1);
+    cr_assert(strstr(p.err, "2 to run"), "%s", p.err);
+    proc_free(&p);
+    t = read_csv(runs_csv);
+    cr_assert_eq(t.nrows, 2);
     csv_table_free(&t);
     free(empty); free(grid); free(out); free(runs_csv);
+}
+
+/* Issue 11.9: trainings interrupted inside a grid are resumed from their
+ * epoch checkpoints by the next grid invocation, to the same results as an
+ * uninterrupted grid; a SIGINT to the grid reaches its trainings. */
+Test(grid, interrupted_runs_are_resumed_to_the_same_result) {
+    char *grid = write_grid("g.ini", "seeds = 0, 1\n[sweep]\nmoe.method = ewa\n");
+    char *a = tu_path(tmp, "a"), *b = tu_path(tmp, "b"), *ca = tu_path(a, "runs.csv"), *cb = tu_path(b, "runs.csv");
+    Proc p = EWA("grid", "--allow-dirty", "--config", grid, "--out", a);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    setenv("EWA_TEST_STOP_AT_STEP", "8", 1);   /* every training stops in its epoch 2 */
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--out", b);
+    unsetenv("EWA_TEST_STOP_AT_STEP");
+    cr_assert_eq(p.status, 1, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "interrupted") && strstr(p.err, "resumed when the grid runs again"), "%s", p.err);
+    proc_free(&p);
+    cr_assert(!exists(cb), "an interrupted run got a row");
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--out", b);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "2 to run (2 resumed)"), "%s", p.err);
+    proc_free(&p);
+    CsvTable ta = read_csv(ca), tb = read_csv(cb);
+    cr_assert_eq(ta.nrows, 2);
+    cr_assert_eq(tb.nrows, 2);
+    for (int r = 0; r < 2; r++) {
+        const char *id = csv_cell(&ta, r, csv_col(&ta, "run_id"));
+        cr_assert_eq(count_rows_with(&tb, "run_id", id), 1);
+        int rb = 0;
+        while (strcmp(csv_cell(&tb, rb, csv_col(&tb, "run_id")), id)) rb++;
+        cr_assert_str_eq(csv_cell(&ta, r, csv_col(&ta, "final_top1")), csv_cell(&tb, rb, csv_col(&tb, "final_top1")));
+        char fa[1200], fb[1200];
+        snprintf(fa, sizeof fa, "%s/runs/%s/final.safetensors", a, id);
+        snprintf(fb, sizeof fb, "%s/runs/%s/final.safetensors", b, id);
+        size_t la = 0, lb = 0;
+        char *da = slurp(fa, &la), *db = slurp(fb, &lb);
+        cr_assert(da && db && la == lb && !memcmp(da, db, la), "%s and %s differ", fa, fb);
+        free(da); free(db);
+    }
+    csv_table_free(&ta); csv_table_free(&tb);
+    /* SIGINT to the grid: forwarded, the trainings record themselves
+     * interrupted, the grid exits 130 and no row is written */
+    char *c = tu_path(tmp, "c"), *cc = tu_path(c, "runs.csv");
+    char o[PROC_PATH], e[PROC_PATH];
+    pid_t pid = proc_spawn(tmp, &n_spawned, (const char *const[]){"grid", "--allow-dirty", "--config", grid, "--out", c,
+                                                                  "--set", "train.epochs=300", NULL}, o, e);
+    int found = 0;
+    for (int k = 0; k < 120000 && !found; k++) {   /* until a training has an epoch checkpoint */
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        char cmd[1400];
+        snprintf(cmd, sizeof cmd, "ls '%s'/runs/*/train_state.safetensors >/dev/null 2>&1", c);
+        if (k % 100 == 0) found = system(cmd) == 0;
+    }
+    cr_assert(found, "no training reached its first epoch checkpoint");
+    kill(pid, SIGINT);
+    p = finish(pid, o, e);
+    cr_assert_eq(p.status, 130, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "interrupted by signal 2"), "%s", p.err);
+    proc_free(&p);
+    cr_assert(!exists(cc), "an interrupted run got a row");
+    free(grid); free(a); free(b); free(ca); free(cb); free(c); free(cc);
+}
+
+/* Issue 11.4: swept values holding the CSV and sweep separators stay apart:
+ * one runs.csv column per swept key, and 3 data dirs x 2 lrs = 6 cells. */
+Test(grid, sweep_values_with_separators_are_lossless) {
+    static const char *const names[] = {"d,a", "d;b", "d;c"};
+    for (int i = 0; i < 3; i++) {
+        char *d = tu_path(tmp, names[i]);
+        cr_assert_eq(mkdir(d, 0755), 0);
+        write_split(d, "train", N_TRAIN, N_TRAIN, 1);
+        write_split(d, "t10k", N_TEST, N_TEST, 2);
+        free(d);
+    }
+    char body[2048];
+    snprintf(body, sizeof body, "seeds = 0\n[sweep]\ndata.dir = \"%s/d,a\", %s/d;b, %s/d;c\n"
+             "train.lr = 0.01, 0.02\n[profile.quick]\ntrain.epochs = 1\ntrain.max_steps = 2\n", tmp, tmp, tmp);
+    char *grid = write_grid("g.ini", body);
+    char *out = tu_path(tmp, "out/quick"), *runs_csv = tu_path(out, "runs.csv"), *agg = tu_path(tmp, "agg");
+    Proc p = EWA("grid", "--allow-dirty", "--config", grid, "--profile", "quick");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    CsvTable t = read_csv(runs_csv);
+    cr_assert_eq(t.nrows, 6);
+    for (int i = 0; i < 3; i++) {
+        char v[1100];
+        snprintf(v, sizeof v, "%s/%s", tmp, names[i]);
+        cr_assert_eq(count_rows_with(&t, "sweep.data.dir", v), 2, "value %s", v);
+    }
+    cr_assert_eq(count_rows_with(&t, "sweep.train.lr", "0.02"), 3);
+    csv_table_free(&t);
+    p = EWA("aggregate", "--runs", runs_csv, "--out", agg);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.out, "into 6 cells"), "%s", p.out);
+    proc_free(&p);
+    free(grid); free(out); free(runs_csv); free(agg);
+}
+
+/* Issue 11.4: aggregate reads numbers with a checked parser, naming the
+ * file, line and column. */
+Test(grid, aggregate_rejects_a_malformed_number) {
+    static const char csv[] = "run_id,status,final_top1,seed,method\n"
+                              "a,ok,0.5,0,dense\n"
+                              "b,ok,0.5x,1,dense\n";
+    char *runs_csv = tu_write(tmp, "runs.csv", csv, strlen(csv)), *agg = tu_path(tmp, "agg");
+    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", agg);
+    cr_assert_eq(p.status, 1, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "runs.csv: line 3, column 'final_top1': '0.5x' is not a number"), "%s", p.err);
+    proc_free(&p);
+    free(runs_csv); free(agg);
 }
 
 /* Runs a shell command in tmp (the submit directory of the exports below);
@@ -808,7 +930,7 @@ Test(grid, slurm_section_errors_name_the_line) {
         char body[512];
         snprintf(body, sizeof body, "seeds = 0\n%s", bad[i][0]);
         char *grid = write_grid("bad.ini", body);
-        Proc p = EWA("grid", "--config", grid, "--export", "slurm");
+        Proc p = EWA("grid", "--allow-dirty", "--config", grid, "--export", "slurm");
         cr_assert_eq(p.status, 2, "%s: exit %d", bad[i][0], p.status);
         cr_assert(strstr(p.err, bad[i][1]), "want '%s' in:\n%s", bad[i][1], p.err);
         proc_free(&p);

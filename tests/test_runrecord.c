@@ -148,3 +148,53 @@ Test(runrecord, checkpoint_sha256_is_fips_sha256_and_quoted) {
     cr_assert(strstr(slurp(path), quoted), "checkpoint_sha256 not quoted:\n%s", slurp(path));
     free(path);
 }
+
+/* Issue 11.9 and 11.4: one row per run (a retried run replaces its row), an
+ * older runs.csv schema is migrated (the new columns added, empty in the old
+ * rows) instead of dropping values, and the sweep.KEY columns of sweep.csv
+ * keep values holding separators. */
+Test(runrecord, one_row_per_run_and_older_schema_migrated) {
+    RunConfig c = awkward();
+    char *run = tu_path(dir, "00000000000000aa");
+    cr_assert_eq(mkdir(run, 0755), 0);
+    char *ini = tu_path(run, "config.ini"), *csv = tu_path(dir, "runs.csv");
+    Err e = {0};
+    cr_assert_eq(config_write(&c, ini, &e), 0, "%s", e.msg);
+    static const char sweep[] = "sweep.data.dir,sweep.train.lr\n\"/d;b,x\",0.01\n";
+    free(tu_write(run, "sweep.csv", sweep, strlen(sweep)));
+    /* an older schema: a row of another run, no best_epoch and no sweep.* columns */
+    static const char old[] = "run_id,sweep,status,final_top1,seed\n\"00000000000000bb\",x=1,ok,0.5,3\n";
+    free(tu_write(dir, "runs.csv", old, strlen(old)));
+    char st[16];
+    int appended = 0;
+    cr_assert_eq(grid_record(run, csv, &appended, st, &e), 0, "%s", e.msg);
+    cr_assert_eq(grid_record(run, csv, &appended, st, &e), 0, "%s", e.msg);   /* retried: replaced */
+    CsvTable t;
+    cr_assert_eq(csv_read_file(csv, &t, &e), 0, "%s", e.msg);
+    cr_assert_eq(t.nrows, 2, "%d rows", t.nrows);
+    int cb = csv_col(&t, "best_epoch"), cd = csv_col(&t, "sweep.data.dir");
+    cr_assert(cb >= 0 && cd >= 0, "columns not added");
+    cr_assert_str_eq(csv_cell(&t, 0, csv_col(&t, "run_id")), "00000000000000bb");
+    cr_assert_str_eq(csv_cell(&t, 0, csv_col(&t, "final_top1")), "0.5", "the old row lost a value");
+    cr_assert_str_eq(csv_cell(&t, 0, cb), "");
+    cr_assert_str_eq(csv_cell(&t, 1, csv_col(&t, "run_id")), "00000000000000aa");
+    cr_assert_str_eq(csv_cell(&t, 1, cd), "/d;b,x");
+    cr_assert_str_eq(csv_cell(&t, 1, csv_col(&t, "sweep.train.lr")), "0.01");
+    cr_assert_str_eq(csv_cell(&t, 1, csv_col(&t, "seed")), "7");
+    csv_table_free(&t);
+    /* an interrupted run gets no row */
+    char *run2 = tu_path(dir, "00000000000000cc");
+    cr_assert_eq(mkdir(run2, 0755), 0);
+    char *ini_text = strdup(slurp(ini));   /* slurp's buffer is static */
+    free(tu_write(run2, "config.ini", ini_text, strlen(ini_text)));
+    free(ini_text);
+    static const char sum[] = "status,steps\ninterrupted,9\n";
+    free(tu_write(run2, "summary.csv", sum, strlen(sum)));
+    cr_assert_eq(grid_record(run2, csv, &appended, st, &e), 0, "%s", e.msg);
+    cr_assert_eq(appended, 0);
+    cr_assert_str_eq(st, "interrupted");
+    cr_assert_eq(csv_read_file(csv, &t, &e), 0, "%s", e.msg);
+    cr_assert_eq(t.nrows, 2);
+    csv_table_free(&t);
+    free(run); free(run2); free(ini); free(csv);
+}
