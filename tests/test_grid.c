@@ -255,7 +255,7 @@ Test(grid, joined_keys_sweep_together) {
 static void expect_bad_grid(const char *body, const char *const *needles) {
     char *grid = write_grid("bad.ini", body);
     char *out = tu_path(tmp, "out");
-    Proc p = EWA("grid", "--allow-dirty", "--config", grid, "--profile", "smoke");
+    Proc p = EWA("grid", "--config", grid, "--profile", "smoke");
     cr_assert_eq(p.status, 2, "exit %d for grid:\n%s\nstderr:\n%s", p.status, body, p.err);
     for (; *needles; needles++) cr_assert(strstr(p.err, *needles), "stderr lacks '%s':\n%s", *needles, p.err);
     cr_assert(!exists(out), "a bad grid created %s", out);
@@ -305,7 +305,7 @@ Test(grid, usage_errors_with_set_exit_2_without_leaks) {
 Test(grid, missing_base_file) {
     static const char text[] = "[grid]\nbase = nowhere.ini\nseeds = 0\nout = x\n";
     char *grid = tu_write(tmp, "g.ini", text, strlen(text));
-    Proc p = EWA("grid", "--allow-dirty", "--config", grid);
+    Proc p = EWA("grid", "--config", grid);
     cr_assert_eq(p.status, 2, "exit %d: %s", p.status, p.err);
     cr_assert(strstr(p.err, "nowhere.ini"), "%s", p.err);
     proc_free(&p);
@@ -336,21 +336,21 @@ Test(grid, provenance_decision) {
 Test(grid, dirty_build_is_refused_unless_allowed) {
     char *grid = write_grid("g.ini", "seeds = 0\n"), *out = tu_path(tmp, "out");
     cr_assert_eq(setenv("EWA_TEST_ASSUME_DIRTY", "1", 1), 0);
-    Proc p = EWA("grid", "--allow-dirty", "--config", grid);
+    Proc p = EWA("grid", "--config", grid);
     cr_assert_eq(p.status, 2, "exit %d\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "ewa grid: this binary was built from a tree with uncommitted changes") &&
                   strstr(p.err, "--allow-dirty"), "%s", p.err);
     cr_assert(!exists(out), "a refused grid created %s", out);
     proc_free(&p);
-    p = EWA("grid", "--allow-dirty", "--config", grid, "--export", "slurm");
+    p = EWA("grid", "--config", grid, "--export", "slurm");
     cr_assert_eq(p.status, 2, "exit %d\n%s", p.status, p.err);
     cr_assert(!exists(out), "a refused export created %s", out);
     proc_free(&p);
-    p = EWA("grid", "--allow-dirty", "--config", grid, "--dry-run");
+    p = EWA("grid", "--config", grid, "--dry-run");
     cr_assert_eq(p.status, 0, "exit %d\n%s", p.status, p.err);
     cr_assert(strstr(p.out, "note: running it would be refused"), "%s", p.out);
     proc_free(&p);
-    p = EWA("grid", "--allow-dirty", "--config", grid, "--allow-dirty");
+    p = EWA("grid", "--config", grid, "--allow-dirty");
     cr_assert_eq(p.status, 0, "exit %d\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "--allow-dirty: starting runs from a binary built with uncommitted changes"), "%s", p.err);
     proc_free(&p);
@@ -930,7 +930,7 @@ Test(grid, slurm_section_errors_name_the_line) {
         char body[512];
         snprintf(body, sizeof body, "seeds = 0\n%s", bad[i][0]);
         char *grid = write_grid("bad.ini", body);
-        Proc p = EWA("grid", "--allow-dirty", "--config", grid, "--export", "slurm");
+        Proc p = EWA("grid", "--config", grid, "--export", "slurm");
         cr_assert_eq(p.status, 2, "%s: exit %d", bad[i][0], p.status);
         cr_assert(strstr(p.err, bad[i][1]), "want '%s' in:\n%s", bad[i][1], p.err);
         proc_free(&p);
