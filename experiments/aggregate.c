@@ -472,7 +472,12 @@ static int load_runs(const char *runs_csv, RunSet *s, Err *err) {
     for (int i = 0; i < nk; i++) {
         s->rows[i].t = t;
         s->rows[i].row = keep[i];
-        if (nsw) sweep_columns(&s->rows[i]);
+        /* a row recorded before the sweep.KEY columns existed (a migrated
+         * runs.csv) has them empty: its packed sweep column is all it has */
+        int blank = 1;
+        for (int c = 0; c < t->ncols && blank; c++)
+            blank = strncmp(t->header[c], "sweep.", 6) || !csv_cell(t, keep[i], c)[0];
+        if (nsw && !blank) sweep_columns(&s->rows[i]);
         else parse_sweep(&s->rows[i], c_sw >= 0 ? csv_cell(t, keep[i], c_sw) : "");
         double v;
         if (!rc && !strcmp(csv_cell(t, keep[i], c_st), "ok") &&

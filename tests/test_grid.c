@@ -937,3 +937,18 @@ Test(grid, slurm_section_errors_name_the_line) {
         free(grid);
     }
 }
+
+/* A runs.csv migrated to the sweep.KEY columns: its older rows have them
+ * empty and are grouped by their packed sweep column, with the new rows. */
+Test(grid, aggregate_groups_migrated_rows_with_new_ones) {
+    static const char csv[] = "run_id,sweep,status,final_top1,seed,method,sweep.train.lr\n"
+                              "a,train.lr=0.1,ok,0.5,0,dense,\n"
+                              "b,train.lr=0.1,ok,0.6,1,dense,0.1\n"
+                              "c,train.lr=0.2,ok,0.7,0,dense,0.2\n";
+    char *runs_csv = tu_write(tmp, "runs.csv", csv, strlen(csv)), *agg = tu_path(tmp, "agg");
+    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", agg);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.out, "into 2 cells"), "%s", p.out);
+    proc_free(&p);
+    free(runs_csv); free(agg);
+}
