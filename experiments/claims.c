@@ -101,12 +101,7 @@ typedef struct {
 
 static char *claims_reader(char *str, int num, void *stream) {
     ClaimParse *x = stream;
-    int too_long;
-    if (!ini_text_read_line(&x->pos, &x->lineno, str, num, &too_long)) return NULL;
-    if (too_long && !x->err_line) {
-        x->err_line = x->lineno;
-        err_set(&x->err, ERR_USAGE, "line too long (max %d characters)", num - 2);
-    }
+    if (!ini_text_read_line(&x->pos, &x->lineno, str, num, &x->err_line, &x->err)) return NULL;
     char sec[128];
     if (x->err_line || sscanf(str, " [%126[^]]]", sec) != 1) return str;
     str_trim(sec);

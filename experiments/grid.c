@@ -87,12 +87,7 @@ typedef struct {
 
 static char *reader_cb(char *str, int num, void *stream) {
     GridParse *x = stream;
-    int too_long;
-    if (!ini_text_read_line(&x->pos, &x->lineno, str, num, &too_long)) return NULL;
-    if (too_long && !x->err_line) {
-        x->err_line = x->lineno;
-        err_set(&x->err, ERR_USAGE, "line too long (max %d characters)", num - 2);
-    }
+    if (!ini_text_read_line(&x->pos, &x->lineno, str, num, &x->err_line, &x->err)) return NULL;
     /* inih does not report an empty section: register [profile.X] here */
     char sec[128];
     if (sscanf(str, " [profile.%126[^]]]", sec) == 1) {

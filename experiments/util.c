@@ -81,13 +81,15 @@ const char *ini_text_next_line(const char **pos, int *lineno, size_t *len) {
     return line;
 }
 
-char *ini_text_read_line(const char **pos, int *lineno, char *str, int num, int *too_long) {
+char *ini_text_read_line(const char **pos, int *lineno, char *str, int num, int *err_line, Err *err) {
     size_t len;
     const char *line = ini_text_next_line(pos, lineno, &len);
-    *too_long = 0;
     if (!line) return NULL;
     if (len + 1 > (size_t)num) {
-        *too_long = 1;
+        if (!*err_line) {
+            *err_line = *lineno;
+            err_set(err, ERR_USAGE, "line too long (max %d characters)", num - 2);
+        }
         snprintf(str, (size_t)num, "\n");
         return str;
     }

@@ -5,6 +5,8 @@
 #define EWA_UTIL_H
 #include <stddef.h>
 
+#include "../core/err.h"
+
 /* malloc / realloc / strdup that print "ewa: out of memory" and abort()
  * instead of returning NULL (for small harness bookkeeping only; large
  * buffers are checked by their callers). xstrdup(NULL) returns "". */
@@ -28,9 +30,9 @@ const char *ini_text_next_line(const char **pos, int *lineno, size_t *len);
 
 /* ini_text_next_line copied into str (num bytes: the buffer an inih
  * ini_parse_stream reader gets): returns str, or NULL at the end of text. A
- * line that does not fit becomes "\n" and sets *too_long (the caller reports
- * it with its line number). */
-char *ini_text_read_line(const char **pos, int *lineno, char *str, int num, int *too_long);
+ * line that does not fit becomes "\n"; the first such line sets *err_line to
+ * its number and err to ERR_USAGE "line too long" (later ones leave both). */
+char *ini_text_read_line(const char **pos, int *lineno, char *str, int num, int *err_line, Err *err);
 
 /* Seconds on the monotonic clock (for durations only). */
 double now_s(void);
