@@ -13,10 +13,12 @@
 #include "../core/ewa.h"
 #include "../core/optim.h"
 #include "../core/vit.h"
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,37 +176,43 @@ static void rows_free(Rows *r, int ncols) {
     free(r->cells);
 }
 
+/* Adds one row of ncols cells printed by fmt, the cells separated by tabs
+ * (no cell of these files holds a tab). */
+static void rows_addf(Rows *r, int ncols, const char *fmt, ...) {
+    char line[512], *p[16];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    int n = 0;
+    for (char *c = line; n < ncols; c++) {
+        p[n++] = c;
+        c = strchr(c, '\t');
+        if (!c) break;
+        *c = '\0';
+    }
+    assert(n == ncols && ncols <= 16);
+    rows_add(r, (const char *const *)p, ncols);
+}
+
+/* Rewrites the whole file from the rows so far, atomically (csvio.h). */
+static int rows_save(const Rows *r, const char *path, int ncols, const char *const *header, Err *err) {
+    return csv_write_file(path, ncols, header, r->nrows, (const char *const *)r->cells, err);
+}
+
 static int add_moe_metric(Rows *r, const char *path, int epoch, long step, double aux, double drop,
                           Err *err) {
-    char v[MOE_COLS][32];
-    snprintf(v[0], 32, "%d", epoch);
-    snprintf(v[1], 32, "%ld", step);
-    snprintf(v[2], 32, "%.6f", aux);
-    snprintf(v[3], 32, "%.6f", drop);
-    const char *p[MOE_COLS] = {v[0], v[1], v[2], v[3]};
-    rows_add(r, p, MOE_COLS);
-    return csv_write_file(path, MOE_COLS, moe_header, r->nrows, (const char *const *)r->cells, err);
+    rows_addf(r, MOE_COLS, "%d\t%ld\t%.6f\t%.6f", epoch, step, aux, drop);
+    return rows_save(r, path, MOE_COLS, moe_header, err);
 }
 
 static int add_metric(Rows *r, const char *path, int epoch, const char *split, double loss,
                       double loss_smoothed, double top1, double lr, double wall, double pass_s,
                       long images, long step,
                       Err *err) {
-    char v[METRIC_COLS][32];
-    snprintf(v[0], 32, "%d", epoch);
-    snprintf(v[1], 32, "%s", split);
-    snprintf(v[2], 32, "%.6f", loss);
-    snprintf(v[3], 32, "%.6f", top1);
-    snprintf(v[4], 32, "%.6g", lr);
-    snprintf(v[5], 32, "%.3f", wall);
-    snprintf(v[6], 32, "%.1f", images / (pass_s > 0 ? pass_s : 1e-9));
-    snprintf(v[7], 32, "%ld", step);
-    snprintf(v[8], 32, "%.6f", loss_smoothed);
-    snprintf(v[9], 32, "%.3f", pass_s);
-    const char *p[METRIC_COLS];
-    for (int i = 0; i < METRIC_COLS; i++) p[i] = v[i];
-    rows_add(r, p, METRIC_COLS);
-    return csv_write_file(path, METRIC_COLS, metric_header, r->nrows, (const char *const *)r->cells, err);
+    rows_addf(r, METRIC_COLS, "%d\t%s\t%.6f\t%.6f\t%.6g\t%.3f\t%.1f\t%ld\t%.6f\t%.3f", epoch, split, loss,
+              top1, lr, wall, images / (pass_s > 0 ? pass_s : 1e-9), step, loss_smoothed, pass_s);
+    return rows_save(r, path, METRIC_COLS, metric_header, err);
 }
 
 /* Routing statistics (docs/DESIGN.md 2.8): rows epoch, layer, class, expert, count
@@ -216,18 +224,11 @@ static int add_routing(Rows *r, const char *path, int epoch, const ViT *m, Err *
     for (int l = 0; l < m->d.depth; l++) {
         if (!m->d.moe_block[l]) continue;
         for (int k = 0; k < K; k++)
-            for (int e = 0; e < E; e++) {
-                char v[ROUTE_COLS][24];
-                snprintf(v[0], 24, "%d", epoch);
-                snprintf(v[1], 24, "%d", l);
-                snprintf(v[2], 24, "%d", k);
-                snprintf(v[3], 24, "%d", e);
-                snprintf(v[4], 24, "%ld", m->route_counts[((size_t)l * K + k) * E + e]);
-                const char *p[ROUTE_COLS] = {v[0], v[1], v[2], v[3], v[4]};
-                rows_add(r, p, ROUTE_COLS);
-            }
+            for (int e = 0; e < E; e++)
+                rows_addf(r, ROUTE_COLS, "%d\t%d\t%d\t%d\t%ld", epoch, l, k, e,
+                          m->route_counts[((size_t)l * K + k) * E + e]);
     }
-    return csv_write_file(path, ROUTE_COLS, route_header, r->nrows, (const char *const *)r->cells, err);
+    return rows_save(r, path, ROUTE_COLS, route_header, err);
 }
 
 static int save_final(const ViT *m, const RunConfig *c, const DataSplit *split, const char *path,
@@ -405,7 +406,7 @@ static int rows_restore(Rows *r, const char *path, int ncols, const char *const 
                      "%d rows)", path, n, t.ncols, t.nrows);
     for (int i = 0; !rc && i < n; i++) rows_add(r, (const char *const *)t.cells + (size_t)i * ncols, ncols);
     csv_table_free(&t);
-    if (!rc) rc = csv_write_file(path, ncols, header, r->nrows, (const char *const *)r->cells, err);
+    if (!rc) rc = rows_save(r, path, ncols, header, err);
     return rc;
 }
 
