@@ -131,12 +131,6 @@ static int export_parallel(const GridSpec *g, const char *out_abs, const char *e
     return 0;
 }
 
-static void sbatch_resources(FILE *f, const GridSlurm *s) {
-    if (s->time[0]) fprintf(f, "#SBATCH --time=%s\n", s->time);
-    if (s->mem[0]) fprintf(f, "#SBATCH --mem=%s\n", s->mem);
-    if (s->partition[0]) fprintf(f, "#SBATCH --partition=%s\n", s->partition);
-    for (int i = 0; i < s->nextra; i++) fprintf(f, "#SBATCH %s\n", s->extra[i]);
-}
 
 /* The lines every script starts with: paths relative to the submit directory. */
 static void script_paths(FILE *f, const char *ex, const char *out) {
@@ -148,6 +142,24 @@ static void script_paths(FILE *f, const char *ex, const char *out) {
           "[ -f \"$OUT/jobs.list\" ] || { echo \"$OUT/jobs.list not found under $(pwd): submit from the directory "
           "the grid was exported in\" >&2; exit 1; }\n",
           f);
+}
+
+/* What follows the #SBATCH lines of the grid's own header in every sbatch
+ * script: the [slurm] resources, set -u and the paths. */
+static void sbatch_preamble(FILE *f, const GridSlurm *s, const char *ex, const char *out) {
+    if (s->time[0]) fprintf(f, "#SBATCH --time=%s\n", s->time);
+    if (s->mem[0]) fprintf(f, "#SBATCH --mem=%s\n", s->mem);
+    if (s->partition[0]) fprintf(f, "#SBATCH --partition=%s\n", s->partition);
+    for (int i = 0; i < s->nextra; i++) fprintf(f, "#SBATCH %s\n", s->extra[i]);
+    fputs("set -u\n", f);
+    script_paths(f, ex, out);
+}
+
+/* Commits a script written through text_open and makes it executable. */
+static int script_write(Text *t, const char *path, Err *err) {
+    if (text_write(t, path, err)) return ERR_RUNTIME;
+    chmod(path, 0755);
+    return 0;
 }
 
 static int write_array(const GridSpec *g, const char *out_abs, const char *ex, const char *out, int np,
@@ -169,17 +181,13 @@ static int write_array(const GridSpec *g, const char *out_abs, const char *ex, c
             "#SBATCH --cpus-per-task=%d\n"
             "#SBATCH --output=%s/runs/slurm-%%A_%%a.log\n",
             g->path, np, out, np, throttle, cpus, out);
-    sbatch_resources(t.f, s);
-    fputs("set -u\n", t.f);
-    script_paths(t.f, ex, out);
+    sbatch_preamble(t.f, s, ex, out);
     fprintf(t.f,
             "ID=$(sed -n \"${SLURM_ARRAY_TASK_ID:?not a Slurm array task}p\" \"$OUT/jobs.list\")\n"
             "[ -n \"$ID\" ] || { echo \"no line $SLURM_ARRAY_TASK_ID in $OUT/jobs.list\" >&2; exit 1; }\n"
             "RUN=\"$OUT/runs/$ID\"\n");
     task_body(t.f, "\n", "\"${SLURM_CPUS_PER_TASK:-1}\"");
-    if (text_write(&t, path, err)) return ERR_RUNTIME;
-    chmod(path, 0755);
-    return 0;
+    return script_write(&t, path, err);
 }
 
 static int write_aggregate_and_submit(const GridSpec *g, const char *out_abs, const char *ex, const char *out,
@@ -196,12 +204,9 @@ static int write_aggregate_and_submit(const GridSpec *g, const char *out_abs, co
             "#SBATCH --cpus-per-task=1\n"
             "#SBATCH --output=%s/aggregate-%%j.log\n",
             g->path, out);
-    sbatch_resources(t.f, &g->slurm);
-    fputs("set -u\n", t.f);
-    script_paths(t.f, ex, out);
+    sbatch_preamble(t.f, &g->slurm, ex, out);
     fputs("exec \"$EWA\" aggregate --runs \"$OUT/runs.csv\" --out \"$OUT\"\n", t.f);
-    if (text_write(&t, path, err)) return ERR_RUNTIME;
-    chmod(path, 0755);
+    if (script_write(&t, path, err)) return ERR_RUNTIME;
 
     snprintf(path, sizeof path, "%s/submit.sh", out_abs);
     if (text_open(&t, path, err)) return ERR_RUNTIME;
@@ -224,9 +229,7 @@ static int write_aggregate_and_submit(const GridSpec *g, const char *out_abs, co
           "agg=${agg%;*}\n"
           "echo \"submitted job array $array and aggregation job $agg (after every task of $array succeeded)\"\n",
           t.f);
-    if (text_write(&t, path, err)) return ERR_RUNTIME;
-    chmod(path, 0755);
-    return 0;
+    return script_write(&t, path, err);
 }
 
 static int export_slurm(const GridSpec *g, const char *out_abs, const char *exe, char **dirs, int np,
