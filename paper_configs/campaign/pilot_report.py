@@ -12,12 +12,14 @@ Reads the pilot grids' outputs (OUT/runs.csv and OUT/runs/<run_id>/metrics.csv) 
         MDE(n) = (t_{0.975, n-1} + t_{0.8, n-1}) * sd / sqrt(n)
      (paired t-test, alpha 0.05 two-sided, power 0.8; the same formula as experiments/stats.c)
      falls to 1.0 and to 1.5 points;
-  3. per cell: training seconds per epoch (these runs shared the machine: an upper bound).
+  3. per run: training seconds per epoch and the run's wall seconds (start to end: training, every
+     evaluation and the checkpoints), the two numbers the design's cost arithmetic uses.
 t quantiles come from mpmath (Debian python3-mpmath), independent of the C code's GSL.
 
 usage: pilot_report.py RESULTS_DIR...   (e.g. results/campaign/pilot_small results/campaign/pilot_full)
 """
 import csv
+import datetime
 import math
 import os
 import sys
@@ -80,6 +82,15 @@ def convergence(train, val, n_val):
     return dloss, dval, se
 
 
+def wall_seconds(row):
+    """end_time - start_time of a run record (ISO 8601 UTC), or nan."""
+    try:
+        t = [datetime.datetime.strptime(row[k], "%Y-%m-%dT%H:%M:%SZ") for k in ("start_time", "end_time")]
+    except (KeyError, ValueError):
+        return float("nan")
+    return (t[1] - t[0]).total_seconds()
+
+
 def cell_of(row):
     """The cell: every sweep key but the method."""
     parts = [p for p in row["sweep"].split(";") if not p.startswith("moe.method=")]
@@ -96,15 +107,15 @@ def report(dirs):
             n_val = int(r.get("n_val") or 0)
             dloss, dval, se = convergence(train, val, n_val)
             r.update(dir=d, cell=os.path.basename(d) + ":" + cell_of(r), dloss=dloss, dval=dval, se=se,
-                     sec_per_epoch=float(r["train_seconds"]) / int(r["epochs"]))
+                     sec_per_epoch=float(r["train_seconds"]) / int(r["epochs"]), wall=wall_seconds(r))
             runs.append(r)
     print("| cell | method | seed | val top-1 | test top-1 | train-loss change, last tenth | "
-          "val change, last quarter (2 SE) | s/epoch |")
-    print("|---|---|---|---|---|---|---|---|")
+          "val change, last quarter (2 SE) | train s/epoch | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in sorted(runs, key=lambda r: (r["cell"], r["method"], int(r["seed"]))):
         print(f"| {r['cell']} | {r['method']} | {r['seed']} | {float(r['val_top1']):.4f} | "
               f"{float(r['final_top1']):.4f} | {100 * r['dloss']:+.2f}% | {100 * r['dval']:+.2f} "
-              f"({200 * r['se']:.2f}) pt | {r['sec_per_epoch']:.1f} |")
+              f"({200 * r['se']:.2f}) pt | {r['sec_per_epoch']:.1f} | {r['wall']:.0f} |")
     print()
     print("| cell | n pairs | mean EWA - dense (pt) | sd (pt) | MDE at n (pt) | seeds for MDE <= 1.0 | "
           "seeds for MDE <= 1.5 |")
