@@ -179,6 +179,10 @@ static int handle_sweep(GridParse *x, const char *name, const char *value) {
         for (char *save = NULL, *k = strtok_r(buf, "+", &save); k; k = strtok_r(NULL, "+", &save)) {
             str_trim(k);
             if (check_set_syntax(k, &x->err)) return ERR_USAGE;
+            if (!strcmp(k, GRID_NSEEDS_KEY) && !strchr(name, '+'))
+                return err_set(&x->err, ERR_USAGE, "[sweep] %s: join it to the keys of a cell with +, "
+                               "e.g. data.dataset + %s = shapes3d+10 (alone it is [grid] seeds)",
+                               GRID_NSEEDS_KEY, GRID_NSEEDS_KEY);
             if (!strcmp(k, "train.seed"))
                 return err_set(&x->err, ERR_USAGE, "[sweep] train.seed: list the seeds in [grid] seeds");
             if (!strcmp(k, "train.threads"))
@@ -530,6 +534,18 @@ static void free_sweep_values(GridRun *r) {
     r->nsw = 0;
 }
 
+/* The value of grid.nseeds in a sweep tuple: 1 .. the number of [grid] seeds. */
+static int parse_nseeds(const GridSpec *g, const char *v, int *n, Err *err) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || errno || x < 1 || x > g->nseeds)
+        return err_set(err, ERR_USAGE, "%s: [sweep] %s = '%s': expected a whole number from 1 to %d "
+                       "(the number of [grid] seeds)", g->path, GRID_NSEEDS_KEY, v, g->nseeds);
+    *n = (int)x;
+    return 0;
+}
+
 int grid_expand(const GridSpec *g, GridRun **out, int *nout, Err *err) {
     long combos = 1;
     for (int a = 0; a < g->naxes; a++) {
@@ -553,7 +569,7 @@ int grid_expand(const GridSpec *g, GridRun **out, int *nout, Err *err) {
                 idx[a] = (int)(rem % g->axes[a].nvals);
                 rem /= g->axes[a].nvals;
             }
-            int ns = 0;
+            int ns = 0, nseeds_here = g->nseeds;
             for (int i = 0; i < g->nsets; i++) sets[ns++] = xstrdup(g->sets[i]);
             size_t swl = 1;
             for (int a = 0; a < g->naxes; a++) {
@@ -566,6 +582,10 @@ int grid_expand(const GridSpec *g, GridRun **out, int *nout, Err *err) {
                      k = strtok_r(NULL, "+", &ks), v = strtok_r(NULL, "+", &vs)) {
                     str_trim(k);
                     str_trim(v);
+                    if (!strcmp(k, GRID_NSEEDS_KEY)) {   /* not a config key: how many seeds */
+                        if (parse_nseeds(g, v, &nseeds_here, err)) rc = ERR_USAGE;
+                        continue;
+                    }
                     if (ns == nsets) {
                         nsets *= 2;
                         sets = xrealloc(sets, sizeof(char *) * (size_t)nsets);
@@ -577,6 +597,10 @@ int grid_expand(const GridSpec *g, GridRun **out, int *nout, Err *err) {
                 }
             }
             int nsweep = ns - g->nsets;
+            if (rc || s >= nseeds_here) {   /* a cell with fewer seeds (grid.h), or a bad count */
+                for (int i = 0; i < ns; i++) free(sets[i]);
+                continue;
+            }
             char seedset[64];
             snprintf(seedset, sizeof seedset, "train.seed=%" PRIu64, g->seeds[s]);
             if (ns == nsets) {

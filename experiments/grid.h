@@ -16,6 +16,15 @@
  *   moe.blocks = every_other                ; a swept key: replaces its values
  *   grid.seeds = 0, 1                       ; replaces the seeds
  *
+ * Cells that need more seeds than others (a noisier dataset, for the same
+ * minimum detectable effect): the pseudo-key grid.nseeds, joined with + to a
+ * cell's keys, runs that cell on the first N seeds of [grid] seeds only:
+ *
+ *   data.dataset + grid.nseeds = fashion-mnist+6, shapes3d+10
+ *
+ * It is not a config key: it is left out of the run's config, its sweep
+ * columns and its id, so a run has the same id whatever the count.
+ *
  * Every run is base + profile overrides + sweep values + train.seed, resolved
  * with config_load, so a bad key or value is a config error before any run
  * starts. A run's id is a hash of its resolved config (config_hash, which
@@ -32,6 +41,8 @@
 #include "config.h"
 #include "runrecord.h"
 #include "../core/err.h"
+
+#define GRID_NSEEDS_KEY "grid.nseeds"
 
 typedef struct {
     char key[256];     /* section.key, or keys joined by + (swept together) */

@@ -251,6 +251,42 @@ Test(grid, joined_keys_sweep_together) {
     free(grid); free(b2);
 }
 
+/* grid.nseeds: a cell runs the first N seeds only; the count is not a config
+ * key, so it is in no run's sweep and leaves the run ids as without it. */
+Test(grid, nseeds_gives_cells_their_own_seed_count) {
+    static const char base2[] = "[data]\naugment = 0\n";
+    char *b2 = tu_write(tmp, "base.ini", base2, strlen(base2));
+    char *grid = write_grid("g.ini", "seeds = 4, 5, 6\n[sweep]\n"
+                                     "data.train_subset + grid.nseeds = 100+1, 200+3\n"
+                                     "moe.method = dense, ewa\n");
+    char *plain = write_grid("p.ini", "seeds = 4, 5, 6\n[sweep]\ndata.train_subset = 100, 200\n"
+                                      "moe.method = dense, ewa\n");
+    GridSpec g, gp;
+    GridRun *runs, *rp;
+    int n, np;
+    load_expand(grid, NULL, &g, &runs, &n);
+    load_expand(plain, NULL, &gp, &rp, &np);
+    cr_assert_eq(n, 2 * 1 + 2 * 3, "runs: %d", n);
+    cr_assert_eq(np, 12);
+    int per_seed[3] = {0};
+    for (int i = 0; i < n; i++) {
+        cr_assert(!strstr(runs[i].sweep, "nseeds"), "%s", runs[i].sweep);
+        cr_assert(runs[i].seed >= 4 && runs[i].seed <= 6);
+        per_seed[runs[i].seed - 4]++;
+        if (runs[i].seed > 4) cr_assert_eq(runs[i].cfg.train_subset, 200, "%s", runs[i].sweep);
+        int same = 0;   /* the id of the same training in the grid without nseeds */
+        for (int j = 0; j < np; j++) same += !strcmp(rp[j].id, runs[i].id) && rp[j].seed == runs[i].seed;
+        cr_assert_eq(same, 1, "%s seed %d", runs[i].sweep, (int)runs[i].seed);
+        for (int k = 0; k < runs[i].nsw; k++) cr_assert(strcmp(runs[i].sw_keys[k], "grid.nseeds"));
+    }
+    cr_assert(per_seed[0] == 4 && per_seed[1] == 2 && per_seed[2] == 2);
+    grid_runs_free(runs, n);
+    grid_runs_free(rp, np);
+    grid_free(&g);
+    grid_free(&gp);
+    free(grid); free(plain); free(b2);
+}
+
 /* Each bad grid gives exit 2 with the needles on stderr and creates nothing. */
 static void expect_bad_grid(const char *body, const char *const *needles) {
     char *grid = write_grid("bad.ini", body);
@@ -278,6 +314,11 @@ Test(grid, bad_grids_fail_before_any_run) {
     BAD("seeds = 0\nbase = other.ini\n[profile.smoke]\n", "base");
     BAD("seeds = 0\n[sweep]\ntrain.seed = 1, 2\n[profile.smoke]\n", "train.seed", "seeds");
     BAD("seeds = 0\n[sweep]\ntrain.lr = 1e-3, 0.001\n[profile.smoke]\n", "same configuration");
+    BAD("seeds = 0, 1\n[sweep]\ndata.train_subset + grid.nseeds = 100+3\n[profile.smoke]\n", "grid.nseeds",
+        "'3'", "1 to 2");
+    BAD("seeds = 0, 1\n[sweep]\ndata.train_subset + grid.nseeds = 100+0\n[profile.smoke]\n", "grid.nseeds",
+        "'0'");
+    BAD("seeds = 0, 1\n[sweep]\ngrid.nseeds = 1, 2\n[profile.smoke]\n", "grid.nseeds", "join it");
     /* issue 11.7: an empty [sweep] key read name[-1] and dropped the value */
     BAD("seeds = 0\n[sweep]\n= dense\n[profile.smoke]\n", "line 6", "empty key", "dense");
     /* issue 11.7: a bad override in a profile leaked the rest of the profile
