@@ -283,7 +283,8 @@ static char *markdown(const char *runs_csv, const char *const *gname, int ng, co
                 "t-interval; p: two-sided paired t-test; p (Holm): Holm-adjusted over the %d comparisons\n"
                 "with a p in this table; MDE: the smallest true Δ this n detects with power 0.8 at alpha 0.05\n"
                 "(paired t, (t_{.975,n-1} + t_{.8,n-1}) sd/sqrt(n)). The baseline of a cell is the\n"
-                "cell that differs only in %s, ignoring keys the baseline method does not use.\n"
+                "cell that differs only in %s, ignoring keys the baseline method does not use and the\n"
+                "learning rate (tuned per method; the same learning rate is preferred when there is one).\n"
                 "Pooled: per seed, the mean of the cells' paired differences (cells with >= 2\n"
                 "pairs); Δ, CI, p and MDE of a one-sample t over the seeds they all share\n"
                 "(pairs = seeds); not part of the Holm family. p is '-' when the differences\n"
@@ -624,16 +625,24 @@ static int method_uses(const char *method, const char *key) {
     return method_reads_key(&c, "moe", dot ? dot + 1 : key);
 }
 
+/* Whether key is the learning rate, which equal tuning chooses for each
+ * method separately (paper_configs/CAMPAIGN.md): a method's cell at its
+ * own learning rate is compared with the baseline method's cell at the
+ * baseline's own. */
+static int tuned_per_method(const char *key) {
+    return !strcmp(key, "lr") || !strcmp(key, "train.lr");
+}
+
 /* Whether b (a baseline cell) is the baseline of c: equal in every key but
- * bkey and the keys the baseline method ignores (only when bkey is the
- * method). exact: equal in those too. */
+ * bkey and, only when bkey is the method, the keys the baseline method
+ * ignores and the learning rate. exact: equal in those too. */
 static int is_baseline_of(const Cell *b, const Cell *c, const char *const *gname, int ng, int bkey,
                           int *exact) {
     int method = !strcmp(gname[bkey], "method") || !strcmp(gname[bkey], "moe.method");
     *exact = 1;
     for (int g = 0; g < ng; g++) {
         if (g == bkey || !strcmp(b->vals[g], c->vals[g])) continue;
-        if (!method || method_uses(b->vals[bkey], gname[g])) return 0;
+        if (!method || (method_uses(b->vals[bkey], gname[g]) && !tuned_per_method(gname[g]))) return 0;
         *exact = 0;
     }
     return 1;

@@ -61,8 +61,9 @@ typedef struct {
  * runs.csv column named `key` when there is one, else from the run's sweep.
  * baseline "key=value" (e.g. moe.method=dense): each cell is compared with
  * the baseline cell that differs from it only in that key - ignoring, when
- * the key is the method, the MoE keys the baseline method does not use (an
- * exact match preferred) - paired by seed, on final_top1.
+ * the key is the method, the MoE keys the baseline method does not use and
+ * the learning rate, which equal tuning chooses per method (an exact match
+ * preferred, else the first such cell) - paired by seed, on final_top1.
  *
  * table.csv columns: cell (the "key=value ..." label, or "pooled"), the
  * grouping keys, n, n_failed, mean_top1, std_top1, se_binomial, n_test,

@@ -496,6 +496,39 @@ Test(grid, aggregation_custom_group_and_errors) {
     free(bad); free(tp); free(runs); free(out);
 }
 
+/* Equal tuning: each method at its own learning rate. EWA at lr 2e-3 is
+ * compared with dense at its 1e-3; EWA at 1e-3, where dense has a cell too,
+ * with that one (an exact match preferred). */
+Test(grid, aggregation_pairs_methods_at_their_own_learning_rates) {
+    static const char text[] =
+        "run_id,sweep,seed,dataset,method,lr,final_top1,n_test,status\n"
+        "a0,moe.method=dense;train.lr=1e-3,0,fmnist,dense,1e-3,0.80,100,ok\n"
+        "a1,moe.method=dense;train.lr=1e-3,1,fmnist,dense,1e-3,0.82,100,ok\n"
+        "b0,moe.method=ewa;train.lr=2e-3,0,fmnist,ewa,2e-3,0.83,100,ok\n"
+        "b1,moe.method=ewa;train.lr=2e-3,1,fmnist,ewa,2e-3,0.86,100,ok\n"
+        "c0,moe.method=ewa;train.lr=1e-3,0,fmnist,ewa,1e-3,0.81,100,ok\n"
+        "c1,moe.method=ewa;train.lr=1e-3,1,fmnist,ewa,1e-3,0.82,100,ok\n";
+    char *runs = tu_write(tmp, "runs_lr.csv", text, strlen(text)), *out = tu_path(tmp, "agg_lr");
+    Err e = {0};
+    cr_assert_eq(aggregate_runs(runs, out, "dataset,method,train.lr", "moe.method=dense", &e), 0, "%s", e.msg);
+    char *tp = tu_path(out, "table.csv");
+    CsvTable t = read_csv(tp);
+    int cl = csv_col(&t, "lr"), cm = csv_col(&t, "method");   /* read from the lr column */
+    cr_assert_geq(cl, 0);
+    int found = 0;
+    for (int r = 0; r < t.nrows; r++) {
+        if (strcmp(csv_cell(&t, r, cm), "ewa") || !strcmp(csv_cell(&t, r, 0), "pooled")) continue;
+        found++;
+        cr_assert_str_eq(csv_cell(&t, r, csv_col(&t, "baseline")), "dataset=fmnist method=dense lr=1e-3");
+        double want = !strcmp(csv_cell(&t, r, cl), "2e-3") ? 0.035 : 0.005;
+        cr_assert_float_eq(num(&t, r, "diff"), want, 1e-6, "lr %s", csv_cell(&t, r, cl));
+        cr_assert_eq(num(&t, r, "n_pairs"), 2);
+    }
+    cr_assert_eq(found, 2);
+    csv_table_free(&t);
+    free(tp); free(runs); free(out);
+}
+
 Test(grid, aggregation_failed_cells_and_no_baseline) {
     static const char text[] =
         "run_id,sweep,seed,dataset,method,final_top1,n_test,status\n"
