@@ -180,6 +180,7 @@ static void rows_free(Rows *r, int ncols) {
  * (no cell of these files holds a tab). */
 static void rows_addf(Rows *r, int ncols, const char *fmt, ...) {
     char line[512], *p[16];
+    assert(ncols <= 16);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
@@ -191,7 +192,7 @@ static void rows_addf(Rows *r, int ncols, const char *fmt, ...) {
         if (!c) break;
         *c = '\0';
     }
-    assert(n == ncols && ncols <= 16);
+    assert(n == ncols);
     rows_add(r, (const char *const *)p, ncols);
 }
 

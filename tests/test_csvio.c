@@ -271,6 +271,17 @@ Test(csvio, append_rejects_mismatched_header) {
 #define NCHILD 4
 #define NROWS 50
 
+/* Waits for the NCHILD writers (each must exit 0), then reads what they wrote. */
+static void wait_children_and_read(const char *p, CsvTable *t) {
+    for (int c = 0; c < NCHILD; c++) {
+        int st = 0;
+        cr_assert_neq(wait(&st), -1);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed");
+    }
+    Err e = {0};
+    cr_assert_eq(csv_read_file(p, t, &e), 0, "%s", e.msg);
+}
+
 Test(csvio, concurrent_appends_never_interleave) {
     char *p = tu_path(dir, "conc.csv");
     const char *h[] = {"child", "i", "payload"};
@@ -297,14 +308,8 @@ Test(csvio, concurrent_appends_never_interleave) {
             _exit(0);
         }
     }
-    for (int c = 0; c < NCHILD; c++) {
-        int st = 0;
-        cr_assert_neq(wait(&st), -1);
-        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed");
-    }
     CsvTable t;
-    Err e = {0};
-    cr_assert_eq(csv_read_file(p, &t, &e), 0, "%s", e.msg);
+    wait_children_and_read(p, &t);
     cr_assert_eq(t.nrows, NCHILD * NROWS);
     int seen[NCHILD][NROWS] = {{0}};
     for (int r = 0; r < t.nrows; r++) {
@@ -353,14 +358,8 @@ Test(csvio, concurrent_upserts_keep_one_row_per_key) {
             _exit(0);
         }
     }
-    for (int c = 0; c < NCHILD; c++) {
-        int st = 0;
-        cr_assert_neq(wait(&st), -1);
-        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed");
-    }
     CsvTable t;
-    Err e = {0};
-    cr_assert_eq(csv_read_file(p, &t, &e), 0, "%s", e.msg);
+    wait_children_and_read(p, &t);
     cr_assert_eq(t.nrows, NCHILD * 20, "%d rows", t.nrows);
     cr_assert_geq(csv_col(&t, "extra"), 0);
     for (int r = 0; r < t.nrows; r++) {

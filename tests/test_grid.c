@@ -846,18 +846,24 @@ Test(grid, sweep_values_with_separators_are_lossless) {
     free(grid); free(out); free(runs_csv); free(agg);
 }
 
+/* `ewa aggregate` of a runs.csv with the text csv, written into tmp. */
+static Proc aggregate_text(const char *csv) {
+    char *runs_csv = tu_write(tmp, "runs.csv", csv, strlen(csv)), *agg = tu_path(tmp, "agg");
+    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", agg);
+    free(runs_csv); free(agg);
+    return p;
+}
+
 /* Issue 11.4: aggregate reads numbers with a checked parser, naming the
  * file, line and column. */
 Test(grid, aggregate_rejects_a_malformed_number) {
     static const char csv[] = "run_id,status,final_top1,seed,method\n"
                               "a,ok,0.5,0,dense\n"
                               "b,ok,0.5x,1,dense\n";
-    char *runs_csv = tu_write(tmp, "runs.csv", csv, strlen(csv)), *agg = tu_path(tmp, "agg");
-    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", agg);
+    Proc p = aggregate_text(csv);
     cr_assert_eq(p.status, 1, "exit %d:\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "runs.csv: line 3, column 'final_top1': '0.5x' is not a number"), "%s", p.err);
     proc_free(&p);
-    free(runs_csv); free(agg);
 }
 
 /* Runs a shell command in tmp (the submit directory of the exports below);
@@ -1019,10 +1025,8 @@ Test(grid, aggregate_groups_migrated_rows_with_new_ones) {
                               "a,train.lr=0.1,ok,0.5,0,dense,\n"
                               "b,train.lr=0.1,ok,0.6,1,dense,0.1\n"
                               "c,train.lr=0.2,ok,0.7,0,dense,0.2\n";
-    char *runs_csv = tu_write(tmp, "runs.csv", csv, strlen(csv)), *agg = tu_path(tmp, "agg");
-    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", agg);
+    Proc p = aggregate_text(csv);
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     cr_assert(strstr(p.out, "into 2 cells"), "%s", p.out);
     proc_free(&p);
-    free(runs_csv); free(agg);
 }
