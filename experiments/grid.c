@@ -72,6 +72,7 @@ typedef struct {
     char name[32];
     int nsets;
     char **sets;
+    char *union_of;   /* grid.union's value (grid.h), or NULL */
 } Profile;
 
 typedef struct {
@@ -241,6 +242,11 @@ static int handle_profile(GridParse *x, const char *pname, const char *name, con
         memset(p, 0, sizeof *p);
         snprintf(p->name, sizeof p->name, "%s", pname);
     }
+    if (!strcmp(name, GRID_UNION_KEY)) {
+        if (p->union_of) return err_set(&x->err, ERR_USAGE, "[profile.%s] %s given twice", pname, name);
+        p->union_of = xstrdup(value);
+        return 0;
+    }
     size_t kl = strlen(name);
     for (int i = 0; i < p->nsets; i++)
         if (!strncmp(p->sets[i], name, kl) && p->sets[i][kl] == '=')
@@ -359,6 +365,61 @@ static int handler_cb(void *user, const char *section, const char *name, const c
     return 1;
 }
 
+/* Every union profile (grid.h) names only plain profiles of the file, each
+ * once, and has no other entry. */
+static int check_unions(const char *path, const GridParse *x, Err *err) {
+    for (int i = 0; i < x->nprof; i++) {
+        const Profile *p = &x->prof[i];
+        if (!p->union_of) continue;
+        if (p->nsets)
+            return err_set(err, ERR_USAGE, "%s: [profile.%s]: a %s profile has no other entry (%s): "
+                           "put it in its parts", path, p->name, GRID_UNION_KEY, p->sets[0]);
+        char **names;
+        int n = grid_split_values(p->union_of, &names), bad = 0;
+        if (n <= 0)
+            return err_set(err, ERR_USAGE, "%s: [profile.%s] %s: expected a list of profile names", path,
+                           p->name, GRID_UNION_KEY);
+        for (int k = 0; k < n && !bad; k++) {
+            const Profile *q = NULL;
+            for (int j = 0; j < x->nprof; j++)
+                if (!strcmp(x->prof[j].name, names[k])) q = &x->prof[j];
+            for (int j = 0; j < k && !bad; j++)
+                if (!strcmp(names[j], names[k]))
+                    bad = err_set(err, ERR_USAGE, "%s: [profile.%s] %s: '%s' listed twice", path, p->name,
+                                  GRID_UNION_KEY, names[k]);
+            if (!bad && !q)
+                bad = err_set(err, ERR_USAGE, "%s: [profile.%s] %s: no [profile.%s] section", path, p->name,
+                              GRID_UNION_KEY, names[k]);
+            else if (!bad && q->union_of)
+                bad = err_set(err, ERR_USAGE, "%s: [profile.%s] %s: '%s' is a union itself (parts must be "
+                              "plain profiles)", path, p->name, GRID_UNION_KEY, names[k]);
+        }
+        grid_free_strs(names, n);
+        if (bad) return bad;
+    }
+    return 0;
+}
+
+/* Loads each part of the union profile u into g->parts, all with g's out. */
+static int load_union_parts(GridSpec *g, const Profile *u, Err *err) {
+    char **names;
+    int n = grid_split_values(u->union_of, &names), rc = 0;
+    g->parts = calloc((size_t)n, sizeof *g->parts);
+    if (!g->parts) {
+        grid_free_strs(names, n);
+        return err_set(err, ERR_RUNTIME, "out of memory");
+    }
+    for (int k = 0; k < n && !rc; k++) {
+        rc = grid_load(&g->parts[k], g->path, names[k], g->out, err);
+        if (!rc) {
+            g->nparts++;
+            if (g->parts[k].nseeds > g->nseeds) g->nseeds = g->parts[k].nseeds;
+        }
+    }
+    grid_free_strs(names, n);
+    return rc;
+}
+
 /* Checks base + profile overrides with config_load. */
 static int check_profile(const GridSpec *g, const char *pname, int nsets, char **sets, Err *err) {
     RunConfig c;
@@ -398,6 +459,7 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
             rc = err_set(err, ERR_USAGE, "%s: [grid] base = %s: cannot read %s: %s", path,
                          x.base_raw, g->base, strerror(errno));
     }
+    if (!rc) rc = check_unions(path, &x, err);
     const Profile *chosen = NULL;
     if (!rc && profile && *profile) {
         for (int i = 0; i < x.nprof; i++)
@@ -467,19 +529,31 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
         if (out_override && *out_override) snprintf(g->out, sizeof g->out, "%s", out_override);
         else if (g->profile[0]) snprintf(g->out, sizeof g->out, "%s/%s", x.out_raw, g->profile);
         else snprintf(g->out, sizeof g->out, "%s", x.out_raw);
-        if (chosen) {
+        if (chosen && chosen->union_of) {
+            free(g->seeds);   /* the parts have the seeds */
+            g->seeds = NULL;
+            g->nseeds = 0;
+            rc = load_union_parts(g, chosen, err);
+        } else if (chosen) {
             g->nsets = chosen->nsets;
             g->sets = xrealloc(NULL, sizeof(char *) * (size_t)(chosen->nsets + 1));
             for (int i = 0; i < chosen->nsets; i++) g->sets[i] = xstrdup(chosen->sets[i]);
         }
     }
-    for (int i = 0; i < x.nprof; i++) grid_free_strs(x.prof[i].sets, x.prof[i].nsets);
+    for (int i = 0; i < x.nprof; i++) {
+        grid_free_strs(x.prof[i].sets, x.prof[i].nsets);
+        free(x.prof[i].union_of);
+    }
     free(x.prof);
     if (rc) grid_free(g);
     return rc;
 }
 
 void grid_free(GridSpec *g) {
+    for (int i = 0; i < g->nparts; i++) grid_free(&g->parts[i]);
+    free(g->parts);
+    g->parts = NULL;
+    g->nparts = 0;
     free(g->seeds);
     for (int i = 0; i < g->naxes; i++) grid_free_strs(g->axes[i].vals, g->axes[i].nvals);
     free(g->axes);
@@ -546,7 +620,7 @@ static int parse_nseeds(const GridSpec *g, const char *v, int *n, Err *err) {
     return 0;
 }
 
-int grid_expand(const GridSpec *g, GridRun **out, int *nout, Err *err) {
+static int expand_plain(const GridSpec *g, GridRun **out, int *nout, Err *err) {
     long combos = 1;
     for (int a = 0; a < g->naxes; a++) {
         combos *= g->axes[a].nvals;
@@ -661,4 +735,48 @@ void grid_runs_free(GridRun *runs, int n) {
         free_sweep_values(&runs[i]);
     }
     free(runs);
+}
+
+/* A union profile's runs (grid.h): each part's, with the union's own sets
+ * (--set) after the part's; a run two parts both produce is an error. */
+static int expand_union(const GridSpec *g, GridRun **out, int *nout, Err *err) {
+    GridRun *all = NULL;
+    int n = 0, rc = 0;
+    for (int k = 0; k < g->nparts && !rc; k++) {
+        GridSpec part = g->parts[k];   /* shallow: only sets is replaced */
+        part.sets = xrealloc(NULL, sizeof(char *) * (size_t)(part.nsets + g->nsets + 1));
+        memcpy(part.sets, g->parts[k].sets, sizeof(char *) * (size_t)part.nsets);
+        memcpy(part.sets + part.nsets, g->sets, sizeof(char *) * (size_t)g->nsets);
+        part.nsets += g->nsets;
+        GridRun *runs = NULL;
+        int m = 0;
+        rc = expand_plain(&part, &runs, &m, err);
+        free(part.sets);
+        if (rc) break;
+        for (int i = 0; i < m && !rc; i++)
+            for (int j = 0; j < n && !rc; j++)
+                if (!strcmp(runs[i].id, all[j].id))
+                    rc = err_set(err, ERR_USAGE, "%s: [profile.%s] %s: part %s's run %s (seed %" PRIu64
+                                 ") is also another part's", g->path, g->profile, GRID_UNION_KEY,
+                                 g->parts[k].profile, runs[i].sweep, runs[i].seed);
+        if (!rc) {
+            all = xrealloc(all, sizeof *all * (size_t)(n + m + 1));
+            memcpy(all + n, runs, sizeof *runs * (size_t)m);
+            n += m;
+            free(runs);
+        } else {
+            grid_runs_free(runs, m);
+        }
+    }
+    if (rc) {
+        grid_runs_free(all, n);
+        return rc;
+    }
+    *out = all;
+    *nout = n;
+    return 0;
+}
+
+int grid_expand(const GridSpec *g, GridRun **out, int *nout, Err *err) {
+    return g->nparts ? expand_union(g, out, nout, err) : expand_plain(g, out, nout, err);
 }

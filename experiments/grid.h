@@ -16,6 +16,24 @@
  *   moe.blocks = every_other                ; a swept key: replaces its values
  *   grid.seeds = 0, 1                       ; replaces the seeds
  *
+ * A design that is not a cartesian product (cells with their own recipe,
+ * methods with their own tuned learning rate, a control in one cell only) is
+ * a union of profiles: a profile whose only entry is grid.union names other
+ * profiles of the file, and its runs are the union of theirs, each part with
+ * its own overrides, axis values and seeds, all in one output directory
+ * (OUT/NAME of the union profile; --set applies to every part):
+ *
+ *   [profile.cpu]
+ *   grid.union = cpu-small, cpu-3d
+ *   [profile.cpu-small]
+ *   train.lr = 4e-3
+ *   [profile.cpu-3d]
+ *   data.dataset = shapes3d
+ *   grid.seeds = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+ *
+ * A part is an ordinary profile (runnable alone, into OUT/PART); it cannot
+ * be a union itself, and two parts may not produce the same run.
+ *
  * Cells that need more seeds than others (a noisier dataset, for the same
  * minimum detectable effect): the pseudo-key grid.nseeds, joined with + to a
  * cell's keys, runs that cell on the first N seeds of [grid] seeds only:
@@ -43,6 +61,7 @@
 #include "../core/err.h"
 
 #define GRID_NSEEDS_KEY "grid.nseeds"
+#define GRID_UNION_KEY "grid.union"
 
 typedef struct {
     char key[256];     /* section.key, or keys joined by + (swept together) */
@@ -66,18 +85,20 @@ typedef struct {
     char **extra;
 } GridSlurm;
 
-typedef struct {
+typedef struct GridSpec {
     char path[1024];   /* the grid file */
     char base[2048];   /* the base run config, resolved against the grid file's dir */
     char out[2048];    /* output directory (with /PROFILE appended for a profile) */
     char profile[32];  /* "" = none */
-    int nseeds;
+    int nseeds;        /* a union profile: the most seeds of its parts */
     uint64_t *seeds;
     int naxes;
     GridAxis *axes;
     int nsets;         /* the chosen profile's overrides, "section.key=value" */
     char **sets;
     GridSlurm slurm;   /* the [slurm] section */
+    int nparts;        /* a union profile (grid.union): its parts, each a loaded */
+    struct GridSpec *parts;   /* profile with this out; 0/NULL otherwise */
 } GridSpec;
 
 typedef struct {

@@ -210,9 +210,18 @@ static void dry_run(const GridSpec *g, const GridRun *runs, int n, const Plan *p
     }
     printf("grid %s: %d runs (%d seeds), %d already ok, %d recorded failed, %d to run; out %s\n", g->path, n,
            g->nseeds, ndone, nskip, n - ndone - nskip, g->out);
-    if (g->profile[0]) printf("profile %s:", g->profile);
+    if (g->profile[0] && g->nparts) printf("profile %s, the union of %d parts%s", g->profile, g->nparts,
+                                           g->nsets ? "; for every part:" : "");
+    else if (g->profile[0]) printf("profile %s:", g->profile);
     for (int i = 0; i < g->nsets; i++) printf(" %s", g->sets[i]);
     if (g->profile[0]) printf("\n");
+    for (int k = 0; k < g->nparts; k++) {   /* a union profile (grid.h) */
+        const GridSpec *p = &g->parts[k];
+        printf("  part %s (%d seeds):", p->profile, p->nseeds);
+        for (int i = 0; i < p->nsets; i++) printf(" %s", p->sets[i]);
+        for (int a = 0; a < p->naxes; a++) printf(" [%s = %d values]", p->axes[a].key, p->axes[a].nvals);
+        printf("\n");
+    }
     printf("jobs %d, train.threads %d per run (%d cores)\n", jobs, threads, cores);
     Err e;
     if (grid_provenance_check(o->build_dirty, o->build_commit, o->allow_dirty, &e))

@@ -226,6 +226,92 @@ Test(grid, profile_replaces_axes_and_seeds) {
     free(grid);
 }
 
+/* A union profile (grid.h): the runs of its parts, each with its own
+ * overrides, axis values and seeds, in the union's output directory; --set
+ * (the union's sets) applies to every part. */
+Test(grid, union_profile_runs_each_part_with_its_recipe) {
+    char *grid = write_grid("g.ini",
+                            "seeds = 0, 1, 2\n[sweep]\nmoe.method = dense, ewa\n"
+                            "train.epochs + train.lr = 1+0.01, 2+0.02\n"
+                            "[profile.all]\ngrid.union = small, big\n"
+                            "[profile.small]\ngrid.seeds = 1, 2\ntrain.epochs + train.lr = 3+0.03\n"
+                            "[profile.big]\ngrid.seeds = 1, 2, 3\nmoe.method = rmoe\ntrain.batch_size = 16\n"
+                            "train.epochs + train.lr = 4+0.04\n");
+    GridSpec g;
+    GridRun *runs;
+    int n;
+    load_expand(grid, "all", &g, &runs, &n);
+    char want[1024];
+    snprintf(want, sizeof want, "%s/out/all", tmp);
+    cr_assert_str_eq(g.out, want);
+    cr_assert_eq(g.nparts, 2);
+    cr_assert_str_eq(g.parts[1].out, want, "a part writes into the union's directory");
+    cr_assert_eq(g.nseeds, 3);
+    cr_assert_eq(n, 2 * 2 + 3, "expanded %d runs", n);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(runs[i].cfg.epochs, 3);
+        cr_assert_eq(runs[i].cfg.batch_size, 32, "part small keeps the base batch size");
+        cr_assert_eq(runs[i].seed, (uint64_t)(1 + i / 2));
+    }
+    cr_assert_str_eq(runs[1].sweep, "moe.method=ewa;train.epochs=3;train.lr=0.03");
+    for (int i = 4; i < 7; i++) {
+        cr_assert_str_eq(runs[i].cfg.method, "rmoe");
+        cr_assert_eq(runs[i].cfg.batch_size, 16);
+        cr_assert_float_eq(runs[i].cfg.lr, 0.04f, 1e-9);
+        cr_assert_eq(runs[i].seed, (uint64_t)(i - 3));
+    }
+    /* a part alone is an ordinary profile with its own directory */
+    GridSpec gp;
+    GridRun *rp;
+    int np;
+    load_expand(grid, "big", &gp, &rp, &np);
+    cr_assert_eq(np, 3);
+    cr_assert_str_eq(rp[0].id, runs[4].id, "the same run, alone or in the union");
+    snprintf(want, sizeof want, "%s/out/big", tmp);
+    cr_assert_str_eq(gp.out, want);
+    grid_runs_free(rp, np);
+    grid_free(&gp);
+    /* --set reaches every part */
+    grid_runs_free(runs, n);
+    g.sets = realloc(g.sets, sizeof(char *) * (size_t)(g.nsets + 1));
+    g.sets[g.nsets++] = strdup("train.max_steps=5");
+    Err e = {0};
+    cr_assert_eq(grid_expand(&g, &runs, &n, &e), 0, "%s", e.msg);
+    cr_assert(runs[0].cfg.max_steps == 5 && runs[6].cfg.max_steps == 5);
+    grid_runs_free(runs, n);
+    grid_free(&g);
+    free(grid);
+}
+
+Test(grid, union_profile_errors) {
+    static const struct { const char *prof, *needle1, *needle2; } bad[] = {
+        {"[profile.u]\ngrid.union = a, nope\n[profile.a]\n", "no [profile.nope]", "profile.u"},
+        {"[profile.u]\ngrid.union = a, a\n[profile.a]\n", "'a' listed twice", "profile.u"},
+        {"[profile.u]\ngrid.union = a\n[profile.a]\ngrid.union = b\n[profile.b]\n", "union itself", "'a'"},
+        {"[profile.u]\ngrid.union = a\ntrain.lr = 0.1\n[profile.a]\n", "no other entry", "train.lr"},
+        {"[profile.u]\ngrid.union =\n[profile.a]\n", "list of profile names", "profile.u"},
+        {"[profile.u]\ngrid.union = a, b\n[profile.a]\nmoe.method = ewa\n[profile.b]\nmoe.method = ewa\n",
+         "also another part's", "part b"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[512];
+        snprintf(body, sizeof body, "seeds = 0\n[sweep]\nmoe.method = dense, ewa\n%s", bad[i].prof);
+        char *grid = write_grid("g.ini", body);
+        GridSpec g;
+        GridRun *runs = NULL;
+        int n = 0;
+        Err e = {0};
+        int rc = grid_load(&g, grid, "u", NULL, &e);
+        if (!rc) {
+            rc = grid_expand(&g, &runs, &n, &e);
+            grid_free(&g);
+        }
+        cr_assert_eq(rc, ERR_USAGE, "case %zu accepted", i);
+        cr_assert(strstr(e.msg, bad[i].needle1) && strstr(e.msg, bad[i].needle2), "case %zu: %s", i, e.msg);
+        free(grid);
+    }
+}
+
 Test(grid, joined_keys_sweep_together) {
     char *grid = write_grid("g.ini",
                             "seeds = 3\n[sweep]\n"
