@@ -124,7 +124,8 @@ static int write_tsv(const char *path, int ncols, const char *const *hdr, int nr
 static void human(char *b, size_t n, const char *v, const char *unit) {
     if (!v || !*v) { snprintf(b, n, "-"); return; }
     double x = atof(v);
-    if (x >= 1e9) snprintf(b, n, "%.2fG%s", x / 1e9, unit);
+    if (x >= 1e12) snprintf(b, n, "%.2fT%s", x / 1e12, unit);
+    else if (x >= 1e9) snprintf(b, n, "%.2fG%s", x / 1e9, unit);
     else if (x >= 1e6) snprintf(b, n, "%.2fM%s", x / 1e6, unit);
     else if (x >= 1e3) snprintf(b, n, "%.1fk%s", x / 1e3, unit);
     else snprintf(b, n, "%.0f%s", x, unit);
@@ -226,16 +227,22 @@ static void md_baseline(FILE *f, const char *const *gname, int ng, const Cell *c
 static void md_cells(FILE *f, const char *const *gname, int ng, const Cell *cells, int nc) {
     int ncols = 4;
     md_header_keys(f, gname, ng, -1, &ncols);
-    fprintf(f, "| top-1 (mean ± std) | n | params | FLOPs |\n");
+    fprintf(f, "| top-1 (mean ± std) | n | params | FLOPs | train s | train FLOPs |\n");
+    ncols += 2;
     md_rule(f, ncols);
     for (int i = 0; i < nc; i++) {
         const Cell *c = &cells[i];
         md_row_keys(f, gname, ng, c, -1);
-        char p[32], fl[32];
+        char p[32], fl[32], ts[32] = "-", tf[32] = "-", tfv[32];
         human(p, sizeof p, c->params, "");
         human(fl, sizeof fl, c->flops, "");
-        if (c->n == 0) fprintf(f, "| - (%d failed) | 0 | %s | %s |\n", c->nfail, p, fl);
-        else fprintf(f, "| %.4f ± %.4f | %d | %s | %s |\n", c->mean, c->std, c->n, p, fl);
+        if (isfinite(c->train_s)) snprintf(ts, sizeof ts, "%.0f", c->train_s);
+        if (isfinite(c->flops_train)) {
+            snprintf(tfv, sizeof tfv, "%.6g", c->flops_train);
+            human(tf, sizeof tf, tfv, "");
+        }
+        if (c->n == 0) fprintf(f, "| - (%d failed) | 0 | %s | %s | - | - |\n", c->nfail, p, fl);
+        else fprintf(f, "| %.4f ± %.4f | %d | %s | %s | %s | %s |\n", c->mean, c->std, c->n, p, fl, ts, tf);
     }
 }
 
@@ -568,6 +575,15 @@ static void cell_add_run(Cell *c, const Row *r) {
     snprintf(c->n_test, sizeof c->n_test, "%s", row_get(r, "n_test"));
     snprintf(c->params, sizeof c->params, "%s", row_get(r, "params_inference"));
     snprintf(c->flops, sizeof c->flops, "%s", row_get(r, "flops_inference"));
+    /* training cost: running sums here, divided in cell_finish_cost */
+    const char *ts = row_get(r, "train_seconds"), *tf = row_get(r, "flops_train");
+    if (ts[0]) c->train_s += strtod(ts, NULL), c->n_train_s++;
+    if (tf[0]) c->flops_train += strtod(tf, NULL), c->n_flops_train++;
+}
+
+static void cell_finish_cost(Cell *c) {
+    c->train_s = c->n_train_s ? c->train_s / c->n_train_s : NAN;
+    c->flops_train = c->n_flops_train ? c->flops_train / c->n_flops_train : NAN;
 }
 
 static Cell *build_cells(const RunSet *s, const char *const *gname, int ng, int *nc_out, int *cell_of) {
@@ -604,6 +620,7 @@ static Cell *build_cells(const RunSet *s, const char *const *gname, int ng, int 
         c->mean = stats_mean(c->acc, c->n);
         c->std = stats_std(c->acc, c->n);
         c->se = stats_binom_se(c->mean, c->n_test[0] ? atoi(c->n_test) : 0);
+        cell_finish_cost(c);
         c->base = -1;
         c->cmp = stats_paired_t(NULL, NULL, 0);
         c->p_holm = NAN;
@@ -733,11 +750,11 @@ static Pooled *compare_cells(Cell *cells, int nc, const char *const *gname, int 
 }
 
 /* Stage 6: table.csv and table.tsv (columns in aggregate.h). */
-enum { NSTAT = 18 };
+enum { NSTAT = 20 };
 static const char *const stat_cols[NSTAT] = {
     "n", "n_failed", "mean_top1", "std_top1", "se_binomial", "n_test", "params_inference",
     "flops_inference", "baseline", "baseline_mean_top1", "diff", "ci_low", "ci_high", "t", "p",
-    "p_holm", "mde", "n_pairs"};
+    "p_holm", "mde", "n_pairs", "train_seconds", "flops_train"};
 
 static void fmt_cmp(char (*v)[64], const TTest *t, double p_holm) {
     fmt_num(v[10], 64, t->diff, "%.6f");
@@ -760,6 +777,8 @@ static void fmt_cell(char (*v)[64], const Cell *c, const Cell *cells) {
     snprintf(v[6], 64, "%s", c->params);
     snprintf(v[7], 64, "%s", c->flops);
     for (int k = 8; k < NSTAT; k++) v[k][0] = '\0';
+    fmt_num(v[18], 64, c->train_s, "%.2f");
+    fmt_num(v[19], 64, c->flops_train, "%.4g");
     if (c->base < 0) return;
     fmt_num(v[9], 64, cells[c->base].mean, "%.6f");
     fmt_cmp(v, &c->cmp, c->p_holm);

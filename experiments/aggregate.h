@@ -18,6 +18,9 @@ typedef struct {
     long *seed;            /* n: their seeds */
     char n_test[32], params[32], flops[32];
     double mean, std, se;
+    /* training cost, mean over the ok runs that record it (NaN: none) */
+    double train_s, flops_train;
+    int n_train_s, n_flops_train;
     /* comparison with the baseline cell (paired by seed) */
     int base;              /* index of the baseline cell, -1 none */
     TTest cmp;
@@ -68,7 +71,10 @@ typedef struct {
  * table.csv columns: cell (the "key=value ..." label, or "pooled"), the
  * grouping keys, n, n_failed, mean_top1, std_top1, se_binomial, n_test,
  * params_inference, flops_inference, baseline (the baseline cell's label),
- * baseline_mean_top1, diff, ci_low, ci_high, t, p, p_holm, mde, n_pairs
+ * baseline_mean_top1, diff, ci_low, ci_high, t, p, p_holm, mde, n_pairs,
+ * train_seconds and flops_train (each the mean over the cell's ok runs of
+ * the runs.csv column, empty when none has it: the training cost beside the
+ * accuracy)
  * (formulas in stats.h; p empty for zero-variance differences, everything
  * but diff and n_pairs empty for one pair). p_holm: Holm over the compared
  * cells with a p. One "pooled" row per compared value of the baseline key

@@ -644,6 +644,11 @@ static int train_loop(Run *r, Err *err) {
 static int finish_run(Run *r, Err *err) {
     TrainResult *res = r->res;
     res->steps = r->ts.step;
+    {
+        long full = res->steps / r->steps_per_epoch, rem = res->steps % r->steps_per_epoch;
+        double part = (double)rem * r->c->batch_size;
+        res->train_images = (double)full * r->train.n + (part < r->train.n ? part : r->train.n);
+    }
     res->train_seconds = r->ts.train_seconds;
     res->n_test = r->test.n;
     res->n_val = r->val.n;

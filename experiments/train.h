@@ -14,6 +14,9 @@ typedef struct {
     double drop_rate;       /* routed MoE: fraction of assignments dropped in training */
     long steps, diverged_step;
     int n_test;
+    /* images the training steps processed (each epoch is the whole training
+     * set, its last batch partial): the flops_train column's count */
+    double train_images;
     char status[16];        /* ok | diverged | failed | interrupted */
     int stop_signal;        /* interrupted: the signal (SIGINT, SIGTERM) */
     char diverged_what[24]; /* diverged: "training loss", "test loss" or "parameters" */

@@ -491,6 +491,10 @@ Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
     cr_assert_float_eq(atof(cell(&s, 0, "best_top1")), test_at_best, 1e-9);
     cr_assert_str_eq(cell(&s, 0, "val_top1"), cell(&m, 3 * EPOCHS - 2, "top1"));
     cr_assert_gt(atof(cell(&s, 0, "flops_inference")), 0, "flops_inference");
+    /* training FLOPs: 3 x forward x images; dense trains the deployed model;
+     * 200 images less the 20 of validation, EPOCHS times */
+    cr_assert_float_eq(atof(cell(&s, 0, "flops_train")), 3.0 * atof(cell(&s, 0, "flops_inference")) * 180 * EPOCHS,
+                       1e-3 * atof(cell(&s, 0, "flops_train")), "flops_train %s", cell(&s, 0, "flops_train"));
     const char *final = cell(&s, 0, "final_top1");
     cr_assert_str_eq(final, cell(&m, m.nrows - 1, "top1"),
                      "summary final_top1 differs from the last test row of metrics.csv");
@@ -553,6 +557,22 @@ Test(cli, same_seed_reproduces_and_other_seed_differs) {
 /* train.eval_every = 2 over 5 epochs: test rows after epochs 2, 4 and the
  * last (5) only; the training rows and the final model are those of the
  * run that evaluates every epoch (evaluation does not touch the RNGs). */
+/* flops_train counts the images the steps processed: with train.max_steps
+ * stopping mid-epoch, one whole epoch (180 images in 2 batches of 128) and
+ * one full batch of the next. */
+Test(cli, flops_train_counts_the_images_of_the_steps_taken) {
+    char *run = tu_path(tmp, "ft");
+    Proc p = TRAIN_X(run, 1, "--set", "train.max_steps=3", "--set", "train.batch_size=128");
+    cr_assert_eq(p.status, 0, "ewa train exited %d; stderr:\n%s", p.status, p.err);
+    proc_free(&p);
+    CsvTable s = read_csv(run, "summary.csv");
+    cr_assert_str_eq(cell(&s, 0, "steps"), "3");
+    double f = atof(cell(&s, 0, "flops_train")), want = 3.0 * atof(cell(&s, 0, "flops_inference")) * (180 + 128);
+    cr_assert_float_eq(f, want, 1e-3 * want, "flops_train %s, want %g", cell(&s, 0, "flops_train"), want);
+    csv_table_free(&s);
+    free(run);
+}
+
 Test(cli, eval_every_skips_test_passes_but_not_the_last) {
     char *run = tu_path(tmp, "ee"), *ref = tu_path(tmp, "ee_ref");
     Proc p0 = TRAIN_X(ref, 1, "--set", "train.epochs=5", "--set", "data.val_size=0");

@@ -952,6 +952,43 @@ Test(grid, aggregate_rejects_a_malformed_number) {
     proc_free(&p);
 }
 
+/* The training cost beside the accuracy: table.csv's train_seconds and
+ * flops_train are the means over a cell's ok runs of those that record them
+ * (a failed run and an empty cell do not count), empty when none does. */
+Test(grid, aggregate_reports_the_mean_training_cost) {
+    static const char csv[] = "run_id,status,final_top1,seed,method,train_seconds,flops_train\n"
+                              "a,ok,0.5,0,dense,100,3e12\n"
+                              "b,ok,0.6,1,dense,200,\n"
+                              "c,failed,0.1,2,dense,900,9e12\n"
+                              "d,ok,0.7,0,ewa,,\n";
+    Proc p = aggregate_text(csv);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    char *path = tu_path(tmp, "agg/table.csv");
+    CsvTable t;
+    Err e = {0};
+    cr_assert_eq(csv_read_file(path, &t, &e), 0, "%s", e.msg);
+    int cm = csv_col(&t, "method"), cs = csv_col(&t, "train_seconds"), cf = csv_col(&t, "flops_train");
+    cr_assert(cm >= 0 && cs >= 0 && cf >= 0);
+    int seen = 0;
+    for (int r = 0; r < t.nrows; r++) {
+        if (!strcmp(csv_cell(&t, r, cm), "dense")) {
+            cr_assert_float_eq(atof(csv_cell(&t, r, cs)), 150.0, 1e-9);
+            cr_assert_float_eq(atof(csv_cell(&t, r, cf)), 3e12, 1e3);
+            seen++;
+        } else if (!strcmp(csv_cell(&t, r, cm), "ewa")) {
+            cr_assert_str_eq(csv_cell(&t, r, cs), "");
+            cr_assert_str_eq(csv_cell(&t, r, cf), "");
+            seen++;
+        }
+    }
+    cr_assert_eq(seen, 2);
+    char *md_path = tu_path(tmp, "agg/table.md"), *md = slurp(md_path, NULL);
+    cr_assert(strstr(md, "| train s | train FLOPs |") && strstr(md, "| 150 | 3.00T |"), "%s", md);
+    csv_table_free(&t);
+    free(path); free(md_path); free(md);
+}
+
 /* Runs a shell command in tmp (the submit directory of the exports below);
  * its stdout and stderr go to tmp/sh.out (returned, malloc'd, in *out if
  * non-NULL). Returns the exit status. */
