@@ -745,8 +745,8 @@ static int expand_union(const GridSpec *g, GridRun **out, int *nout, Err *err) {
     for (int k = 0; k < g->nparts && !rc; k++) {
         GridSpec part = g->parts[k];   /* shallow: only sets is replaced */
         part.sets = xrealloc(NULL, sizeof(char *) * (size_t)(part.nsets + g->nsets + 1));
-        memcpy(part.sets, g->parts[k].sets, sizeof(char *) * (size_t)part.nsets);
-        memcpy(part.sets + part.nsets, g->sets, sizeof(char *) * (size_t)g->nsets);
+        for (int i = 0; i < part.nsets; i++) part.sets[i] = g->parts[k].sets[i];
+        for (int i = 0; i < g->nsets; i++) part.sets[part.nsets + i] = g->sets[i];
         part.nsets += g->nsets;
         GridRun *runs = NULL;
         int m = 0;
@@ -761,7 +761,7 @@ static int expand_union(const GridSpec *g, GridRun **out, int *nout, Err *err) {
                                  g->parts[k].profile, runs[i].sweep, runs[i].seed);
         if (!rc) {
             all = xrealloc(all, sizeof *all * (size_t)(n + m + 1));
-            memcpy(all + n, runs, sizeof *runs * (size_t)m);
+            for (int i = 0; i < m; i++) all[n + i] = runs[i];
             n += m;
             free(runs);
         } else {
