@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <glob.h>
 
 #include "../experiments/csvio.h"
 #include "../experiments/aggregate.h"
@@ -310,6 +311,47 @@ Test(grid, union_profile_errors) {
         cr_assert(strstr(e.msg, bad[i].needle1) && strstr(e.msg, bad[i].needle2), "case %zu: %s", i, e.msg);
         free(grid);
     }
+}
+
+/* Every committed grid file (paper_configs/ and paper_configs/campaign/)
+ * loads and expands with no profile and with each of its profiles, so a typo
+ * in a committed design fails here, not hours into a campaign. Run from the
+ * repository root (make test). */
+static void expect_grid_expands(const char *path, const char *profile) {
+    GridSpec g;
+    GridRun *runs = NULL;
+    int n = 0;
+    Err e = {0};
+    cr_assert_eq(grid_load(&g, path, profile, NULL, &e), 0, "%s --profile %s: %s", path, profile, e.msg);
+    cr_assert_eq(grid_expand(&g, &runs, &n, &e), 0, "%s --profile %s: %s", path, profile, e.msg);
+    cr_assert_gt(n, 0, "%s --profile %s: no runs", path, profile);
+    grid_runs_free(runs, n);
+    grid_free(&g);
+}
+
+Test(grid, every_committed_grid_expands_under_every_profile) {
+    glob_t gl;
+    cr_assert_eq(glob("paper_configs/*.ini", 0, NULL, &gl), 0, "no paper_configs/ (not run from the repository root?)");
+    cr_assert_eq(glob("paper_configs/campaign/*.ini", GLOB_APPEND, NULL, &gl), 0);
+    int grids = 0, profiles = 0;
+    for (size_t i = 0; i < gl.gl_pathc; i++) {
+        size_t len;
+        char *text = slurp(gl.gl_pathv[i], &len);
+        if (strstr(text, "[grid]")) {
+            grids++;
+            expect_grid_expands(gl.gl_pathv[i], "");
+            for (char *q = text; (q = strstr(q, "\n[profile.")); q++) {
+                char name[64];
+                if (sscanf(q, "\n[profile.%63[^]]]", name) != 1) continue;
+                expect_grid_expands(gl.gl_pathv[i], name);
+                profiles++;
+            }
+        }
+        free(text);
+    }
+    globfree(&gl);
+    cr_assert_geq(grids, 10, "found only %d grid files", grids);
+    cr_assert_geq(profiles, 20, "found only %d profiles", profiles);
 }
 
 Test(grid, joined_keys_sweep_together) {
