@@ -491,6 +491,12 @@ static int load_runs(const char *runs_csv, RunSet *s, Err *err) {
         if (!rc && !strcmp(csv_cell(t, keep[i], c_st), "ok") &&
             (csv_number(t, keep[i], c_acc, &v, err) || csv_number(t, keep[i], c_seed, &v, err)))
             rc = ERR_RUNTIME;
+        /* the training cost: optional (older rows lack it), a number when given */
+        static const char *const cost_cols[] = {"train_seconds", "flops_train"};
+        for (int k = 0; k < 2 && !rc; k++) {
+            int cc = csv_col(t, cost_cols[k]);
+            if (cc >= 0 && csv_cell(t, keep[i], cc)[0] && csv_number(t, keep[i], cc, &v, err)) rc = ERR_RUNTIME;
+        }
     }
     s->n = nk;
     free(keep);
@@ -575,7 +581,7 @@ static void cell_add_run(Cell *c, const Row *r) {
     snprintf(c->n_test, sizeof c->n_test, "%s", row_get(r, "n_test"));
     snprintf(c->params, sizeof c->params, "%s", row_get(r, "params_inference"));
     snprintf(c->flops, sizeof c->flops, "%s", row_get(r, "flops_inference"));
-    /* training cost: running sums here, divided in cell_finish_cost */
+    /* training cost (checked by load_runs): running sums here, divided in cell_finish_cost */
     const char *ts = row_get(r, "train_seconds"), *tf = row_get(r, "flops_train");
     if (ts[0]) c->train_s += strtod(ts, NULL), c->n_train_s++;
     if (tf[0]) c->flops_train += strtod(tf, NULL), c->n_flops_train++;

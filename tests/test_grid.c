@@ -992,6 +992,14 @@ Test(grid, aggregate_rejects_a_malformed_number) {
     cr_assert_eq(p.status, 1, "exit %d:\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "runs.csv: line 3, column 'final_top1': '0.5x' is not a number"), "%s", p.err);
     proc_free(&p);
+    /* the training cost too, when given (an empty one is allowed: older rows) */
+    static const char csv2[] = "run_id,status,final_top1,seed,method,flops_train\n"
+                               "a,ok,0.5,0,dense,\n"
+                               "b,ok,0.5,1,dense,3e1x\n";
+    p = aggregate_text(csv2);
+    cr_assert_eq(p.status, 1, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "runs.csv: line 3, column 'flops_train': '3e1x' is not a number"), "%s", p.err);
+    proc_free(&p);
 }
 
 /* The training cost beside the accuracy: table.csv's train_seconds and
