@@ -455,6 +455,10 @@ static void runset_free(RunSet *s) {
     csv_table_free(&s->t);
 }
 
+/* The training-cost columns of a run record (runrecord.c): optional (older
+ * rows lack them), a number when given; averaged per cell. */
+static const char *const COST_COLS[2] = {"train_seconds", "flops_train"};
+
 static int load_runs(const char *runs_csv, RunSet *s, Err *err) {
     memset(s, 0, sizeof *s);
     if (csv_read_file(runs_csv, &s->t, err)) return ERR_RUNTIME;
@@ -491,10 +495,8 @@ static int load_runs(const char *runs_csv, RunSet *s, Err *err) {
         if (!rc && !strcmp(csv_cell(t, keep[i], c_st), "ok") &&
             (csv_number(t, keep[i], c_acc, &v, err) || csv_number(t, keep[i], c_seed, &v, err)))
             rc = ERR_RUNTIME;
-        /* the training cost: optional (older rows lack it), a number when given */
-        static const char *const cost_cols[] = {"train_seconds", "flops_train"};
         for (int k = 0; k < 2 && !rc; k++) {
-            int cc = csv_col(t, cost_cols[k]);
+            int cc = csv_col(t, COST_COLS[k]);
             if (cc >= 0 && csv_cell(t, keep[i], cc)[0] && csv_number(t, keep[i], cc, &v, err)) rc = ERR_RUNTIME;
         }
     }
@@ -582,7 +584,7 @@ static void cell_add_run(Cell *c, const Row *r) {
     snprintf(c->params, sizeof c->params, "%s", row_get(r, "params_inference"));
     snprintf(c->flops, sizeof c->flops, "%s", row_get(r, "flops_inference"));
     /* training cost (checked by load_runs): running sums here, divided in cell_finish_cost */
-    const char *ts = row_get(r, "train_seconds"), *tf = row_get(r, "flops_train");
+    const char *ts = row_get(r, COST_COLS[0]), *tf = row_get(r, COST_COLS[1]);
     if (ts[0]) c->train_s += strtod(ts, NULL), c->n_train_s++;
     if (tf[0]) c->flops_train += strtod(tf, NULL), c->n_flops_train++;
 }

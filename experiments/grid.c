@@ -72,7 +72,8 @@ typedef struct {
     char name[32];
     int nsets;
     char **sets;
-    char *union_of;   /* grid.union's value (grid.h), or NULL */
+    int nparts;       /* a union profile (grid.h): its grid.union list, split once; 0 otherwise */
+    char **parts;
 } Profile;
 
 typedef struct {
@@ -243,8 +244,12 @@ static int handle_profile(GridParse *x, const char *pname, const char *name, con
         snprintf(p->name, sizeof p->name, "%s", pname);
     }
     if (!strcmp(name, GRID_UNION_KEY)) {
-        if (p->union_of) return err_set(&x->err, ERR_USAGE, "[profile.%s] %s given twice", pname, name);
-        p->union_of = xstrdup(value);
+        if (p->nparts) return err_set(&x->err, ERR_USAGE, "[profile.%s] %s given twice", pname, name);
+        p->nparts = grid_split_values(value, &p->parts);
+        if (p->nparts <= 0) {
+            p->nparts = 0;
+            return err_set(&x->err, ERR_USAGE, "[profile.%s] %s: expected a list of profile names", pname, name);
+        }
         return 0;
     }
     size_t kl = strlen(name);
@@ -370,15 +375,12 @@ static int handler_cb(void *user, const char *section, const char *name, const c
 static int check_unions(const char *path, const GridParse *x, Err *err) {
     for (int i = 0; i < x->nprof; i++) {
         const Profile *p = &x->prof[i];
-        if (!p->union_of) continue;
+        if (!p->nparts) continue;
         if (p->nsets)
             return err_set(err, ERR_USAGE, "%s: [profile.%s]: a %s profile has no other entry (%s): "
                            "put it in its parts", path, p->name, GRID_UNION_KEY, p->sets[0]);
-        char **names;
-        int n = grid_split_values(p->union_of, &names), bad = 0;
-        if (n <= 0)
-            return err_set(err, ERR_USAGE, "%s: [profile.%s] %s: expected a list of profile names", path,
-                           p->name, GRID_UNION_KEY);
+        char **names = p->parts;
+        int n = p->nparts, bad = 0;
         for (int k = 0; k < n && !bad; k++) {
             const Profile *q = NULL;
             for (int j = 0; j < x->nprof; j++)
@@ -390,11 +392,10 @@ static int check_unions(const char *path, const GridParse *x, Err *err) {
             if (!bad && !q)
                 bad = err_set(err, ERR_USAGE, "%s: [profile.%s] %s: no [profile.%s] section", path, p->name,
                               GRID_UNION_KEY, names[k]);
-            else if (!bad && q->union_of)
+            else if (!bad && q->nparts)
                 bad = err_set(err, ERR_USAGE, "%s: [profile.%s] %s: '%s' is a union itself (parts must be "
                               "plain profiles)", path, p->name, GRID_UNION_KEY, names[k]);
         }
-        grid_free_strs(names, n);
         if (bad) return bad;
     }
     return 0;
@@ -402,21 +403,16 @@ static int check_unions(const char *path, const GridParse *x, Err *err) {
 
 /* Loads each part of the union profile u into g->parts, all with g's out. */
 static int load_union_parts(GridSpec *g, const Profile *u, Err *err) {
-    char **names;
-    int n = grid_split_values(u->union_of, &names), rc = 0;
-    g->parts = calloc((size_t)n, sizeof *g->parts);
-    if (!g->parts) {
-        grid_free_strs(names, n);
-        return err_set(err, ERR_RUNTIME, "out of memory");
-    }
-    for (int k = 0; k < n && !rc; k++) {
-        rc = grid_load(&g->parts[k], g->path, names[k], g->out, err);
+    int rc = 0;
+    g->parts = calloc((size_t)u->nparts, sizeof *g->parts);
+    if (!g->parts) return err_set(err, ERR_RUNTIME, "out of memory");
+    for (int k = 0; k < u->nparts && !rc; k++) {
+        rc = grid_load(&g->parts[k], g->path, u->parts[k], g->out, err);
         if (!rc) {
             g->nparts++;
             if (g->parts[k].nseeds > g->nseeds) g->nseeds = g->parts[k].nseeds;
         }
     }
-    grid_free_strs(names, n);
     return rc;
 }
 
@@ -529,7 +525,7 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
         if (out_override && *out_override) snprintf(g->out, sizeof g->out, "%s", out_override);
         else if (g->profile[0]) snprintf(g->out, sizeof g->out, "%s/%s", x.out_raw, g->profile);
         else snprintf(g->out, sizeof g->out, "%s", x.out_raw);
-        if (chosen && chosen->union_of) {
+        if (chosen && chosen->nparts) {
             free(g->seeds);   /* the parts have the seeds */
             g->seeds = NULL;
             g->nseeds = 0;
@@ -542,7 +538,7 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
     }
     for (int i = 0; i < x.nprof; i++) {
         grid_free_strs(x.prof[i].sets, x.prof[i].nsets);
-        free(x.prof[i].union_of);
+        grid_free_strs(x.prof[i].parts, x.prof[i].nparts);
     }
     free(x.prof);
     if (rc) grid_free(g);

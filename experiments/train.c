@@ -639,16 +639,21 @@ static int train_loop(Run *r, Err *err) {
     return 0;
 }
 
+/* Training images the first `steps` optimizer steps processed: whole epochs
+ * of train.n images, then `batch_size` per step of the last, partial epoch
+ * (its final batch may be short). */
+static double images_processed(long steps, long steps_per_epoch, long batch_size, long n_train) {
+    long full = steps / steps_per_epoch, rem = steps % steps_per_epoch;
+    double part = (double)rem * batch_size;
+    return (double)full * n_train + (part < n_train ? part : n_train);
+}
+
 /* After the loop: the final checkpoint (ok runs), summary.csv, and the
  * epoch checkpoint removed once the run has a final status. */
 static int finish_run(Run *r, Err *err) {
     TrainResult *res = r->res;
     res->steps = r->ts.step;
-    {
-        long full = res->steps / r->steps_per_epoch, rem = res->steps % r->steps_per_epoch;
-        double part = (double)rem * r->c->batch_size;
-        res->train_images = (double)full * r->train.n + (part < r->train.n ? part : r->train.n);
-    }
+    res->train_images = images_processed(res->steps, r->steps_per_epoch, r->c->batch_size, r->train.n);
     res->train_seconds = r->ts.train_seconds;
     res->n_test = r->test.n;
     res->n_val = r->val.n;

@@ -290,7 +290,7 @@ Test(grid, union_profile_errors) {
         {"[profile.u]\ngrid.union = a, a\n[profile.a]\n", "'a' listed twice", "profile.u"},
         {"[profile.u]\ngrid.union = a\n[profile.a]\ngrid.union = b\n[profile.b]\n", "union itself", "'a'"},
         {"[profile.u]\ngrid.union = a\ntrain.lr = 0.1\n[profile.a]\n", "no other entry", "train.lr"},
-        {"[profile.u]\ngrid.union =\n[profile.a]\n", "list of profile names", "profile.u"},
+        {"[profile.u]\ngrid.union =\n[profile.a]\n", "line 8: [profile.u] grid.union: expected a list of profile names", "line 8"},
         {"[profile.u]\ngrid.union = a, b\n[profile.a]\nmoe.method = ewa\n[profile.b]\nmoe.method = ewa\n",
          "also another part's", "part b"},
     };
