@@ -10,7 +10,7 @@ P=${1:-smoke}; JOBS=${2:-2}; EWA=${EWA:-bin/ewa}
 PRE=results/finetune_pretrain/$P
 # run ids are written quoted (runs.csv): strip the quotes
 id=$(awk -F, 'NR==1{for(i=1;i<=NF;i++) if($i=="run_id") c=i; next} {gsub(/"/, "", $c); print $c}' "$PRE/runs.csv" | tail -1)
-CKPT=$(pwd)/$PRE/runs/$id/final.safetensors
+CKPT=$PRE/runs/$id/final.safetensors   # relative: run ids do not depend on the clone's path
 [ -s "$CKPT" ] || { echo "no pretrained checkpoint $CKPT" >&2; exit 1; }
 OUT=results/ablation_finetune/$P
 "$EWA" grid --config paper_configs/ablation_finetune.ini --profile "$P" --jobs "$JOBS" \
