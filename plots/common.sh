@@ -2,7 +2,7 @@
 # class names, chance levels, captions, and rendering every figure as PNG and
 # SVG from one gnuplot script.
 PLOTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-if gnuplot -e 'set terminal' 2>&1 | grep -q pngcairo; then
+if gnuplot -e 'set terminal' </dev/null 2>&1 | grep -q pngcairo; then
   TERM_PNG="pngcairo enhanced font 'sans,10'"
 else
   TERM_PNG="png"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # plots/forest.sh DIR: forest plot of the paired differences to the baseline
-# (EWA minus dense in Table 1) from DIR/table.tsv (`ewa aggregate`): one row
+# (EWA minus dense in Table 1; each method minus the table's baseline) from DIR/table.tsv (`ewa aggregate`): one row
 # per compared cell, the mean paired difference over seeds in points of top-1
 # with its 95% interval, a zero line, p (and Holm-adjusted p) beside each
-# row, and the pooled difference as the last row when the table has a row
-# whose first cell is `pooled`. This is the figure that carries the main claim.
+# row, and the pooled difference per method as the last rows when the table
+# has rows whose first cell is `pooled`. This is the figure that carries the main claim.
 #
 # Columns read: diff, ci_low, ci_high, p, p_holm, mde, n_pairs (the aggregate
 # of issue 10; differences, intervals and MDE as fractions of top-1, shown in
@@ -26,6 +26,11 @@ if [ -z "$lo" ] || [ -z "$hi" ]; then
   [ -n "$tc" ] || { echo "plots/forest.sh: $T has neither ci_low/ci_high nor t (skipped)"; exit 0; }
   how="95% CI = diff ± t(0.975, n-1)·|diff/t| (table without ci_low/ci_high)"
 fi
+# the baseline's method, from the first filled `baseline` cell label ("... method=dense ...")
+bc=$(col "$T" baseline)
+base=$([ -n "$bc" ] && awk -F'\t' -v bc="$bc" 'NR > 1 && $bc != "" { n = split($bc, kv, " "); for (i = 1; i <= n; i++)
+  if (kv[i] ~ /^method=/) { sub(/^method=/, "", kv[i]); print kv[i]; exit } }' "$T")
+base=${base:-dense}
 DAT=$DIR/forest.dat
 # one line per compared cell: y, diff, low, high (points), label, annotation
 awk -F'\t' -v dc="$dc" -v nc="$nc" -v npc="$npc" -v mc="$mc" -v lo="${lo:-0}" -v hi="${hi:-0}" \
@@ -55,14 +60,14 @@ $dc == "" { next }
   p = (pc && $pc != "") ? sprintf("p=%.3g", $pc) : "p=n/a";
   if (ph && $ph != "") p = p sprintf(", Holm %.3g", $ph);
   if (mdc && $mdc != "") p = p sprintf(", MDE %.2f", 100 * $mdc);
-  np = pooled ? sprintf("%d cells, %d seeds", $nc, n) : sprintf("%d pairs", n);   # pooled: n = cells, n_pairs = seeds
+  np = pooled ? sprintf("%d cell%s, %d seeds", $nc, $nc == 1 ? "" : "s", n) : sprintf("%d pairs", n);   # pooled: n = cells, n_pairs = seeds
   ann = (l == "NaN") ? sprintf("%+.2f (no interval, %s)", d, np) : sprintf("%+.2f [%+.2f, %+.2f], %s, %s", d, l, u, p, np);
   nr++; D[nr] = d; L[nr] = l; U[nr] = u; LAB[nr] = (pooled ? "pooled: mean over the cells" : lab); ANN[nr] = ann; P[nr] = pooled; M[nr] = rm;
 }
 END {   # the method is named only when the table compares more than one
   for (r = 1; r <= nr; r++)
     printf "%d\t%s\t%s\t%s\t\"%s%s\"\t\"%s\"\t%d\n", nr - r, D[r], L[r], U[r], LAB[r],
-           (nms > 1 && !P[r] ? " [" M[r] "]" : ""), ANN[r], P[r] }' "$T" > "$DAT"
+           (nms > 1 ? " [" M[r] "]" : ""), ANN[r], P[r] }' "$T" > "$DAT"
 nrows=$(wc -l < "$DAT")
 [ "$nrows" -gt 0 ] || { echo "plots/forest.sh: no compared cells in $T (skipped)"; rm -f "$DAT"; exit 0; }
 cap=$(caption "$DIR")
@@ -73,8 +78,8 @@ render "$DIR/forest" 1300 "$h" <<GP
 set termoption noenhanced
 set datafile separator '\t'
 set datafile missing 'NaN'
-set title "Paired difference to dense (EWA - dense, points of top-1): mean over seeds and $how\n$cap" font ',10'
-set xlabel 'difference in test top-1 (percentage points); right of 0: EWA better'
+set title "Paired difference to $base (method - $base, points of top-1): mean over seeds and $how\n$cap" font ',10'
+set xlabel 'difference in test top-1 (percentage points); right of 0: better than $base'
 set xrange [$xmin:$xmax]
 set yrange [-0.7:$nrows-0.3]
 unset ytics

@@ -1039,6 +1039,35 @@ Test(grid, aggregate_reports_the_mean_training_cost) {
     free(path); free(md_path); free(md);
 }
 
+/* plots/forest.sh on a table comparing two methods with the baseline: each
+ * row and each pooled row names its method, the title and axis name the
+ * baseline read from the table, and one pooled cell is "1 cell". Needs
+ * gnuplot (make deps); run from the repository root (make test). */
+static int sh_in_tmp(char **out, const char *fmt, ...);
+
+Test(grid, forest_plot_names_each_method_and_the_baseline) {
+    static const char csv[] = "run_id,status,final_top1,seed,method\n"
+                              "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nc,ok,0.70,2,dense\n"
+                              "d,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\nf,ok,0.73,2,ewa\n"
+                              "g,ok,0.49,0,rmoe\nh,ok,0.58,1,rmoe\ni,ok,0.71,2,rmoe\n";
+    Proc p = aggregate_text(csv);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    char cwd[1024], *o = NULL;
+    cr_assert(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/forest.sh' agg", cwd), 0, "%s", o);
+    free(o);
+    char *dat_path = tu_path(tmp, "agg/forest.dat"), *dat = slurp(dat_path, NULL);
+    char *svg_path = tu_path(tmp, "agg/forest.svg"), *svg = slurp(svg_path, NULL);
+    cr_assert(dat && svg, "no forest.dat / forest.svg");
+    cr_assert(strstr(dat, "[ewa]\"") && strstr(dat, "[rmoe]\""), "%s", dat);
+    cr_assert(strstr(dat, "pooled: mean over the cells [ewa]") && strstr(dat, "pooled: mean over the cells [rmoe]"),
+              "%s", dat);
+    cr_assert(strstr(dat, "1 cell, 3 seeds") && !strstr(dat, "1 cells"), "%s", dat);
+    cr_assert(strstr(svg, "Paired difference to dense (method - dense") && strstr(svg, "better than dense"), "title");
+    free(dat_path); free(dat); free(svg_path); free(svg);
+}
+
 /* Runs a shell command in tmp (the submit directory of the exports below);
  * its stdout and stderr go to tmp/sh.out (returned, malloc'd, in *out if
  * non-NULL). Returns the exit status. */

@@ -20,7 +20,10 @@ st=$?
 # uncommitted changes: commit and rebuild; see `bin/ewa grid --help`)
 [ $st -eq 2 ] && exit 2
 t1=$(date +%s)
-echo "grid wall time: $((t1 - t0)) s (profile $P, $JOBS jobs)" | tee "$OUT/duration.txt"
+# appended, one line per invocation: a resumed grid's later invocations skip the
+# runs already done, so each line is that invocation's time only (each run's
+# own cost is its train_seconds in runs.csv)
+echo "$(date -u +%FT%TZ) grid wall time: $((t1 - t0)) s (profile $P, $JOBS jobs; runs already done are skipped)" | tee -a "$OUT/duration.txt"
 if [ -s "$OUT/runs.csv" ]; then
   "$EWA" aggregate --runs "$OUT/runs.csv" --out "$OUT" || st=1
   plots/table1.sh "$OUT" || st=1
