@@ -120,6 +120,10 @@ JOBS        ?= 2
 REGRESS_REF  ?= results/reference/$(PROFILE)
 REGRESS_NEW  ?= results/table1/$(PROFILE)
 REGRESS_MODE ?= auto
+# REGRESS_SUBSET=1: REGRESS_NEW reruns only some of the reference's runs
+# (e.g. `bin/ewa grid --config paper_configs/table1.ini --profile cpu --seeds 1
+# --out DIR`); only those are checked (`bin/ewa regress --help`)
+REGRESS_SUBSET ?=
 # make reference: writes results/reference/$(PROFILE) from REFERENCE_FROM
 REFERENCE_FROM ?= results/table1/$(PROFILE)
 .PHONY: reproduce-table1 plots regress reference
@@ -134,7 +138,7 @@ plots: $(BIN)/ewa
 
 # Fresh results against the committed reference (docs/DESIGN.md 5)
 regress: $(BIN)/ewa
-	$(BIN)/ewa regress --ref $(REGRESS_REF) --new $(REGRESS_NEW) --mode $(REGRESS_MODE)
+	$(BIN)/ewa regress --ref $(REGRESS_REF) --new $(REGRESS_NEW) --mode $(REGRESS_MODE) $(if $(REGRESS_SUBSET),--subset)
 
 # The reference of a profile from a clean grid's results (runs.csv, table.csv,
 # table.md, platform.csv). A change of numerics on purpose is followed, on the

@@ -114,31 +114,36 @@ static int check_set_syntax(const char *name, Err *err) {
     return 0;
 }
 
-static int parse_seeds(GridSpec *g, const char *value, Err *err) {
+int grid_parse_seeds(const char *value, const char *what, uint64_t **seeds, int *n, Err *err) {
     char **items;
-    int n = grid_split_values(value, &items);
-    if (n <= 0) return err_set(err, ERR_USAGE, "[grid] seeds: expected a list like 0, 1, 2");
-    g->seeds = xrealloc(NULL, sizeof(uint64_t) * (size_t)n);
-    for (int i = 0; i < n; i++) {
+    int m = grid_split_values(value, &items);
+    *seeds = NULL;
+    *n = 0;
+    if (m <= 0) return err_set(err, ERR_USAGE, "%s: expected a list like 0, 1, 2", what);
+    uint64_t *v = xrealloc(NULL, sizeof(uint64_t) * (size_t)m);
+    int rc = 0;
+    for (int i = 0; i < m && !rc; i++) {
         char *end;
         errno = 0;
-        unsigned long long v = strtoull(items[i], &end, 10);
-        if (items[i][0] < '0' || items[i][0] > '9' || *end || errno) {
-            err_set(err, ERR_USAGE, "[grid] seeds: '%s' is not a non-negative integer", items[i]);
-            grid_free_strs(items, n);
-            return ERR_USAGE;
-        }
-        for (int j = 0; j < i; j++)
-            if (g->seeds[j] == v) {
-                err_set(err, ERR_USAGE, "[grid] seeds: seed %llu listed twice", v);
-                grid_free_strs(items, n);
-                return ERR_USAGE;
-            }
-        g->seeds[i] = v;
+        unsigned long long x = strtoull(items[i], &end, 10);
+        if (items[i][0] < '0' || items[i][0] > '9' || *end || errno)
+            rc = err_set(err, ERR_USAGE, "%s: '%s' is not a non-negative integer", what, items[i]);
+        for (int j = 0; j < i && !rc; j++)
+            if (v[j] == x) rc = err_set(err, ERR_USAGE, "%s: seed %llu listed twice", what, x);
+        v[i] = x;
     }
-    g->nseeds = n;
-    grid_free_strs(items, n);
+    grid_free_strs(items, m);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *seeds = v;
+    *n = m;
     return 0;
+}
+
+static int parse_seeds(GridSpec *g, const char *value, Err *err) {
+    return grid_parse_seeds(value, "[grid] seeds", &g->seeds, &g->nseeds, err);
 }
 
 static int handle_grid_key(GridParse *x, const char *name, const char *value) {
@@ -725,12 +730,26 @@ static int expand_plain(const GridSpec *g, GridRun **out, int *nout, Err *err) {
     return 0;
 }
 
+static void grid_runs_free_one(GridRun *r) {
+    free(r->sweep);
+    free_sweep_values(r);
+}
+
 void grid_runs_free(GridRun *runs, int n) {
-    for (int i = 0; runs && i < n; i++) {
-        free(runs[i].sweep);
-        free_sweep_values(&runs[i]);
-    }
+    for (int i = 0; runs && i < n; i++) grid_runs_free_one(&runs[i]);
     free(runs);
+}
+
+int grid_keep_seeds(GridRun *runs, int *n, const uint64_t *seeds, int nseeds, Err *err) {
+    int keep = 0;
+    for (int i = 0; i < *n; i++) {
+        int want = 0;
+        for (int k = 0; k < nseeds && !want; k++) want = runs[i].seed == seeds[k];
+        if (want) runs[keep++] = runs[i];
+        else grid_runs_free_one(&runs[i]);
+    }
+    *n = keep;
+    return keep ? 0 : err_set(err, ERR_USAGE, "no run of the grid has one of the seeds asked for");
 }
 
 /* A union profile's runs (grid.h): each part's, with the union's own sets

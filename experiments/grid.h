@@ -129,6 +129,15 @@ void grid_free(GridSpec *g);
 int grid_expand(const GridSpec *g, GridRun **runs, int *n, Err *err);
 void grid_runs_free(GridRun *runs, int n);
 
+/* A seed list "0, 1, 2" (non-negative integers, none twice) into a malloc'd
+ * *seeds of *n; errors (ERR_USAGE) start with `what` (e.g. "[grid] seeds"). */
+int grid_parse_seeds(const char *value, const char *what, uint64_t **seeds, int *n, Err *err);
+
+/* Keeps, in order, only the runs whose seed is one of seeds (`ewa grid
+ * --seeds`: rerun a subset, e.g. for `ewa regress --subset`); the others are
+ * freed. ERR_USAGE when none is left. */
+int grid_keep_seeds(GridRun *runs, int *n, const uint64_t *seeds, int nseeds, Err *err);
+
 /* Stable id: FNV-1a 64 over config_hash(c) and c->seed, as 16 hex digits. */
 void grid_run_id(const RunConfig *c, char id[17]);
 

@@ -263,6 +263,23 @@ static int cmd_grid(const Command *cmd, Parsed *p) {
     GridRun *runs = NULL;
     int nruns = 0;
     rc = grid_expand(&g, &runs, &nruns, &err);
+    if (!rc && p->val[9]) {   /* --seeds: keep a subset */
+        uint64_t *seeds;
+        int ns;
+        Err e = {0};
+        if ((rc = grid_parse_seeds(p->val[9], "--seeds", &seeds, &ns, &e))) {
+            grid_runs_free(runs, nruns);
+            grid_free(&g);
+            return usage_error(cmd, "%s", e.msg);
+        }
+        rc = grid_keep_seeds(runs, &nruns, seeds, ns, &e);
+        if (rc) err_set(&err, rc, "--seeds %s: %s", p->val[9], e.msg);
+        g.nseeds = 0;   /* the seeds left, for the summary line */
+        for (int k = 0; k < ns; k++)
+            for (int i = 0; i < nruns; i++)
+                if (runs[i].seed == seeds[k]) { g.nseeds++; break; }
+        free(seeds);
+    }
     if (!rc) {
         /* EWA_TEST_ASSUME_DIRTY=1 (tests only) makes a clean build count as dirty:
          * it can only refuse more, never allow */
@@ -313,8 +330,8 @@ static int cmd_aggregate(const Command *cmd, Parsed *p) {
 static int cmd_write_reference(const Command *cmd, Parsed *p) {
     if (!p->val[3] || !p->val[4])
         return usage_error(cmd, "%s", "--write-reference DIR and --from RESULTS_DIR go together");
-    if (p->val[0] || p->val[1] || p->val[2])
-        return usage_error(cmd, "%s", "--write-reference takes no --ref, --new or --mode");
+    if (p->val[0] || p->val[1] || p->val[2] || p->val[6])
+        return usage_error(cmd, "%s", "--write-reference takes no --ref, --new, --mode or --subset");
     Err err = {0};
     int rc = regress_write_reference(p->val[3], p->val[4], p->val[5] != NULL, stdout, &err);
     if (rc) fprintf(stderr, "ewa regress: %s\n", err.msg);
@@ -329,7 +346,7 @@ static int cmd_regress(const Command *cmd, Parsed *p) {
     RegressMode mode = REGRESS_AUTO;
     if (p->val[2] && regress_parse_mode(p->val[2], &mode, &err)) return usage_error(cmd, "%s", err.msg);
     RegressResult r;
-    int rc = regress_dirs(p->val[0], p->val[1], mode, stdout, &r, &err);
+    int rc = regress_dirs(p->val[0], p->val[1], mode, p->val[6] != NULL, stdout, &r, &err);
     if (rc) fprintf(stderr, "ewa regress: %s\n", err.msg);
     int nfail = r.nfail;
     regress_result_free(&r);
@@ -375,7 +392,8 @@ static const Command COMMANDS[] = {
       {"export", "slurm|parallel", "write the pending runs as cluster jobs instead", 0, 0},
       SET_OPT,
       {"allow-dirty", NULL, "run (or export) even from a binary built with uncommitted changes", 0, 0},
-      {"retry-failed", NULL, "rerun the runs recorded failed or diverged (else they count as done)", 0, 0}},
+      {"retry-failed", NULL, "rerun the runs recorded failed or diverged (else they count as done)", 0, 0},
+      {"seeds", "LIST", "only the runs of these seeds, e.g. 1 or 1,2 (a subset to rerun for `ewa regress --subset`)", 0, 0}},
      cmd_grid},
     {"record", "Appends a finished run's row to a grid's runs.csv (used by exported jobs).",
      {{"run", "RUN_DIR", "the run directory", 1, 0}, {"to", "RUNS.csv", "the runs.csv", 1, 0},
@@ -405,7 +423,8 @@ static const Command COMMANDS[] = {
       {"mode", "exact|stat|auto", "the check (default auto)", 0, 0},
       {"write-reference", "DIR", "write a reference directory instead of checking", 0, 0},
       {"from", "RESULTS_DIR", "the grid output the reference is written from", 0, 0},
-      {"allow-dirty", NULL, "write it even from runs built from a dirty tree (git_dirty = 1)", 0, 0}},
+      {"allow-dirty", NULL, "write it even from runs built from a dirty tree (git_dirty = 1)", 0, 0},
+      {"subset", NULL, "the new results rerun only some reference runs (`ewa grid --seeds`): check those", 0, 0}},
      cmd_regress},
     {"claims", "Writes the verdict on each claim of the papers (results/CLAIMS.md) from the aggregated tables.",
      {{"config", "FILE", "the claim definitions (default paper_configs/claims.ini)", 0, 0},

@@ -73,18 +73,28 @@ static void exact_run(const AggSet *ref, const AggSet *nw, int i, FILE *out, Reg
     r->nfail += bad;
 }
 
-static void regress_exact(const AggSet *ref, const AggSet *nw, FILE *out, RegressResult *r) {
+static void regress_exact(const AggSet *ref, const AggSet *nw, int subset, FILE *out, RegressResult *r) {
     r->mode = REGRESS_EXACT;
-    for (int i = 0; i < ref->n; i++)
-        if (ref->cell_of[i] >= 0) exact_run(ref, nw, i, out, r);
+    int not_rerun = 0;
+    for (int i = 0; i < ref->n; i++) {
+        if (ref->cell_of[i] < 0) continue;
+        if (subset && find_run(nw, aggregate_run_get(ref, i, "run_id")) < 0) not_rerun++;
+        else exact_run(ref, nw, i, out, r);
+    }
     for (int j = 0; j < nw->n; j++)
         if (nw->cell_of[j] >= 0 && find_run(ref, aggregate_run_get(nw, j, "run_id")) < 0)
             fprintf(out, "NEW   run %s  cell %s: not in the reference; not checked\n",
                     aggregate_run_get(nw, j, "run_id"), cell_of_run(nw, j));
+    if (subset && !r->nchecked) {
+        fprintf(out, "FAIL  --subset: none of the reference's runs is in the new runs\n");
+        r->nfail++;
+    }
     fprintf(out,
             "regress exact: %d of %d reference runs reproduced bit for bit (final_top1 and "
-            "checkpoint_sha256), %d differ\n",
+            "checkpoint_sha256), %d differ",
             r->nchecked - r->nfail, r->nchecked, r->nfail);
+    if (subset) fprintf(out, "; %d not rerun (--subset)", not_rerun);
+    fputc('\n', out);
 }
 
 /* ---------------------------------------------------------------- stat */
@@ -112,21 +122,25 @@ static int find_cell(const AggSet *s, const char *label) {
     return -1;
 }
 
-/* The tests of reference cell i; missing cells and missing runs fail here. */
-static void stat_cell(const AggSet *ref, const AggSet *nw, int i, FILE *out, RegressResult *r) {
+/* The tests of reference cell i; missing cells and missing runs fail here,
+ * unless subset (a rerun of some of the reference's runs): then a missing cell
+ * is skipped (returns 1) and fewer runs are allowed. */
+static int stat_cell(const AggSet *ref, const AggSet *nw, int i, int subset, FILE *out, RegressResult *r) {
     const AggCell *a = &ref->cells[i];
-    if (a->n == 0) return;   /* only failed runs in the reference: nothing to compare */
+    if (a->n == 0) return 0;   /* only failed runs in the reference: nothing to compare */
     int m = find_cell(nw, a->label);
-    if (m < 0 || nw->cells[m].n < a->n) {
+    if (subset && m < 0) return 1;
+    if (!subset && (m < 0 || nw->cells[m].n < a->n)) {
         fprintf(out, "FAIL  %s: %s (reference: %d ok runs)\n", a->label,
                 m < 0 ? "missing from the new runs" : "fewer ok runs in the new runs", a->n);
         r->nfail++;
         r->nchecked++;
-        if (m < 0) return;
+        if (m < 0) return 0;
     }
     const AggCell *b = &nw->cells[m];
     add_test(r, a->label, 0, a->acc, a->n, b->acc, b->n);
     if (a->base >= 0 && b->base >= 0) add_test(r, a->label, 1, a->pair_d, a->cmp.n, b->pair_d, b->cmp.n);
+    return 0;
 }
 
 static void print_test(FILE *out, const RegressTest *t) {
@@ -168,9 +182,15 @@ static void stat_verdicts(RegressResult *r, FILE *out) {
             r->ntests, ntestable, REGRESS_ALPHA, nfail, r->ntests - ntestable);
 }
 
-static void regress_stat(const AggSet *ref, const AggSet *nw, FILE *out, RegressResult *r) {
+static void regress_stat(const AggSet *ref, const AggSet *nw, int subset, FILE *out, RegressResult *r) {
     r->mode = REGRESS_STAT;
-    for (int i = 0; i < ref->nc; i++) stat_cell(ref, nw, i, out, r);
+    int skipped = 0;
+    for (int i = 0; i < ref->nc; i++) skipped += stat_cell(ref, nw, i, subset, out, r);
+    if (subset && r->ntests == 0) {
+        fprintf(out, "FAIL  --subset: none of the reference's cells is in the new runs\n");
+        r->nfail++;
+    }
+    if (skipped) fprintf(out, "regress stat: %d reference cells not rerun (--subset)\n", skipped);
     for (int m = 0; m < nw->nc; m++)
         if (find_cell(ref, nw->cells[m].label) < 0)
             fprintf(out, "NEW   %s: not in the reference; not checked\n", nw->cells[m].label);
@@ -210,9 +230,9 @@ static void print_platform_diff(FILE *out, const Platform *a, const Platform *b)
 }
 
 static int run_mode(const AggSet *ref, const AggSet *nw, const char *ref_platform, RegressMode mode,
-                    const char *ref_name, FILE *out, RegressResult *r, Err *err) {
+                    int subset, const char *ref_name, FILE *out, RegressResult *r, Err *err) {
     if (mode == REGRESS_STAT) {
-        regress_stat(ref, nw, out, r);
+        regress_stat(ref, nw, subset, out, r);
         return 0;
     }
     Platform a, b;
@@ -221,7 +241,7 @@ static int run_mode(const AggSet *ref, const AggSet *nw, const char *ref_platfor
     if (can < 0) return ERR_RUNTIME;
     if (can) {
         fprintf(out, "regress: platform fingerprint equals the reference's: exact mode\n");
-        regress_exact(ref, nw, out, r);
+        regress_exact(ref, nw, subset, out, r);
         return 0;
     }
     if (mode == REGRESS_EXACT)
@@ -229,12 +249,12 @@ static int run_mode(const AggSet *ref, const AggSet *nw, const char *ref_platfor
                        why);
     fprintf(out, "regress: %s; falling back to stat\n", why);
     if (!strncmp(why, "platform differs", 16)) print_platform_diff(out, &a, &b);
-    regress_stat(ref, nw, out, r);
+    regress_stat(ref, nw, subset, out, r);
     return 0;
 }
 
 int regress_runs(const char *ref_runs, const char *ref_platform, const char *new_runs,
-                 RegressMode mode, const char *ref_name, FILE *out, RegressResult *r, Err *err) {
+                 RegressMode mode, int subset, const char *ref_name, FILE *out, RegressResult *r, Err *err) {
     memset(r, 0, sizeof *r);
     AggSet ref, nw;
     if (aggregate_load(ref_runs, NULL, BASELINE, &ref, err)) return ERR_RUNTIME;
@@ -242,7 +262,7 @@ int regress_runs(const char *ref_runs, const char *ref_platform, const char *new
         aggregate_free(&ref);
         return ERR_RUNTIME;
     }
-    int rc = run_mode(&ref, &nw, ref_platform, mode, ref_name, out, r, err);
+    int rc = run_mode(&ref, &nw, ref_platform, mode, subset, ref_name, out, r, err);
     aggregate_free(&ref);
     aggregate_free(&nw);
     return rc;
@@ -258,7 +278,7 @@ static void resolve_dir(const char *arg, char *dir, size_t n) {
     free(copy);
 }
 
-int regress_dirs(const char *ref_dir, const char *new_dir, RegressMode mode, FILE *out,
+int regress_dirs(const char *ref_dir, const char *new_dir, RegressMode mode, int subset, FILE *out,
                  RegressResult *r, Err *err) {
     char rd[4096], nd[4096], rr[4200], rp[4200], nr[4200];
     resolve_dir(ref_dir, rd, sizeof rd);
@@ -268,7 +288,7 @@ int regress_dirs(const char *ref_dir, const char *new_dir, RegressMode mode, FIL
     snprintf(nr, sizeof nr, "%s/runs.csv", nd);
     char *copy = xstrdup(rd);
     fprintf(out, "regress: reference %s, new %s\n", rd, nd);
-    int rc = regress_runs(rr, rp, nr, mode, basename(copy), out, r, err);
+    int rc = regress_runs(rr, rp, nr, mode, subset, basename(copy), out, r, err);
     free(copy);
     return rc;
 }

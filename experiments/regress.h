@@ -32,7 +32,13 @@
  *         "reference has no checkpoint_sha256; regenerate it with ...") and
  *         runs stat. The default.
  * An explicit --mode exact whose preconditions fail is a failure with the
- * same explanation. */
+ * same explanation.
+ * subset (`--subset`): the new results rerun only some of the reference's
+ * runs (e.g. `ewa grid --seeds 1`): exact checks the reference runs present
+ * in them and counts the others as not rerun; stat skips the reference cells
+ * absent from them and allows fewer runs per cell (a side with fewer than 2
+ * values is not testable). Either fails when nothing of the reference is in
+ * the new results. */
 #ifndef EWA_REGRESS_H
 #define EWA_REGRESS_H
 #include <stdio.h>
@@ -71,13 +77,13 @@ int regress_parse_mode(const char *s, RegressMode *m, Err *err);
  * files, or --mode exact without its preconditions, ERR_RUNTIME). Free r
  * with regress_result_free. */
 int regress_runs(const char *ref_runs, const char *ref_platform, const char *new_runs,
-                 RegressMode mode, const char *ref_name, FILE *out, RegressResult *r, Err *err);
+                 RegressMode mode, int subset, const char *ref_name, FILE *out, RegressResult *r, Err *err);
 void regress_result_free(RegressResult *r);
 
 /* The same on directories: ref_dir/runs.csv and ref_dir/platform.csv against
  * new_dir/runs.csv. A path naming a file (e.g. DIR/table.csv) stands for its
  * directory. */
-int regress_dirs(const char *ref_dir, const char *new_dir, RegressMode mode, FILE *out,
+int regress_dirs(const char *ref_dir, const char *new_dir, RegressMode mode, int subset, FILE *out,
                  RegressResult *r, Err *err);
 
 /* Writes the reference directory dir from the results directory from:

@@ -527,6 +527,26 @@ Test(grid, dirty_build_is_refused_unless_allowed) {
     free(grid); free(out);
 }
 
+/* --seeds keeps the runs of the seeds asked for (a subset to rerun); an
+ * unknown seed or a malformed list is a usage error naming --seeds. */
+Test(grid, seeds_option_keeps_a_subset) {
+    char *grid = write_grid("g.ini", "seeds = 0, 1, 2\n[sweep]\nmoe.method = dense, ewa\n");
+    Proc p = EWA("grid", "--config", grid, "--dry-run", "--seeds", "2, 0");
+    cr_assert_eq(p.status, 0, "exit %d\n%s", p.status, p.err);
+    cr_assert(strstr(p.out, ": 4 runs (2 seeds)"), "%s", p.out);
+    cr_assert(strstr(p.out, "seed=0 ") && strstr(p.out, "seed=2 ") && !strstr(p.out, "seed=1 "), "%s", p.out);
+    proc_free(&p);
+    p = EWA("grid", "--config", grid, "--dry-run", "--seeds", "7");
+    cr_assert_eq(p.status, 2, "exit %d\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "--seeds 7: no run of the grid has one of the seeds asked for"), "%s", p.err);
+    proc_free(&p);
+    p = EWA("grid", "--config", grid, "--dry-run", "--seeds", "1,1");
+    cr_assert_eq(p.status, 2, "exit %d\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "--seeds: seed 1 listed twice"), "%s", p.err);
+    proc_free(&p);
+    free(grid);
+}
+
 /* ---------------------------------------------------------------- aggregation */
 
 /* A hand-made runs.csv: dense and ewa on two datasets, seeds 0-2, one

@@ -55,7 +55,7 @@ static RegressResult check(const char *ref, const char *fx, RegressMode mode, ch
     FILE *f = fopen(log, "w");
     RegressResult r;
     Err e = {0};
-    cr_assert_eq(regress_runs(runs, plat, nw, mode, "smoke", f, &r, &e), 0, "%s: %s", fx, e.msg);
+    cr_assert_eq(regress_runs(runs, plat, nw, mode, 0, "smoke", f, &r, &e), 0, "%s: %s", fx, e.msg);
     fclose(f);
     *text = slurp(log, NULL);
     free(runs); free(plat); free(nw); free(log);
@@ -129,11 +129,11 @@ Test(regress, another_platform_falls_back_to_stat) {
     char *runs = tu_path(ref, "runs.csv"), *plat = tu_path(ref, "platform.csv"), *nw = fixture("other_platform.csv");
     FILE *devnull = fopen("/dev/null", "w");
     Err e = {0};
-    cr_assert_eq(regress_runs(runs, plat, nw, REGRESS_EXACT, "smoke", devnull, &r, &e), ERR_RUNTIME);
+    cr_assert_eq(regress_runs(runs, plat, nw, REGRESS_EXACT, 0, "smoke", devnull, &r, &e), ERR_RUNTIME);
     cr_assert(strstr(e.msg, "--mode exact: cannot check bit for bit: platform differs: threads"), "%s", e.msg);
     regress_result_free(&r);
     /* a reference without platform.csv or without checkpoint_sha256 says so and falls back */
-    cr_assert_eq(regress_runs(runs, NULL, nw, REGRESS_EXACT, "smoke", devnull, &r, &e), ERR_RUNTIME);
+    cr_assert_eq(regress_runs(runs, NULL, nw, REGRESS_EXACT, 0, "smoke", devnull, &r, &e), ERR_RUNTIME);
     cr_assert(strstr(e.msg, "reference has no platform.csv"), "%s", e.msg);
     regress_result_free(&r);
     fclose(devnull);
@@ -145,7 +145,7 @@ Test(regress, old_reference_without_sha_falls_back_to_stat) {
     FILE *f = fopen(log, "w");
     RegressResult r;
     Err e = {0};
-    cr_assert_eq(regress_runs(old, NULL, nw, REGRESS_AUTO, "smoke", f, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(regress_runs(old, NULL, nw, REGRESS_AUTO, 0, "smoke", f, &r, &e), 0, "%s", e.msg);
     fclose(f);
     char *text = slurp(log, NULL);
     cr_assert(strstr(text, "regress: reference has no checkpoint_sha256; regenerate it with "
@@ -226,17 +226,101 @@ Test(regress, missing_cells_and_runs_fail) {
     FILE *f = fopen(log, "w");
     RegressResult r;
     Err e = {0};
-    cr_assert_eq(regress_runs(runs, NULL, nb, REGRESS_STAT, "smoke", f, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(regress_runs(runs, NULL, nb, REGRESS_STAT, 0, "smoke", f, &r, &e), 0, "%s", e.msg);
     fclose(f);
     text = slurp(log, NULL);
     cr_assert(strstr(text, "FAIL  dataset=B method=dense: missing from the new runs (reference: 3 ok runs)"), "%s", text);
     cr_assert_eq(r.nfail, 2, "%s", text);
     regress_result_free(&r); free(text);
     f = fopen(log, "w");
-    cr_assert_eq(regress_runs(runs, NULL, nb, REGRESS_AUTO, "smoke", f, &r, &e), 0, "%s", e.msg);
+    cr_assert_eq(regress_runs(runs, NULL, nb, REGRESS_AUTO, 0, "smoke", f, &r, &e), 0, "%s", e.msg);
     fclose(f);
     regress_result_free(&r);
     free(all); free(out); free(nb); free(runs); free(log); free(src); free(ref);
+}
+
+/* The lines of fixture fx whose text contains none of the `drop` strings
+ * (the header always kept), as tmp/<name>; returns its path. */
+static char *fixture_without(const char *fx, const char *name, const char *const *drop, int ndrop) {
+    char *src = fixture(fx);
+    size_t len = 0;
+    char *all = slurp(src, &len), *out = malloc(len + 1), *o = out;
+    int first = 1;
+    for (char *line = strtok(all, "\n"); line; line = strtok(NULL, "\n"), first = 0) {
+        int keep = 1;
+        for (int k = 0; k < ndrop && keep && !first; k++) keep = !strstr(line, drop[k]);
+        if (keep) o += sprintf(o, "%s\n", line);
+    }
+    char *path = tu_write(tmp, name, out, strlen(out));
+    free(all); free(out); free(src);
+    return path;
+}
+
+static RegressResult check_path(const char *ref, const char *nw, RegressMode mode, int subset, char **text) {
+    char *runs = tu_path(ref, "runs.csv"), *plat = tu_path(ref, "platform.csv"), *log = tu_path(tmp, "r.txt");
+    FILE *f = fopen(log, "w");
+    RegressResult r;
+    Err e = {0};
+    cr_assert_eq(regress_runs(runs, plat, nw, mode, subset, "smoke", f, &r, &e), 0, "%s", e.msg);
+    fclose(f);
+    *text = slurp(log, NULL);
+    free(runs); free(plat); free(log);
+    return r;
+}
+
+/* --subset: a rerun of some of the reference's runs (here seed 1 of every
+ * cell, or dataset A only) checks those and passes; a changed one among them
+ * still fails; a rerun holding none of the reference's runs fails. Without
+ * --subset the same rerun fails (missing runs). */
+Test(regress, subset_checks_the_rerun_runs_only) {
+    char *ref = reference(), *text;
+    static const char *const not_seed1[] = {"-0,", "-2,"};
+    char *seed1 = fixture_without("same.csv", "seed1.csv", not_seed1, 2);
+    RegressResult r = check_path(ref, seed1, REGRESS_AUTO, 1, &text);
+    cr_assert_eq(r.mode, REGRESS_EXACT, "%s", text);
+    cr_assert_eq(r.nfail, 0, "%s", text);
+    cr_assert_eq(r.nchecked, 4, "%s", text);
+    cr_assert(strstr(text, "4 of 4 reference runs reproduced bit for bit (final_top1 and checkpoint_sha256), "
+                           "0 differ; 8 not rerun (--subset)"), "%s", text);
+    regress_result_free(&r); free(text);
+    r = check_path(ref, seed1, REGRESS_AUTO, 0, &text);
+    cr_assert_eq(r.nfail, 8, "without --subset the 8 runs not rerun fail: %s", text);
+    regress_result_free(&r); free(text);
+
+    char *bad1 = fixture_without("sha_changed.csv", "bad1.csv", not_seed1, 2);   /* A-ewa-1 changed */
+    r = check_path(ref, bad1, REGRESS_AUTO, 1, &text);
+    cr_assert_eq(r.nfail, 1, "%s", text);
+    cr_assert(strstr(text, "FAIL  run A-ewa-1"), "%s", text);
+    regress_result_free(&r); free(text);
+
+    /* stat: the cells of dataset B are skipped, A's are tested (3 runs a side) */
+    static const char *const dataset_b[] = {",B,"};
+    char *only_a = fixture_without("same.csv", "onlyA.csv", dataset_b, 1);
+    r = check_path(ref, only_a, REGRESS_STAT, 1, &text);
+    cr_assert_eq(r.nfail, 0, "%s", text);
+    cr_assert_eq(r.ntests, 3, "top-1 of A dense and A ewa, and A ewa's difference: %s", text);
+    cr_assert(strstr(text, "regress stat: 2 reference cells not rerun (--subset)"), "%s", text);
+    regress_result_free(&r); free(text);
+
+    /* nothing of the reference rerun: a failure in either mode. The same runs
+     * under other run ids (exact mode: no run matched), then under another
+     * dataset (stat: no cell matched) */
+    char *src = fixture("same.csv"), *txt = slurp(src, NULL);
+    for (char *q = txt; (q = strchr(q, '\n')); q++)
+        if (q[1] == 'A' || q[1] == 'B') q[1] = 'Z';
+    char *renamed = tu_write(tmp, "renamed.csv", txt, strlen(txt));
+    r = check_path(ref, renamed, REGRESS_AUTO, 1, &text);
+    cr_assert_eq(r.mode, REGRESS_EXACT, "%s", text);
+    cr_assert_eq(r.nfail, 1, "%s", text);
+    cr_assert(strstr(text, "FAIL  --subset: none of the reference's runs is in the new runs"), "%s", text);
+    regress_result_free(&r); free(text);
+    for (char *q = txt; (q = strstr(q, ",A,")) || (q = strstr(txt, ",B,")); q = txt) q[1] = 'Q';
+    char *other = tu_write(tmp, "other.csv", txt, strlen(txt));
+    r = check_path(ref, other, REGRESS_STAT, 1, &text);
+    cr_assert_eq(r.nfail, 1, "%s", text);
+    cr_assert(strstr(text, "FAIL  --subset: none of the reference's cells is in the new runs"), "%s", text);
+    regress_result_free(&r); free(text); free(src); free(txt); free(other);
+    free(seed1); free(bad1); free(only_a); free(renamed); free(ref);
 }
 
 Test(regress, writer_refuses_dirty_failed_or_unhashed_runs) {
@@ -308,6 +392,14 @@ Test(regress, command_line) {
     proc_free(&p);
     p = EWA("regress", "--ref", ref);
     cr_assert_eq(p.status, 2);
+    proc_free(&p);
+    p = EWA("regress", "--ref", ref, "--new", same, "--subset");
+    cr_assert_eq(p.status, 0, "exit %d\n%s", p.status, p.out);
+    cr_assert(strstr(p.out, "; 0 not rerun (--subset)"), "%s", p.out);
+    proc_free(&p);
+    p = EWA("regress", "--write-reference", ref, "--from", same, "--subset");
+    cr_assert_eq(p.status, 2);
+    cr_assert(strstr(p.err, "--write-reference takes no --ref, --new, --mode or --subset"), "%s", p.err);
     proc_free(&p);
     char *ref2 = tu_path(tmp, "ref2");
     p = EWA("regress", "--write-reference", ref2, "--from", same);

@@ -18,9 +18,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     FILE *devnull = fopen("/dev/null", "w");
     RegressResult r;
-    (void)regress_runs(p, NULL, p, REGRESS_AUTO, "fuzz", devnull, &r, &e);
+    (void)regress_runs(p, NULL, p, REGRESS_AUTO, 0, "fuzz", devnull, &r, &e);
     regress_result_free(&r);
-    (void)regress_runs(p, NULL, p, REGRESS_STAT, "fuzz", devnull, &r, &e);
+    (void)regress_runs(p, NULL, p, REGRESS_STAT, 0, "fuzz", devnull, &r, &e);
+    regress_result_free(&r);
+    (void)regress_runs(p, NULL, p, REGRESS_AUTO, 1, "fuzz", devnull, &r, &e);
     regress_result_free(&r);
     fclose(devnull);
     return 0;
