@@ -207,6 +207,50 @@ static long tmp_writer(const char *name) {
     return *end || pid <= 0 || t[5] < '0' || t[5] > '9' ? 0 : pid;
 }
 
+int fs_copy_file(const char *src, const char *dst, Err *err) {
+    FILE *f = fopen(src, "rb");
+    if (!f) return err_set(err, ERR_RUNTIME, "%s: cannot open: %s", src, strerror(errno));
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (len == cap) {
+            char *nb = realloc(buf, cap = cap ? 2 * cap : 1 << 16);
+            if (!nb) {
+                rc = err_set(err, ERR_RUNTIME, "%s: out of memory", src);
+                break;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) break;
+    }
+    if (!rc && ferror(f)) rc = err_set(err, ERR_RUNTIME, "%s: read error: %s", src, strerror(errno));
+    fclose(f);
+    if (!rc) rc = fs_write_atomic(dst, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+int fs_copy_dir_files(const char *src_dir, const char *dst_dir, int *ncopied, Err *err) {
+    if (ncopied) *ncopied = 0;
+    DIR *d = opendir(src_dir);
+    if (!d) return err_set(err, ERR_RUNTIME, "%s: cannot open: %s", src_dir, strerror(errno));
+    int rc = 0;
+    for (struct dirent *e; !rc && (e = readdir(d));) {
+        char src[4352], dst[4352];
+        struct stat st;
+        snprintf(src, sizeof src, "%s/%s", src_dir, e->d_name);
+        if (tmp_writer(e->d_name) || stat(src, &st) || !S_ISREG(st.st_mode)) continue;
+        snprintf(dst, sizeof dst, "%s/%s", dst_dir, e->d_name);
+        rc = fs_copy_file(src, dst, err);
+        if (!rc && ncopied) ++*ncopied;
+    }
+    closedir(d);
+    return rc;
+}
+
 int fs_remove_stale_tmp(const char *dir, int *removed, Err *err) {
     if (removed) *removed = 0;
     DIR *d = opendir(dir);

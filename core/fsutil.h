@@ -48,6 +48,16 @@ int fs_write_text_atomic(const char *path, const char *text, Err *err);
  * ERR_RUNTIME naming a file that cannot be removed; a missing dir is 0. */
 int fs_remove_stale_tmp(const char *dir, int *removed, Err *err);
 
+/* Copies the file src to dst byte for byte (no BOM handling: any file),
+ * written atomically (fs_write_atomic). ERR_RUNTIME naming the file that
+ * cannot be read or written. */
+int fs_copy_file(const char *src, const char *dst, Err *err);
+
+/* Copies every regular file directly in src_dir (not below it, and no
+ * temporary "<name>.tmp.<pid>" file) into dst_dir, which must exist, with
+ * fs_copy_file. *ncopied (may be NULL) gets the count. */
+int fs_copy_dir_files(const char *src_dir, const char *dst_dir, int *ncopied, Err *err);
+
 /* fsyncs the directory holding path, so a rename is durable (best effort). */
 void fs_fsync_parent_dir(const char *path);
 

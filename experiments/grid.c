@@ -146,6 +146,16 @@ static int parse_seeds(GridSpec *g, const char *value, Err *err) {
     return grid_parse_seeds(value, "[grid] seeds", &g->seeds, &g->nseeds, err);
 }
 
+/* grid.reuse's list of results directories into g (replacing any). */
+static int set_reuse(GridSpec *g, const char *value, Err *err) {
+    grid_free_strs(g->reuse, g->nreuse);
+    g->reuse = NULL;
+    g->nreuse = grid_split_values(value, &g->reuse);
+    if (g->nreuse > 0) return 0;
+    g->nreuse = 0;
+    return err_set(err, ERR_USAGE, "%s: expected a list of results directories", GRID_REUSE_KEY);
+}
+
 static int handle_grid_key(GridParse *x, const char *name, const char *value) {
     GridSpec *g = x->g;
     if (!strcmp(name, "base")) {
@@ -165,8 +175,12 @@ static int handle_grid_key(GridParse *x, const char *name, const char *value) {
         x->have_seeds = 1;
         return parse_seeds(g, value, &x->err);
     }
+    if (!strcmp(name, "reuse")) {
+        if (g->reuse) return err_set(&x->err, ERR_USAGE, "[grid] reuse given twice");
+        return set_reuse(g, value, &x->err);
+    }
     if (!strcmp(name, "description")) return 0;
-    return err_set(&x->err, ERR_USAGE, "unknown key '%s' in [grid] (known: base, seeds, out, description)",
+    return err_set(&x->err, ERR_USAGE, "unknown key '%s' in [grid] (known: base, seeds, out, reuse, description)",
                    name);
 }
 
@@ -421,6 +435,37 @@ static int load_union_parts(GridSpec *g, const Profile *u, Err *err) {
     return rc;
 }
 
+/* An entry of the chosen profile that is not a config override: grid.seeds
+ * or grid.reuse (replacing [grid]'s), or a swept key (axis >= 0: replacing
+ * that axis's values). */
+static int apply_grid_entry(GridSpec *g, const char *path, const char *pname, const char *key,
+                            const char *val, int axis, Err *err) {
+    Err e = {0};
+    if (!strcmp(key, GRID_REUSE_KEY)) {
+        if (set_reuse(g, val, &e)) return err_set(err, ERR_USAGE, "%s: [profile.%s] %s", path, pname, e.msg);
+        return 0;
+    }
+    if (axis < 0) {   /* grid.seeds */
+        free(g->seeds);
+        g->seeds = NULL;
+        if (parse_seeds(g, val, &e))
+            return err_set(err, ERR_USAGE, "%s: [profile.%s] grid.seeds: %s", path, pname, e.msg);
+        return 0;
+    }
+    char **items;
+    int n = grid_split_values(val, &items), bad = n <= 0;
+    for (int v = 0; v < n && !bad; v++) bad = count_parts(items[v]) != count_parts(key);
+    if (bad) {
+        if (n > 0) grid_free_strs(items, n);
+        return err_set(err, ERR_USAGE, "%s: [profile.%s] %s = '%s': expected a non-empty list of values with %d "
+                       "+-joined parts", path, pname, key, val, count_parts(key));
+    }
+    grid_free_strs(g->axes[axis].vals, g->axes[axis].nvals);
+    g->axes[axis].vals = items;
+    g->axes[axis].nvals = n;
+    return 0;
+}
+
 /* Checks base + profile overrides with config_load. */
 static int check_profile(const GridSpec *g, const char *pname, int nsets, char **sets, Err *err) {
     RunConfig c;
@@ -489,36 +534,13 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
             int axis = -1;
             for (int a = 0; a < g->naxes; a++)
                 if (!strcmp(g->axes[a].key, key)) axis = a;
-            int is_seeds = !strcmp(key, "grid.seeds");
-            if (axis < 0 && !is_seeds) {
+            int is_seeds = !strcmp(key, "grid.seeds"), is_reuse = !strcmp(key, GRID_REUSE_KEY);
+            if (axis < 0 && !is_seeds && !is_reuse) {
                 *eq = '=';
                 p->sets[keep++] = p->sets[k];
                 continue;
             }
-            if (p == chosen) {
-                if (is_seeds) {
-                    free(g->seeds);
-                    g->seeds = NULL;
-                    Err e = {0};
-                    if (parse_seeds(g, val, &e))
-                        rc = err_set(err, ERR_USAGE, "%s: [profile.%s] grid.seeds: %s", path, p->name, e.msg);
-                } else {
-                    char **items;
-                    int n = grid_split_values(val, &items);
-                    int bad = n <= 0;
-                    for (int v = 0; v < n && !bad; v++) bad = count_parts(items[v]) != count_parts(key);
-                    if (bad) {
-                        rc = err_set(err, ERR_USAGE,
-                                     "%s: [profile.%s] %s = '%s': expected a non-empty list of values with %d +-joined parts",
-                                     path, p->name, key, val, count_parts(key));
-                        if (n > 0) grid_free_strs(items, n);
-                    } else {
-                        grid_free_strs(g->axes[axis].vals, g->axes[axis].nvals);
-                        g->axes[axis].vals = items;
-                        g->axes[axis].nvals = n;
-                    }
-                }
-            }
+            if (p == chosen) rc = apply_grid_entry(g, path, p->name, key, val, axis, err);
             free(p->sets[k]);
         }
         for (; k < p->nsets; k++) free(p->sets[k]);   /* entries after an error */
@@ -559,6 +581,9 @@ void grid_free(GridSpec *g) {
     for (int i = 0; i < g->naxes; i++) grid_free_strs(g->axes[i].vals, g->axes[i].nvals);
     free(g->axes);
     grid_free_strs(g->sets, g->nsets);
+    grid_free_strs(g->reuse, g->nreuse);
+    g->reuse = NULL;
+    g->nreuse = 0;
     grid_free_strs(g->slurm.extra, g->slurm.nextra);
     g->slurm.extra = NULL;
     g->slurm.nextra = 0;

@@ -34,6 +34,18 @@
  * A part is an ordinary profile (runnable alone, into OUT/PART); it cannot
  * be a union itself, and two parts may not produce the same run.
  *
+ * Runs another grid has already made: grid.reuse (in [grid] as `reuse`, or
+ * in a profile, which replaces it) names results directories; a run with no
+ * row and no directory here whose run id has an ok row from a clean tree
+ * (git_dirty 0) in one of them is copied (its run directory's files) and its
+ * row recorded, not trained again. The id is a hash of the resolved config
+ * and the seed and training is deterministic, so the copy is the run this
+ * grid would make (e.g. an ablation's dense and default-EWA cells that are
+ * Table 1's):
+ *
+ *   [profile.cpu]
+ *   grid.reuse = results/table1/cpu         ; relative to the working dir
+ *
  * Cells that need more seeds than others (a noisier dataset, for the same
  * minimum detectable effect): the pseudo-key grid.nseeds, joined with + to a
  * cell's keys, runs that cell on the first N seeds of [grid] seeds only:
@@ -62,6 +74,7 @@
 
 #define GRID_NSEEDS_KEY "grid.nseeds"
 #define GRID_UNION_KEY "grid.union"
+#define GRID_REUSE_KEY "grid.reuse"
 
 typedef struct {
     char key[256];     /* section.key, or keys joined by + (swept together) */
@@ -97,6 +110,8 @@ typedef struct GridSpec {
     int nsets;         /* the chosen profile's overrides, "section.key=value" */
     char **sets;
     GridSlurm slurm;   /* the [slurm] section */
+    int nreuse;        /* grid.reuse: results directories whose ok runs are copied */
+    char **reuse;
     int nparts;        /* a union profile (grid.union): its parts, each a loaded */
     struct GridSpec *parts;   /* profile with this out; 0/NULL otherwise */
 } GridSpec;

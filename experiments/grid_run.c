@@ -102,27 +102,103 @@ static void summary_of(const char *out, const GridRun *r, char *status, size_t n
 }
 
 /* What the runner does with a run (grid.h, grid_run). */
-typedef enum { PLAN_DONE, PLAN_SKIP_FAILED, PLAN_RECORD, PLAN_RESUME, PLAN_FRESH } Plan;
+typedef enum { PLAN_DONE, PLAN_SKIP_FAILED, PLAN_RECORD, PLAN_RESUME, PLAN_FRESH, PLAN_REUSE } Plan;
 
-static Plan plan_run(const char *out, const GridRun *r, const CsvTable *t, int retry_failed) {
+/* grid.reuse (grid.h): the results directories of g and of its parts (a
+ * union's parts may name their own), each with its runs.csv when it has one. */
+typedef struct {
+    int n;
+    const char *dir[64];
+    CsvTable t[64];
+    int have[64];
+} ReuseSet;
+
+static void reuse_add(ReuseSet *rs, const GridSpec *g) {
+    for (int i = 0; i < g->nreuse; i++) {
+        int dup = 0;
+        for (int k = 0; k < rs->n && !dup; k++) dup = !strcmp(rs->dir[k], g->reuse[i]);
+        if (!dup && rs->n < 64) rs->dir[rs->n++] = g->reuse[i];
+    }
+    for (int k = 0; k < g->nparts; k++) reuse_add(rs, &g->parts[k]);
+}
+
+static int reuse_open(const GridSpec *g, ReuseSet *rs, Err *err) {
+    memset(rs, 0, sizeof *rs);
+    reuse_add(rs, g);
+    for (int k = 0; k < rs->n; k++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/runs.csv", rs->dir[k]);
+        if (!fs_file_nonempty(path)) continue;   /* nothing made there yet: nothing to reuse */
+        Err e = {0};
+        if (csv_read_file(path, &rs->t[k], &e))
+            return err_set(err, ERR_RUNTIME, "%s: %s", GRID_REUSE_KEY, e.msg);
+        rs->have[k] = 1;
+    }
+    return 0;
+}
+
+static void reuse_close(ReuseSet *rs) {
+    for (int k = 0; k < rs->n; k++)
+        if (rs->have[k]) csv_table_free(&rs->t[k]);
+}
+
+/* The index of a reuse directory holding run id ok, from a clean tree, with
+ * its run directory's summary; -1 if none. */
+static int reuse_find(const ReuseSet *rs, const char *id) {
+    for (int k = 0; k < rs->n; k++) {
+        const CsvTable *t = &rs->t[k];
+        int ci = rs->have[k] ? csv_col(t, "run_id") : -1, cs = csv_col(t, "status"), cd = csv_col(t, "git_dirty");
+        if (ci < 0 || cs < 0 || cd < 0) continue;
+        for (int r = 0; r < t->nrows; r++) {
+            if (strcmp(csv_cell(t, r, ci), id) || strcmp(csv_cell(t, r, cs), "ok") || strcmp(csv_cell(t, r, cd), "0"))
+                continue;
+            char sum[4200];
+            snprintf(sum, sizeof sum, "%s/runs/%s/summary.csv", rs->dir[k], id);
+            if (fs_file_nonempty(sum)) return k;
+        }
+    }
+    return -1;
+}
+
+static Plan plan_run(const char *out, const GridRun *r, const CsvTable *t, int retry_failed, const ReuseSet *rs,
+                     int *src) {
     const char *st = t ? runs_row_status(t, r->id) : NULL;
     if (st) return !strcmp(st, "ok") ? PLAN_DONE : retry_failed ? PLAN_FRESH : PLAN_SKIP_FAILED;
     char sum[32], state[4200];
     summary_of(out, r, sum, sizeof sum);
     if (sum[0] && strcmp(sum, "interrupted")) return PLAN_RECORD;   /* finished before a grid stopped */
     snprintf(state, sizeof state, "%s/runs/%s/" TRAINSTATE_FILE, out, r->id);
-    return sum[0] || access(state, F_OK) == 0 ? PLAN_RESUME : PLAN_FRESH;
+    if (sum[0] || access(state, F_OK) == 0) return PLAN_RESUME;
+    *src = reuse_find(rs, r->id);
+    return *src >= 0 ? PLAN_REUSE : PLAN_FRESH;
 }
 
-/* plans[i] for every run, from OUT/runs.csv and the run directories. */
-static int plan_runs(const GridSpec *g, GridRun *runs, int n, int retry_failed, Plan *plans, Err *err) {
+/* plans[i] for every run, from OUT/runs.csv, the run directories and the
+ * grid.reuse directories (src[i]: the reuse directory of a PLAN_REUSE run). */
+static int plan_runs(const GridSpec *g, GridRun *runs, int n, int retry_failed, const ReuseSet *rs, Plan *plans,
+                     int *src, Err *err) {
     char runs_csv[4200];
     snprintf(runs_csv, sizeof runs_csv, "%s/runs.csv", g->out);
     CsvTable t;
     int have = fs_file_nonempty(runs_csv);
     if (have && csv_read_file(runs_csv, &t, err)) return ERR_RUNTIME;
-    for (int i = 0; i < n; i++) plans[i] = plan_run(g->out, &runs[i], have ? &t : NULL, retry_failed);
+    for (int i = 0; i < n; i++) {
+        src[i] = -1;
+        plans[i] = plan_run(g->out, &runs[i], have ? &t : NULL, retry_failed, rs, &src[i]);
+    }
     if (have) csv_table_free(&t);
+    return 0;
+}
+
+/* A PLAN_REUSE run: the files of its run directory in rs's directory k
+ * copied into dir, its sweep files rewritten for this grid, its row recorded. */
+static int reuse_run(const ReuseSet *rs, int k, const GridRun *r, const char *dir, const char *runs_csv,
+                     Err *err) {
+    char from[4200], st[16];
+    snprintf(from, sizeof from, "%s/runs/%s", rs->dir[k], r->id);
+    if (fs_mkdir_p(dir, err) || fs_copy_dir_files(from, dir, NULL, err) || write_sweep_files(dir, r, err) ||
+        grid_record(dir, runs_csv, NULL, st, err))
+        return ERR_RUNTIME;
     return 0;
 }
 
@@ -202,14 +278,17 @@ int grid_provenance_check(int dirty, const char *commit, int allow, Err *err) {
 static void dry_run(const GridSpec *g, const GridRun *runs, int n, const Plan *plans, int jobs, int threads,
                     int cores, const GridOpts *o) {
     static const char *const label[] = {"ok     ", "failed (recorded; --retry-failed reruns it)", "ok     ",
-                                        "resume ", "pending"};
-    int ndone = 0, nskip = 0;
+                                        "resume ", "pending", "reuse  "};
+    int ndone = 0, nskip = 0, nreuse = 0;
     for (int i = 0; i < n; i++) {
         ndone += plans[i] == PLAN_DONE || plans[i] == PLAN_RECORD;
         nskip += plans[i] == PLAN_SKIP_FAILED;
+        nreuse += plans[i] == PLAN_REUSE;
     }
-    printf("grid %s: %d runs (%d seeds), %d already ok, %d recorded failed, %d to run; out %s\n", g->path, n,
-           g->nseeds, ndone, nskip, n - ndone - nskip, g->out);
+    char copy[64] = "";
+    if (nreuse) snprintf(copy, sizeof copy, "%d to copy (%s), ", nreuse, GRID_REUSE_KEY);
+    printf("grid %s: %d runs (%d seeds), %d already ok, %d recorded failed, %s%d to run; out %s\n", g->path, n,
+           g->nseeds, ndone, nskip, copy, n - ndone - nskip - nreuse, g->out);
     if (g->profile[0] && g->nparts) printf("profile %s, the union of %d parts%s", g->profile, g->nparts,
                                            g->nsets ? "; for every part:" : "");
     else if (g->profile[0]) printf("profile %s:", g->profile);
@@ -254,14 +333,15 @@ static int lock_grid(const char *out, int *fd, Err *err) {
 /* The runs to train: dirs[0..*np) with their run index and whether they
  * resume; runs that finished before an interruption are recorded here. */
 typedef struct {
-    int np, recorded;
+    int np, recorded, reused;
     int *run;
     char *resume;
     char **dirs;
 } Pending;
 
-static int collect_pending(const GridSpec *g, GridRun *runs, int n, const Plan *plans, const char *out_abs,
-                           const char *runs_csv, int threads, int exporting, Pending *p, Err *err) {
+static int collect_pending(const GridSpec *g, GridRun *runs, int n, const Plan *plans, const ReuseSet *rs,
+                           const int *src, const char *out_abs, const char *runs_csv, int threads, int exporting,
+                           Pending *p, Err *err) {
     p->run = xmalloc(sizeof(int) * ((size_t)n + 1));
     p->resume = xmalloc((size_t)n + 1);
     p->dirs = calloc((size_t)n + 1, sizeof(char *));
@@ -272,6 +352,11 @@ static int collect_pending(const GridSpec *g, GridRun *runs, int n, const Plan *
         if (plans[i] == PLAN_RECORD && !exporting) {
             if (grid_record(dir, runs_csv, NULL, st, err)) return ERR_RUNTIME;
             p->recorded++;
+            continue;
+        }
+        if (plans[i] == PLAN_REUSE) {
+            if (reuse_run(rs, src[i], &runs[i], dir, runs_csv, err)) return ERR_RUNTIME;
+            p->reused++;
             continue;
         }
         int resume = plans[i] == PLAN_RESUME;
@@ -371,26 +456,11 @@ static int run_children(const GridOpts *o, GridRun *runs, const Pending *p, cons
     return rc ? -1 : pr->failed - failed0;
 }
 
-int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *err) {
-    int jobs = o->jobs > 0 ? o->jobs : 1;
-    int cores = grid_cpu_count();
-    int threads = cores / jobs > 0 ? cores / jobs : 1;
-    if (jobs > cores)
-        fprintf(stderr, "ewa grid: warning: --jobs %d exceeds the %d cores; runs will compete for them\n",
-                jobs, cores);
+/* grid_run after planning: lock OUT, copy, record and train. */
+static int grid_execute(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, const Plan *plans,
+                        const ReuseSet *rs, const int *src, int jobs, int threads, Err *err) {
     char runs_csv[4200];
     snprintf(runs_csv, sizeof runs_csv, "%s/runs.csv", g->out);
-    Plan *plans = xmalloc(sizeof(Plan) * ((size_t)n + 1));
-    if (plan_runs(g, runs, n, o->retry_failed, plans, err)) { free(plans); return ERR_RUNTIME; }
-    if (o->dry_run) {
-        dry_run(g, runs, n, plans, jobs, threads, cores, o);
-        free(plans);
-        return 0;
-    }
-    if (grid_provenance_check(o->build_dirty, o->build_commit, o->allow_dirty, err)) {
-        free(plans);
-        return ERR_USAGE;
-    }
     if (o->build_dirty)
         fprintf(stderr, "ewa grid: --allow-dirty: %s runs from a binary built with uncommitted changes "
                 "(commit %s); their rows record it in git_dirty\n", o->export_kind ? "exporting" : "starting",
@@ -400,20 +470,21 @@ int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *er
     snprintf(runs_dir, sizeof runs_dir, "%s/runs", g->out);
     if (fs_mkdir_p(g->out, err) || fs_mkdir_p(runs_dir, err) || lock_grid(g->out, &lockfd, err) ||
         (!o->export_kind && fs_remove_stale_tmp(g->out, &removed, err))) {
-        free(plans);
         if (lockfd >= 0) close(lockfd);
         return ERR_RUNTIME;
     }
     if (!realpath(g->out, out_abs)) snprintf(out_abs, sizeof out_abs, "%s", g->out);
     Pending p = {0};
-    rc = collect_pending(g, runs, n, plans, out_abs, runs_csv, threads, o->export_kind != NULL, &p, err);
+    rc = collect_pending(g, runs, n, plans, rs, src, out_abs, runs_csv, threads, o->export_kind != NULL, &p, err);
     int ndone = 0, nskip = 0, nresume = 0;
     for (int i = 0; i < n; i++) {
-        ndone += plans[i] == PLAN_DONE || (plans[i] == PLAN_RECORD && !o->export_kind);
+        ndone += plans[i] == PLAN_DONE || plans[i] == PLAN_REUSE || (plans[i] == PLAN_RECORD && !o->export_kind);
         nskip += plans[i] == PLAN_SKIP_FAILED;
     }
     for (int i = 0; i < p.np; i++) nresume += p.resume[i];
     if (p.recorded) fprintf(stderr, "[grid] recorded %d runs that had finished before an interruption\n", p.recorded);
+    if (p.reused) fprintf(stderr, "[grid] copied %d finished runs from %s (same run ids) and recorded them\n", p.reused,
+                          GRID_REUSE_KEY);
     if (!rc && o->export_kind) rc = grid_export(g, out_abs, o->exe, o->export_kind, p.dirs, p.np, threads, err);
     if (!rc && !o->export_kind) {
         char skipped[96] = "";
@@ -442,7 +513,28 @@ int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *er
                          "(--retry-failed reruns them)", nskip);
     }
     pending_free(&p);
-    free(plans);
     close(lockfd);
+    return rc;
+}
+
+int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *err) {
+    int jobs = o->jobs > 0 ? o->jobs : 1;
+    int cores = grid_cpu_count();
+    int threads = cores / jobs > 0 ? cores / jobs : 1;
+    if (jobs > cores)
+        fprintf(stderr, "ewa grid: warning: --jobs %d exceeds the %d cores; runs will compete for them\n",
+                jobs, cores);
+    Plan *plans = xmalloc(sizeof(Plan) * ((size_t)n + 1));
+    int *src = xmalloc(sizeof(int) * ((size_t)n + 1));
+    ReuseSet *rs = xmalloc(sizeof *rs);
+    int rc = reuse_open(g, rs, err);
+    if (!rc && plan_runs(g, runs, n, o->retry_failed, rs, plans, src, err)) rc = ERR_RUNTIME;
+    if (!rc && o->dry_run) dry_run(g, runs, n, plans, jobs, threads, cores, o);
+    else if (!rc && grid_provenance_check(o->build_dirty, o->build_commit, o->allow_dirty, err)) rc = ERR_USAGE;
+    else if (!rc) rc = grid_execute(g, runs, n, o, plans, rs, src, jobs, threads, err);
+    reuse_close(rs);
+    free(rs);
+    free(src);
+    free(plans);
     return rc;
 }

@@ -316,14 +316,10 @@ static int check_reference_runs(const AggSet *s, const char *path, int allow_dir
 }
 
 static int copy_file(const char *from_dir, const char *dir, const char *name, Err *err) {
-    char src[4200], dst[4200], *buf = NULL;
-    size_t len = 0;
+    char src[4200], dst[4200];
     snprintf(src, sizeof src, "%s/%s", from_dir, name);
     snprintf(dst, sizeof dst, "%s/%s", dir, name);
-    if (fs_read_file(src, 0, 0, ERR_RUNTIME, &buf, &len, err)) return ERR_RUNTIME;
-    int rc = fs_write_atomic(dst, buf, len, err);
-    free(buf);
-    return rc;
+    return fs_copy_file(src, dst, err);
 }
 
 static int write_reference_files(const char *dir, const char *fd, const AggSet *s, Err *err) {

@@ -81,6 +81,8 @@ static int exists(const char *p) {
     return stat(p, &st) == 0;
 }
 
+static int sh_in_tmp(char **out, const char *fmt, ...);
+
 static CsvTable read_csv(const char *path) {
     CsvTable t;
     Err e = {0};
@@ -734,6 +736,60 @@ Test(grid, rerun_is_bit_exact_against_its_reference) {
     free(grid); free(a); free(b); free(ref); free(runs);
 }
 
+/* grid.reuse (grid.h): a second grid sharing two runs with a first copies
+ * them (same ids, same final_top1 and checkpoint_sha256, its own sweep
+ * columns) and trains only the rest; a row built from a dirty tree is not
+ * reused (the test forces git_dirty: the binary under test may come from a
+ * developer's tree). */
+Test(grid, reuse_copies_finished_runs_of_another_grid) {
+    char *g1 = write_grid("g1.ini", "seeds = 0\n[sweep]\nmoe.method = dense, ewa\n");
+    char *a = tu_path(tmp, "a"), *b = tu_path(tmp, "b"), *runs_a = tu_path(a, "runs.csv");
+    Proc p = EWA("grid", "--allow-dirty", "--config", g1, "--jobs", "2", "--out", a);
+    cr_assert_eq(p.status, 0, "grid: exit %d\n%s", p.status, p.err);
+    proc_free(&p);
+    /* dense's row from a clean tree, ewa's from a dirty one */
+    char *o = NULL;
+    cr_assert_eq(sh_in_tmp(&o, "awk -F, -v OFS=, 'NR==1{for(i=1;i<=NF;i++) if($i==\"git_dirty\") c=i; print; next}"
+                               " {$c = ($0 ~ /moe.method=dense/) ? 0 : 1; print}' a/runs.csv > a/r && mv a/r a/runs.csv"),
+                 0, "%s", o);
+    free(o);
+    char body[512];
+    snprintf(body, sizeof body, "seeds = 0\nreuse = %s\n[sweep]\nmoe.method = dense, ewa, rmoe\nmoe.beta = 0.3\n", a);
+    char *g2 = write_grid("g2.ini", body);
+    p = EWA("grid", "--config", g2, "--out", b, "--dry-run");
+    cr_assert_eq(p.status, 0, "dry run: exit %d\n%s", p.status, p.err);
+    cr_assert(strstr(p.out, "1 to copy (grid.reuse), 2 to run"), "%s", p.out);
+    proc_free(&p);
+    p = EWA("grid", "--allow-dirty", "--config", g2, "--jobs", "2", "--out", b);
+    cr_assert_eq(p.status, 0, "grid: exit %d\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "[grid] copied 1 finished runs from grid.reuse"), "%s", p.err);
+    proc_free(&p);
+    char *runs_b = tu_path(b, "runs.csv");
+    CsvTable ta = read_csv(runs_a), tb = read_csv(runs_b);
+    cr_assert_eq(tb.nrows, 3);
+    int ia = csv_col(&ta, "run_id"), ib = csv_col(&tb, "run_id"), sb = csv_col(&tb, "sweep.moe.beta");
+    cr_assert(sb >= 0, "the copied run's row has this grid's sweep columns");
+    int same = 0;
+    for (int r = 0; r < ta.nrows; r++)
+        for (int q = 0; q < tb.nrows; q++) {
+            if (strcmp(csv_cell(&ta, r, ia), csv_cell(&tb, q, ib))) continue;
+            static const char *const cols[] = {"final_top1", "checkpoint_sha256", "git_commit"};
+            for (int k = 0; k < 3; k++)
+                cr_assert_str_eq(csv_cell(&ta, r, csv_col(&ta, cols[k])), csv_cell(&tb, q, csv_col(&tb, cols[k])));
+            cr_assert_str_eq(csv_cell(&tb, q, sb), "0.3");
+            same++;
+        }
+    cr_assert_eq(same, 2, "dense (copied) and ewa (trained again) have the first grid's ids");
+    csv_table_free(&ta); csv_table_free(&tb);
+    /* bad reuse lists name the key */
+    char *g3 = write_grid("g3.ini", "seeds = 0\n[profile.p]\ngrid.reuse =\n");
+    p = EWA("grid", "--config", g3, "--profile", "p", "--dry-run");
+    cr_assert_eq(p.status, 2);
+    cr_assert(strstr(p.err, "[profile.p] grid.reuse: expected a list of results directories"), "%s", p.err);
+    proc_free(&p);
+    free(g1); free(g2); free(g3); free(a); free(b); free(runs_a); free(runs_b);
+}
+
 /* ---------------------------------------------------------------- end to end */
 
 static const char TINY3[] =
@@ -1063,8 +1119,6 @@ Test(grid, aggregate_reports_the_mean_training_cost) {
  * row and each pooled row names its method, the title and axis name the
  * baseline read from the table, and one pooled cell is "1 cell". Needs
  * gnuplot (make deps); run from the repository root (make test). */
-static int sh_in_tmp(char **out, const char *fmt, ...);
-
 Test(grid, forest_plot_names_each_method_and_the_baseline) {
     static const char csv[] = "run_id,status,final_top1,seed,method\n"
                               "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nc,ok,0.70,2,dense\n"
