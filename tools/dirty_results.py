@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 
-BEGIN, END = "<!-- dirty-results:begin -->", "<!-- dirty-results:end -->"
+import mdblock   # tools/mdblock.py: the generated-block markers
 
 
 def tracked_runs_csv():
@@ -59,40 +59,10 @@ def listing():
     return "\n".join(lines)
 
 
-def replaced(path, text):
-    """The file's text and the text with the block between the markers replaced."""
-    with open(path) as f:
-        doc = f.read()
-    if BEGIN not in doc or END not in doc:
-        sys.exit("%s: markers %s ... %s not found" % (path, BEGIN, END))
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return doc, head + BEGIN + "\n" + text + "\n" + END + tail
-
-
-def update(path, text):
-    _, new = replaced(path, text)
-    with open(path, "w") as f:
-        f.write(new)
-
-
-def check(path, text):
-    old, new = replaced(path, text)
-    if old != new:
-        sys.exit("%s: the list of results from a dirty tree is stale; run "
-                 "tools/dirty_results.py --update %s and commit it" % (path, path))
-    print("%s: the list of results from a dirty tree is current" % path)
-
-
 def main():
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    text = listing()
-    if len(sys.argv) == 3 and sys.argv[1] in ("--update", "--check"):
-        (update if sys.argv[1] == "--update" else check)(sys.argv[2], text)
-    elif len(sys.argv) == 1:
-        print(text)
-    else:
-        sys.exit("usage: tools/dirty_results.py [--update FILE | --check FILE]")
+    mdblock.main(sys.argv, "tools/dirty_results.py", "dirty-results", "the list of results from a dirty tree",
+                 listing)
 
 
 if __name__ == "__main__":
