@@ -7,12 +7,14 @@ Reads the pilot grids' outputs (OUT/runs.csv and OUT/runs/<run_id>/metrics.csv) 
      against the tenth before it (criterion: within 1%), and
      the change of validation top-1 over the evaluations in the last quarter of training, against its
      binomial standard error (criterion: within 2 SE);
-  2. per cell: the paired EWA - dense difference of final test top-1 over seeds (mean, sd, n) and the
+  2. per cell and method: how many runs meet each convergence criterion;
+  3. per cell: the paired difference of final test top-1 to dense over seeds (mean, sd, n) for each other
+     method, and the
      number of seeds n for which the minimum detectable effect
         MDE(n) = (t_{0.975, n-1} + t_{0.8, n-1}) * sd / sqrt(n)
      (paired t-test, alpha 0.05 two-sided, power 0.8; the same formula as experiments/stats.c)
      falls to 1.0 and to 1.5 points;
-  3. per run: training seconds per epoch and the run's wall seconds (start to end: training, every
+  4. per run: training seconds per epoch and the run's wall seconds (start to end: training, every
      evaluation and the checkpoints), the two numbers the design's cost arithmetic uses.
 t quantiles come from mpmath (Debian python3-mpmath), independent of the C code's GSL.
 
@@ -117,23 +119,34 @@ def report(dirs):
               f"{float(r['final_top1']):.4f} | {100 * r['dloss']:+.2f}% | {100 * r['dval']:+.2f} "
               f"({200 * r['se']:.2f}) pt | {r['sec_per_epoch']:.1f} | {r['wall']:.0f} |")
     print()
-    print("| cell | n pairs | mean EWA - dense (pt) | sd (pt) | MDE at n (pt) | seeds for MDE <= 1.0 | "
+    print("| cell | method | runs | validation flat over the last quarter (within 2 SE) | "
+          "training loss within 1% over the last tenth |")
+    print("|---|---|---|---|---|")
+    for key in sorted({(r["cell"], r["method"]) for r in runs}):
+        rs = [r for r in runs if (r["cell"], r["method"]) == key]
+        flat = sum(abs(r["dval"]) <= 2 * r["se"] for r in rs)
+        loss = sum(abs(r["dloss"]) <= 0.01 for r in rs)
+        print(f"| {key[0]} | {key[1]} | {len(rs)} | {flat} of {len(rs)} | {loss} of {len(rs)} |")
+    print()
+    print("| cell | comparison | n pairs | mean difference (pt) | sd (pt) | MDE at n (pt) | seeds for MDE <= 1.0 | "
           "seeds for MDE <= 1.5 |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for cell in sorted({r["cell"] for r in runs}):
         by = {}
         for r in runs:
             if r["cell"] == cell:
                 by.setdefault(r["seed"], {})[r["method"]] = float(r["final_top1"])
-        diffs = [100 * (v["ewa"] - v["dense"]) for v in by.values() if "ewa" in v and "dense" in v]
-        n = len(diffs)
-        if n < 2:
-            print(f"| {cell} | {n} | | | | | |")
-            continue
-        mean = sum(diffs) / n
-        sd = math.sqrt(sum((x - mean) ** 2 for x in diffs) / (n - 1))
-        print(f"| {cell} | {n} | {mean:+.2f} | {sd:.2f} | {mde(sd, n):.2f} | {seeds_needed(sd, 1.0)} | "
-              f"{seeds_needed(sd, 1.5)} |")
+        methods = sorted({m for v in by.values() for m in v if m != "dense"})
+        for m in methods:
+            diffs = [100 * (v[m] - v["dense"]) for v in by.values() if m in v and "dense" in v]
+            n = len(diffs)
+            if n < 2:
+                print(f"| {cell} | {m} - dense | {n} | | | | | |")
+                continue
+            mean = sum(diffs) / n
+            sd = math.sqrt(sum((x - mean) ** 2 for x in diffs) / (n - 1))
+            print(f"| {cell} | {m} - dense | {n} | {mean:+.2f} | {sd:.2f} | {mde(sd, n):.2f} | "
+                  f"{seeds_needed(sd, 1.0)} | {seeds_needed(sd, 1.5)} |")
 
 
 if __name__ == "__main__":
