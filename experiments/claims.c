@@ -245,6 +245,7 @@ typedef struct {
     int n;              /* pairs (seeds) */
     double d, lo, hi, se, df, mde, p0;   /* p0: the table's p against 0, NAN unknown */
     double p, p_holm;   /* against the claim's null value */
+    double cost_s, cost_f;   /* paired rows: train_seconds and flops_train / the baseline cell's (NAN unknown) */
     int verdict;
 } ClaimTest;
 
@@ -267,7 +268,7 @@ typedef struct {
 static ClaimTest *test_add(ClaimResult *r) {
     r->t = xrealloc(r->t, sizeof(ClaimTest) * (size_t)(r->nt + 1));
     ClaimTest *t = memset(&r->t[r->nt++], 0, sizeof(ClaimTest));
-    t->d = t->lo = t->hi = t->se = t->df = t->mde = t->p0 = t->p = t->p_holm = NAN;
+    t->d = t->lo = t->hi = t->se = t->df = t->mde = t->p0 = t->p = t->p_holm = t->cost_s = t->cost_f = NAN;
     t->verdict = V_INCONCLUSIVE;
     return t;
 }
@@ -407,6 +408,25 @@ static void check_cost(ClaimResult *r, ClaimTest *t, const CsvTable *tb, int i, 
              p, pb, f, fb);
 }
 
+/* Row i's training cost relative to its baseline cell's (the row labelled
+ * bl): the ratios of the table's mean train_seconds and flops_train (issue 16:
+ * every comparison shows what its method costs to train); NAN when a table
+ * predates the columns or a value is missing. */
+static void train_cost(ClaimTest *t, const CsvTable *tb, int i, const char *bl) {
+    int cs = csv_col(tb, "train_seconds"), cf = csv_col(tb, "flops_train"), cc = csv_col(tb, "cell"), b = -1;
+    for (int k = 0; cc >= 0 && k < tb->nrows && b < 0; k++)
+        if (!strcmp(csv_cell(tb, k, cc), bl)) b = k;
+    if (b < 0) return;
+    int col[2] = {cs, cf};
+    double *out[2] = {&t->cost_s, &t->cost_f};
+    for (int k = 0; k < 2; k++) {
+        if (col[k] < 0) continue;
+        const char *a = csv_cell(tb, i, col[k]), *z = csv_cell(tb, b, col[k]);
+        double x = a[0] ? strtod(a, NULL) : NAN, y = z[0] ? strtod(z, NULL) : NAN;
+        if (y > 0) *out[k] = x / y;
+    }
+}
+
 static void load_paired(ClaimResult *r) {
     static const char *const names[] = {"diff", "ci_low", "ci_high", "p", "mde", "n_pairs", "cell", "n", "baseline"};
     CsvTable tb;
@@ -430,6 +450,7 @@ static void load_paired(ClaimResult *r) {
         ClaimTest *t = test_add(r);
         snprintf(t->label, sizeof t->label, "%s", cell);
         test_from_row(t, &tb, i, cols);
+        train_cost(t, &tb, i, bl);
         if (r->d->equal_cost) check_cost(r, t, &tb, i, bl, path);
     }
     if (bad && r->verdict != V_NODATA) no_data(r, "%s has no column '%s' (select)", path, bad);
@@ -940,7 +961,7 @@ static void short_label(const ClaimResult *r, const char *label, char *b, size_t
 }
 
 static void md_test_row(FILE *f, const ClaimResult *r, const ClaimTest *t, int pooled) {
-    char lab[1024], e[128], p[32], ph[32], mde[32];
+    char lab[1024], e[128], p[32], ph[32], mde[32], cost[64] = "-";
     if (pooled) snprintf(lab, sizeof lab, "%s", t->label);
     else short_label(r, t->label, lab, sizeof lab);
     fmt_est(e, sizeof e, r->d, t);
@@ -948,8 +969,14 @@ static void md_test_row(FILE *f, const ClaimResult *r, const ClaimTest *t, int p
     fmt_p(ph, sizeof ph, t->p_holm);
     if (isnan(t->mde)) snprintf(mde, sizeof mde, "-");
     else snprintf(mde, sizeof mde, "%.*f", unit_prec(r->d), unit_scale(r->d) * t->mde);
-    fprintf(f, "| %s | %s | %s | %s | %d | %s | %s | %s%s%s |\n", lab, e, p, ph, t->n, mde, VERDICT[t->verdict],
-            t->note ? "no test: " : "", t->note ? t->note : "", t->extra);
+    if (!isnan(t->cost_s) || !isnan(t->cost_f))
+        snprintf(cost, sizeof cost, "%.2fx s, %.2fx FLOPs", t->cost_s, t->cost_f);
+    if (r->d->test == T_PAIRED)
+        fprintf(f, "| %s | %s | %s | %s | %d | %s | %s | %s | %s%s%s |\n", lab, e, p, ph, t->n, mde, cost,
+                VERDICT[t->verdict], t->note ? "no test: " : "", t->note ? t->note : "", t->extra);
+    else
+        fprintf(f, "| %s | %s | %s | %s | %d | %s | %s | %s%s%s |\n", lab, e, p, ph, t->n, mde, VERDICT[t->verdict],
+                t->note ? "no test: " : "", t->note ? t->note : "", t->extra);
 }
 
 static void md_claim(FILE *f, const ClaimResult *r, const char *outdir) {
@@ -966,8 +993,14 @@ static void md_claim(FILE *f, const ClaimResult *r, const char *outdir) {
         fprintf(f, "Inference cost: every compared row has its baseline's `params_inference` and `flops_inference` "
                    "(%d rows).\n", r->cost_equal);
     if (!r->nt && !r->has_pooled) return;
-    fprintf(f, "\n| row | estimate [95%% CI], %s | p | p (Holm) | n | MDE | verdict | note |\n", u);
-    fprintf(f, "|---|---|---|---|---|---|---|---|\n");
+    if (d->test == T_PAIRED) {   /* training cost beside the accuracy (issue 16) */
+        fprintf(f, "\n| row | estimate [95%% CI], %s | p | p (Holm) | n | MDE | training cost vs baseline | verdict | "
+                   "note |\n", u);
+        fprintf(f, "|---|---|---|---|---|---|---|---|---|\n");
+    } else {
+        fprintf(f, "\n| row | estimate [95%% CI], %s | p | p (Holm) | n | MDE | verdict | note |\n", u);
+        fprintf(f, "|---|---|---|---|---|---|---|---|\n");
+    }
     if (r->has_pooled) md_test_row(f, r, &r->pooled, 1);
     for (int i = 0; i < r->nt; i++) md_test_row(f, r, &r->t[i], 0);
 }
@@ -1027,7 +1060,7 @@ static void csv_num(char *b, double v, const char *f) {
 
 /* One row per test (pooled first), unscaled: the numbers of CLAIMS.md for
  * scripts and tests. */
-enum { CC_N = 12 };
+enum { CC_N = 14, CC_NUM = 9 };
 static void csv_test_row(const ClaimResult *r, const ClaimTest *t, char (*v)[32], const char **row) {
     csv_num(v[0], t->d, "%.9g");
     csv_num(v[1], t->lo, "%.9g");
@@ -1036,25 +1069,29 @@ static void csv_test_row(const ClaimResult *r, const ClaimTest *t, char (*v)[32]
     csv_num(v[4], t->p_holm, "%.9g");
     snprintf(v[5], 32, "%d", t->n);
     csv_num(v[6], t->mde, "%.9g");
+    csv_num(v[7], t->cost_s, "%.6g");
+    csv_num(v[8], t->cost_f, "%.6g");
     const char *vals[CC_N] = {r->d->id, VERDICT[r->verdict], t == &r->pooled ? "pooled" : t->label, v[0], v[1],
-                              v[2], v[3], v[4], v[5], v[6], VERDICT[t->verdict], t->note ? t->note : ""};
+                              v[2], v[3], v[4], v[5], v[6], VERDICT[t->verdict], t->note ? t->note : "", v[7], v[8]};
     memcpy(row, vals, sizeof vals);
 }
 
 static int write_claims_csv(const char *path, const ClaimResult *res, int n, Err *err) {
     static const char *const hdr[CC_N] = {"claim", "claim_verdict", "row", "estimate", "ci_low", "ci_high",
-                                          "p", "p_holm", "n", "mde", "verdict", "note"};
+                                          "p", "p_holm", "n", "mde", "verdict", "note",
+                                          "train_seconds_ratio", "flops_train_ratio"};
     int nrows = 0;
     for (int i = 0; i < n; i++) nrows += res[i].nt + res[i].has_pooled + (!res[i].nt && !res[i].has_pooled);
     const char **cells = xmalloc(sizeof(char *) * (size_t)(nrows + 1) * CC_N);
-    char (*buf)[32] = xmalloc(sizeof *buf * (size_t)(nrows + 1) * 7);
+    char (*buf)[32] = xmalloc(sizeof *buf * (size_t)(nrows + 1) * CC_NUM);
     int k = 0;
     for (int i = 0; i < n; i++) {
         const ClaimResult *r = &res[i];
-        if (r->has_pooled) { csv_test_row(r, &r->pooled, buf + 7 * k, cells + CC_N * k); k++; }
-        for (int j = 0; j < r->nt; j++, k++) csv_test_row(r, &r->t[j], buf + 7 * k, cells + CC_N * k);
+        if (r->has_pooled) { csv_test_row(r, &r->pooled, buf + CC_NUM * k, cells + CC_N * k); k++; }
+        for (int j = 0; j < r->nt; j++, k++) csv_test_row(r, &r->t[j], buf + CC_NUM * k, cells + CC_N * k);
         if (r->nt || r->has_pooled) continue;
-        const char *vals[CC_N] = {r->d->id, VERDICT[r->verdict], "", "", "", "", "", "", "", "", "", r->reason};
+        const char *vals[CC_N] = {r->d->id, VERDICT[r->verdict], "", "", "", "", "", "", "", "", "", r->reason,
+                                  "", ""};
         memcpy(cells + CC_N * k++, vals, sizeof vals);
     }
     int rc = csv_write_file(path, CC_N, hdr, nrows, cells, err);

@@ -82,7 +82,9 @@
  * and writes out (Markdown; links relative to out's directory) and, beside
  * it, out with ".md" replaced by ".csv" (one row per test, pooled first:
  * claim, claim_verdict, row, estimate, ci_low, ci_high, p, p_holm, n, mde,
- * verdict, note; unscaled: top-1 as a fraction, bits; a claim without rows
+ * verdict, note, train_seconds_ratio, flops_train_ratio (a paired row's mean
+ * training seconds and FLOPs over its baseline cell's, from table.csv; empty
+ * when unknown); unscaled: top-1 as a fraction, bits; a claim without rows
  * has one row with its reason in note), both atomically. Prints one
  * line per claim (id, verdict). ERR_USAGE for a bad config (file and line),
  * ERR_RUNTIME when out cannot be written; a missing or unusable table is a

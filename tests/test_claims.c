@@ -6,6 +6,7 @@
  * tables it writes. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <sys/stat.h>
 
 #include "../experiments/aggregate.h"
 #include "../experiments/claims.h"
@@ -234,6 +235,41 @@ Test(claims, every_figure_and_verdict_matches_the_independent_computation) {
     csv_table_free(&got); csv_table_free(&want);
     tu_rmrf(dir);
     free(dir); free(md); free(want_p);
+}
+
+/* A paired row shows its training cost beside the accuracy (issue 16): the
+ * ratios of the cell's mean train_seconds and flops_train (bin/ewa aggregate)
+ * to its baseline's, in CLAIMS.csv and in the claim's table. */
+Test(claims, paired_rows_report_the_training_cost_ratio) {
+    char *dir = tu_tmpdir(), *tdir = tu_path(dir, "t");
+    cr_assert_eq(mkdir(tdir, 0755), 0);
+    char *runs = write_text(tdir, "runs.csv",
+                            "run_id,status,final_top1,seed,method,train_seconds,flops_train\n"
+                            "a,ok,0.50,0,dense,100,3e12\nb,ok,0.60,1,dense,100,3e12\nc,ok,0.70,2,dense,100,3e12\n"
+                            "d,ok,0.52,0,ewa,110,3e12\ne,ok,0.61,1,ewa,110,3e12\nf,ok,0.73,2,ewa,110,3e12\n");
+    Err err = {0};
+    cr_assert_eq(aggregate_runs(runs, tdir, NULL, "method=dense", &err), 0, "%s", err.msg);
+    char *ini = write_text(dir, "claims.ini", "[claim.x]\ntext = t\ntest = paired\ntable = t\nselect = method=ewa\n"
+                                              "baseline = method=dense\ndirection = greater\n");
+    char *out = tu_path(dir, "CLAIMS.md"), *csv = tu_path(dir, "CLAIMS.csv");
+    cr_assert_eq(claims_run(ini, dir, out, &err), 0, "%s", err.msg);
+    CsvTable t;
+    cr_assert_eq(csv_read_file(csv, &t, &err), 0, "%s", err.msg);
+    int rs = csv_col(&t, "train_seconds_ratio"), rf = csv_col(&t, "flops_train_ratio"), rr = csv_col(&t, "row");
+    cr_assert(rs >= 0 && rf >= 0);
+    int seen = 0;
+    for (int r = 0; r < t.nrows; r++) {
+        if (!strcmp(csv_cell(&t, r, rr), "pooled")) continue;
+        cr_expect_str_eq(csv_cell(&t, r, rs), "1.1");
+        cr_expect_str_eq(csv_cell(&t, r, rf), "1");
+        seen++;
+    }
+    cr_expect_eq(seen, 1);
+    char *md = slurp(out, NULL);
+    cr_expect(strstr(md, "| training cost vs baseline |") && strstr(md, "| 1.10x s, 1.00x FLOPs |"), "%s", md);
+    csv_table_free(&t);
+    tu_rmrf(dir);
+    free(dir); free(tdir); free(runs); free(ini); free(out); free(csv); free(md);
 }
 
 /* Each verdict kind occurs (the expected file says which claim gets which). */
