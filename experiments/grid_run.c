@@ -108,16 +108,18 @@ typedef enum { PLAN_DONE, PLAN_SKIP_FAILED, PLAN_RECORD, PLAN_RESUME, PLAN_FRESH
  * union's parts may name their own), each with its runs.csv when it has one. */
 typedef struct {
     int n;
-    const char *dir[64];
-    CsvTable t[64];
-    int have[64];
+    const char **dir;   /* n each; the names are g's */
+    CsvTable *t;
+    int *have;
 } ReuseSet;
 
 static void reuse_add(ReuseSet *rs, const GridSpec *g) {
     for (int i = 0; i < g->nreuse; i++) {
         int dup = 0;
         for (int k = 0; k < rs->n && !dup; k++) dup = !strcmp(rs->dir[k], g->reuse[i]);
-        if (!dup && rs->n < 64) rs->dir[rs->n++] = g->reuse[i];
+        if (dup) continue;
+        rs->dir = xrealloc(rs->dir, sizeof *rs->dir * (size_t)(rs->n + 1));
+        rs->dir[rs->n++] = g->reuse[i];
     }
     for (int k = 0; k < g->nparts; k++) reuse_add(rs, &g->parts[k]);
 }
@@ -125,6 +127,9 @@ static void reuse_add(ReuseSet *rs, const GridSpec *g) {
 static int reuse_open(const GridSpec *g, ReuseSet *rs, Err *err) {
     memset(rs, 0, sizeof *rs);
     reuse_add(rs, g);
+    rs->t = calloc((size_t)rs->n + 1, sizeof *rs->t);
+    rs->have = calloc((size_t)rs->n + 1, sizeof *rs->have);
+    if (!rs->t || !rs->have) return err_set(err, ERR_RUNTIME, "out of memory");
     for (int k = 0; k < rs->n; k++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/runs.csv", rs->dir[k]);
@@ -138,8 +143,11 @@ static int reuse_open(const GridSpec *g, ReuseSet *rs, Err *err) {
 }
 
 static void reuse_close(ReuseSet *rs) {
-    for (int k = 0; k < rs->n; k++)
+    for (int k = 0; rs->have && k < rs->n; k++)
         if (rs->have[k]) csv_table_free(&rs->t[k]);
+    free(rs->dir);
+    free(rs->t);
+    free(rs->have);
 }
 
 /* The index of a reuse directory holding run id ok, from a clean tree, with
@@ -526,14 +534,13 @@ int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *er
                 jobs, cores);
     Plan *plans = xmalloc(sizeof(Plan) * ((size_t)n + 1));
     int *src = xmalloc(sizeof(int) * ((size_t)n + 1));
-    ReuseSet *rs = xmalloc(sizeof *rs);
+    ReuseSet rs_, *rs = &rs_;
     int rc = reuse_open(g, rs, err);
     if (!rc && plan_runs(g, runs, n, o->retry_failed, rs, plans, src, err)) rc = ERR_RUNTIME;
     if (!rc && o->dry_run) dry_run(g, runs, n, plans, jobs, threads, cores, o);
     else if (!rc && grid_provenance_check(o->build_dirty, o->build_commit, o->allow_dirty, err)) rc = ERR_USAGE;
     else if (!rc) rc = grid_execute(g, runs, n, o, plans, rs, src, jobs, threads, err);
     reuse_close(rs);
-    free(rs);
     free(src);
     free(plans);
     return rc;
