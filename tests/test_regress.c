@@ -313,6 +313,8 @@ Test(regress, subset_checks_the_rerun_runs_only) {
     cr_assert_eq(r.mode, REGRESS_EXACT, "%s", text);
     cr_assert_eq(r.nfail, 1, "%s", text);
     cr_assert(strstr(text, "FAIL  --subset: none of the reference's runs is in the new runs"), "%s", text);
+    cr_assert(strstr(text, "0 of 0 reference runs reproduced bit for bit (final_top1 and checkpoint_sha256), 0 differ; "
+                           "12 not rerun (--subset)"), "%s", text);
     regress_result_free(&r); free(text);
     for (char *q = txt; (q = strstr(q, ",A,")) || (q = strstr(txt, ",B,")); q = txt) q[1] = 'Q';
     char *other = tu_write(tmp, "other.csv", txt, strlen(txt));
