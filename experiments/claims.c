@@ -390,16 +390,22 @@ static void paired_unmatched(ClaimResult *r, const char *cell, const KvList *bas
     t->note = "no baseline cell in the table";
 }
 
+/* The row of table tb whose cell label is label (a baseline cell); -1 none. */
+static int find_cell_row(const CsvTable *tb, const char *label) {
+    int cc = csv_col(tb, "cell");
+    for (int k = 0; cc >= 0 && k < tb->nrows; k++)
+        if (!strcmp(csv_cell(tb, k, cc), label)) return k;
+    return -1;
+}
+
 /* equal_cost: row i's params_inference and flops_inference against its
- * baseline cell's (the row labelled bl). */
-static void check_cost(ClaimResult *r, ClaimTest *t, const CsvTable *tb, int i, const char *bl, const char *path) {
-    int cp = csv_col(tb, "params_inference"), cf = csv_col(tb, "flops_inference"), cc = csv_col(tb, "cell"), b = -1;
+ * baseline cell's (row b, -1 if absent). */
+static void check_cost(ClaimResult *r, ClaimTest *t, const CsvTable *tb, int i, int b, const char *path) {
+    int cp = csv_col(tb, "params_inference"), cf = csv_col(tb, "flops_inference");
     if (cp < 0 || cf < 0) {
         no_data(r, "%s has no params_inference / flops_inference columns (equal_cost)", path);
         return;
     }
-    for (int k = 0; k < tb->nrows && b < 0; k++)
-        if (!strcmp(csv_cell(tb, k, cc), bl)) b = k;
     const char *p = csv_cell(tb, i, cp), *f = csv_cell(tb, i, cf);
     const char *pb = b >= 0 ? csv_cell(tb, b, cp) : "?", *fb = b >= 0 ? csv_cell(tb, b, cf) : "?";
     if (p[0] && f[0] && !strcmp(p, pb) && !strcmp(f, fb)) { r->cost_equal++; return; }
@@ -408,14 +414,11 @@ static void check_cost(ClaimResult *r, ClaimTest *t, const CsvTable *tb, int i, 
              p, pb, f, fb);
 }
 
-/* Row i's training cost relative to its baseline cell's (the row labelled
- * bl): the ratios of the table's mean train_seconds and flops_train (issue 16:
+/* Row i's training cost relative to its baseline cell's (row b): the ratios of the table's mean train_seconds and flops_train (issue 16:
  * every comparison shows what its method costs to train); NAN when a table
  * predates the columns or a value is missing. */
-static void train_cost(ClaimTest *t, const CsvTable *tb, int i, const char *bl) {
-    int cs = csv_col(tb, "train_seconds"), cf = csv_col(tb, "flops_train"), cc = csv_col(tb, "cell"), b = -1;
-    for (int k = 0; cc >= 0 && k < tb->nrows && b < 0; k++)
-        if (!strcmp(csv_cell(tb, k, cc), bl)) b = k;
+static void train_cost(ClaimTest *t, const CsvTable *tb, int i, int b) {
+    int cs = csv_col(tb, "train_seconds"), cf = csv_col(tb, "flops_train");
     if (b < 0) return;
     int col[2] = {cs, cf};
     double *out[2] = {&t->cost_s, &t->cost_f};
@@ -450,8 +453,9 @@ static void load_paired(ClaimResult *r) {
         ClaimTest *t = test_add(r);
         snprintf(t->label, sizeof t->label, "%s", cell);
         test_from_row(t, &tb, i, cols);
-        train_cost(t, &tb, i, bl);
-        if (r->d->equal_cost) check_cost(r, t, &tb, i, bl, path);
+        int b = find_cell_row(&tb, bl);
+        train_cost(t, &tb, i, b);
+        if (r->d->equal_cost) check_cost(r, t, &tb, i, b, path);
     }
     if (bad && r->verdict != V_NODATA) no_data(r, "%s has no column '%s' (select)", path, bad);
     if (npooled > 1 && r->verdict != V_NODATA)
@@ -971,12 +975,10 @@ static void md_test_row(FILE *f, const ClaimResult *r, const ClaimTest *t, int p
     else snprintf(mde, sizeof mde, "%.*f", unit_prec(r->d), unit_scale(r->d) * t->mde);
     if (!isnan(t->cost_s) || !isnan(t->cost_f))
         snprintf(cost, sizeof cost, "%.2fx s, %.2fx FLOPs", t->cost_s, t->cost_f);
-    if (r->d->test == T_PAIRED)
-        fprintf(f, "| %s | %s | %s | %s | %d | %s | %s | %s | %s%s%s |\n", lab, e, p, ph, t->n, mde, cost,
-                VERDICT[t->verdict], t->note ? "no test: " : "", t->note ? t->note : "", t->extra);
-    else
-        fprintf(f, "| %s | %s | %s | %s | %d | %s | %s | %s%s%s |\n", lab, e, p, ph, t->n, mde, VERDICT[t->verdict],
-                t->note ? "no test: " : "", t->note ? t->note : "", t->extra);
+    char costcol[80] = "";   /* paired claims only: the training cost column */
+    if (r->d->test == T_PAIRED) snprintf(costcol, sizeof costcol, " %s |", cost);
+    fprintf(f, "| %s | %s | %s | %s | %d | %s |%s %s | %s%s%s |\n", lab, e, p, ph, t->n, mde, costcol,
+            VERDICT[t->verdict], t->note ? "no test: " : "", t->note ? t->note : "", t->extra);
 }
 
 static void md_claim(FILE *f, const ClaimResult *r, const char *outdir) {
@@ -993,14 +995,10 @@ static void md_claim(FILE *f, const ClaimResult *r, const char *outdir) {
         fprintf(f, "Inference cost: every compared row has its baseline's `params_inference` and `flops_inference` "
                    "(%d rows).\n", r->cost_equal);
     if (!r->nt && !r->has_pooled) return;
-    if (d->test == T_PAIRED) {   /* training cost beside the accuracy (issue 16) */
-        fprintf(f, "\n| row | estimate [95%% CI], %s | p | p (Holm) | n | MDE | training cost vs baseline | verdict | "
-                   "note |\n", u);
-        fprintf(f, "|---|---|---|---|---|---|---|---|---|\n");
-    } else {
-        fprintf(f, "\n| row | estimate [95%% CI], %s | p | p (Holm) | n | MDE | verdict | note |\n", u);
-        fprintf(f, "|---|---|---|---|---|---|---|---|\n");
-    }
+    int paired = d->test == T_PAIRED;   /* paired: training cost beside the accuracy (issue 16) */
+    fprintf(f, "\n| row | estimate [95%% CI], %s | p | p (Holm) | n | MDE |%s verdict | note |\n", u,
+            paired ? " training cost vs baseline |" : "");
+    fprintf(f, "|---|---|---|---|---|---|---|---|%s\n", paired ? "---|" : "");
     if (r->has_pooled) md_test_row(f, r, &r->pooled, 1);
     for (int i = 0; i < r->nt; i++) md_test_row(f, r, &r->t[i], 0);
 }
