@@ -4,6 +4,11 @@
 CC      ?= cc
 OPT     ?= -O3 -march=native
 CFLAGS  += $(OPT) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fopenmp -g
+# -fno-math-errno: no code reads errno after a math function, and without it
+# GCC cannot vectorise a loop that calls sqrtf (AdamW's update ran scalar:
+# 2.4x slower on 5.35 M parameters). sqrt and division stay IEEE correctly
+# rounded, so results are bit-identical.
+CFLAGS  += -fno-math-errno
 # The OpenMP build of OpenBLAS shares one thread pool with our OpenMP kernels,
 # so GEMMs and element-wise kernels never oversubscribe the cores.
 BLAS_DIR := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/*/openblas-openmp))

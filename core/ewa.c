@@ -7,18 +7,31 @@ double ewa_factor(int n_experts, float beta) {
     return 1.0 - n_experts * (double)beta / (n_experts - 1);
 }
 
-/* n elements of E tensors t[e]: t[e][i] <- mean_i + c (t[e][i] - mean_i). */
+/* n elements of E tensors t[e]: t[e][i] <- mean_i + c (t[e][i] - mean_i),
+ * mean_i = (sum over e in order of t[e][i], in double) / E. Done in chunks of
+ * AVG_CHUNK elements with the sum's e-loop outside the i-loop, so each pass is
+ * a contiguous, vectorised sweep (one element at a time over E pointers does
+ * not vectorise); each element sees the same operations in the same order. */
+enum { AVG_CHUNK = 512 };
+
 static void average_tensor(float *const *t, int E, size_t n, double c) {
+    size_t nchunk = (n + AVG_CHUNK - 1) / AVG_CHUNK;
     #pragma omp parallel for schedule(static) if (n > 4096)
-    for (size_t i = 0; i < n; i++) {
-        double mean = 0;
-        for (int e = 0; e < E; e++) mean += t[e][i];
-        mean /= E;
-        if (c == 0.0) {
-            float v = (float)mean;
-            for (int e = 0; e < E; e++) t[e][i] = v;
-        } else {
-            for (int e = 0; e < E; e++) t[e][i] = (float)(mean + c * ((double)t[e][i] - mean));
+    for (size_t k = 0; k < nchunk; k++) {
+        size_t i0 = k * AVG_CHUNK, len = n - i0 < AVG_CHUNK ? n - i0 : AVG_CHUNK;
+        double mean[AVG_CHUNK];
+        for (size_t i = 0; i < len; i++) mean[i] = 0.0;
+        for (int e = 0; e < E; e++) {
+            const float *x = t[e] + i0;
+            for (size_t i = 0; i < len; i++) mean[i] += x[i];
+        }
+        for (size_t i = 0; i < len; i++) mean[i] /= E;
+        for (int e = 0; e < E; e++) {
+            float *x = t[e] + i0;
+            if (c == 0.0)
+                for (size_t i = 0; i < len; i++) x[i] = (float)mean[i];
+            else
+                for (size_t i = 0; i < len; i++) x[i] = (float)(mean[i] + c * ((double)x[i] - mean[i]));
         }
     }
 }
