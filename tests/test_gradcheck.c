@@ -51,7 +51,7 @@ static double ln_loss(void *c_) {
 }
 Test(gradcheck, layernorm) {
     Rng r; rng_seed(&r, 2);
-    int N = 6, C = 40; size_t n = (size_t)N * C;   /* C > 32 exercises two column blocks */
+    int N = 13, C = 40; size_t n = (size_t)N * C;   /* N > 8: a full and a partial row block; C > 32: two column blocks */
     LnCtx c = {.N = N, .C = C};
     c.in = zf(n); c.w = zf(C); c.b = zf(C); c.out = zf(n); c.mean = zf(N); c.rstd = zf(N); c.R = zf(n);
     gc_fill(c.in, n, &r, 1); gc_fill(c.w, C, &r, 1); gc_fill(c.b, C, &r, 1); gc_fill(c.R, n, &r, 1);

@@ -1,22 +1,46 @@
 #include <math.h>
 #include "layers.h"
 
+/* Rows per work item of the forward. A row's mean and variance are float
+ * chains added in index order, and one chain runs at the adder's latency:
+ * LN_RB rows' chains are interleaved (r inside i) so they run side by side;
+ * each row still sees the same operations in the same order, so results are
+ * bit-identical to one row at a time. GCC's SLP vectoriser would turn the
+ * interleaved chains into shuffles (measured slower), hence the attribute.
+ * Measured (1 thread, CPU time, beside other work): 1.7-1.9x at N 3200, C 64
+ * and 96 (vit-micro and vit-mini at batch 64), 1.2-1.4x at C 192. The backward's two chains per row
+ * gained nothing from the same change and keep one row at a time. */
+enum { LN_RB = 8 };
+
+/* Rows n0 .. n0+nr-1 (nr <= LN_RB). */
+__attribute__((optimize("no-tree-slp-vectorize"))) static void
+fwd_rows(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b,
+         int n0, int nr, int C, float eps) {
+    const float *x = in + (size_t)n0 * C;
+    float m[LN_RB] = {0}, v[LN_RB] = {0}, s[LN_RB];
+    for (int i = 0; i < C; i++)
+        for (int r = 0; r < nr; r++) m[r] += x[(size_t)r * C + i];
+    for (int r = 0; r < nr; r++) m[r] /= C;
+    for (int i = 0; i < C; i++)
+        for (int r = 0; r < nr; r++) { float d = x[(size_t)r * C + i] - m[r]; v[r] += d * d; }
+    for (int r = 0; r < nr; r++) {
+        v[r] /= C;
+        s[r] = 1.0f / sqrtf(v[r] + eps);
+        const float *xr = x + (size_t)r * C;
+        float *o = out + (size_t)(n0 + r) * C;
+        for (int i = 0; i < C; i++) o[i] = (xr[i] - m[r]) * s[r] * w[i] + b[i];
+        mean[n0 + r] = m[r];
+        rstd[n0 + r] = s[r];
+    }
+}
+
 void layernorm_forward(float *out, float *mean, float *rstd, const float *in,
                        const float *w, const float *b, int N, int C, float eps) {
+    int nrb = (N + LN_RB - 1) / LN_RB;
     #pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *x = in + (size_t)n * C;
-        float *o = out + (size_t)n * C;
-        float m = 0.0f;
-        for (int i = 0; i < C; i++) m += x[i];
-        m /= C;
-        float v = 0.0f;
-        for (int i = 0; i < C; i++) { float d = x[i] - m; v += d * d; }
-        v /= C;
-        float s = 1.0f / sqrtf(v + eps);
-        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
-        mean[n] = m;
-        rstd[n] = s;
+    for (int rb = 0; rb < nrb; rb++) {
+        int n0 = rb * LN_RB, nr = N - n0 < LN_RB ? N - n0 : LN_RB;
+        fwd_rows(out, mean, rstd, in, w, b, n0, nr, C, eps);
     }
 }
 
