@@ -12,8 +12,14 @@
  * gained nothing from the same change and keep one row at a time. */
 enum { LN_RB = 8 };
 
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_SLP_VECTORIZE __attribute__((optimize("no-tree-slp-vectorize")))
+#else
+#define NO_SLP_VECTORIZE   /* clang (the fuzz build) has no such attribute */
+#endif
+
 /* Rows n0 .. n0+nr-1 (nr <= LN_RB). */
-__attribute__((optimize("no-tree-slp-vectorize"))) static void
+NO_SLP_VECTORIZE static void
 fwd_rows(float *out, float *mean, float *rstd, const float *in, const float *w, const float *b,
          int n0, int nr, int C, float eps) {
     const float *x = in + (size_t)n0 * C;
