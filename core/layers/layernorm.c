@@ -8,8 +8,9 @@
  * bit-identical to one row at a time. GCC's SLP vectoriser would turn the
  * interleaved chains into shuffles (measured slower), hence the attribute.
  * Measured (1 thread, CPU time, beside other work): 1.7-1.9x at N 3200, C 64
- * and 96 (vit-micro and vit-mini at batch 64), 1.2-1.4x at C 192. The backward's two chains per row
- * gained nothing from the same change and keep one row at a time. */
+ * and 96 (vit-micro and vit-mini at batch 64), 1.2-1.4x at C 192. The
+ * backward's two chains per row gained nothing from the same change and
+ * keep one row at a time. */
 enum { LN_RB = 8 };
 
 #if defined(__GNUC__) && !defined(__clang__)
