@@ -414,9 +414,10 @@ static void check_cost(ClaimResult *r, ClaimTest *t, const CsvTable *tb, int i, 
              p, pb, f, fb);
 }
 
-/* Row i's training cost relative to its baseline cell's (row b): the ratios of the table's mean train_seconds and flops_train (issue 16:
- * every comparison shows what its method costs to train); NAN when a table
- * predates the columns or a value is missing. */
+/* Row i's training cost relative to its baseline cell's (row b): the ratios
+ * of the table's mean train_seconds and flops_train (issue 16: every
+ * comparison shows what its method costs to train); NAN when a table predates
+ * the columns or a value is missing. */
 static void train_cost(ClaimTest *t, const CsvTable *tb, int i, int b) {
     int cs = csv_col(tb, "train_seconds"), cf = csv_col(tb, "flops_train");
     if (b < 0) return;

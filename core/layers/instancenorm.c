@@ -4,7 +4,6 @@
  * the weight/bias gradients are reduced over samples in a fixed order, so the
  * results do not depend on the thread count. */
 #include <math.h>
-#include <string.h>
 #include "layers.h"
 
 /* Channels per work item. Each work item sweeps its sample's rows over up to

@@ -16,20 +16,22 @@ import math
 import os
 import sys
 
+from pilot_report import read_metrics   # the campaign's one reader of metrics.csv (same directory)
+
 
 def final_val(run_dir):
     """(run_id, method, seed, epochs, final validation top-1, n_val) of a finished run directory."""
     summary = next(csv.DictReader(open(os.path.join(run_dir, "summary.csv"))))
     if summary["status"] != "ok":
         sys.exit(f"{run_dir}: status {summary['status']}, not a finished run")
-    val = [r for r in csv.DictReader(open(os.path.join(run_dir, "metrics.csv"))) if r["split"] == "val"]
+    _, val = read_metrics(os.path.join(run_dir, "metrics.csv"))   # [(epoch, top1, pass_s)]
     if not val:
         sys.exit(f"{run_dir}/metrics.csv: no validation rows")
     n_val = int(summary.get("n_val") or 0)
     if n_val <= 0:
         sys.exit(f"{run_dir}/summary.csv: no n_val (a run without a validation split)")
     return (os.path.basename(os.path.normpath(run_dir)), summary["method"], summary["seed"],
-            int(summary["epochs"]), float(val[-1]["top1"]), n_val)
+            int(summary["epochs"]), val[-1][1], n_val)
 
 
 def main(pairs):
