@@ -30,14 +30,13 @@ div() { awk -v a="$1" -v b="$2" 'BEGIN{if(b+0==0||a=="nan"||b=="nan"){print "nan
 # run NAME CMD...: runs once, appends its key=value line to $TMP/NAME, echoes it
 run() { local n=$1; shift; local l; l=$("$@"); echo "$l" >>"$TMP/$n"; echo "  $l"; }
 col() { [ -s "$TMP/$1" ] || { echo nan; return; }; for l in $(sed -E "s/.*[ ^]$2=([^ ]+).*/\1/" "$TMP/$1" 2>/dev/null); do echo "$l"; done | med; }
-# per-round ratio of field F between files A and B, median over rounds
-rcol() { [ -s "$TMP/$1" ] && [ -s "$TMP/$2" ] || { echo nan; return; }
-         paste -d'\n' <(sed -E "s/.*[ ^]$3=([^ ]+).*/\1/" "$TMP/$1") <(sed -E "s/.*[ ^]$3=([^ ]+).*/\1/" "$TMP/$2") |
-         paste - - | awk '{print $1/$2}' | med; }
-# the same per-round ratios' smallest and largest, "min-max"
-rrng() { [ -s "$TMP/$1" ] && [ -s "$TMP/$2" ] || { echo nan; return; }
-         paste -d'\n' <(sed -E "s/.*[ ^]$3=([^ ]+).*/\1/" "$TMP/$1") <(sed -E "s/.*[ ^]$3=([^ ]+).*/\1/" "$TMP/$2") |
-         paste - - | awk '{r=$1/$2; if(NR==1||r<lo)lo=r; if(NR==1||r>hi)hi=r} END{printf "%.3f-%.3f\n", lo, hi}'; }
+# ratios A B F: the per-round ratios of field F between files A and B, one per line (nothing if either is empty)
+ratios() { [ -s "$TMP/$1" ] && [ -s "$TMP/$2" ] || return 0
+           paste -d'\n' <(sed -E "s/.*[ ^]$3=([^ ]+).*/\1/" "$TMP/$1") <(sed -E "s/.*[ ^]$3=([^ ]+).*/\1/" "$TMP/$2") |
+           paste - - | awk '{print $1/$2}'; }
+# their median ("nan" without rounds), and their smallest and largest as "min-max"
+rcol() { ratios "$@" | med; }
+rrng() { ratios "$@" | awk '{if(NR==1||$1<lo)lo=$1; if(NR==1||$1>hi)hi=$1} END{if(NR) printf "%.3f-%.3f\n", lo, hi; else print "nan"}'; }
 
 HAVE_TORCH=0; "$PY" -c 'import torch' 2>/dev/null && HAVE_TORCH=1
 # bf16 needs avx512_bf16 or AMX: without them the C engine refuses train.precision = bf16 and PyTorch's
