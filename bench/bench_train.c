@@ -60,104 +60,137 @@ static double gemm_peak(int N, int D, int H, int reps) {
     return g;
 }
 
-int main(int argc, char **argv) {
-    int steps = 20, warmup = 3, threads = 2, dim = 192, depth = 6, heads = 3, patch = 4;
-    int img = 28, chans = 1, classes = 10, batch = 128;
-    float mlp_ratio = 4.0f;
-    const char *method = "dense";     /* a moe.method: dense, ewa (RMoE + EWA), moe (top-1 routed), ... */
-    int points = 0, groups = 64, group_k = 32, pn_width = 128;   /* --points P: 3D model */
-    int peak = 0;                     /* --gemm-peak 1: time the GEMM path only */
-    const char *precision = "fp32";   /* --precision fp32 | bf16 (gemm.h) */
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *k = argv[i];
-        int v = atoi(argv[i + 1]);
-        if (!strcmp(k, "--steps")) steps = v;
-        else if (!strcmp(k, "--warmup")) warmup = v;
-        else if (!strcmp(k, "--threads")) threads = v;
-        else if (!strcmp(k, "--dim")) dim = v;
-        else if (!strcmp(k, "--depth")) depth = v;
-        else if (!strcmp(k, "--heads")) heads = v;
-        else if (!strcmp(k, "--patch")) patch = v;
-        else if (!strcmp(k, "--img")) img = v;
-        else if (!strcmp(k, "--chans")) chans = v;
-        else if (!strcmp(k, "--classes")) classes = v;
-        else if (!strcmp(k, "--batch")) batch = v;
-        else if (!strcmp(k, "--mlp-ratio")) mlp_ratio = (float)atof(argv[i + 1]);
-        else if (!strcmp(k, "--method")) method = argv[i + 1];
-        else if (!strcmp(k, "--points")) points = v;
-        else if (!strcmp(k, "--groups")) groups = v;
-        else if (!strcmp(k, "--group-k")) group_k = v;
-        else if (!strcmp(k, "--pn-width")) pn_width = v;
-        else if (!strcmp(k, "--gemm-peak")) peak = v;
-        else if (!strcmp(k, "--precision")) precision = argv[i + 1];
-        else { fprintf(stderr, "bench_train: unknown option %s\n", k); return 2; }
+/* The command line (bench/run.sh passes each option as "--name value"). */
+typedef struct {
+    int steps, warmup, threads, dim, depth, heads, patch, img, chans, classes, batch;
+    int points, groups, group_k, pn_width;   /* --points P > 0: the 3D model */
+    int peak;                                /* --gemm-peak 1: time the GEMM path only */
+    float mlp_ratio;
+    const char *method;      /* a moe.method: dense, ewa (RMoE + EWA), moe (top-1 routed), ... */
+    const char *precision;   /* fp32 | bf16 (gemm.h) */
+} BenchOpts;
+
+/* Parses argv into o (defaults: R1, dense, fp32, 20 steps after 3 warm-up
+ * steps, 2 threads). Returns 0, or 2 after naming the bad option on stderr. */
+static int parse_opts(int argc, char **argv, BenchOpts *o) {
+    *o = (BenchOpts){.steps = 20, .warmup = 3, .threads = 2, .dim = 192, .depth = 6, .heads = 3, .patch = 4,
+                     .img = 28, .chans = 1, .classes = 10, .batch = 128, .groups = 64, .group_k = 32,
+                     .pn_width = 128, .mlp_ratio = 4.0f, .method = "dense", .precision = "fp32"};
+    const struct { const char *name; int *v, min; } ints[] = {
+        {"--steps", &o->steps, 1},     {"--warmup", &o->warmup, 0},   {"--threads", &o->threads, 1},
+        {"--dim", &o->dim, 1},         {"--depth", &o->depth, 1},     {"--heads", &o->heads, 1},
+        {"--patch", &o->patch, 1},     {"--img", &o->img, 1},         {"--chans", &o->chans, 1},
+        {"--classes", &o->classes, 2}, {"--batch", &o->batch, 1},     {"--points", &o->points, 0},
+        {"--groups", &o->groups, 1},   {"--group-k", &o->group_k, 1}, {"--pn-width", &o->pn_width, 1},
+        {"--gemm-peak", &o->peak, 0},
+    };
+    for (int i = 1; i < argc; i += 2) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) { fprintf(stderr, "bench_train: %s needs a value\n", k); return 2; }
+        if (!strcmp(k, "--method")) { o->method = v; continue; }
+        if (!strcmp(k, "--precision")) { o->precision = v; continue; }
+        if (!strcmp(k, "--mlp-ratio")) {
+            char *end;
+            o->mlp_ratio = strtof(v, &end);
+            if (end == v || *end || !(o->mlp_ratio > 0)) {
+                fprintf(stderr, "bench_train: --mlp-ratio '%s': expected a positive number\n", v);
+                return 2;
+            }
+            continue;
+        }
+        size_t j = 0, nints = sizeof ints / sizeof *ints;
+        while (j < nints && strcmp(k, ints[j].name)) j++;
+        if (j == nints) { fprintf(stderr, "bench_train: unknown option %s\n", k); return 2; }
+        char *end;
+        long x = strtol(v, &end, 10);
+        if (end == v || *end || x < ints[j].min || x > 1 << 20) {
+            fprintf(stderr, "bench_train: %s '%s': expected a whole number >= %d\n", k, v, ints[j].min);
+            return 2;
+        }
+        *ints[j].v = (int)x;
     }
-    gemm_set_threads(threads);
-    ViTDims d;
-    Err err = {0};
-    ViT m;
-    /* The method as bin/ewa trains it with the default [moe] keys (4 experts
-     * in every other block; EWA beta 0.3; routed top-1 with capacity 1.25 and
-     * Switch loss 0.01): the method table (experiments/methods.h). */
-    RunConfig cfg;
-    config_defaults(&cfg);
-    snprintf(cfg.method, sizeof cfg.method, "%s", method);
-    if (!method_known(method)) {
-        fprintf(stderr, "bench_train: --method %s is not a method of experiments/methods.c\n", method);
-        return 2;
-    }
-    MethodPlan plan;
-    method_plan(&cfg, steps + warmup, steps + warmup, &plan);
-    const MoeSpec spec = plan.spec;
-    if (points) chans = img = patch = 1;
-    GemmPrecision prec;
-    if (gemm_parse_precision(precision, "--precision", &prec, &err) || gemm_set_precision(prec, &err) ||
-        vit_dims(&d, chans, img, img, patch, dim, depth, heads, mlp_ratio, classes, 0, &err) ||
-        (points && vit_set_points(&d, points, groups, group_k, pn_width, &err)) ||
-        (spec.kind != MOE_NONE && vit_set_moe(&d, &spec, "every_other", &err)) ||
-        vit_init(&m, &d, batch, &err)) {
-        fprintf(stderr, "bench_train: %s\n", err.msg);
-        return 2;
-    }
-    if (peak) {
-        int N = batch * vit_tokens(&d);
-        printf("c gemm_gflops=%.1f precision=%s rows=%d dim=%d hidden=%d threads=%d\n",
-               gemm_peak(N, d.dim, d.hidden, steps), precision, N, d.dim, d.hidden, threads);
-        vit_free(&m);
-        return 0;
-    }
-    vit_init_weights(&m, 0);
+    return 0;
+}
+
+/* Times o->steps training steps after o->warmup untimed ones on fixed random
+ * data and prints the result line (the header comment). */
+static void time_steps(ViT *m, const ViTDims *d, const MethodPlan *plan, const BenchOpts *o) {
     Rng r;
     rng_seed(&r, 1);
-    size_t nx = (size_t)batch * vit_input_floats(&d);
+    size_t nx = (size_t)o->batch * vit_input_floats(d);
     float *x = malloc(nx * sizeof(float));
-    int *y = malloc(batch * sizeof(int));
+    int *y = malloc((size_t)o->batch * sizeof(int));
+    if (!x || !y) {
+        fprintf(stderr, "bench_train: out of memory for the batch\n");
+        exit(1);
+    }
     for (size_t i = 0; i < nx; i++) x[i] = rng_normal(&r);
-    for (int i = 0; i < batch; i++) y[i] = (int)rng_below(&r, (uint32_t)classes);
+    for (int i = 0; i < o->batch; i++) y[i] = (int)rng_below(&r, (uint32_t)o->classes);
     AdamW opt = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.05f};
     double t0 = 0, c0 = 0;
     float loss = 0;
-    for (int s = 0; s < warmup + steps; s++) {
-        if (s == warmup) { t0 = now_s(); c0 = cpu_s(); }
-        loss = vit_forward(&m, x, y, batch);
-        vit_zero_grad(&m);
-        vit_backward(&m);
-        clip_grad_norm(m.grads, m.num_params, 1.0f);
-        adamw_step(&opt, m.params, m.grads, m.adam_m, m.adam_v, m.specs, m.n_params);
-        if (plan.beta > 0 && s < plan.ewa_steps) ewa_update(&m, plan.beta);
-        m.moe_step++;
+    for (int s = 0; s < o->warmup + o->steps; s++) {
+        if (s == o->warmup) { t0 = now_s(); c0 = cpu_s(); }
+        loss = vit_forward(m, x, y, o->batch);
+        vit_zero_grad(m);
+        vit_backward(m);
+        clip_grad_norm(m->grads, m->num_params, 1.0f);
+        adamw_step(&opt, m->params, m->grads, m->adam_m, m->adam_v, m->specs, m->n_params);
+        if (plan->beta > 0 && s < plan->ewa_steps) ewa_update(m, plan->beta);
+        m->moe_step++;
     }
-    double dt = now_s() - t0, util = (cpu_s() - c0) / (dt * threads);
-    double ips = (double)steps * batch / dt;
-    double gflops = 3.0 * vit_flops_per_image(&d) * ips / 1e9;
+    double dt = now_s() - t0, util = (cpu_s() - c0) / (dt * o->threads);
+    double ips = (double)o->steps * o->batch / dt;
+    double gflops = 3.0 * vit_flops_per_image(d) * ips / 1e9;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("c precision=%s method=%s images_per_s=%.2f step_ms=%.1f gflops=%.1f cpu_util=%.2f threads=%d "
            "peak_rss_mib=%.1f batch=%d steps=%d dim=%d depth=%d heads=%d patch=%d points=%d "
            "final_loss=%.4f params=%zu train_flops_per_image=%.0f\n",
-           precision, method, ips, 1000.0 * dt / steps, gflops, util, threads, ru.ru_maxrss / 1024.0, batch, steps,
-           dim, depth, heads, patch, points, loss, m.num_params, 3.0 * vit_flops_per_image(&d));
-    free(x); free(y);
+           o->precision, o->method, ips, 1000.0 * dt / o->steps, gflops, util, o->threads, ru.ru_maxrss / 1024.0,
+           o->batch, o->steps, o->dim, o->depth, o->heads, o->patch, o->points, loss, m->num_params,
+           3.0 * vit_flops_per_image(d));
+    free(x);
+    free(y);
+}
+
+int main(int argc, char **argv) {
+    BenchOpts o;
+    if (parse_opts(argc, argv, &o)) return 2;
+    gemm_set_threads(o.threads);
+    /* The method as bin/ewa trains it with the default [moe] keys (4 experts
+     * in every other block; EWA beta 0.3; routed top-1 with capacity 1.25 and
+     * Switch loss 0.01): the method table (experiments/methods.h). */
+    if (!method_known(o.method)) {
+        fprintf(stderr, "bench_train: --method %s is not a method of experiments/methods.c\n", o.method);
+        return 2;
+    }
+    RunConfig cfg;
+    config_defaults(&cfg);
+    snprintf(cfg.method, sizeof cfg.method, "%s", o.method);
+    MethodPlan plan;
+    method_plan(&cfg, o.steps + o.warmup, o.steps + o.warmup, &plan);
+    if (o.points) o.chans = o.img = o.patch = 1;
+    ViTDims d;
+    ViT m;
+    Err err = {0};
+    GemmPrecision prec;
+    if (gemm_parse_precision(o.precision, "--precision", &prec, &err) || gemm_set_precision(prec, &err) ||
+        vit_dims(&d, o.chans, o.img, o.img, o.patch, o.dim, o.depth, o.heads, o.mlp_ratio, o.classes, 0, &err) ||
+        (o.points && vit_set_points(&d, o.points, o.groups, o.group_k, o.pn_width, &err)) ||
+        (plan.spec.kind != MOE_NONE && vit_set_moe(&d, &plan.spec, "every_other", &err)) ||
+        vit_init(&m, &d, o.batch, &err)) {
+        fprintf(stderr, "bench_train: %s\n", err.msg);
+        return 2;
+    }
+    if (o.peak) {
+        int N = o.batch * vit_tokens(&d);
+        printf("c gemm_gflops=%.1f precision=%s rows=%d dim=%d hidden=%d threads=%d\n",
+               gemm_peak(N, d.dim, d.hidden, o.steps), o.precision, N, d.dim, d.hidden, o.threads);
+    } else {
+        vit_init_weights(&m, 0);
+        time_steps(&m, &d, &plan, &o);
+    }
     vit_free(&m);
     return 0;
 }

@@ -646,106 +646,126 @@ static int parse_nseeds(const GridSpec *g, const char *v, int *n, Err *err) {
     return 0;
 }
 
+/* A growable list of owned "key=value" strings (the --set list of one run). */
+typedef struct {
+    char **v;
+    int n, cap;
+} SetList;
+
+static void setlist_push(SetList *l, char *s) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->v = xrealloc(l->v, sizeof(char *) * (size_t)l->cap);
+    }
+    l->v[l->n++] = s;
+}
+
+static void setlist_clear(SetList *l) {
+    for (int i = 0; i < l->n; i++) free(l->v[i]);
+    l->n = 0;
+}
+
+/* Appends combination k of the sweep axes (last axis fastest) to l, one
+ * set per part of a "k1+k2 = v1+v2" axis; grid.nseeds is not a config key
+ * and goes to *nseeds instead. Returns 0 or ERR_USAGE (a bad count). */
+static int combo_sets(const GridSpec *g, long k, SetList *l, int *nseeds, Err *err) {
+    int idx[64] = {0};
+    for (int a = g->naxes - 1; a >= 0; a--) {
+        idx[a] = (int)(k % g->axes[a].nvals);
+        k /= g->axes[a].nvals;
+    }
+    for (int a = 0; a < g->naxes; a++) {
+        char kb[256], vb[1024];
+        snprintf(kb, sizeof kb, "%s", g->axes[a].key);
+        snprintf(vb, sizeof vb, "%s", g->axes[a].vals[idx[a]]);
+        char *ks = NULL, *vs = NULL;
+        for (char *key = strtok_r(kb, "+", &ks), *v = strtok_r(vb, "+", &vs); key && v;
+             key = strtok_r(NULL, "+", &ks), v = strtok_r(NULL, "+", &vs)) {
+            str_trim(key);
+            str_trim(v);
+            if (!strcmp(key, GRID_NSEEDS_KEY)) {
+                if (parse_nseeds(g, v, nseeds, err)) return ERR_USAGE;
+                continue;
+            }
+            char *st = xrealloc(NULL, strlen(key) + strlen(v) + 2);
+            sprintf(st, "%s=%s", key, v);
+            setlist_push(l, st);
+        }
+    }
+    return 0;
+}
+
+/* Fills runs[n] from l (the [grid] sets, then nsweep sweep sets, then the
+ * seed set) and resolves its config and id. *merged = 1 when it is the same
+ * training as an earlier run (only keys its method ignores differ,
+ * methods.h): that run counts it in `merged` and runs[n] is cleared. Returns
+ * 0, or ERR_USAGE for a bad config or two runs that resolve alike (runs[n]
+ * then holds strings for grid_runs_free). */
+static int add_run(const GridSpec *g, GridRun *runs, int n, const SetList *l, int nsweep, uint64_t seed,
+                   int *merged, Err *err) {
+    GridRun *r = &runs[n];
+    char *const *sweep = l->v + g->nsets;
+    size_t swl = 1;
+    for (int a = 0; a < nsweep; a++) swl += strlen(sweep[a]) + 1;
+    r->seed = seed;
+    r->sweep = xrealloc(NULL, swl);
+    r->sweep[0] = '\0';
+    for (int a = 0; a < nsweep; a++) {
+        if (a) strcat(r->sweep, ";");
+        strcat(r->sweep, sweep[a]);
+    }
+    set_sweep_values(r, sweep, nsweep);
+    *merged = 0;
+    Err e = {0};
+    if (config_load(&r->cfg, g->base, l->n, l->v, &e))
+        return err_set(err, ERR_USAGE, "%s: run with %s%s%s: %s", g->path, r->sweep[0] ? r->sweep : "",
+                       r->sweep[0] ? ", " : "", l->v[l->n - 1], e.msg);
+    grid_run_id(&r->cfg, r->id);
+    int dup = -1;
+    for (int j = 0; j < n && dup < 0; j++)
+        if (!strcmp(runs[j].id, r->id)) dup = j;
+    if (dup < 0) return 0;
+    if (!only_ignored_keys_differ(&runs[dup], r))
+        return err_set(err, ERR_USAGE, "%s: runs '%s' and '%s' (seed %" PRIu64 ") resolve to the same configuration",
+                       g->path, runs[dup].sweep, r->sweep, r->seed);
+    runs[dup].merged++;
+    free(r->sweep);
+    free_sweep_values(r);
+    memset(r, 0, sizeof *r);
+    *merged = 1;
+    return 0;
+}
+
+/* Every combination of the sweep axes at every seed (seed-major, last axis
+ * fastest), each a run with its config and id (grid.h). */
 static int expand_plain(const GridSpec *g, GridRun **out, int *nout, Err *err) {
     long combos = 1;
     for (int a = 0; a < g->naxes; a++) {
         combos *= g->axes[a].nvals;
         if (combos > 1000000) return err_set(err, ERR_USAGE, "%s: more than a million runs", g->path);
     }
-    long total = combos * g->nseeds;
-    GridRun *runs = calloc((size_t)total, sizeof *runs);
+    if (g->naxes > 64) return err_set(err, ERR_USAGE, "too many sweep keys");
+    GridRun *runs = calloc((size_t)(combos * g->nseeds), sizeof *runs);
     if (!runs) return err_set(err, ERR_RUNTIME, "out of memory");
-    int nsets = g->nsets + g->naxes + 1;
-    char **sets = xrealloc(NULL, sizeof(char *) * (size_t)nsets);
-    int idx[64] = {0};
-    if (g->naxes > 64) { free(runs); free(sets); return err_set(err, ERR_USAGE, "too many sweep keys"); }
+    SetList l = {0};
     int rc = 0, n = 0;
-    for (int s = 0; s < g->nseeds && !rc; s++) {
-        memset(idx, 0, sizeof idx);
+    for (int s = 0; s < g->nseeds && !rc; s++)
         for (long k = 0; k < combos && !rc; k++) {
-            /* the combination: last axis fastest */
-            long rem = k;
-            for (int a = g->naxes - 1; a >= 0; a--) {
-                idx[a] = (int)(rem % g->axes[a].nvals);
-                rem /= g->axes[a].nvals;
+            for (int i = 0; i < g->nsets; i++) setlist_push(&l, xstrdup(g->sets[i]));
+            int nseeds_here = g->nseeds;
+            rc = combo_sets(g, k, &l, &nseeds_here, err);
+            if (!rc && s < nseeds_here) {   /* else a cell with fewer seeds (grid.h) */
+                int nsweep = l.n - g->nsets;
+                char seedset[64];
+                snprintf(seedset, sizeof seedset, "train.seed=%" PRIu64, g->seeds[s]);
+                setlist_push(&l, xstrdup(seedset));
+                int merged;
+                rc = add_run(g, runs, n, &l, nsweep, g->seeds[s], &merged, err);
+                n += !merged;   /* a failed run too: its strings are freed with the others */
             }
-            int ns = 0, nseeds_here = g->nseeds;
-            for (int i = 0; i < g->nsets; i++) sets[ns++] = xstrdup(g->sets[i]);
-            size_t swl = 1;
-            for (int a = 0; a < g->naxes; a++) {
-                /* "k1+k2 = v1+v2": one set per part */
-                char kb[256], vb[1024];
-                snprintf(kb, sizeof kb, "%s", g->axes[a].key);
-                snprintf(vb, sizeof vb, "%s", g->axes[a].vals[idx[a]]);
-                char *ks = NULL, *vs = NULL;
-                for (char *k = strtok_r(kb, "+", &ks), *v = strtok_r(vb, "+", &vs); k && v;
-                     k = strtok_r(NULL, "+", &ks), v = strtok_r(NULL, "+", &vs)) {
-                    str_trim(k);
-                    str_trim(v);
-                    if (!strcmp(k, GRID_NSEEDS_KEY)) {   /* not a config key: how many seeds */
-                        if (parse_nseeds(g, v, &nseeds_here, err)) rc = ERR_USAGE;
-                        continue;
-                    }
-                    if (ns == nsets) {
-                        nsets *= 2;
-                        sets = xrealloc(sets, sizeof(char *) * (size_t)nsets);
-                    }
-                    char *st = xrealloc(NULL, strlen(k) + strlen(v) + 2);
-                    sprintf(st, "%s=%s", k, v);
-                    sets[ns++] = st;
-                    swl += strlen(st) + 1;
-                }
-            }
-            int nsweep = ns - g->nsets;
-            if (rc || s >= nseeds_here) {   /* a cell with fewer seeds (grid.h), or a bad count */
-                for (int i = 0; i < ns; i++) free(sets[i]);
-                continue;
-            }
-            char seedset[64];
-            snprintf(seedset, sizeof seedset, "train.seed=%" PRIu64, g->seeds[s]);
-            if (ns == nsets) {
-                nsets *= 2;
-                sets = xrealloc(sets, sizeof(char *) * (size_t)nsets);
-            }
-            sets[ns++] = xstrdup(seedset);
-            GridRun *r = &runs[n];
-            r->seed = g->seeds[s];
-            r->sweep = xrealloc(NULL, swl);
-            r->sweep[0] = '\0';
-            for (int a = 0; a < nsweep; a++) {
-                if (a) strcat(r->sweep, ";");
-                strcat(r->sweep, sets[g->nsets + a]);
-            }
-            set_sweep_values(r, sets + g->nsets, nsweep);
-            Err e = {0};
-            if (config_load(&r->cfg, g->base, ns, sets, &e)) {
-                rc = err_set(err, ERR_USAGE, "%s: run with %s%s%s: %s", g->path,
-                             r->sweep[0] ? r->sweep : "", r->sweep[0] ? ", " : "", seedset, e.msg);
-            } else {
-                grid_run_id(&r->cfg, r->id);
-                int dup = -1;
-                for (int j = 0; j < n && dup < 0; j++)
-                    if (!strcmp(runs[j].id, r->id)) dup = j;
-                if (dup >= 0 && only_ignored_keys_differ(&runs[dup], r)) {
-                    /* the same training (the keys that differ are ignored by
-                     * the method, methods.h): run once */
-                    runs[dup].merged++;
-                    free(r->sweep);
-                    free_sweep_values(r);
-                    memset(r, 0, sizeof *r);
-                    n--;
-                } else if (dup >= 0) {
-                    rc = err_set(err, ERR_USAGE,
-                                 "%s: runs '%s' and '%s' (seed %" PRIu64
-                                 ") resolve to the same configuration",
-                                 g->path, runs[dup].sweep, r->sweep, r->seed);
-                }
-            }
-            n++;
-            for (int i = 0; i < ns; i++) free(sets[i]);
+            setlist_clear(&l);
         }
-    }
-    free(sets);
+    free(l.v);
     if (rc) {
         grid_runs_free(runs, n);
         return rc;
