@@ -12,7 +12,10 @@ typedef struct {
     char msg[1024];
 } Err;
 
-/* Sets err (if non-NULL) and returns code, so callers can `return err_set(...)`. */
+/* Sets err (if non-NULL) and returns code, so callers can `return err_set(...)`.
+ * A message longer than msg keeps its words: each run of over 160 non-blank
+ * characters (a long path or value) is shortened to its first and last 60
+ * around "...". */
 int err_set(Err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -6,8 +6,17 @@
  * after a crash (docs/DESIGN.md 8.7). */
 #ifndef EWA_FSUTIL_H
 #define EWA_FSUTIL_H
+#include <limits.h>
 #include <stddef.h>
 #include "err.h"
+
+/* The size of a buffer for a path built as "<dir>/<name>": dir up to PATH_MAX
+ * (a longer path fails in the system call itself), name a fixed file name or
+ * "runs/<run id>/<file>" under 256 bytes. snprintf into a smaller buffer cut
+ * a long --out silently to a shorter path that named another file (every
+ * result written there, then removed as the previous run's); a path cut past
+ * PATH_MAX is still rejected by the kernel (ENAMETOOLONG), so it fails loudly. */
+#define FS_PATH_BUF (PATH_MAX + 256)
 
 /* mkdir -p: creates dir and its missing parents (0755). ERR_RUNTIME naming
  * the first directory that cannot be created. */

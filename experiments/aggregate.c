@@ -352,7 +352,7 @@ static int write_curves(const char *runs_csv, const char *out_dir, const CsvTabl
         int np = 0;
         for (int r = 0; r < nrows && !rc; r++) {
             if (cell_of[r] != ci) continue;
-            char path[4400];
+            char path[FS_PATH_BUF];
             snprintf(path, sizeof path, "%s/%s/metrics.csv", base, row_get(&rows[r], "run_id"));
             CsvTable m;
             Err e;
@@ -424,7 +424,7 @@ static int write_curves(const char *runs_csv, const char *out_dir, const CsvTabl
     fclose(f);
     (void)t;
     if (block && !rc) {
-        char path[4200];
+        char path[FS_PATH_BUF];
         snprintf(path, sizeof path, "%s/curves.dat", out_dir);
         rc = fs_write_text_atomic(path, dat, err);
         static const char *const h[] = {"block", "panel", "series", "cell"};
@@ -821,7 +821,7 @@ static int write_table(const char *out_dir, const char *const *gname, int ng, co
         for (int k = 0; k < NSTAT; k++)
             if (!(i < nc && k == 8 && cells[i].base >= 0)) row[1 + ng + k] = v[k];
     }
-    char path[4200];
+    char path[FS_PATH_BUF];
     snprintf(path, sizeof path, "%s/table.csv", out_dir);
     int rc = csv_write_file(path, ncols, hdr, nrows, cellv, err);
     snprintf(path, sizeof path, "%s/table.tsv", out_dir);
@@ -853,7 +853,7 @@ static int write_routing(const char *runs_csv, const char *out_dir, const RunSet
     char **paths = xr(NULL, sizeof(char *) * ((size_t)s->n + 1));
     int n = 0, nw = 0;
     for (int i = 0; i < s->n; i++) {
-        char p[4400];
+        char p[FS_PATH_BUF];
         snprintf(p, sizeof p, "%s/%s/routing.csv", base, row_get(&s->rows[i], "run_id"));
         if (cell_of[i] < 0 || access(p, R_OK)) continue;
         paths[n] = xs(p);
@@ -915,7 +915,7 @@ int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
     if (!rc) rc = write_table(out_dir, gname, ng, s.cells, nc, s.pool, s.npool, bkey, err);
     if (!rc) {
         char *md = markdown(runs_csv, gname, ng, s.cells, nc, s.pool, s.npool, bkey, s.bval);
-        char path[4200];
+        char path[FS_PATH_BUF];
         snprintf(path, sizeof path, "%s/table.md", out_dir);
         rc = fs_write_text_atomic(path, md ? md : "", err);
         free(md);

@@ -73,7 +73,7 @@ static const char *const EXPORT_FILES[] = {"jobs.txt", "jobs.list", "jobs.sbatch
 /* Nothing to submit: remove the scripts of an earlier export (running them
  * again could only append junk), say so. */
 static int nothing_to_submit(const GridSpec *g, const char *out_abs, Err *err) {
-    char path[4200];
+    char path[FS_PATH_BUF];
     for (size_t i = 0; i < sizeof EXPORT_FILES / sizeof *EXPORT_FILES; i++) {
         snprintf(path, sizeof path, "%s/%s", out_abs, EXPORT_FILES[i]);
         if (unlink(path) && errno != ENOENT)
@@ -102,7 +102,7 @@ static void task_body(FILE *f, const char *sep, const char *threads_expr) {
 
 static int export_parallel(const GridSpec *g, const char *out_abs, const char *exe, char **dirs, int np,
                            int threads, Err *err) {
-    char path[4200], out[4200], ex[4200], run[4300];
+    char path[FS_PATH_BUF], out[FS_PATH_BUF], ex[FS_PATH_BUF], run[FS_PATH_BUF];
     snprintf(path, sizeof path, "%s/jobs.txt", out_abs);
     rel_path(out_abs, out, sizeof out);
     rel_path(exe, ex, sizeof ex);
@@ -166,7 +166,7 @@ static int write_array(const GridSpec *g, const char *out_abs, const char *ex, c
                        Err *err) {
     const GridSlurm *s = &g->slurm;
     int cpus = s->cpus_per_task > 0 ? s->cpus_per_task : 1;
-    char path[4200], throttle[24] = "";
+    char path[FS_PATH_BUF], throttle[24] = "";
     if (s->array_throttle > 0) snprintf(throttle, sizeof throttle, "%%%d", s->array_throttle);
     snprintf(path, sizeof path, "%s/jobs.sbatch", out_abs);
     Text t;
@@ -192,7 +192,7 @@ static int write_array(const GridSpec *g, const char *out_abs, const char *ex, c
 
 static int write_aggregate_and_submit(const GridSpec *g, const char *out_abs, const char *ex, const char *out,
                                       Err *err) {
-    char path[4200];
+    char path[FS_PATH_BUF];
     snprintf(path, sizeof path, "%s/aggregate.sbatch", out_abs);
     Text t;
     if (text_open(&t, path, err)) return ERR_RUNTIME;
@@ -234,7 +234,7 @@ static int write_aggregate_and_submit(const GridSpec *g, const char *out_abs, co
 
 static int export_slurm(const GridSpec *g, const char *out_abs, const char *exe, char **dirs, int np,
                         Err *err) {
-    char path[4200], out[4200], ex[4200];
+    char path[FS_PATH_BUF], out[FS_PATH_BUF], ex[FS_PATH_BUF];
     rel_path(out_abs, out, sizeof out);
     rel_path(exe, ex, sizeof ex);
     snprintf(path, sizeof path, "%s/jobs.list", out_abs);

@@ -280,7 +280,7 @@ static void resolve_dir(const char *arg, char *dir, size_t n) {
 
 int regress_dirs(const char *ref_dir, const char *new_dir, RegressMode mode, int subset, FILE *out,
                  RegressResult *r, Err *err) {
-    char rd[4096], nd[4096], rr[4200], rp[4200], nr[4200];
+    char rd[4096], nd[4096], rr[FS_PATH_BUF], rp[FS_PATH_BUF], nr[FS_PATH_BUF];
     resolve_dir(ref_dir, rd, sizeof rd);
     resolve_dir(new_dir, nd, sizeof nd);
     snprintf(rr, sizeof rr, "%s/runs.csv", rd);
@@ -316,7 +316,7 @@ static int check_reference_runs(const AggSet *s, const char *path, int allow_dir
 }
 
 static int copy_file(const char *from_dir, const char *dir, const char *name, Err *err) {
-    char src[4200], dst[4200];
+    char src[FS_PATH_BUF], dst[FS_PATH_BUF];
     snprintf(src, sizeof src, "%s/%s", from_dir, name);
     snprintf(dst, sizeof dst, "%s/%s", dir, name);
     return fs_copy_file(src, dst, err);
@@ -324,7 +324,7 @@ static int copy_file(const char *from_dir, const char *dir, const char *name, Er
 
 static int write_reference_files(const char *dir, const char *fd, const AggSet *s, Err *err) {
     static const char *const files[] = {"runs.csv", "table.csv", "table.md"};
-    char path[4200];
+    char path[FS_PATH_BUF];
     for (int k = 1; k < 3; k++) {
         snprintf(path, sizeof path, "%s/%s", fd, files[k]);
         if (!fs_file_nonempty(path))
@@ -341,7 +341,7 @@ static int write_reference_files(const char *dir, const char *fd, const AggSet *
 }
 
 int regress_write_reference(const char *dir, const char *from, int allow_dirty, FILE *out, Err *err) {
-    char fd[4096], runs[4200];
+    char fd[4096], runs[FS_PATH_BUF];
     resolve_dir(from, fd, sizeof fd);
     snprintf(runs, sizeof runs, "%s/runs.csv", fd);
     AggSet s;

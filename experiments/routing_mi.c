@@ -4,6 +4,7 @@
 #include "csvio.h"
 #include "stats.h"
 #include "util.h"
+#include "../core/fsutil.h"
 
 #include <errno.h>
 #include <math.h>
@@ -347,7 +348,7 @@ static int mi_write_table(const char *out_dir, const MiTable *tb, const RoutingC
         mi_fmt_row(v, r);
         for (int k = 0; k < MI_NSTAT; k++) row[1 + cs->ng + k] = v[k];
     }
-    char path[4200];
+    char path[FS_PATH_BUF];
     snprintf(path, sizeof path, "%s/routing_mi.csv", out_dir);
     int rc = csv_write_file(path, ncols, hdr, tb->n, cell, err);
     free(buf);
@@ -382,7 +383,7 @@ static int mi_write_runs(const char *out_dir, const RoutingRun *runs, const Rout
             row[0] = runs[i].run_id;
             row[2] = cs->label[runs[i].cell];
         }
-    char path[4200];
+    char path[FS_PATH_BUF];
     snprintf(path, sizeof path, "%s/routing_mi_runs.csv", out_dir);
     int rc = csv_write_file(path, NC, hdr, n, cell, err);
     free(buf);

@@ -299,7 +299,7 @@ typedef struct {
 
 static void named_row(const char *dir, NamedRow *row) {
     memset(row, 0, sizeof *row);
-    char path[4200];
+    char path[FS_PATH_BUF];
     snprintf(path, sizeof path, "%s/summary.csv", dir);
     if (fs_file_nonempty(path)) {
         Err e = {0};
@@ -364,7 +364,7 @@ int runs_is_ok(const char *run_dir, const char *csv_path, int *ok, Err *err) {
 /* The run's swept values, run_dir/sweep.csv (one column "sweep.KEY" per
  * swept key, one row; written by the grid runner): into t, or an empty table. */
 static void read_sweep_values(const char *dir, CsvTable *t) {
-    char path[4200];
+    char path[FS_PATH_BUF];
     Err e;
     snprintf(path, sizeof path, "%s/sweep.csv", dir);
     memset(t, 0, sizeof *t);
@@ -414,7 +414,7 @@ int grid_record(const char *run_dir, const char *csv_path, int *appended, char s
         return err_set(err, ERR_USAGE, "%s: not a run directory", run_dir);
     /* every run directory a grid prepares holds its config.ini: without one
      * this is no run (e.g. OUT/runs/ from an empty job-list line) */
-    char cfgp[4200];
+    char cfgp[FS_PATH_BUF];
     snprintf(cfgp, sizeof cfgp, "%s/config.ini", dirbuf);
     if (stat(cfgp, &st))
         return err_set(err, ERR_USAGE, "%s: not a run directory (no config.ini)", run_dir);
@@ -424,7 +424,7 @@ int grid_record(const char *run_dir, const char *csv_path, int *appended, char s
         if (status) snprintf(status, 16, "ok");
         return 0;
     }
-    char path[4200], sweep[4096];
+    char path[FS_PATH_BUF], sweep[4096];
     snprintf(path, sizeof path, "%s/sweep.txt", dirbuf);
     read_first_line(path, sweep, sizeof sweep);
     NamedRow row;

@@ -320,14 +320,14 @@ static const char *const RUN_FILES[] = {"final.safetensors", "summary.csv", "met
 enum { N_RUN_FILES = sizeof RUN_FILES / sizeof RUN_FILES[0] };
 
 static int dir_has(const char *dir, const char *name) {
-    char p[1200];
+    char p[FS_PATH_BUF];
     snprintf(p, sizeof p, "%s/%s", dir, name);
     return access(p, F_OK) == 0;
 }
 
 /* The status in dir/summary.csv ("" if there is none or it is unreadable). */
 static void summary_status(const char *dir, char *st, size_t n) {
-    char p[1200];
+    char p[FS_PATH_BUF];
     CsvTable t;
     Err e;
     st[0] = '\0';
@@ -365,7 +365,7 @@ static int check_run_dir(const char *dir, TrainMode mode, int writer, int *resum
  * the metrics are cut back to the train state's rows) and the temporary
  * files of killed processes (fs_remove_stale_tmp). */
 static int clean_run_dir(const char *dir, int resume, Err *err) {
-    char path[1200];
+    char path[FS_PATH_BUF];
     for (int i = 0; i < N_RUN_FILES; i++) {
         if (resume && strcmp(RUN_FILES[i], "summary.csv")) continue;
         snprintf(path, sizeof path, "%s/%s", dir, RUN_FILES[i]);
@@ -381,7 +381,7 @@ static int clean_run_dir(const char *dir, int resume, Err *err) {
 /* A resumed run's config must be the one in dir/config.ini, key by key
  * (checked before anything in dir changes). */
 static int check_resume_config(const char *dir, const RunConfig *c, Err *err) {
-    char path[1200], key[64], va[600], vb[600];
+    char path[FS_PATH_BUF], key[64], va[600], vb[600];
     snprintf(path, sizeof path, "%s/config.ini", dir);
     RunConfig stored;
     if (config_load(&stored, path, 0, NULL, err)) return ERR_USAGE;
@@ -431,7 +431,7 @@ typedef struct {
     AdamW opt;
     TrainState ts;       /* epoch, step, random streams, results so far: saved after every epoch */
     double t0;
-    char metrics_path[1200];
+    char metrics_path[FS_PATH_BUF];
     char data_sha[600];  /* the data's identity for the run record (data.h), rank 0 */
 } Run;
 
@@ -510,7 +510,7 @@ static int epoch_train_rows(Run *r, int ep, const EpochStats *es, double ep_time
                         (es->loss_sum - es->aux_sum) / es->seen, (double)es->correct / es->seen, r->opt.lr,
                         now_s() - r->t0, ep_time, es->seen, r->ts.step, err);
     if (!rc && r->plan.spec.kind != MOE_NONE) {
-        char mpath[1200];
+        char mpath[FS_PATH_BUF];
         run_path(r, "moe_metrics.csv", mpath, sizeof mpath);
         rc = add_moe_metric(&r->moe_rows, mpath, ep, r->ts.step, es->aux_sum / es->seen, drop, err);
     }
@@ -550,7 +550,7 @@ static int epoch_eval(Run *r, int ep, const EpochStats *es, double ep_time, Err 
                                       now_s() - r->t0, now_s() - tv, r->test.n, r->ts.step, err)))
         return rc;
     if (r->writer && r->routed) {
-        char rpath[1200];
+        char rpath[FS_PATH_BUF];
         run_path(r, "routing.csv", rpath, sizeof rpath);
         if ((rc = add_routing(&r->routing, rpath, ep, m, err))) return rc;
     }
@@ -579,7 +579,7 @@ static int save_state(Run *r, Err *err) {
     ts->moe_rows = r->moe_rows.nrows;
     ts->routing_rows = r->routing.nrows;
     snprintf(ts->start_time, sizeof ts->start_time, "%s", r->env.start_time);
-    char path[1200];
+    char path[FS_PATH_BUF];
     run_path(r, TRAINSTATE_FILE, path, sizeof path);
     return trainstate_save(path, r->c, &r->m, ts, err);
 }
@@ -587,7 +587,7 @@ static int save_state(Run *r, Err *err) {
 /* Continues from the epoch checkpoint: model, moments, streams, results and
  * the metrics rows up to that epoch. */
 static int resume_state(Run *r, Err *err) {
-    char path[1200];
+    char path[FS_PATH_BUF];
     TrainState *ts = &r->ts;
     run_path(r, TRAINSTATE_FILE, path, sizeof path);
     int rc = trainstate_load(path, r->c, &r->m, ts, err);
@@ -599,7 +599,7 @@ static int resume_state(Run *r, Err *err) {
     r->res->best_epoch = ts->best_epoch;
     r->t0 = now_s() - ts->wall_s;
     snprintf(r->env.start_time, sizeof r->env.start_time, "%s", ts->start_time);
-    char p2[1200], p3[1200];
+    char p2[FS_PATH_BUF], p3[FS_PATH_BUF];
     run_path(r, "moe_metrics.csv", p2, sizeof p2);
     run_path(r, "routing.csv", p3, sizeof p3);
     if (r->writer && !rc) rc = rows_restore(&r->metrics, r->metrics_path, METRIC_COLS, metric_header, ts->metrics_rows, err);
@@ -664,7 +664,7 @@ static int finish_run(Run *r, Err *err) {
     dist_report(r->ts.step, r->m.num_params);
     if (!r->writer) return 0;
     ViT *evm = r->evm;
-    char path[1200];
+    char path[FS_PATH_BUF];
     if (!strcmp(res->status, "ok")) {
         if (r->collapse && (rc = ewa_collapse(&r->m, &r->dense, err))) return rc;
         /* never a checkpoint of non-finite weights (e.g. after a huge last step) */
@@ -785,7 +785,7 @@ static int prepare_dir(Run *r, TrainMode mode, int *resume, Err *err) {
                      "stream is in the train state", dist_size());
     if (rc || !r->writer) return rc;
     if ((rc = fs_mkdir_p(r->out, err)) || (rc = clean_run_dir(r->out, *resume, err))) return rc;
-    char path[1200];
+    char path[FS_PATH_BUF];
     run_path(r, "config.ini", path, sizeof path);
     return *resume ? 0 : config_write(r->c, path, err);
 }

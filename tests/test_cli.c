@@ -403,6 +403,45 @@ Test(cli, out_is_a_regular_file) {
     free(file);
 }
 
+/* An --out longer than the run's former 1,200-byte path buffers (5 levels of
+ * 250 characters): every file lands in it. snprintf used to cut each path to
+ * the same shorter one, write there, remove it as "the previous run's file",
+ * and report status=ok with an empty run directory. */
+Test(cli, long_out_path_gets_every_file) {
+    char comp[251], *run = tu_path(tmp, "long");
+    memset(comp, 'c', 250);
+    comp[250] = '\0';
+    for (int i = 0; i < 5; i++) {
+        char *next = tu_path(run, comp);
+        free(run);
+        run = next;
+    }
+    cr_assert_gt(strlen(run), 1250);
+    Proc p = TRAIN(run, 0);
+    cr_assert_eq(p.status, 0, "ewa train exited %d; stderr:\n%s", p.status, p.err);
+    const char *files[] = {"config.ini", "metrics.csv", "summary.csv", "final.safetensors"};
+    for (int i = 0; i < 4; i++) cr_expect(file_exists_in(run, files[i]), "missing %s under the long --out", files[i]);
+    proc_free(&p);
+    free(run);
+}
+
+/* An error message longer than Err.msg keeps its words: the long value is
+ * shortened in the middle, and the cause after it survives (core/err.h). */
+Test(cli, long_error_message_keeps_its_cause) {
+    static char v[5000];
+    memset(v, 'a', sizeof v - 1);
+    Err e;
+    err_set(&e, ERR_USAGE, "--set 'data.dir=%s': too long (at most %d)", v, 4096);
+    cr_assert_lt(strlen(e.msg), sizeof e.msg);
+    cr_expect(!strncmp(e.msg, "--set 'data.dir=aaa", 19), "%s", e.msg);
+    cr_expect(strstr(e.msg, "aaa...aaa"), "%s", e.msg);
+    const char *tail = "': too long (at most 4096)";
+    cr_expect(!strcmp(e.msg + strlen(e.msg) - strlen(tail), tail), "the cause was cut: %s", e.msg);
+    err_set(&e, ERR_RUNTIME, "%s: cannot write", "short/path");   /* a message that fits: as formatted */
+    cr_expect_str_eq(e.msg, "short/path: cannot write");
+    cr_expect_eq(e.code, ERR_RUNTIME);
+}
+
 /* ---------------------------------------------------------------- a good run */
 
 Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {
