@@ -84,7 +84,12 @@ void method_plan(const RunConfig *c, long steps_per_epoch, long total_steps, Met
     p->beta = m->ewa != EWA_NONE ? c->beta : 0.0f;
     p->ewa_steps = total_steps;
     if (m->ewa == EWA_EARLY)
-        p->ewa_steps = lround((c->ewa_epochs < 0 ? c->epochs / 4.0 : c->ewa_epochs) * steps_per_epoch);
+        p->ewa_steps = method_steps((c->ewa_epochs < 0 ? c->epochs / 4.0 : c->ewa_epochs) * steps_per_epoch);
+}
+
+long method_steps(double x) {
+    if (!(x > 0)) return 0;
+    return x < (double)METHOD_MAX_STEPS ? lround(x) : METHOD_MAX_STEPS;
 }
 
 int method_reads_key(const RunConfig *c, const char *section, const char *key) {

@@ -33,6 +33,14 @@ const char *const *method_names(int *n);
  * the method reads. c must be resolved (config_validate passed). */
 void method_moe_spec(const RunConfig *c, MoeSpec *s);
 
+/* A length in epochs x steps per epoch as a whole number of steps:
+ * round(x), saturated at METHOD_MAX_STEPS (more steps than any run takes), so
+ * a huge or infinite length (train.warmup_epochs = 1e19) stays longer than the
+ * run instead of overflowing lround, whose result is then unspecified
+ * (LONG_MIN here: no warm-up at all). x < 0 gives 0. */
+#define METHOD_MAX_STEPS 1000000000000000L
+long method_steps(double x);
+
 /* The whole plan of a run of c: MoE spec, collapse, beta and the EWA step
  * count given the run's steps per epoch and total steps. */
 void method_plan(const RunConfig *c, long steps_per_epoch, long total_steps, MethodPlan *p);

@@ -722,7 +722,7 @@ static int setup_model(Run *r, int resume, Err *err) {
     r->steps_per_epoch = (r->train.n + B - 1) / B;
     r->total = r->steps_per_epoch * c->epochs;
     if (c->max_steps > 0 && c->max_steps < r->total) r->total = c->max_steps;
-    r->warmup = (long)lroundf(c->warmup_epochs * r->steps_per_epoch);
+    r->warmup = method_steps(c->warmup_epochs * r->steps_per_epoch);   /* the float product, as lroundf had it */
     method_plan(c, r->steps_per_epoch, r->total, &r->plan);   /* EWA: beta and its step count */
     rng_seed_stream(&r->ts.shuffle, c->seed, 1);
     rng_seed_stream(&r->ts.aug, c->seed, 2 + ((uint64_t)dist_rank() << 32));   /* rank 0: stream 2 */

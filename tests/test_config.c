@@ -740,3 +740,23 @@ Test(fixtures, broken_files) {
     fixture_fails("bad_int.ini", ": line 2: train.epochs = '12abc' is not an integer");
     fixture_fails("bad_beta.ini", "moe.beta = 0.76 is outside [0, (N-1)/N] = [0, 0.75]");
 }
+
+/* Epochs to steps (methods.h): rounded; a huge or infinite length saturates
+ * instead of overflowing lround (train.warmup_epochs = 1e19 used to give no
+ * warm-up at all); negative and NaN give 0. */
+Test(methods, steps_saturate_instead_of_overflowing) {
+    cr_expect_eq(method_steps(2.5), 3);
+    cr_expect_eq(method_steps(0.4), 0);
+    cr_expect_eq(method_steps(1e18), METHOD_MAX_STEPS);
+    cr_expect_eq(method_steps(1e19 * 16), METHOD_MAX_STEPS);
+    cr_expect_eq(method_steps(1.0 / 0.0), METHOD_MAX_STEPS);
+    cr_expect_eq(method_steps(-3), 0);
+    cr_expect_eq(method_steps(0.0 / 0.0), 0);
+    RunConfig c;
+    config_defaults(&c);
+    snprintf(c.method, sizeof c.method, "moe-early-ewa");
+    c.ewa_epochs = 1e30f;
+    MethodPlan p;
+    method_plan(&c, 16, 160, &p);
+    cr_expect_eq(p.ewa_steps, METHOD_MAX_STEPS, "ewa_steps %ld", p.ewa_steps);
+}
