@@ -8,6 +8,7 @@
 #include "stats.h"
 #include "util.h"
 
+#include <errno.h>
 #include <ini.h>
 #include <math.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *ewa_git_commit(void);
@@ -263,6 +265,7 @@ typedef struct {
     int nruns, ndirty, dirty_unknown, ncommits;
     char commits[512];
     int cost_equal, cost_differs;   /* equal_cost: rows whose inference cost equals the baseline's, or not */
+    int broken;         /* the table exists but is not one bin/ewa aggregate writes: an error, not no data */
 } ClaimResult;
 
 static ClaimTest *test_add(ClaimResult *r) {
@@ -281,6 +284,19 @@ static int no_data(ClaimResult *r, const char *fmt, ...) {
     vsnprintf(r->reason, sizeof r->reason, fmt, ap);
     va_end(ap);
     r->verdict = V_NODATA;
+    return 0;
+}
+
+/* A table that exists but cannot be what bin/ewa aggregate wrote: the
+ * reason, and claims_run fails (exit 1) instead of writing "no data". */
+static int broken(ClaimResult *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int broken(ClaimResult *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+    va_end(ap);
+    r->verdict = V_NODATA;
+    r->broken = 1;
     return 0;
 }
 
@@ -346,6 +362,35 @@ static int label_has_all(const char *label, const KvList *l) {
  * source's own. */
 enum { C_D, C_LO, C_HI, C_P, C_MDE, C_NP, C_CELL, C_N, C_X1, C_X2, C_X3, C_NCOL };
 
+/* Whether s is a number as aggregate writes one ("%.6f" / "%.6g", "" for
+ * none), finite; strtod's whole-string parse. */
+static int is_table_number(const char *s) {
+    if (!s[0]) return 1;
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    return end != s && !*end && isfinite(x) && errno != ERANGE;
+}
+
+/* The first problem of row i of a test table (columns cols[C_D..C_NP]), or
+ * NULL: a cell that is not a number, an interval with its ends swapped, p
+ * outside [0, 1], a negative MDE, n_pairs not a whole number >= 0. */
+static const char *row_problem(const CsvTable *tb, int i, const int *cols, int *bad_col) {
+    for (int k = C_D; k <= C_NP; k++)
+        if (!is_table_number(csv_cell(tb, i, cols[k]))) { *bad_col = cols[k]; return "is not a number"; }
+    const char *lo = csv_cell(tb, i, cols[C_LO]), *hi = csv_cell(tb, i, cols[C_HI]);
+    *bad_col = cols[C_LO];
+    if (lo[0] && hi[0] && atof(lo) > atof(hi)) return "is above ci_high";
+    const char *p = csv_cell(tb, i, cols[C_P]), *mde = csv_cell(tb, i, cols[C_MDE]), *n = csv_cell(tb, i, cols[C_NP]);
+    *bad_col = cols[C_P];
+    if (p[0] && !(atof(p) >= 0 && atof(p) <= 1)) return "is not a probability";
+    *bad_col = cols[C_MDE];
+    if (mde[0] && !(atof(mde) >= 0)) return "is negative";
+    *bad_col = cols[C_NP];
+    if (n[0] && (strspn(n, "0123456789") != strlen(n))) return "is not a whole number of pairs";
+    return NULL;
+}
+
 /* Row i is a pooled row: the primary test when the claim's primary is
  * "pooled [key=value]" and the row matches. */
 static void take_pooled(ClaimResult *r, const CsvTable *tb, int i, const int *cols, int *npooled) {
@@ -373,12 +418,22 @@ static int open_table(ClaimResult *r, const char *name, const char *const *names
     if (access(path, R_OK))
         return !no_data(r, "%s does not exist (run the grid and bin/ewa aggregate; paper_configs/claims.ini "
                            "says which table the claim reads)", path);
-    if (csv_read_file(path, tb, &e)) return !no_data(r, "%s", e.msg);
+    if (csv_read_file(path, tb, &e)) return !broken(r, "%s", e.msg);
     const char *miss = table_cols(tb, names, n, cols);
-    if (!miss) return 0;
-    csv_table_free(tb);
-    return !no_data(r, "%s has no column '%s' (aggregated before issue 10? run bin/ewa aggregate again)", path,
-                    miss);
+    if (miss) {
+        csv_table_free(tb);
+        return !broken(r, "%s has no column '%s' (aggregated before issue 10? run bin/ewa aggregate again)", path,
+                       miss);
+    }
+    for (int i = 0; i < tb->nrows; i++) {
+        int bc;
+        const char *why = row_problem(tb, i, cols, &bc);
+        if (!why) continue;
+        broken(r, "%s: row %d, column %s = '%s' %s", path, i + 2, tb->header[bc], csv_cell(tb, i, bc), why);
+        csv_table_free(tb);
+        return 1;
+    }
+    return 0;
 }
 
 /* A selected row of table.csv without a baseline cell: skipped when it is a
@@ -1129,7 +1184,13 @@ int claims_run(const char *config, const char *results_dir, const char *out, Err
     ClaimDef *defs = calloc(CLAIMS_MAX, sizeof *defs);
     int n = 0, rc = claims_load(config, defs, &n, err);
     ClaimResult *res = calloc((size_t)n + 1, sizeof *res);
-    for (int i = 0; i < n && !rc; i++) evaluate(&res[i], &defs[i], results_dir);
+    struct stat st;
+    if (!rc && (stat(results_dir, &st) || !S_ISDIR(st.st_mode)))
+        rc = err_set(err, ERR_USAGE, "--results %s: no such directory", results_dir);
+    for (int i = 0; i < n && !rc; i++) {
+        evaluate(&res[i], &defs[i], results_dir);
+        if (res[i].broken) rc = err_set(err, ERR_RUNTIME, "claim %s: %s", defs[i].id, res[i].reason);
+    }
     char *text = rc ? NULL : markdown(res, n, config, results_dir, out);
     if (!rc) rc = fs_mkdir_parents(out, err);
     if (!rc) rc = fs_write_text_atomic(out, text, err);

@@ -272,6 +272,63 @@ Test(claims, paired_rows_report_the_training_cost_ratio) {
     free(dir); free(tdir); free(runs); free(ini); free(out); free(csv); free(md);
 }
 
+/* A table that exists but is not what bin/ewa aggregate writes is an error
+ * naming the file, row and column (exit 1, nothing written), never "no
+ * data" or a verdict read from garbage; a --results that is no directory is
+ * a usage error. The table is aggregate's own, then one cell is broken. */
+#define OK_CLAIM_TEXT "[claim.a]\ntext = t\ntest = paired\ntable = x\ndirection = greater\n"
+
+static void expect_broken_cell(const char *col, const char *value, const char *want) {
+    char *dir = tu_tmpdir(), *tdir = tu_path(dir, "t");
+    cr_assert_eq(mkdir(tdir, 0755), 0);
+    char *runs = write_text(tdir, "runs.csv",
+                            "run_id,status,final_top1,seed,method\n"
+                            "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nc,ok,0.70,2,dense\n"
+                            "d,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\nf,ok,0.73,2,ewa\n");
+    Err err = {0};
+    cr_assert_eq(aggregate_runs(runs, tdir, NULL, "method=dense", &err), 0, "%s", err.msg);
+    char *table = tu_path(tdir, "table.csv");
+    CsvTable t;
+    cr_assert_eq(csv_read_file(table, &t, &err), 0, "%s", err.msg);
+    int c = csv_col(&t, col), r = 0;
+    cr_assert_geq(c, 0, "table.csv has no column %s", col);
+    while (r < t.nrows && strcmp(csv_cell(&t, r, csv_col(&t, "method")), "ewa")) r++;
+    cr_assert_lt(r, t.nrows);
+    free(t.cells[(size_t)r * t.ncols + c]);
+    t.cells[(size_t)r * t.ncols + c] = strdup(value);
+    cr_assert_eq(csv_write_file(table, t.ncols, (const char *const *)t.header, t.nrows,
+                                (const char *const *)t.cells, &err), 0, "%s", err.msg);
+    char *ini = write_text(dir, "claims.ini", "[claim.x]\ntext = t\ntest = paired\ntable = t\nselect = method=ewa\n"
+                                              "baseline = method=dense\ndirection = greater\n");
+    char *out = tu_path(dir, "CLAIMS.md");
+    cr_expect_eq(claims_run(ini, dir, out, &err), ERR_RUNTIME, "%s = '%s' accepted", col, value);
+    char where[64];
+    snprintf(where, sizeof where, "row %d, column %s = '%s' %s", r + 2, col, value, want);
+    cr_expect(strstr(err.msg, "claim x: ") && strstr(err.msg, table) && strstr(err.msg, where),
+              "message '%s' should name %s and '%s'", err.msg, table, where);
+    cr_expect(!tu_file_exists(out), "nothing is written from a broken table");
+    csv_table_free(&t);
+    tu_rmrf(dir);
+    free(dir); free(tdir); free(runs); free(table); free(ini); free(out);
+}
+
+Test(claims, a_broken_table_is_an_error_not_no_data) {
+    expect_broken_cell("diff", "abc", "is not a number");
+    expect_broken_cell("diff", "nan", "is not a number");
+    expect_broken_cell("ci_high", "1e999", "is not a number");
+    expect_broken_cell("ci_low", "5", "is above ci_high");
+    expect_broken_cell("p", "2", "is not a probability");
+    expect_broken_cell("mde", "-1", "is negative");
+    expect_broken_cell("n_pairs", "1e9", "is not a whole number of pairs");
+    Err err = {0};
+    char *dir = tu_tmpdir(), *ini = write_text(dir, "claims.ini", OK_CLAIM_TEXT), *out = tu_path(dir, "C.md");
+    cr_expect_eq(claims_run(ini, "/nonexistent/results", out, &err), ERR_USAGE);
+    cr_expect(strstr(err.msg, "--results /nonexistent/results: no such directory"), "%s", err.msg);
+    cr_expect(!tu_file_exists(out));
+    tu_rmrf(dir);
+    free(dir); free(ini); free(out);
+}
+
 /* Each verdict kind occurs (the expected file says which claim gets which). */
 Test(claims, each_verdict_kind_and_its_reason) {
     char *dir, *md;
@@ -323,7 +380,7 @@ static void expect_config_error(const char *text, const char *want) {
     free(dir);
 }
 
-#define OK_CLAIM "[claim.a]\ntext = t\ntest = paired\ntable = x\ndirection = greater\n"
+#define OK_CLAIM OK_CLAIM_TEXT
 
 Test(claims, config_errors_name_file_and_line) {
     expect_config_error(OK_CLAIM "colour = red\n", "line 6: [claim.a] unknown key 'colour'");
