@@ -878,6 +878,25 @@ static int write_routing(const char *runs_csv, const char *out_dir, const RunSet
     return rc;
 }
 
+/* A baseline value that no cell has (a mistyped --baseline, or a grid
+ * without dense runs under the default): said on stderr with the values the
+ * cells have, since the table then has no differences. */
+static void warn_no_baseline_cell(const AggSet *s, const char *runs_csv) {
+    if (s->bkey < 0) return;
+    char have[512] = "";
+    for (int i = 0; i < s->nc; i++) {
+        const char *v = s->cells[i].vals[s->bkey];
+        if (!strcmp(v, s->bval)) return;
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++) seen = !strcmp(s->cells[j].vals[s->bkey], v);
+        size_t L = strlen(have);
+        if (!seen && L + strlen(v) + 3 < sizeof have)
+            snprintf(have + L, sizeof have - L, "%s%s", L ? ", " : "", v);
+    }
+    fprintf(stderr, "ewa aggregate: %s: no cell has the baseline %s = %s (its cells have %s); no differences "
+            "reported\n", runs_csv, s->gname[s->bkey], s->bval, have);
+}
+
 int aggregate_load(const char *runs_csv, const char *group, const char *baseline, AggSet *s,
                    Err *err) {
     if (load_runs(runs_csv, s, err)) return ERR_RUNTIME;
@@ -887,6 +906,7 @@ int aggregate_load(const char *runs_csv, const char *group, const char *baseline
     if (!rc) rc = parse_baseline(&s->t, baseline, gname, s->ng, &s->bkey, s->bval, sizeof s->bval, err);
     s->cell_of = xr(NULL, sizeof(int) * ((size_t)s->n + 1));
     if (!rc) s->cells = build_cells(s, gname, s->ng, &s->nc, s->cell_of);
+    if (!rc) warn_no_baseline_cell(s, runs_csv);
     if (!rc) s->pool = compare_cells(s->cells, s->nc, gname, s->ng, s->bkey, s->bval, &s->npool);
     if (!rc && !s->nc) rc = err_set(err, ERR_RUNTIME, "%s: no runs to aggregate", runs_csv);
     if (rc) aggregate_free(s);

@@ -1058,6 +1058,24 @@ static Proc aggregate_text(const char *csv) {
     return p;
 }
 
+/* A baseline value no cell has (a mistyped --baseline) is said on stderr
+ * with the values the cells have: the table then has no differences. */
+Test(grid, aggregate_names_a_baseline_no_cell_has) {
+    static const char csv[] = "run_id,status,final_top1,seed,method\n"
+                              "a,ok,0.5,0,dense\nb,ok,0.6,0,moe-early-ewa\nc,ok,0.6,0,ewa\n";
+    char *runs_csv = tu_write(tmp, "runs.csv", csv, strlen(csv)), *agg = tu_path(tmp, "agg");
+    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", agg, "--baseline", "method=dnse");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_expect(strstr(p.err, "no cell has the baseline method = dnse (its cells have dense, moe-early-ewa, ewa); "
+                            "no differences reported"), "%s", p.err);
+    proc_free(&p);
+    p = EWA("aggregate", "--runs", runs_csv, "--out", agg);   /* the default baseline is there: no warning */
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_expect(!strstr(p.err, "no cell has"), "%s", p.err);
+    proc_free(&p);
+    free(runs_csv); free(agg);
+}
+
 /* Issue 11.4: aggregate reads numbers with a checked parser, naming the
  * file, line and column. */
 Test(grid, aggregate_rejects_a_malformed_number) {
