@@ -775,6 +775,33 @@ static int expand_plain(const GridSpec *g, GridRun **out, int *nout, Err *err) {
     return 0;
 }
 
+/* Whether one of g's axes (k1+k2 = ... sweeps each part) is the key k. */
+static int sweeps_key(const GridSpec *g, const char *k) {
+    for (int a = 0; a < g->naxes; a++) {
+        char kb[256], *ks = NULL;
+        snprintf(kb, sizeof kb, "%s", g->axes[a].key);
+        for (char *t = strtok_r(kb, "+", &ks); t; t = strtok_r(NULL, "+", &ks)) {
+            str_trim(t);
+            if (!strcmp(t, k)) return 1;
+        }
+    }
+    for (int i = 0; i < g->nparts; i++)
+        if (sweeps_key(&g->parts[i], k)) return 1;
+    return 0;
+}
+
+int grid_check_set(const GridSpec *g, const char *set, Err *err) {
+    const char *eq = strchr(set, '=');
+    char k[256];
+    snprintf(k, sizeof k, "%.*s", eq ? (int)(eq - set) : (int)strlen(set), set);
+    str_trim(k);
+    if (sweeps_key(g, k))
+        return err_set(err, ERR_USAGE, "--set '%s': %s is swept by %s%s%s (its [sweep] values would win over "
+                       "the --set); change the grid file or choose another profile", set, k, g->path,
+                       g->profile[0] ? ", profile " : "", g->profile);
+    return 0;
+}
+
 static void grid_runs_free_one(GridRun *r) {
     free(r->sweep);
     free_sweep_values(r);

@@ -142,6 +142,11 @@ void grid_free(GridSpec *g);
  * training although a key the method reads differs in spelling (1e-3 and
  * 0.001) are an error. */
 int grid_expand(const GridSpec *g, GridRun **runs, int *n, Err *err);
+
+/* Checks a command-line override "section.key=value" (`ewa grid --set`)
+ * against g: ERR_USAGE when the key is swept by g or by a part of its union,
+ * since the sweep's value would win and the --set be ignored in silence. */
+int grid_check_set(const GridSpec *g, const char *set, Err *err);
 void grid_runs_free(GridRun *runs, int n);
 
 /* A seed list "0, 1, 2" (non-negative integers, none twice) into a malloc'd

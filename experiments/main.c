@@ -262,7 +262,8 @@ static int cmd_grid(const Command *cmd, Parsed *p) {
     for (int i = 0; i < p->nlist; i++) g.sets[g.nsets++] = strdup(p->list[i]);
     GridRun *runs = NULL;
     int nruns = 0;
-    rc = grid_expand(&g, &runs, &nruns, &err);
+    for (int i = 0; i < p->nlist && !rc; i++) rc = grid_check_set(&g, p->list[i], &err);
+    if (!rc) rc = grid_expand(&g, &runs, &nruns, &err);
     if (!rc && p->val[9]) {   /* --seeds: keep a subset */
         uint64_t *seeds;
         int ns;

@@ -473,6 +473,26 @@ Test(grid, usage_errors_with_set_exit_2_without_leaks) {
     free(grid);
 }
 
+/* A --set of a key the grid sweeps (in its own [sweep] or in a part of its
+ * union) would be overridden by every sweep value, silently: a usage error
+ * naming the key. A --set of another key is an override for every run. */
+Test(grid, set_of_a_swept_key_is_a_usage_error) {
+    char *grid = write_grid("g.ini", "seeds = 0\n[sweep]\nmoe.method = dense, ewa\n"
+                                     "data.train_subset + train.epochs = 100+1\n[profile.smoke]\n");
+    Proc p = EWA("grid", "--config", grid, "--profile", "smoke", "--dry-run", "--set", "moe.method=rmoe");
+    cr_expect_eq(p.status, 2, "exit %d: %s", p.status, p.err);
+    cr_expect(strstr(p.err, "--set 'moe.method=rmoe': moe.method is swept by") && strstr(p.err, grid), "%s", p.err);
+    proc_free(&p);
+    p = EWA("grid", "--config", grid, "--profile", "smoke", "--dry-run", "--set", "train.epochs=2");   /* a k1+k2 axis */
+    cr_expect_eq(p.status, 2, "exit %d: %s", p.status, p.err);
+    cr_expect(strstr(p.err, "train.epochs is swept by"), "%s", p.err);
+    proc_free(&p);
+    p = EWA("grid", "--config", grid, "--profile", "smoke", "--dry-run", "--set", "train.lr=0.01");
+    cr_expect_eq(p.status, 0, "exit %d: %s", p.status, p.err);
+    proc_free(&p);
+    free(grid);
+}
+
 Test(grid, missing_base_file) {
     static const char text[] = "[grid]\nbase = nowhere.ini\nseeds = 0\nout = x\n";
     char *grid = tu_write(tmp, "g.ini", text, strlen(text));
