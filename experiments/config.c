@@ -478,13 +478,12 @@ static int apply_set(LoadCtx *x, const char *arg, Err *err) {
     return rc;
 }
 
-/* Where the key a validation message names first was given: "--set '...'",
- * "FILE: line N", or the origin (a default or a preset's value). */
-static void blame(const LoadCtx *x, const char *msg, char *where, size_t n) {
+/* The given key (only --set ones if only_set) that msg names first; -1 none. */
+static int blame_key(const LoadCtx *x, const char *msg, int only_set) {
     const char *best = NULL;
     int bi = -1;
     for (int i = 0; i < NKEYS; i++) {
-        if (!x->set[i]) continue;
+        if (!x->set[i] || (only_set && !x->set_arg[i])) continue;
         char name[96];
         int nl = snprintf(name, sizeof name, "%s.%s", KEYS[i].section, KEYS[i].key);
         for (const char *p = strstr(msg, name); p; p = strstr(p + 1, name)) {
@@ -496,6 +495,17 @@ static void blame(const LoadCtx *x, const char *msg, char *where, size_t n) {
             break;
         }
     }
+    return bi;
+}
+
+/* Where the key a validation message names first was given: "--set '...'",
+ * "FILE: line N", or the origin (a default or a preset's value). A key given
+ * by --set is preferred over one from the file when the message names both
+ * ("data.groups = 16 and data.group_size = 999 ..." after --set
+ * data.group_size=999 blames the --set): the override made the conflict. */
+static void blame(const LoadCtx *x, const char *msg, char *where, size_t n) {
+    int bi = blame_key(x, msg, 1);
+    if (bi < 0) bi = blame_key(x, msg, 0);
     if (bi >= 0 && x->set_arg[bi]) snprintf(where, n, "--set '%s'", x->set_arg[bi]);
     else if (bi >= 0 && x->line[bi]) snprintf(where, n, "%s: line %d", x->origin, x->line[bi]);
     else snprintf(where, n, "%s", x->origin ? x->origin : "");

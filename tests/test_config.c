@@ -504,6 +504,15 @@ Test(errors, validation_names_origin) {
     char *sets[] = {"model.heads=7"};
     cr_assert_eq(config_load(&c, NULL, 1, sets, &e), ERR_USAGE);
     cr_assert_str_eq(e.msg, "--set 'model.heads=7': model.dim = 192 is not divisible by model.heads = 7");
+    /* a message naming a key of the file first and a --set key second blames
+     * the --set: the override made the conflict (the file alone is fine) */
+    char *sets2[] = {"model.dim=100"};
+    cr_assert_eq(load_str(&c, "[model]\nheads = 3\n", 1, sets2, &e), ERR_USAGE);
+    cr_assert_str_eq(e.msg, "--set 'model.dim=100': model.dim = 100 is not divisible by model.heads = 3");
+    char *sets3[] = {"data.group_size=999"};
+    cr_assert_eq(load_str(&c, "[data]\ndataset = shapes3d\npoints = 128\ngroups = 16\n", 1, sets3, &e), ERR_USAGE);
+    cr_assert(!strncmp(e.msg, "--set 'data.group_size=999': data.groups = 16 and data.group_size = 999", 71), "%s",
+              e.msg);
 }
 
 Test(errors, output_untouched_on_failure) {
