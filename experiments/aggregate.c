@@ -476,7 +476,14 @@ static int load_runs(const char *runs_csv, RunSet *s, Err *err) {
         int ok = !strcmp(csv_cell(t, r, c_st), "ok"), j = 0;
         while (j < nk && strcmp(csv_cell(t, keep[j], c_id), id)) j++;
         if (j == nk) keep[nk++] = r;
-        else if (ok || strcmp(csv_cell(t, keep[j], c_st), "ok")) keep[j] = r;
+        else if (ok || strcmp(csv_cell(t, keep[j], c_st), "ok")) {
+            if (ok && !strcmp(csv_cell(t, keep[j], c_st), "ok") &&
+                strcmp(csv_cell(t, keep[j], c_acc), csv_cell(t, r, c_acc)))   /* a deterministic run differs */
+                fprintf(stderr, "ewa aggregate: warning: %s: run %s has two ok rows that differ (line %ld: "
+                        "final_top1 %s, line %ld: %s); the later one is used\n", runs_csv, id, t->lines[keep[j]],
+                        csv_cell(t, keep[j], c_acc), t->lines[r], csv_cell(t, r, c_acc));
+            keep[j] = r;
+        }
     }
     s->rows = calloc((size_t)nk + 1, sizeof *s->rows);
     int rc = 0, nsw = 0;

@@ -1096,6 +1096,19 @@ Test(grid, aggregate_names_a_baseline_no_cell_has) {
     free(runs_csv); free(agg);
 }
 
+/* Two ok rows of one run id that differ (a stale row merged in by hand:
+ * training is deterministic, so the same run cannot end twice differently)
+ * are said on stderr with their lines; the later row is used. */
+Test(grid, aggregate_warns_of_two_different_ok_rows_of_one_run) {
+    Proc p = aggregate_text("run_id,status,final_top1,seed,method\n"
+                            "a,ok,0.5,0,dense\nb,ok,0.6,0,ewa\na,ok,0.7,0,dense\nb,ok,0.6,0,ewa\n");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_expect(strstr(p.err, "run a has two ok rows that differ (line 2: final_top1 0.5, line 4: 0.7); the later "
+                            "one is used"), "%s", p.err);
+    cr_expect(!strstr(p.err, "run b"), "identical rows are no conflict: %s", p.err);
+    proc_free(&p);
+}
+
 /* Issue 11.4: aggregate reads numbers with a checked parser, naming the
  * file, line and column. */
 Test(grid, aggregate_rejects_a_malformed_number) {
