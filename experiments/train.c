@@ -366,6 +366,9 @@ static int check_run_dir(const char *dir, TrainMode mode, int writer, int *resum
  * files of killed processes (fs_remove_stale_tmp). */
 static int clean_run_dir(const char *dir, int resume, Err *err) {
     char path[FS_PATH_BUF];
+    struct stat st;
+    if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return err_set(err, ERR_RUNTIME, "--out %s: exists and is not a directory", dir);
     for (int i = 0; i < N_RUN_FILES; i++) {
         if (resume && strcmp(RUN_FILES[i], "summary.csv")) continue;
         snprintf(path, sizeof path, "%s/%s", dir, RUN_FILES[i]);

@@ -398,7 +398,7 @@ Test(cli, out_dir_under_a_regular_file) {
 Test(cli, out_is_a_regular_file) {
     char *file = tu_write(tmp, "a-file", "x", 1);
     Proc p = TRAIN(file, 0);
-    EXPECT_FAIL(p, 1, file);
+    EXPECT_FAIL(p, 1, file, "exists and is not a directory");
     proc_free(&p);
     free(file);
 }

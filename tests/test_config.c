@@ -547,6 +547,7 @@ Test(validate, simple_ranges) {
         {"train.batch_size=0", "train.batch_size"},
         {"train.lr=0", "train.lr = 0"},
         {"train.min_lr=-1e-5", "train.min_lr"},
+        {"train.min_lr=0.01", "train.min_lr = 0.01 exceeds train.lr = 0.001"},
         {"train.weight_decay=-0.1", "train.weight_decay"},
         {"train.warmup_epochs=-1", "train.warmup_epochs"},
         {"train.beta1=1", "train.beta1"},
