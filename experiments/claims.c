@@ -154,6 +154,13 @@ static int claim_key(ClaimDef *d, const char *name, const char *value, Err *err)
         if (strlen(value) >= STR_KEYS[i].size)
             return err_set(err, ERR_USAGE, "%s: longer than %zu characters", name, STR_KEYS[i].size - 1);
         snprintf((char *)d + STR_KEYS[i].off, STR_KEYS[i].size, "%s", value);
+        /* key=value lists are checked here, so that an error names this line */
+        int list = !strcmp(name, "select") || !strcmp(name, "baseline") || !strcmp(name, "require");
+        const char *kv = list ? value : !strncmp(name, "primary", 8) && !strncmp(value, "pooled ", 7) ? value + 7 : NULL;
+        KvList l;
+        Err e = {0};
+        if (kv && kv[0] && kv_parse(kv, &l, &e)) return err_set(err, ERR_USAGE, "%s: %s", name, e.msg);
+        if (kv && kv[0]) kv_free(&l);
         return 0;
     }
     if (!strcmp(name, "test")) { d->have_test = 1; return set_enum(name, value, tests, 3, &d->test, err); }

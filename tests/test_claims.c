@@ -391,7 +391,9 @@ Test(claims, config_errors_name_file_and_line) {
     expect_config_error("[claim.a]\ntext = t\ntest = slope\ntable = x\ndirection = less\n",
                         "line 1: [claim.a] test = slope needs x");
     expect_config_error("[claim.a]\ntest = paired\ntable = x\ndirection = less\n", "line 1: [claim.a] text is missing");
-    expect_config_error(OK_CLAIM "select = method\n", "[claim.a] select: 'method' is not of the form key=value");
+    expect_config_error(OK_CLAIM "select = method\n", "line 6: [claim.a] select: 'method' is not of the form key=value");
+    expect_config_error(OK_CLAIM "require = a=1, b\n", "line 6: [claim.a] require: 'b' is not of the form key=value");
+    expect_config_error(OK_CLAIM "primary = pooled m\n", "line 6: [claim.a] primary: 'm' is not of the form key=value");
     expect_config_error(OK_CLAIM "primary = best\n", "primary 'best'");
     expect_config_error(OK_CLAIM OK_CLAIM, "line 6: [claim.a] is defined twice (first at line 1)");
     expect_config_error("[claims]\ntext = t\n", "line 1: section [claims]: expected [claim.ID]");
