@@ -72,6 +72,7 @@ typedef struct {
     char name[32];
     int nsets;
     char **sets;
+    int *lines;       /* the grid file's line of each set */
     int nparts;       /* a union profile (grid.h): its grid.union list, split once; 0 otherwise */
     char **parts;
 } Profile;
@@ -243,6 +244,7 @@ static int handle_sweep(GridParse *x, const char *name, const char *value) {
     snprintf(a->key, sizeof a->key, "%s", name);
     a->nvals = n;
     a->vals = items;
+    a->line = x->lineno;
     return 0;
 }
 
@@ -278,6 +280,8 @@ static int handle_profile(GridParse *x, const char *pname, const char *name, con
     char *s = xrealloc(NULL, kl + strlen(value) + 2);
     sprintf(s, "%s=%s", name, value);
     p->sets = xrealloc(p->sets, sizeof(char *) * (size_t)(p->nsets + 1));
+    p->lines = xrealloc(p->lines, sizeof(int) * (size_t)(p->nsets + 1));
+    p->lines[p->nsets] = x->lineno;
     p->sets[p->nsets++] = s;
     return 0;
 }
@@ -439,7 +443,7 @@ static int load_union_parts(GridSpec *g, const Profile *u, Err *err) {
  * or grid.reuse (replacing [grid]'s), or a swept key (axis >= 0: replacing
  * that axis's values). */
 static int apply_grid_entry(GridSpec *g, const char *path, const char *pname, const char *key,
-                            const char *val, int axis, Err *err) {
+                            const char *val, int axis, int line, Err *err) {
     Err e = {0};
     if (!strcmp(key, GRID_REUSE_KEY)) {
         if (set_reuse(g, val, &e)) return err_set(err, ERR_USAGE, "%s: [profile.%s] %s", path, pname, e.msg);
@@ -463,16 +467,36 @@ static int apply_grid_entry(GridSpec *g, const char *path, const char *pname, co
     grid_free_strs(g->axes[axis].vals, g->axes[axis].nvals);
     g->axes[axis].vals = items;
     g->axes[axis].nvals = n;
+    g->axes[axis].line = line;
     return 0;
 }
 
+/* If msg is config_load's message about one of the overrides sets[0..n)
+ * ("--set 'k=v': why"), that set's index, with *why after it; else -1. The
+ * grid file's overrides then name their line, not a --set nobody typed. */
+static int set_of_message(const char *msg, char *const *sets, int n, const char **why) {
+    if (strncmp(msg, "--set '", 7)) return -1;
+    for (int i = 0; i < n; i++) {
+        size_t L = strlen(sets[i]);
+        if (!strncmp(msg + 7, sets[i], L) && !strncmp(msg + 7 + L, "': ", 3)) {
+            *why = msg + 10 + L;
+            return i;
+        }
+    }
+    return -1;
+}
+
 /* Checks base + profile overrides with config_load. */
-static int check_profile(const GridSpec *g, const char *pname, int nsets, char **sets, Err *err) {
+static int check_profile(const GridSpec *g, const Profile *p, Err *err) {
     RunConfig c;
     Err e = {0};
-    if (config_load(&c, g->base, nsets, sets, &e))
-        return err_set(err, ERR_USAGE, "%s: [profile.%s]: %s", g->path, pname, e.msg);
-    return 0;
+    if (!config_load(&c, g->base, p->nsets, p->sets, &e)) return 0;
+    const char *why;
+    int i = set_of_message(e.msg, p->sets, p->nsets, &why);
+    if (i >= 0)
+        return err_set(err, ERR_USAGE, "%s: line %d: [profile.%s] %s: %s", g->path, p->lines[i], p->name, p->sets[i],
+                       why);
+    return err_set(err, ERR_USAGE, "%s: [profile.%s]: %s", g->path, p->name, e.msg);
 }
 
 int grid_load(GridSpec *g, const char *path, const char *profile, const char *out_override,
@@ -537,17 +561,18 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
             int is_seeds = !strcmp(key, "grid.seeds"), is_reuse = !strcmp(key, GRID_REUSE_KEY);
             if (axis < 0 && !is_seeds && !is_reuse) {
                 *eq = '=';
+                p->lines[keep] = p->lines[k];
                 p->sets[keep++] = p->sets[k];
                 continue;
             }
-            if (p == chosen) rc = apply_grid_entry(g, path, p->name, key, val, axis, err);
+            if (p == chosen) rc = apply_grid_entry(g, path, p->name, key, val, axis, p->lines[k], err);
             free(p->sets[k]);
         }
         for (; k < p->nsets; k++) free(p->sets[k]);   /* entries after an error */
         p->nsets = keep;
     }
     for (int i = 0; !rc && i < x.nprof; i++)
-        rc = check_profile(g, x.prof[i].name, x.prof[i].nsets, x.prof[i].sets, err);
+        rc = check_profile(g, &x.prof[i], err);
     if (!rc) {
         if (out_override && *out_override) snprintf(g->out, sizeof g->out, "%s", out_override);
         else if (g->profile[0]) snprintf(g->out, sizeof g->out, "%s/%s", x.out_raw, g->profile);
@@ -565,6 +590,7 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
     }
     for (int i = 0; i < x.nprof; i++) {
         grid_free_strs(x.prof[i].sets, x.prof[i].nsets);
+        free(x.prof[i].lines);
         grid_free_strs(x.prof[i].parts, x.prof[i].nparts);
     }
     free(x.prof);
@@ -646,6 +672,28 @@ static int parse_nseeds(const GridSpec *g, const char *v, int *n, Err *err) {
     return 0;
 }
 
+/* The axis of g (not of its union's parts) that sweeps key k, alone or in a
+ * k1+k2 list; NULL when none does. */
+static const GridAxis *axis_of_key(const GridSpec *g, const char *k) {
+    for (int a = 0; a < g->naxes; a++) {
+        char kb[256], *ks = NULL;
+        snprintf(kb, sizeof kb, "%s", g->axes[a].key);
+        for (char *t = strtok_r(kb, "+", &ks); t; t = strtok_r(NULL, "+", &ks)) {
+            str_trim(t);
+            if (!strcmp(t, k)) return &g->axes[a];
+        }
+    }
+    return NULL;
+}
+
+/* The axis whose value the override "k=v" is. */
+static const GridAxis *axis_of_set(const GridSpec *g, const char *set) {
+    char k[256];
+    const char *eq = strchr(set, '=');
+    snprintf(k, sizeof k, "%.*s", eq ? (int)(eq - set) : (int)strlen(set), set);
+    return axis_of_key(g, k);
+}
+
 /* A growable list of owned "key=value" strings (the --set list of one run). */
 typedef struct {
     char **v;
@@ -717,9 +765,16 @@ static int add_run(const GridSpec *g, GridRun *runs, int n, const SetList *l, in
     set_sweep_values(r, sweep, nsweep);
     *merged = 0;
     Err e = {0};
-    if (config_load(&r->cfg, g->base, l->n, l->v, &e))
+    if (config_load(&r->cfg, g->base, l->n, l->v, &e)) {
+        const char *why;
+        int i = set_of_message(e.msg, sweep, nsweep, &why);
+        const GridAxis *a = i >= 0 ? axis_of_set(g, sweep[i]) : NULL;
+        if (a)
+            return err_set(err, ERR_USAGE, "%s: line %d: [sweep] %s: %s (the run with %s, %s)", g->path, a->line,
+                           sweep[i], why, r->sweep, l->v[l->n - 1]);
         return err_set(err, ERR_USAGE, "%s: run with %s%s%s: %s", g->path, r->sweep[0] ? r->sweep : "",
                        r->sweep[0] ? ", " : "", l->v[l->n - 1], e.msg);
+    }
     grid_run_id(&r->cfg, r->id);
     int dup = -1;
     for (int j = 0; j < n && dup < 0; j++)
@@ -775,16 +830,9 @@ static int expand_plain(const GridSpec *g, GridRun **out, int *nout, Err *err) {
     return 0;
 }
 
-/* Whether one of g's axes (k1+k2 = ... sweeps each part) is the key k. */
+/* Whether g or a part of its union sweeps the key k. */
 static int sweeps_key(const GridSpec *g, const char *k) {
-    for (int a = 0; a < g->naxes; a++) {
-        char kb[256], *ks = NULL;
-        snprintf(kb, sizeof kb, "%s", g->axes[a].key);
-        for (char *t = strtok_r(kb, "+", &ks); t; t = strtok_r(NULL, "+", &ks)) {
-            str_trim(t);
-            if (!strcmp(t, k)) return 1;
-        }
-    }
+    if (axis_of_key(g, k)) return 1;
     for (int i = 0; i < g->nparts; i++)
         if (sweeps_key(&g->parts[i], k)) return 1;
     return 0;

@@ -80,6 +80,7 @@ typedef struct {
     char key[256];     /* section.key, or keys joined by + (swept together) */
     int nvals;
     char **vals;
+    int line;          /* the grid file's line of the values ([sweep], or a profile's replacement) */
 } GridAxis;
 
 /* The [slurm] section: resources of every task of the exported job array

@@ -434,6 +434,11 @@ Test(grid, bad_grids_fail_before_any_run) {
     BAD("seeds = 0\n[sweep]\nmoe.methd = dense, ewa\n[profile.smoke]\n", "moe.methd", "bad.ini");
     BAD("seeds = 0\n[sweep]\nmoe.method =\n[profile.smoke]\n", "empty list", "moe.method", "line 6");
     BAD("seeds = 0\n[sweep]\ntrain.epochs = 1, abc\n[profile.smoke]\n", "train.epochs", "abc");
+    /* a bad value of the grid file names its line and section, not a --set nobody typed */
+    BAD("seeds = 0\n[sweep]\ntrain.epochs = 1, abc\n[profile.smoke]\n",
+        "bad.ini: line 6: [sweep] train.epochs=abc: train.epochs = 'abc' is not an integer (the run with");
+    BAD("seeds = 0\n[sweep]\nmoe.method = dense\n[profile.smoke]\ntrain.epochs = 1\ntrain.lr = x\n",
+        "bad.ini: line 9: [profile.smoke] train.lr=x: train.lr = 'x' is not a number");
     BAD("seeds = 0\n[sweep]\nmoe.method = dense, ewa\nmoe.beta = 0.5, 0.9\n[profile.smoke]\n",
         "moe.beta", "0.9");
     BAD("seeds = 0\n[sweep]\nmoe.method = dense\n[profile.smoke]\ntrain.epoch = 1\n",
