@@ -479,7 +479,7 @@ static int load_runs(const char *runs_csv, RunSet *s, Err *err) {
         else if (ok || strcmp(csv_cell(t, keep[j], c_st), "ok")) {
             if (ok && !strcmp(csv_cell(t, keep[j], c_st), "ok") &&
                 strcmp(csv_cell(t, keep[j], c_acc), csv_cell(t, r, c_acc)))   /* a deterministic run differs */
-                fprintf(stderr, "ewa aggregate: warning: %s: run %s has two ok rows that differ (line %ld: "
+                fprintf(stderr, "ewa: warning: %s: run %s has two ok rows that differ (line %ld: "
                         "final_top1 %s, line %ld: %s); the later one is used\n", runs_csv, id, t->lines[keep[j]],
                         csv_cell(t, keep[j], c_acc), t->lines[r], csv_cell(t, r, c_acc));
             keep[j] = r;
@@ -889,7 +889,7 @@ static int write_routing(const char *runs_csv, const char *out_dir, const RunSet
  * without dense runs under the default): said on stderr with the values the
  * cells have, since the table then has no differences. */
 static void warn_no_baseline_cell(const AggSet *s, const char *runs_csv) {
-    if (s->bkey < 0) return;
+    if (s->bkey < 0 || !s->nc) return;
     char have[512] = "";
     for (int i = 0; i < s->nc; i++) {
         const char *v = s->cells[i].vals[s->bkey];
@@ -900,7 +900,7 @@ static void warn_no_baseline_cell(const AggSet *s, const char *runs_csv) {
         if (!seen && L + strlen(v) + 3 < sizeof have)
             snprintf(have + L, sizeof have - L, "%s%s", L ? ", " : "", v);
     }
-    fprintf(stderr, "ewa aggregate: %s: no cell has the baseline %s = %s (its cells have %s); no differences "
+    fprintf(stderr, "ewa: warning: %s: no cell has the baseline %s = %s (its cells have %s); no differences "
             "reported\n", runs_csv, s->gname[s->bkey], s->bval, have);
 }
 

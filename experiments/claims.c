@@ -436,7 +436,8 @@ static int open_table(ClaimResult *r, const char *name, const char *const *names
         int bc;
         const char *why = row_problem(tb, i, cols, &bc);
         if (!why) continue;
-        broken(r, "%s: row %d, column %s = '%s' %s", path, i + 2, tb->header[bc], csv_cell(tb, i, bc), why);
+        broken(r, "%s: line %ld, column %s = '%s' %s", path, tb->lines ? tb->lines[i] : (long)i + 2, tb->header[bc],
+               csv_cell(tb, i, bc), why);
         csv_table_free(tb);
         return 1;
     }
@@ -1192,8 +1193,10 @@ int claims_run(const char *config, const char *results_dir, const char *out, Err
     int n = 0, rc = claims_load(config, defs, &n, err);
     ClaimResult *res = calloc((size_t)n + 1, sizeof *res);
     struct stat st;
-    if (!rc && (stat(results_dir, &st) || !S_ISDIR(st.st_mode)))
+    if (!rc && stat(results_dir, &st))
         rc = err_set(err, ERR_USAGE, "--results %s: no such directory", results_dir);
+    else if (!rc && !S_ISDIR(st.st_mode))
+        rc = err_set(err, ERR_USAGE, "--results %s: not a directory", results_dir);
     for (int i = 0; i < n && !rc; i++) {
         evaluate(&res[i], &defs[i], results_dir);
         if (res[i].broken) rc = err_set(err, ERR_RUNTIME, "claim %s: %s", defs[i].id, res[i].reason);

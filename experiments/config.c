@@ -742,9 +742,6 @@ static int validate_train(const RunConfig *c, Err *err) {
         check_min("train.max_steps", c->max_steps, 0, err) ||
         check_min("train.eval_every", c->eval_every, 0, err))
         return ERR_USAGE;
-    if (c->min_lr > c->lr)   /* the cosine schedule would rise from lr to its floor */
-        return err_set(err, ERR_USAGE, "train.min_lr = %g exceeds train.lr = %g (the cosine schedule's floor)",
-                       (double)c->min_lr, (double)c->lr);
     static const char *const precisions[] = {"fp32", "bf16", NULL};
     return check_enum("train.precision", c->precision, precisions, err);
 }

@@ -245,6 +245,7 @@ static int handle_sweep(GridParse *x, const char *name, const char *value) {
     a->nvals = n;
     a->vals = items;
     a->line = x->lineno;
+    snprintf(a->section, sizeof a->section, "sweep");
     return 0;
 }
 
@@ -468,6 +469,7 @@ static int apply_grid_entry(GridSpec *g, const char *path, const char *pname, co
     g->axes[axis].vals = items;
     g->axes[axis].nvals = n;
     g->axes[axis].line = line;
+    snprintf(g->axes[axis].section, sizeof g->axes[axis].section, "profile.%s", pname);
     return 0;
 }
 
@@ -770,8 +772,8 @@ static int add_run(const GridSpec *g, GridRun *runs, int n, const SetList *l, in
         int i = set_of_message(e.msg, sweep, nsweep, &why);
         const GridAxis *a = i >= 0 ? axis_of_set(g, sweep[i]) : NULL;
         if (a)
-            return err_set(err, ERR_USAGE, "%s: line %d: [sweep] %s: %s (the run with %s, %s)", g->path, a->line,
-                           sweep[i], why, r->sweep, l->v[l->n - 1]);
+            return err_set(err, ERR_USAGE, "%s: line %d: [%s] %s: %s (the run with %s, %s)", g->path, a->line,
+                           a->section, sweep[i], why, r->sweep, l->v[l->n - 1]);
         return err_set(err, ERR_USAGE, "%s: run with %s%s%s: %s", g->path, r->sweep[0] ? r->sweep : "",
                        r->sweep[0] ? ", " : "", l->v[l->n - 1], e.msg);
     }

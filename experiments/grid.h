@@ -80,7 +80,8 @@ typedef struct {
     char key[256];     /* section.key, or keys joined by + (swept together) */
     int nvals;
     char **vals;
-    int line;          /* the grid file's line of the values ([sweep], or a profile's replacement) */
+    int line;          /* the grid file's line of the values, in section ("sweep" or "profile.NAME", */
+    char section[48];  /* whose entry replaced the [sweep] values) */
 } GridAxis;
 
 /* The [slurm] section: resources of every task of the exported job array

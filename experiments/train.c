@@ -756,6 +756,9 @@ static int check_sizes(const Run *r, Err *err) {
     if (B > n)
         fprintf(stderr, "warning: train.batch_size = %ld exceeds the %ld training samples: one step of %ld per "
                 "epoch\n", B, n, n);
+    if (c->min_lr > c->lr && r->writer)
+        fprintf(stderr, "warning: train.min_lr = %g exceeds train.lr = %g: the cosine schedule rises from train.lr "
+                "to its floor\n", (double)c->min_lr, (double)c->lr);
     if (r->warmup > r->total)
         fprintf(stderr, "warning: train.warmup_epochs = %g is %ld steps, more than the run's %ld: the learning rate "
                 "never reaches train.lr\n", (double)c->warmup_epochs, r->warmup, r->total);

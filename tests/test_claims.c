@@ -303,7 +303,7 @@ static void expect_broken_cell(const char *col, const char *value, const char *w
     char *out = tu_path(dir, "CLAIMS.md");
     cr_expect_eq(claims_run(ini, dir, out, &err), ERR_RUNTIME, "%s = '%s' accepted", col, value);
     char where[64];
-    snprintf(where, sizeof where, "row %d, column %s = '%s' %s", r + 2, col, value, want);
+    snprintf(where, sizeof where, "line %d, column %s = '%s' %s", r + 2, col, value, want);
     cr_expect(strstr(err.msg, "claim x: ") && strstr(err.msg, table) && strstr(err.msg, where),
               "message '%s' should name %s and '%s'", err.msg, table, where);
     cr_expect(!tu_file_exists(out), "nothing is written from a broken table");

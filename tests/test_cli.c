@@ -442,6 +442,17 @@ Test(cli, long_error_message_keeps_its_cause) {
     cr_expect_eq(e.code, ERR_RUNTIME);
 }
 
+/* train.min_lr above train.lr is allowed (a low lr under the default floor
+ * is a plausible sweep) but said: the cosine schedule then rises. */
+Test(cli, min_lr_above_lr_is_said) {
+    char *run = tu_path(tmp, "minlr");
+    Proc p = TRAIN_X(run, 0, "--set", "train.lr=0.001", "--set", "train.min_lr=0.01");
+    cr_assert_eq(p.status, 0, "ewa train exited %d; stderr:\n%s", p.status, p.err);
+    cr_expect(strstr(p.err, "warning: train.min_lr = 0.01 exceeds train.lr = 0.001"), "%s", p.err);
+    proc_free(&p);
+    free(run);
+}
+
 /* ---------------------------------------------------------------- a good run */
 
 Test(cli, tiny_run_writes_a_complete_run_dir_and_learns) {

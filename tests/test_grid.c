@@ -439,6 +439,9 @@ Test(grid, bad_grids_fail_before_any_run) {
         "bad.ini: line 6: [sweep] train.epochs=abc: train.epochs = 'abc' is not an integer (the run with");
     BAD("seeds = 0\n[sweep]\nmoe.method = dense\n[profile.smoke]\ntrain.epochs = 1\ntrain.lr = x\n",
         "bad.ini: line 9: [profile.smoke] train.lr=x: train.lr = 'x' is not a number");
+    /* a profile's replacement of a swept key's values is that profile's line and section */
+    BAD("seeds = 0\n[sweep]\ntrain.epochs = 1, 2\n[profile.smoke]\ntrain.epochs = 1, abc\n",
+        "bad.ini: line 8: [profile.smoke] train.epochs=abc: train.epochs = 'abc' is not an integer");
     BAD("seeds = 0\n[sweep]\nmoe.method = dense, ewa\nmoe.beta = 0.5, 0.9\n[profile.smoke]\n",
         "moe.beta", "0.9");
     BAD("seeds = 0\n[sweep]\nmoe.method = dense\n[profile.smoke]\ntrain.epoch = 1\n",
@@ -1091,7 +1094,7 @@ Test(grid, aggregate_names_a_baseline_no_cell_has) {
     char *runs_csv = tu_write(tmp, "runs.csv", csv, strlen(csv)), *agg = tu_path(tmp, "agg");
     Proc p = EWA("aggregate", "--runs", runs_csv, "--out", agg, "--baseline", "method=dnse");
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
-    cr_expect(strstr(p.err, "no cell has the baseline method = dnse (its cells have dense, moe-early-ewa, ewa); "
+    cr_expect(strstr(p.err, "ewa: warning: ") && strstr(p.err, "no cell has the baseline method = dnse (its cells have dense, moe-early-ewa, ewa); "
                             "no differences reported"), "%s", p.err);
     proc_free(&p);
     p = EWA("aggregate", "--runs", runs_csv, "--out", agg);   /* the default baseline is there: no warning */
