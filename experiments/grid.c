@@ -688,11 +688,17 @@ static const GridAxis *axis_of_key(const GridSpec *g, const char *k) {
     return NULL;
 }
 
+/* The key of an override "k=v", trimmed, into k (size n). */
+static void set_key(const char *set, char *k, size_t n) {
+    const char *eq = strchr(set, '=');
+    snprintf(k, n, "%.*s", eq ? (int)(eq - set) : (int)strlen(set), set);
+    str_trim(k);
+}
+
 /* The axis whose value the override "k=v" is. */
 static const GridAxis *axis_of_set(const GridSpec *g, const char *set) {
     char k[256];
-    const char *eq = strchr(set, '=');
-    snprintf(k, sizeof k, "%.*s", eq ? (int)(eq - set) : (int)strlen(set), set);
+    set_key(set, k, sizeof k);
     return axis_of_key(g, k);
 }
 
@@ -841,10 +847,8 @@ static int sweeps_key(const GridSpec *g, const char *k) {
 }
 
 int grid_check_set(const GridSpec *g, const char *set, Err *err) {
-    const char *eq = strchr(set, '=');
     char k[256];
-    snprintf(k, sizeof k, "%.*s", eq ? (int)(eq - set) : (int)strlen(set), set);
-    str_trim(k);
+    set_key(set, k, sizeof k);
     if (sweeps_key(g, k))
         return err_set(err, ERR_USAGE, "--set '%s': %s is swept by %s%s%s (its [sweep] values would win over "
                        "the --set); change the grid file or choose another profile", set, k, g->path,

@@ -240,15 +240,25 @@ Test(claims, every_figure_and_verdict_matches_the_independent_computation) {
 /* A paired row shows its training cost beside the accuracy (issue 16): the
  * ratios of the cell's mean train_seconds and flops_train (bin/ewa aggregate)
  * to its baseline's, in CLAIMS.csv and in the claim's table. */
-Test(claims, paired_rows_report_the_training_cost_ratio) {
-    char *dir = tu_tmpdir(), *tdir = tu_path(dir, "t");
+/* dir/t/runs.csv with runs_text, aggregated into dir/t/ against method=dense;
+ * returns dir/t. */
+static char *aggregated_table_dir(const char *dir, const char *runs_text) {
+    char *tdir = tu_path(dir, "t"), *runs;
     cr_assert_eq(mkdir(tdir, 0755), 0);
-    char *runs = write_text(tdir, "runs.csv",
+    runs = write_text(tdir, "runs.csv", runs_text);
+    Err err = {0};
+    cr_assert_eq(aggregate_runs(runs, tdir, NULL, "method=dense", &err), 0, "%s", err.msg);
+    free(runs);
+    return tdir;
+}
+
+Test(claims, paired_rows_report_the_training_cost_ratio) {
+    char *dir = tu_tmpdir();
+    char *tdir = aggregated_table_dir(dir,
                             "run_id,status,final_top1,seed,method,train_seconds,flops_train\n"
                             "a,ok,0.50,0,dense,100,3e12\nb,ok,0.60,1,dense,100,3e12\nc,ok,0.70,2,dense,100,3e12\n"
                             "d,ok,0.52,0,ewa,110,3e12\ne,ok,0.61,1,ewa,110,3e12\nf,ok,0.73,2,ewa,110,3e12\n");
     Err err = {0};
-    cr_assert_eq(aggregate_runs(runs, tdir, NULL, "method=dense", &err), 0, "%s", err.msg);
     char *ini = write_text(dir, "claims.ini", "[claim.x]\ntext = t\ntest = paired\ntable = t\nselect = method=ewa\n"
                                               "baseline = method=dense\ndirection = greater\n");
     char *out = tu_path(dir, "CLAIMS.md"), *csv = tu_path(dir, "CLAIMS.csv");
@@ -269,7 +279,7 @@ Test(claims, paired_rows_report_the_training_cost_ratio) {
     cr_expect(strstr(md, "| training cost vs baseline |") && strstr(md, "| 1.10x s, 1.00x FLOPs |"), "%s", md);
     csv_table_free(&t);
     tu_rmrf(dir);
-    free(dir); free(tdir); free(runs); free(ini); free(out); free(csv); free(md);
+    free(dir); free(tdir); free(ini); free(out); free(csv); free(md);
 }
 
 /* A table that exists but is not what bin/ewa aggregate writes is an error
@@ -279,14 +289,11 @@ Test(claims, paired_rows_report_the_training_cost_ratio) {
 #define OK_CLAIM_TEXT "[claim.a]\ntext = t\ntest = paired\ntable = x\ndirection = greater\n"
 
 static void expect_broken_cell(const char *col, const char *value, const char *want) {
-    char *dir = tu_tmpdir(), *tdir = tu_path(dir, "t");
-    cr_assert_eq(mkdir(tdir, 0755), 0);
-    char *runs = write_text(tdir, "runs.csv",
-                            "run_id,status,final_top1,seed,method\n"
-                            "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nc,ok,0.70,2,dense\n"
-                            "d,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\nf,ok,0.73,2,ewa\n");
+    char *dir = tu_tmpdir();
+    char *tdir = aggregated_table_dir(dir, "run_id,status,final_top1,seed,method\n"
+                                           "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nc,ok,0.70,2,dense\n"
+                                           "d,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\nf,ok,0.73,2,ewa\n");
     Err err = {0};
-    cr_assert_eq(aggregate_runs(runs, tdir, NULL, "method=dense", &err), 0, "%s", err.msg);
     char *table = tu_path(tdir, "table.csv");
     CsvTable t;
     cr_assert_eq(csv_read_file(table, &t, &err), 0, "%s", err.msg);
@@ -309,7 +316,7 @@ static void expect_broken_cell(const char *col, const char *value, const char *w
     cr_expect(!tu_file_exists(out), "nothing is written from a broken table");
     csv_table_free(&t);
     tu_rmrf(dir);
-    free(dir); free(tdir); free(runs); free(table); free(ini); free(out);
+    free(dir); free(tdir); free(table); free(ini); free(out);
 }
 
 Test(claims, a_broken_table_is_an_error_not_no_data) {
