@@ -44,6 +44,16 @@ HAVE_TORCH=0; "$PY" -c 'import torch' 2>/dev/null && HAVE_TORCH=1
 C_PREC=(fp32); T_PREC=(fp32)
 if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then C_PREC+=(bf16); T_PREC+=(bf16)
 else BF16_NOTE="bf16 columns: this CPU has neither avx512_bf16 nor amx_bf16 (see /proc/cpuinfo flags)"; fi
+# OpenBLAS 0.3.21 (Debian 12) does not know newer CPUs and falls back to its generic 'Prescott' kernels
+# (an Intel Xeon of family 6, model 207 ran PyTorch fp32 R1 at a third of its speed with SkylakeX's): a user
+# after speed would set OPENBLAS_CORETYPE, so the bench does it for PyTorch, which takes its fp32 GEMMs from
+# the system BLAS (the C engine's fp32 GEMMs are oneDNN's, core/gemm.c), and says so.
+if [ "$HAVE_TORCH" = 1 ] && [ -z "${OPENBLAS_CORETYPE:-}" ] &&
+   OPENBLAS_VERBOSE=2 "$PY" -c 'import torch' 2>&1 | grep -q '^Core: Prescott'; then
+  if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
+  elif grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
+  [ -n "${OPENBLAS_CORETYPE:-}" ] && BLAS_NOTE="OpenBLAS took this CPU for a generic Prescott; OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE set for the PyTorch runs"
+fi
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "make bench: $(date -u +%FT%TZ), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $THREADS threads"
 echo "load average before: $load0; $ROUNDS rounds, R1 $STEPS timed steps (R0 $((4 * STEPS))) after $WARMUP warm-up"
@@ -60,7 +70,7 @@ for r in $(seq "$ROUNDS"); do
       for p in "${T_PREC[@]}"; do run "$cfg.t.$p" "$PY" bench/torch_bench.py "${common[@]}" --precision "$p" $args; done
     fi
   done
-  run P3.c.fp32 "$B" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" $P3
+  for p in "${C_PREC[@]}"; do run "P3.c.$p" "$B" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" --precision "$p" $P3; done
 done
 # The MoE step ratios are judged against a 5% target, finer than this VM's drift between 20-step runs
 # (rounds of 1.02-1.13 measured idle, bench/results/2026-11-30-moe-overhead.txt), so they get their own
@@ -68,10 +78,12 @@ done
 # each round (the three runs of a round seconds apart) and its median over the rounds reported.
 echo "MoE step ratios: $MOE_ROUNDS rounds of dense, RMoE+EWA, top-1 MoE, $MOE_STEPS timed steps each"
 for r in $(seq "$MOE_ROUNDS"); do
-  common=(--steps "$MOE_STEPS" --warmup "$WARMUP" --threads "$THREADS")
-  run R1.c.fp32.dense "$B" "${common[@]}" $R1
-  run R1.c.fp32.ewa "$B" "${common[@]}" --method ewa $R1
-  run R1.c.fp32.moe "$B" "${common[@]}" --method moe $R1
+  for p in "${C_PREC[@]}"; do
+    common=(--steps "$MOE_STEPS" --warmup "$WARMUP" --threads "$THREADS" --precision "$p")
+    run "R1.c.$p.dense" "$B" "${common[@]}" $R1
+    run "R1.c.$p.ewa" "$B" "${common[@]}" --method ewa $R1
+    run "R1.c.$p.moe" "$B" "${common[@]}" --method moe $R1
+  done
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -79,6 +91,7 @@ echo
 echo "== make bench summary: medians of $ROUNDS rounds; load average before $load0, after $load1 =="
 [ "$HAVE_TORCH" = 1 ] || echo "SKIP PyTorch columns: python3-torch not found ($PY)"
 [ -z "${BF16_NOTE:-}" ] || echo "SKIP $BF16_NOTE"
+[ -z "${BLAS_NOTE:-}" ] || echo "NOTE $BLAS_NOTE"
 printf '%-11s %9s %9s %9s %9s %7s %9s %9s %8s %8s %7s %7s\n' config "img/s" "torch32" "torch16" "C/t32" "C/t16" \
   "GFLOP/s" "GEMMpeak" "%peak" "cpu_util" "RSS_C" "RSS_t32"
 for cfg in R0 R1; do
@@ -103,8 +116,12 @@ for cfg in R0 R1; do
   fi
 done
 echo "  (torch row: bf16/fp32 speed ratio, PyTorch fp32 GFLOP/s, its cpu_util, bf16 peak RSS MiB)"
-printf '%-40s %9s %9s %s\n' "R1 C fp32, same round" "step ms" "x dense" "  (per-round ratios: min-max of $MOE_ROUNDS)"
-printf '%-40s %9.1f %9s\n' "dense" "$(col R1.c.fp32.dense step_ms)" "1.00"
-printf '%-40s %9.1f %9.3f   %s\n' "RMoE+EWA, 4 experts (target <= 1.05)" "$(col R1.c.fp32.ewa step_ms)" "$(rcol R1.c.fp32.ewa R1.c.fp32.dense step_ms)" "$(rrng R1.c.fp32.ewa R1.c.fp32.dense step_ms)"
-printf '%-40s %9.1f %9.3f   %s\n' "top-1 routed MoE, 4 experts (<= 1.2)" "$(col R1.c.fp32.moe step_ms)" "$(rcol R1.c.fp32.moe R1.c.fp32.dense step_ms)" "$(rrng R1.c.fp32.moe R1.c.fp32.dense step_ms)"
-printf '%-40s %9.1f  (batch 32, %.0f MiB)\n' "3D shapes3d_cpu model, clouds/s" "$(col P3.c.fp32 images_per_s)" "$(col P3.c.fp32 peak_rss_mib)"
+for p in "${C_PREC[@]}"; do
+  printf '%-40s %9s %9s %s\n' "R1 C $p, same round" "step ms" "x dense" "  (per-round ratios: min-max of $MOE_ROUNDS)"
+  printf '%-40s %9.1f %9s\n' "dense" "$(col "R1.c.$p.dense" step_ms)" "1.00"
+  printf '%-40s %9.1f %9.3f   %s\n' "RMoE+EWA, 4 experts (target <= 1.05)" "$(col "R1.c.$p.ewa" step_ms)" "$(rcol "R1.c.$p.ewa" "R1.c.$p.dense" step_ms)" "$(rrng "R1.c.$p.ewa" "R1.c.$p.dense" step_ms)"
+  printf '%-40s %9.1f %9.3f   %s\n' "top-1 routed MoE, 4 experts (<= 1.2)" "$(col "R1.c.$p.moe" step_ms)" "$(rcol "R1.c.$p.moe" "R1.c.$p.dense" step_ms)" "$(rrng "R1.c.$p.moe" "R1.c.$p.dense" step_ms)"
+done
+for p in "${C_PREC[@]}"; do
+  printf '%-40s %9.1f  (batch 32, %.0f MiB)\n' "3D shapes3d_cpu model $p, clouds/s" "$(col "P3.c.$p" images_per_s)" "$(col "P3.c.$p" peak_rss_mib)"
+done

@@ -1,5 +1,8 @@
 #include "gemm.h"
 #include <cblas.h>
+#ifdef __AVX512BF16__
+#include <immintrin.h>
+#endif
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 #include <stdint.h>
@@ -78,19 +81,27 @@ static inline uint16_t to_bf16(float f) {
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-/* rows x cols of src (leading dimension ld) into dst: compact (ld = cols),
- * or transposed (cols x rows, ld = rows) when trans. */
-static void convert_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld, int trans) {
+/* rows x cols of src (leading dimension ld) into dst, compact (ld = cols) and
+ * in the same orientation: a transposed operand is described to oneDNN by its
+ * strides (entry_make), not transposed here (a strided scatter took a quarter
+ * of an R1 bf16 step). */
+static void convert_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld) {
     #pragma omp parallel for schedule(static) if ((size_t)rows * cols > 32768)
     for (int r = 0; r < rows; r++) {
         const float *s = src + (size_t)r * ld;
-        if (trans)
-            for (int c = 0; c < cols; c++) dst[(size_t)c * rows + r] = to_bf16(s[c]);
-        else {
-            uint16_t *d = dst + (size_t)r * cols;
-            #pragma omp simd
-            for (int c = 0; c < cols; c++) d[c] = to_bf16(s[c]);
+        uint16_t *d = dst + (size_t)r * cols;
+        int c = 0;
+#ifdef __AVX512BF16__
+        /* VCVTNEPS2BF16: the same rounding and NaN rule as to_bf16, but it
+         * treats denormal inputs as zero and flushes denormal results (Intel
+         * SDM), so values below 2^-126 in magnitude become (signed) zero. */
+        for (; c + 16 <= cols; c += 16) {
+            __m256bh v = _mm512_cvtneps_pbh(_mm512_loadu_ps(s + c));
+            _mm256_storeu_si256((__m256i *)(d + c), (__m256i)v);
         }
+#endif
+        #pragma omp simd
+        for (int k = c; k < cols; k++) d[k] = to_bf16(s[k]);
     }
 }
 
@@ -116,12 +127,13 @@ static void entry_free(MatmulEntry *e) {
     memset(e, 0, sizeof *e);
 }
 
-/* src (M,K) plain bf16; weights (K,N) bf16 stored (K,N) or, tb, (N,K);
+/* src (M,K) bf16 stored (M,K) or, ta, (K,M); weights (K,N) bf16 stored (K,N)
+ * or, tb, (N,K); both compact;
  * dst (M,N) f32 with leading dimension ldc. */
 static dnnl_status_t entry_make(MatmulEntry *e) {
     dnnl_memory_desc_t a, b, c;
     dnnl_dims_t ad = {e->M, e->K}, bd = {e->K, e->N}, cd = {e->M, e->N};
-    dnnl_dims_t as = {e->K, 1}, bs = {e->tb ? 1 : e->N, e->tb ? e->K : 1}, cs = {e->ldc, 1};
+    dnnl_dims_t as = {e->ta ? 1 : e->K, e->ta ? e->M : 1}, bs = {e->tb ? 1 : e->N, e->tb ? e->K : 1}, cs = {e->ldc, 1};
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_desc_t pd = NULL;
@@ -187,8 +199,8 @@ static int gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha,
     MatmulEntry *e = entry_get(trans_a, trans_b, M, N, K, ldc, alpha, beta);
     uint16_t *a = scratch(0, (size_t)M * K), *b = scratch(1, (size_t)K * N);
     if (!e || !a || !b) return 1;
-    convert_bf16(a, A, trans_a ? K : M, trans_a ? M : K, lda, trans_a);   /* always (M,K) plain */
-    convert_bf16(b, B, trans_b ? N : K, trans_b ? K : N, ldb, 0);
+    convert_bf16(a, A, trans_a ? K : M, trans_a ? M : K, lda);
+    convert_bf16(b, B, trans_b ? N : K, trans_b ? K : N, ldb);
     dnnl_memory_set_data_handle(e->a, a);
     dnnl_memory_set_data_handle(e->b, b);
     dnnl_memory_set_data_handle(e->c, C);
