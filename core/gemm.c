@@ -81,16 +81,21 @@ static inline uint16_t to_bf16(float f) {
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-/* rows x cols of src (leading dimension ld) into dst, compact (ld = cols) and
- * in the same orientation: a transposed operand is described to oneDNN by its
- * strides (entry_make), not transposed here (a strided scatter took a quarter
- * of an R1 bf16 step). */
-static void convert_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld) {
-    #pragma omp parallel for schedule(static) if ((size_t)rows * cols > 32768)
-    for (int r = 0; r < rows; r++) {
+/* rows x cols of src (leading dimension ld) into dst, a compact prows x pcols
+ * matrix (prows >= rows, pcols >= cols) whose extra rows and columns are
+ * zero, in the same orientation: a transposed operand is described to oneDNN
+ * by its strides (entry_make), not transposed here (a strided scatter took a
+ * quarter of an R1 bf16 step). */
+static void convert_bf16(uint16_t *dst, int prows, int pcols, const float *src, int rows, int cols, int ld) {
+    #pragma omp parallel for schedule(static) if ((size_t)prows * pcols > 32768)
+    for (int r = 0; r < prows; r++) {
         const float *s = src + (size_t)r * ld;
-        uint16_t *d = dst + (size_t)r * cols;
+        uint16_t *d = dst + (size_t)r * pcols;
         int c = 0;
+        if (r >= rows) {
+            memset(d, 0, sizeof(uint16_t) * (size_t)pcols);
+            continue;
+        }
 #ifdef __AVX512BF16__
         /* VCVTNEPS2BF16: the same rounding and NaN rule as to_bf16, but it
          * treats denormal inputs as zero and flushes denormal results (Intel
@@ -102,8 +107,22 @@ static void convert_bf16(uint16_t *dst, const float *src, int rows, int cols, in
 #endif
         #pragma omp simd
         for (int k = c; k < cols; k++) d[k] = to_bf16(s[k]);
+        for (int k = cols; k < pcols; k++) d[k] = 0;
     }
 }
+
+/* The token dimension of a product (M of a forward or input-gradient product,
+ * K of a weight gradient) changes from call to call in a routed MoE, and
+ * oneDNN JIT-compiles a kernel per shape: 360 compilations (0.67 s) in 5 top-1
+ * MoE steps of R1. So kernels are compiled per bucket of PAD_TO: a K over
+ * PAD_MIN is padded with zeros to a multiple of PAD_TO (zero columns of A and
+ * rows of B add exact zeros, 0 x 0, to every sum), and an M over PAD_MIN that
+ * is not a multiple of PAD_TO (A not transposed) is split into its first
+ * multiple of PAD_TO rows and the rest (under PAD_TO rows), two products
+ * written straight into C. The dense models' token and feature dimensions
+ * are multiples of 64 except in a last partial batch. */
+enum { PAD_MIN = 256, PAD_TO = 64 };
+static int padded(int d) { return d > PAD_MIN ? (d + PAD_TO - 1) / PAD_TO * PAD_TO : d; }
 
 /* oneDNN matmul primitives, one per product shape, created on first use
  * (oneDNN JIT-compiles a kernel per shape) and kept in a small cache. */
@@ -113,7 +132,7 @@ typedef struct {
     dnnl_primitive_t prim;
     dnnl_memory_t a, b, c;
 } MatmulEntry;
-enum { CACHE_N = 128 };
+enum { CACHE_N = 1024 };
 static MatmulEntry g_cache[CACHE_N];
 static int g_cached, g_evict;
 static dnnl_engine_t g_engine;
@@ -178,7 +197,7 @@ static MatmulEntry *entry_get(int ta, int tb, int M, int N, int K, int ldc, floa
     return e;
 }
 
-/* Grow-only conversion buffers (A, B). */
+/* Grow-only buffers: the bf16 A and B. */
 static uint16_t *g_buf[2];
 static size_t g_cap[2];
 
@@ -192,21 +211,35 @@ static uint16_t *scratch(int i, size_t n) {
     return g_buf[i];
 }
 
-/* 0 on success; non-zero leaves C untouched (the caller computes in fp32). */
-static int gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                     const float *B, int ldb, float beta, float *C, int ldc) {
-    if (omp_in_parallel()) return 1;   /* the cache and buffers are the process's */
-    MatmulEntry *e = entry_get(trans_a, trans_b, M, N, K, ldc, alpha, beta);
-    uint16_t *a = scratch(0, (size_t)M * K), *b = scratch(1, (size_t)K * N);
-    if (!e || !a || !b) return 1;
-    convert_bf16(a, A, trans_a ? K : M, trans_a ? M : K, lda);
-    convert_bf16(b, B, trans_b ? N : K, trans_b ? K : N, ldb);
+/* C (M rows, ldc) op= a (M,K) b (K,N), both bf16 and compact as entry_make describes them. */
+static int run_matmul(MatmulEntry *e, uint16_t *a, uint16_t *b, float *C) {
     dnnl_memory_set_data_handle(e->a, a);
     dnnl_memory_set_data_handle(e->b, b);
     dnnl_memory_set_data_handle(e->c, C);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
-    if (dnnl_primitive_execute(e->prim, g_stream, 3, args)) return 1;
-    return dnnl_stream_wait(g_stream) != dnnl_success;
+    return dnnl_primitive_execute(e->prim, g_stream, 3, args) || dnnl_stream_wait(g_stream) != dnnl_success;
+}
+
+/* 0 on success; non-zero leaves C untouched (the caller computes in fp32). */
+static int gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
+    if (omp_in_parallel()) return 1;   /* the cache and buffers are the process's */
+    int Kp = padded(K), Mq = M;
+    if (!trans_a && M > PAD_MIN && M % PAD_TO) Mq = M / PAD_TO * PAD_TO;
+    MatmulEntry *e = entry_get(trans_a, trans_b, Mq, N, Kp, ldc, alpha, beta);
+    uint16_t *a = scratch(0, (size_t)M * Kp), *b = scratch(1, (size_t)Kp * N);
+    if (!e || !a || !b) return 1;
+    if (trans_a) convert_bf16(a, Kp, M, A, K, M, lda);
+    else convert_bf16(a, M, Kp, A, M, K, lda);
+    if (trans_b) convert_bf16(b, N, Kp, B, N, K, ldb);
+    else convert_bf16(b, Kp, N, B, K, N, ldb);
+    if (run_matmul(e, a, b, C)) return 1;
+    if (Mq == M) return 0;
+    /* the last M - Mq rows (the lookup may evict e, which is done with) */
+    MatmulEntry *er = entry_get(0, trans_b, M - Mq, N, Kp, ldc, alpha, beta);
+    if (!er || run_matmul(er, a + (size_t)Mq * Kp, b, C + (size_t)Mq * ldc))
+        gemm_f32(0, trans_b, M - Mq, N, K, alpha, A + (size_t)Mq * lda, lda, B, ldb, beta, C + (size_t)Mq * ldc, ldc);
+    return 0;
 }
 
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,

@@ -50,10 +50,12 @@ static double rel_err(const float *got, const float *want, size_t n) {
     return e / m;
 }
 
-static void check_all_transposes(double tol, int round_inputs) {
+/* Every transpose and beta 0/1 on (M,N,K), leading dimensions ld (wider than
+ * the rows), against the naive product (of the bf16-rounded inputs when
+ * round_inputs). */
+static void check_shape(double tol, int round_inputs, int M, int N, int K, int ld) {
     Rng r;
     rng_seed(&r, 7);
-    int M = 37, N = 29, K = 45, ld = 50;   /* leading dimensions wider than the rows */
     float *A = randm(&r, (size_t)ld * ld), *B = randm(&r, (size_t)ld * ld);
     float *Ar = malloc(sizeof(float) * ld * ld), *Br = malloc(sizeof(float) * ld * ld);
     for (int i = 0; i < ld * ld; i++) {
@@ -71,6 +73,10 @@ static void check_all_transposes(double tol, int round_inputs) {
                 free(C); free(W);
             }
     free(A); free(B); free(Ar); free(Br);
+}
+
+static void check_all_transposes(double tol, int round_inputs) {
+    check_shape(tol, round_inputs, 37, 29, 45, 50);
 }
 
 Test(gemm, fp32_matches_naive_for_every_transpose) {
@@ -112,6 +118,18 @@ static void need_bf16(void) {
 Test(gemm, bf16_equals_fp32_product_of_rounded_inputs) {
     need_bf16();
     check_all_transposes(1e-5, 1);
+    gemm_set_precision(GEMM_FP32, NULL);
+}
+
+/* Token dimensions over 256 that are not multiples of 64 (a routed expert's
+ * share of a batch) take other paths in bf16 (core/gemm.c PAD_TO): K is
+ * zero-padded to a multiple of 64, an M (A not transposed) split into two
+ * products; M, K and both over the bound, every transpose, beta 0 and 1. */
+Test(gemm, bf16_padded_token_dimensions_equal_unpadded_product) {
+    need_bf16();
+    check_shape(1e-5, 1, 300, 29, 45, 320);    /* M split 256 + 44 */
+    check_shape(1e-5, 1, 37, 29, 301, 320);    /* K padded to 320 */
+    check_shape(1e-5, 1, 333, 70, 290, 340);   /* both (M 320 + 13) */
     gemm_set_precision(GEMM_FP32, NULL);
 }
 
