@@ -220,17 +220,41 @@ static int run_matmul(MatmulEntry *e, uint16_t *a, uint16_t *b, float *C) {
     return dnnl_primitive_execute(e->prim, g_stream, 3, args) || dnnl_stream_wait(g_stream) != dnnl_success;
 }
 
+/* What scratch(0) holds: the bf16 copy of src (rows x cols, ld) laid out as
+ * prows x pcols; valid = 0 when it holds nothing reusable. */
+static struct {
+    const float *src;
+    int rows, cols, ld, prows, pcols, valid;
+} g_a_held;
+static int g_a_unchanged;   /* gemm_next_a_unchanged() was called for the next call */
+
+void gemm_next_a_unchanged(void) { g_a_unchanged = 1; }
+
+/* A (rows x cols of src, ld) into scratch(0) as prows x pcols, unless the
+ * caller said A is unchanged and scratch(0) already holds it so. */
+static uint16_t *convert_a(const float *src, int rows, int cols, int ld, int prows, int pcols, int unchanged) {
+    uint16_t *a = scratch(0, (size_t)prows * pcols);
+    if (!a) return NULL;
+    if (unchanged && g_a_held.valid && g_a_held.src == src && g_a_held.rows == rows && g_a_held.cols == cols &&
+        g_a_held.ld == ld && g_a_held.prows == prows && g_a_held.pcols == pcols)
+        return a;
+    convert_bf16(a, prows, pcols, src, rows, cols, ld);
+    g_a_held.src = src, g_a_held.rows = rows, g_a_held.cols = cols, g_a_held.ld = ld;
+    g_a_held.prows = prows, g_a_held.pcols = pcols, g_a_held.valid = 1;
+    return a;
+}
+
 /* 0 on success; non-zero leaves C untouched (the caller computes in fp32). */
 static int gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
-                     const float *B, int ldb, float beta, float *C, int ldc) {
+                     const float *B, int ldb, float beta, float *C, int ldc, int a_unchanged) {
     if (omp_in_parallel()) return 1;   /* the cache and buffers are the process's */
     int Kp = padded(K), Mq = M;
     if (!trans_a && M > PAD_MIN && M % PAD_TO) Mq = M / PAD_TO * PAD_TO;
     MatmulEntry *e = entry_get(trans_a, trans_b, Mq, N, Kp, ldc, alpha, beta);
-    uint16_t *a = scratch(0, (size_t)M * Kp), *b = scratch(1, (size_t)Kp * N);
-    if (!e || !a || !b) return 1;
-    if (trans_a) convert_bf16(a, Kp, M, A, K, M, lda);
-    else convert_bf16(a, M, Kp, A, M, K, lda);
+    uint16_t *b = scratch(1, (size_t)Kp * N);
+    if (!e || !b) return 1;
+    uint16_t *a = trans_a ? convert_a(A, K, M, lda, Kp, M, a_unchanged) : convert_a(A, M, K, lda, M, Kp, a_unchanged);
+    if (!a) return 1;
     if (trans_b) convert_bf16(b, N, Kp, B, N, K, ldb);
     else convert_bf16(b, Kp, N, B, K, N, ldb);
     if (run_matmul(e, a, b, C)) return 1;
@@ -244,7 +268,11 @@ static int gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha,
 
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc) {
-    if (g_precision == GEMM_BF16 && !gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+    int a_unchanged = g_a_unchanged;
+    g_a_unchanged = 0;
+    if (g_precision == GEMM_BF16 &&
+        !gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, a_unchanged))
         return;
+    g_a_held.valid = 0;   /* what scratch(0) holds is no longer the last A */
     gemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

@@ -50,6 +50,14 @@ void gemm_library(char *buf, size_t n);
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc);
 
+/* A hint for the next gemm() call only: its A is the memory the previous
+ * call read as A, unchanged since (a linear layer's backward passes dL/dout
+ * to both of its products). In bf16 that call's conversion of A is reused when
+ * the two calls lay A out alike (the same pointer, rows, columns, leading
+ * dimension and padding); otherwise, and in fp32, the hint does nothing. A
+ * wrong hint gives wrong products: give it only where A cannot have changed. */
+void gemm_next_a_unchanged(void);
+
 /* Always fp32 (the attention's small per-head products, whatever the
  * precision; they are a few percent of the FLOPs). */
 void gemm_f32(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,

@@ -133,6 +133,47 @@ Test(gemm, bf16_padded_token_dimensions_equal_unpadded_product) {
     gemm_set_precision(GEMM_FP32, NULL);
 }
 
+/* gemm_next_a_unchanged(): a linear backward's two products of dout (dX =
+ * dout W, then dW = dout^T X) with the hint give the products of the rounded
+ * inputs; the hint before a different A is ignored; and it is a real reuse:
+ * A changed behind the hint's back gives the product of the old A. */
+Test(gemm, bf16_reuses_a_conversion_only_when_told) {
+    need_bf16();
+    Rng r;
+    rng_seed(&r, 11);
+    enum { N = 70, OC = 40, IC = 30 };
+    float *dout = randm(&r, N * OC), *w = randm(&r, OC * IC), *x = randm(&r, N * IC), *x2 = randm(&r, N * OC);
+    float *dx = calloc(N * IC, sizeof(float)), *dw = calloc(OC * IC, sizeof(float));
+    float *rd = malloc(sizeof(float) * N * OC), *rw = malloc(sizeof(float) * OC * IC), *rx = malloc(sizeof(float) * N * IC);
+    float *wx = calloc(N * IC, sizeof(float)), *ww = calloc(OC * IC, sizeof(float));
+    for (int i = 0; i < N * OC; i++) rd[i] = round_bf16(dout[i]);
+    for (int i = 0; i < OC * IC; i++) rw[i] = round_bf16(w[i]);
+    for (int i = 0; i < N * IC; i++) rx[i] = round_bf16(x[i]);
+    naive(0, 0, N, IC, OC, 1.0f, rd, OC, rw, IC, 0.0f, wx, IC);
+    naive(1, 0, OC, IC, N, 1.0f, rd, OC, rx, IC, 0.0f, ww, IC);
+    gemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 0.0f, dx, IC);
+    gemm_next_a_unchanged();
+    gemm(1, 0, OC, IC, N, 1.0f, dout, OC, x, IC, 0.0f, dw, IC);
+    cr_expect_lt(rel_err(dx, wx, N * IC), 1e-5);
+    cr_expect_lt(rel_err(dw, ww, OC * IC), 1e-5, "dW with the reused conversion of dout");
+    /* the hint before another A (x2, same shape as dout): converted afresh */
+    gemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 0.0f, dx, IC);
+    gemm_next_a_unchanged();
+    gemm(1, 0, OC, IC, N, 1.0f, x2, OC, x, IC, 0.0f, dw, IC);
+    for (int i = 0; i < N * OC; i++) rd[i] = round_bf16(x2[i]);
+    naive(1, 0, OC, IC, N, 1.0f, rd, OC, rx, IC, 0.0f, ww, IC);
+    cr_expect_lt(rel_err(dw, ww, OC * IC), 1e-5, "a hint before a different A must not reuse");
+    /* dout changed between the calls, hint given anyway: the old dout's product */
+    gemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 0.0f, dx, IC);
+    for (int i = 0; i < N * OC; i++) rd[i] = round_bf16(dout[i]), dout[i] = 0.0f;
+    gemm_next_a_unchanged();
+    gemm(1, 0, OC, IC, N, 1.0f, dout, OC, x, IC, 0.0f, dw, IC);
+    naive(1, 0, OC, IC, N, 1.0f, rd, OC, rx, IC, 0.0f, ww, IC);
+    cr_expect_lt(rel_err(dw, ww, OC * IC), 1e-5, "the hinted call must use the held conversion");
+    gemm_set_precision(GEMM_FP32, NULL);
+    free(dout); free(w); free(x); free(x2); free(dx); free(dw); free(rd); free(rw); free(rx); free(wx); free(ww);
+}
+
 /* A ViT (dim 32, 2 blocks) in bf16 against fp32 on the same weights and
  * batch. Tolerances: bf16 keeps 8 significant bits (unit roundoff 2^-9 =
  * 0.2%); through a few GEMMs with fp32 accumulation the relative L2 error of

@@ -19,9 +19,12 @@ static void backward(float *din, float *dw, float *db, const float *dout, const 
     /* din (N,IC) (+)= dout (N,OC) @ w (OC,IC) */
     if (din)
         gemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, acc ? 1.0f : 0.0f, din, IC);
-    /* dw (OC,IC) += dout^T (OC,N) @ in (N,IC) */
-    if (dw)
+    /* dw (OC,IC) += dout^T (OC,N) @ in (N,IC); in bf16 the first product's
+     * conversion of dout is reused (gemm.h) */
+    if (dw) {
+        if (din) gemm_next_a_unchanged();
         gemm(1, 0, OC, IC, N, 1.0f, dout, OC, in, IC, 1.0f, dw, IC);
+    }
     if (!db) return;
     /* db (OC) += column sums of dout; threads own column blocks, so the
      * summation order is fixed. */
