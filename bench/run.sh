@@ -10,7 +10,8 @@
 # round interleaved (so slow phases of the machine hit both sides), and the median is reported; ratios are
 # medians of per-round ratios. The load average before and after, and each run's cpu_util (process CPU
 # seconds / (wall x threads); below ~0.9 the run shared its cores) are printed with the table.
-# Environment: STEPS (timed steps of R1; R0 runs 4x as many), WARMUP, THREADS, ROUNDS, PYTHON;
+# Environment: STEPS (timed steps of R1; R0 runs 4x as many), WARMUP, THREADS, ROUNDS, PYTHON, PREC (one
+# precision only: fp32 or bf16);
 # MOE_ROUNDS, MOE_STEPS for the MoE step ratios (their own interleaved rounds, below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,13 @@ HAVE_TORCH=0; "$PY" -c 'import torch' 2>/dev/null && HAVE_TORCH=1
 C_PREC=(fp32); T_PREC=(fp32)
 if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then C_PREC+=(bf16); T_PREC+=(bf16)
 else BF16_NOTE="bf16 columns: this CPU has neither avx512_bf16 nor amx_bf16 (see /proc/cpuinfo flags)"; fi
+# PREC=fp32 or PREC=bf16: measure that precision only (a re-measurement after a change to its path)
+case "${PREC:-}" in
+  "") ;;
+  fp32|bf16) if [[ " ${C_PREC[*]} " == *" $PREC "* ]]; then C_PREC=("$PREC"); T_PREC=("$PREC")
+             else echo "bench: PREC=$PREC: this CPU cannot run it (${BF16_NOTE:-})" >&2; exit 2; fi ;;
+  *) echo "bench: PREC must be fp32 or bf16, not '$PREC'" >&2; exit 2 ;;
+esac
 # OpenBLAS 0.3.21 (Debian 12) does not know newer CPUs and falls back to its generic 'Prescott' kernels
 # (an Intel Xeon of family 6, model 207 ran PyTorch fp32 R1 at a third of its speed with SkylakeX's): a user
 # after speed would set OPENBLAS_CORETYPE, so the bench does it for PyTorch, which takes its fp32 GEMMs from
