@@ -6,7 +6,9 @@
  *    products; README "GEMM path" gives the numbers).
  *  - GEMM_BF16: mixed precision. A and B are rounded to bfloat16 (round to
  *    nearest even) and multiplied by a oneDNN matmul primitive (bf16 inputs,
- *    fp32 accumulation and fp32 C; one primitive per shape, cached); all else
+ *    fp32 accumulation and fp32 C; one primitive per shape, cached, with token
+ *    dimensions over 256 bucketed by 64 so a routed MoE's changing expert
+ *    shapes reuse kernels: see gemm.c PAD_TO); all else
  *    (master weights, AdamW state, LayerNorm, softmax, loss, reductions) stays
  *    fp32. Needs a CPU with avx512_bf16 or AMX (oneDNN's ISA
  *    avx512_core_bf16 or later). Products requested from inside an OpenMP
