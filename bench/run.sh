@@ -56,11 +56,14 @@ esac
 # (an Intel Xeon of family 6, model 207 ran PyTorch fp32 R1 at a third of its speed with SkylakeX's): a user
 # after speed would set OPENBLAS_CORETYPE, so the bench does it for PyTorch, which takes its fp32 GEMMs from
 # the system BLAS (the C engine's fp32 GEMMs are oneDNN's, core/gemm.c), and says so.
-if [ "$HAVE_TORCH" = 1 ] && [ -z "${OPENBLAS_CORETYPE:-}" ] &&
-   OPENBLAS_VERBOSE=2 "$PY" -c 'import torch' 2>&1 | grep -q '^Core: Prescott'; then
-  if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
-  elif grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
-  [ -n "${OPENBLAS_CORETYPE:-}" ] && BLAS_NOTE="OpenBLAS took this CPU for a generic Prescott; OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE set for the PyTorch runs"
+TORCH_ENV=()
+if [ "$HAVE_TORCH" = 1 ] && [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  blas_core=$(OPENBLAS_VERBOSE=2 "$PY" -c 'import torch' 2>&1 || true)
+  if grep -q '^Core: Prescott' <<<"$blas_core"; then
+    if grep -qw avx512f /proc/cpuinfo; then TORCH_ENV=(OPENBLAS_CORETYPE=SkylakeX)
+    elif grep -qw avx2 /proc/cpuinfo; then TORCH_ENV=(OPENBLAS_CORETYPE=Haswell); fi
+    [ ${#TORCH_ENV[@]} = 0 ] || BLAS_NOTE="OpenBLAS took this CPU for a generic Prescott; ${TORCH_ENV[0]} set for the PyTorch runs"
+  fi
 fi
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "make bench: $(date -u +%FT%TZ), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $THREADS threads"
@@ -75,7 +78,7 @@ for r in $(seq "$ROUNDS"); do
       run "$cfg.c.$p" "$B" "${common[@]}" --precision "$p" $args
     done
     if [ "$HAVE_TORCH" = 1 ]; then
-      for p in "${T_PREC[@]}"; do run "$cfg.t.$p" "$PY" bench/torch_bench.py "${common[@]}" --precision "$p" $args; done
+      for p in "${T_PREC[@]}"; do run "$cfg.t.$p" env "${TORCH_ENV[@]}" "$PY" bench/torch_bench.py "${common[@]}" --precision "$p" $args; done
     fi
   done
   for p in "${C_PREC[@]}"; do run "P3.c.$p" "$B" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" --precision "$p" $P3; done
@@ -119,7 +122,7 @@ for cfg in R0 R1; do
   if [ "$HAVE_TORCH" = 1 ]; then
     printf '%-11s %9s %9s %9s %9s %7s %9.1f %9s %8s %8.2f %7s %7.0f\n' "$cfg torch" "" "" "" \
       "t16/t32" "$(rcol "$cfg.t.bf16" "$cfg.t.fp32" images_per_s)" \
-      "$(awk -v a="$(col "$cfg.t.fp32" images_per_s)" -v f="$(col "$cfg.c.fp32" train_flops_per_image)" 'BEGIN{print a*f/1e9}')" "" "" \
+      "$(awk -v a="$(col "$cfg.t.fp32" images_per_s)" -v f="$(col "$cfg.c.${C_PREC[0]}" train_flops_per_image)" 'BEGIN{print a*f/1e9}')" "" "" \
       "$(col "$cfg.t.fp32" cpu_util)" "" "$(col "$cfg.t.bf16" peak_rss_mib)"
   fi
 done

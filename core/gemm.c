@@ -134,7 +134,8 @@ typedef struct {
 } MatmulEntry;
 enum { CACHE_N = 1024 };
 static MatmulEntry g_cache[CACHE_N];
-static int g_cached, g_evict;
+static int g_cached;
+static unsigned g_evict;
 static dnnl_engine_t g_engine;
 static dnnl_stream_t g_stream;
 
@@ -247,7 +248,6 @@ static uint16_t *convert_a(const float *src, int rows, int cols, int ld, int pro
 /* 0 on success; non-zero leaves C untouched (the caller computes in fp32). */
 static int gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc, int a_unchanged) {
-    if (omp_in_parallel()) return 1;   /* the cache and buffers are the process's */
     int Kp = padded(K), Mq = M;
     if (!trans_a && M > PAD_MIN && M % PAD_TO) Mq = M / PAD_TO * PAD_TO;
     MatmulEntry *e = entry_get(trans_a, trans_b, Mq, N, Kp, ldc, alpha, beta);
@@ -268,6 +268,10 @@ static int gemm_bf16(int trans_a, int trans_b, int M, int N, int K, float alpha,
 
 void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc) {
+    if (omp_in_parallel()) {   /* on the calling thread; the globals below are the process's */
+        gemm_f32(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     int a_unchanged = g_a_unchanged;
     g_a_unchanged = 0;
     if (g_precision == GEMM_BF16 &&

@@ -57,7 +57,9 @@ void gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const floa
  * to both of its products). In bf16 that call's conversion of A is reused when
  * the two calls lay A out alike (the same pointer, rows, columns, leading
  * dimension and padding); otherwise, and in fp32, the hint does nothing. A
- * wrong hint gives wrong products: give it only where A cannot have changed. */
+ * wrong hint gives wrong products: give it only where A cannot have changed,
+ * outside OpenMP parallel regions (products requested inside one run in fp32
+ * on the calling thread and neither use nor clear the hint). */
 void gemm_next_a_unchanged(void);
 
 /* Always fp32 (the attention's small per-head products, whatever the

@@ -174,6 +174,28 @@ Test(gemm, bf16_reuses_a_conversion_only_when_told) {
     free(dout); free(w); free(x); free(x2); free(dx); free(dw); free(rd); free(rw); free(rx); free(wx); free(ww);
 }
 
+/* The hint is not taken when the two calls lay A out differently: with 300
+ * rows of dout, dX's product holds it as 300 rows and dW's needs them padded
+ * to 320 (K over 256), so dW converts afresh and sees a changed dout. */
+Test(gemm, bf16_hint_ignored_when_layouts_differ) {
+    need_bf16();
+    Rng r;
+    rng_seed(&r, 13);
+    enum { N = 300, OC = 40, IC = 30 };
+    float *dout = randm(&r, N * OC), *w = randm(&r, OC * IC), *x = randm(&r, N * IC);
+    float *dx = calloc(N * IC, sizeof(float)), *dw = calloc(OC * IC, sizeof(float)), *ww = calloc(OC * IC, sizeof(float));
+    float *rd = malloc(sizeof(float) * N * OC), *rx = malloc(sizeof(float) * N * IC);
+    gemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 0.0f, dx, IC);
+    for (int i = 0; i < N * OC; i++) dout[i] = -dout[i], rd[i] = round_bf16(dout[i]);
+    for (int i = 0; i < N * IC; i++) rx[i] = round_bf16(x[i]);
+    gemm_next_a_unchanged();
+    gemm(1, 0, OC, IC, N, 1.0f, dout, OC, x, IC, 0.0f, dw, IC);
+    naive(1, 0, OC, IC, N, 1.0f, rd, OC, rx, IC, 0.0f, ww, IC);
+    cr_expect_lt(rel_err(dw, ww, OC * IC), 1e-5, "dW must see the changed dout (layouts differ: no reuse)");
+    gemm_set_precision(GEMM_FP32, NULL);
+    free(dout); free(w); free(x); free(dx); free(dw); free(ww); free(rd); free(rx);
+}
+
 /* A ViT (dim 32, 2 blocks) in bf16 against fp32 on the same weights and
  * batch. Tolerances: bf16 keeps 8 significant bits (unit roundoff 2^-9 =
  * 0.2%); through a few GEMMs with fp32 accumulation the relative L2 error of
