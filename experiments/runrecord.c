@@ -316,6 +316,8 @@ static void named_row(const char *dir, NamedRow *row) {
         fprintf(stderr, "ewa record: %s: unusable summary (%s); recording the run as failed\n",
                 path, e.msg[0] ? e.msg : "no row");
         csv_table_free(&row->sum);
+    } else if (access(path, F_OK) == 0) {
+        fprintf(stderr, "ewa record: %s: empty summary; recording the run as failed\n", path);
     }
     snprintf(path, sizeof path, "%s/config.ini", dir);
     RunConfig c;

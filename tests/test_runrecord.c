@@ -3,6 +3,9 @@
  * written quoted, every config column holds the config's value, and the
  * checkpoint's SHA-256 is FIPS SHA-256. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include "../experiments/config.h"
@@ -110,6 +113,35 @@ Test(runrecord, failed_run_row_has_the_config_columns) {
     cr_assert(strstr(slurp(csv), "\"0123456789012345\""), "run_id not quoted:\n%s", slurp(csv));
     csv_table_free(&t);
     free(run); free(ini); free(csv);
+}
+
+/* A run directory whose summary.csv is empty (0 bytes) is recorded failed,
+ * and record says why on stderr (it said nothing). */
+Test(runrecord, empty_summary_recorded_failed_with_a_message) {
+    RunConfig c = awkward();
+    char *run = tu_path(dir, "0123456789012346");
+    cr_assert_eq(mkdir(run, 0755), 0);
+    char *ini = tu_path(run, "config.ini"), *sum = tu_path(run, "summary.csv"), *csv = tu_path(dir, "runs.csv");
+    char *log = tu_path(dir, "stderr.txt");
+    Err e = {0};
+    cr_assert_eq(config_write(&c, ini, &e), 0, "%s", e.msg);
+    FILE *f = fopen(sum, "w");
+    cr_assert(f);
+    fclose(f);
+    fflush(stderr);
+    int saved = dup(2), fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    char st[16];
+    int appended = 0, rc = grid_record(run, csv, &appended, st, &e);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(fd);
+    close(saved);
+    cr_assert_eq(rc, 0, "%s", e.msg);
+    cr_assert_str_eq(st, "failed");
+    cr_assert(strstr(slurp(log), "summary.csv: empty summary"), "stderr: '%s'", slurp(log));
+    free(run); free(ini); free(sum); free(csv); free(log);
 }
 
 /* fs_sha256_file against the FIPS 180-2 test vectors (the empty message,
