@@ -251,6 +251,62 @@ int fs_copy_dir_files(const char *src_dir, const char *dst_dir, int *ncopied, Er
     return rc;
 }
 
+/* Calls f(dir/name, dst/name) for each regular file directly in dir until f
+ * fails; dst may be NULL. */
+static int each_file(const char *dir, const char *dst, int (*f)(const char *, const char *, Err *), Err *err) {
+    DIR *d = opendir(dir);
+    if (!d) return err_set(err, ERR_RUNTIME, "%s: cannot open: %s", dir, strerror(errno));
+    int rc = 0;
+    for (struct dirent *e; !rc && (e = readdir(d));) {
+        char src[4352], to[4352] = "";
+        struct stat st;
+        snprintf(src, sizeof src, "%s/%s", dir, e->d_name);
+        if (stat(src, &st) || !S_ISREG(st.st_mode)) continue;
+        if (dst) snprintf(to, sizeof to, "%s/%s", dst, e->d_name);
+        rc = f(src, to, err);
+    }
+    closedir(d);
+    return rc;
+}
+
+static int check_target(const char *src, const char *dst, Err *err) {
+    struct stat st;
+    (void)src;
+    if (lstat(dst, &st) == 0 && !S_ISREG(st.st_mode))
+        return err_set(err, ERR_RUNTIME, "%s: exists and is not a regular file; nothing was replaced", dst);
+    return 0;
+}
+
+static int move_file(const char *src, const char *dst, Err *err) {
+    if (rename(src, dst))
+        return err_set(err, ERR_RUNTIME, "%s: cannot replace it with %s: %s", dst, src, strerror(errno));
+    return 0;
+}
+
+static int remove_file(const char *src, const char *dst, Err *err) {
+    (void)dst, (void)err;
+    unlink(src);
+    return 0;
+}
+
+int fs_move_dir_files(const char *src_dir, const char *dst_dir, Err *err) {
+    int rc = each_file(src_dir, dst_dir, check_target, err);
+    if (!rc) rc = each_file(src_dir, dst_dir, move_file, err);
+    if (!rc) {
+        char probe[4352];
+        snprintf(probe, sizeof probe, "%s/x", dst_dir);
+        fs_fsync_parent_dir(probe);
+        rmdir(src_dir);
+    }
+    return rc;
+}
+
+void fs_remove_dir_files(const char *dir) {
+    Err e = {0};
+    each_file(dir, NULL, remove_file, &e);
+    rmdir(dir);
+}
+
 int fs_remove_stale_tmp(const char *dir, int *removed, Err *err) {
     if (removed) *removed = 0;
     DIR *d = opendir(dir);

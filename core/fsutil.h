@@ -67,6 +67,18 @@ int fs_copy_file(const char *src, const char *dst, Err *err);
  * fs_copy_file. *ncopied (may be NULL) gets the count. */
 int fs_copy_dir_files(const char *src_dir, const char *dst_dir, int *ncopied, Err *err);
 
+/* Moves every regular file directly in src_dir into dst_dir (same file
+ * system) by rename, then removes src_dir, so a set of files written into a
+ * staging directory replaces its older versions together: before anything
+ * moves, every target is checked, and a target that exists and is not a
+ * regular file is ERR_RUNTIME naming it (nothing moved). A rename that fails
+ * after that (not expected on one file system) is ERR_RUNTIME naming it. */
+int fs_move_dir_files(const char *src_dir, const char *dst_dir, Err *err);
+
+/* Removes the regular files directly in dir, then dir (best effort: for
+ * cleaning a staging directory after a failure). */
+void fs_remove_dir_files(const char *dir);
+
 /* fsyncs the directory holding path, so a rename is durable (best effort). */
 void fs_fsync_parent_dir(const char *path);
 

@@ -852,7 +852,8 @@ static void cells_free(Cell *cells, int nc, int ng) {
 
 /* Stage 7: class-expert mutual information of the runs with a routing.csv
  * (routing_mi.h), written beside the table. */
-static int write_routing(const char *runs_csv, const char *out_dir, const RunSet *s, const char *const *gname,
+static int write_routing(const char *runs_csv, const char *out_dir, const char *shown_dir, const RunSet *s,
+                         const char *const *gname,
                          int ng, const Cell *cells, int nc, const int *cell_of, Err *err) {
     char base[4096];
     runs_dir(runs_csv, base, sizeof base);
@@ -876,7 +877,7 @@ static int write_routing(const char *runs_csv, const char *out_dir, const RunSet
     }
     RoutingCells cs = {.ncells = nc, .ng = ng, .gname = gname, .label = label, .vals = vals};
     int rc = routing_mi_write(out_dir, rr, n, &cs, &nw, err);
-    if (!rc && nw) printf("routing mutual information of %d runs: %s/routing_mi.csv\n", nw, out_dir);
+    if (!rc && nw) printf("routing mutual information of %d runs: %s/routing_mi.csv\n", nw, shown_dir);
     for (int i = 0; i < n; i++) free(paths[i]);
     free(paths);
     free(rr);
@@ -938,18 +939,29 @@ int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
     const char *gname[MAXG];
     for (int g = 0; g < s.ng; g++) gname[g] = s.gname[g];
     int ng = s.ng, nc = s.nc, bkey = s.bkey;
-    rc = fs_mkdir_p(out_dir, err);
-    if (!rc) rc = write_table(out_dir, gname, ng, s.cells, nc, s.pool, s.npool, bkey, err);
+    /* every output goes to a staging directory inside out_dir and replaces
+     * the older set together (fs_move_dir_files), so a failure part-way
+     * leaves the previous tables as they were, not a mix */
+    char stage[FS_PATH_BUF - 64];   /* room for "/<file name>" in the writers' FS_PATH_BUF paths */
+    if ((size_t)snprintf(stage, sizeof stage, "%s/.aggregate-staging-%ld", out_dir, (long)getpid()) >= sizeof stage)
+        rc = err_set(err, ERR_USAGE, "--out %.80s...: path too long", out_dir);
+    int staged = 0;   /* stage exists and is ours to remove */
+    if (!rc) fs_remove_dir_files(stage);   /* a killed run's leftover under our pid */
+    if (!rc) rc = fs_mkdir_p(stage, err);
+    staged = !rc;
+    if (!rc) rc = write_table(stage, gname, ng, s.cells, nc, s.pool, s.npool, bkey, err);
     if (!rc) {
         char *md = markdown(runs_csv, gname, ng, s.cells, nc, s.pool, s.npool, bkey, s.bval);
         char path[FS_PATH_BUF];
-        snprintf(path, sizeof path, "%s/table.md", out_dir);
+        snprintf(path, sizeof path, "%s/table.md", stage);
         rc = fs_write_text_atomic(path, md ? md : "", err);
         free(md);
     }
     if (!rc)
-        rc = write_curves(runs_csv, out_dir, &s.t, s.rows, s.n, gname, ng, s.cells, nc, s.cell_of, bkey, err);
-    if (!rc) rc = write_routing(runs_csv, out_dir, &s, gname, ng, s.cells, nc, s.cell_of, err);
+        rc = write_curves(runs_csv, stage, &s.t, s.rows, s.n, gname, ng, s.cells, nc, s.cell_of, bkey, err);
+    if (!rc) rc = write_routing(runs_csv, stage, out_dir, &s, gname, ng, s.cells, nc, s.cell_of, err);
+    if (!rc) rc = fs_move_dir_files(stage, out_dir, err);
+    if (rc && staged) fs_remove_dir_files(stage);
     if (!rc) {
         int nok = 0, nf = 0;
         for (int i = 0; i < nc; i++) { nok += s.cells[i].n; nf += s.cells[i].nfail; }

@@ -252,6 +252,34 @@ static char *aggregated_table_dir(const char *dir, const char *runs_text) {
     return tdir;
 }
 
+/* bin/ewa aggregate replaces its outputs as a set: when one of them cannot be
+ * replaced (here table.md is a directory), the others keep their previous
+ * contents (table.csv was replaced before, leaving a mixed set) and no
+ * staging directory is left behind. */
+Test(claims, aggregate_failure_leaves_the_previous_outputs) {
+    char *dir = tu_tmpdir();
+    const char *runs1 = "run_id,status,final_top1,seed,method\n"
+                        "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nd,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\n";
+    char *tdir = aggregated_table_dir(dir, runs1);
+    char *csv = tu_path(tdir, "table.csv"), *md = tu_path(tdir, "table.md");
+    char *before = slurp(csv, NULL);
+    cr_assert_eq(unlink(md), 0);
+    cr_assert_eq(mkdir(md, 0755), 0);
+    char *runs = write_text(tdir, "runs.csv", "run_id,status,final_top1,seed,method\n"
+                                              "a,ok,0.40,0,dense\nb,ok,0.60,1,dense\nd,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\n");
+    Err err = {0};
+    cr_assert_neq(aggregate_runs(runs, tdir, NULL, "method=dense", &err), 0);
+    cr_expect(strstr(err.msg, "table.md") && strstr(err.msg, "nothing was replaced"), "%s", err.msg);
+    char *after = slurp(csv, NULL);
+    cr_expect_str_eq(after, before, "table.csv must keep its previous contents");
+    DIR *d = opendir(tdir);
+    cr_assert(d);
+    for (struct dirent *e; (e = readdir(d));)
+        cr_expect(strncmp(e->d_name, ".aggregate-staging-", 19), "left behind: %s", e->d_name);
+    closedir(d);
+    free(runs); free(csv); free(md); free(before); free(after); free(tdir);
+}
+
 Test(claims, paired_rows_report_the_training_cost_ratio) {
     char *dir = tu_tmpdir();
     char *tdir = aggregated_table_dir(dir,
