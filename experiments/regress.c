@@ -331,6 +331,18 @@ static int write_reference_files(const char *dir, const char *fd, const AggSet *
             return err_set(err, ERR_RUNTIME, "%s: missing; run `bin/ewa aggregate --runs %s/runs.csv --out %s` first",
                            path, fd, fd);
     }
+    /* the tables must be aggregated from this runs.csv, not an older one */
+    struct stat sr, st;
+    char runs[FS_PATH_BUF];
+    snprintf(runs, sizeof runs, "%s/runs.csv", fd);
+    for (int k = 1; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s", fd, files[k]);
+        if (!stat(runs, &sr) && !stat(path, &st) &&
+            (st.st_mtim.tv_sec < sr.st_mtim.tv_sec ||
+             (st.st_mtim.tv_sec == sr.st_mtim.tv_sec && st.st_mtim.tv_nsec < sr.st_mtim.tv_nsec)))
+            return err_set(err, ERR_RUNTIME, "%s: older than %s (aggregated before its last runs); run `bin/ewa "
+                           "aggregate --runs %s --out %s` first", path, runs, runs, fd);
+    }
     if (fs_mkdir_p(dir, err)) return ERR_RUNTIME;
     for (int k = 0; k < 3; k++)
         if (copy_file(fd, dir, files[k], err)) return ERR_RUNTIME;

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "../experiments/aggregate.h"
@@ -92,6 +93,23 @@ Test(regress, writer_copies_and_fingerprints) {
         "gcc 12.2.0", "-O3 -march=native (target avx2 fma)", "1"};
     for (int i = 0; i < PLATFORM_NFIELDS; i++) cr_assert_str_eq(p.val[i], want[i], "%s", platform_key(i));
     free(pp); free(ref);
+}
+
+/* A table.csv older than its runs.csv (runs recorded after the last
+ * aggregate) is not copied into a reference: an error saying to aggregate. */
+Test(regress, writer_refuses_tables_older_than_their_runs) {
+    char *from = results_dir("results", "ref.csv"), *ref = tu_path(tmp, "reference");
+    char *table = tu_path(from, "table.csv");
+    struct timespec old[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+    cr_assert_eq(utimensat(AT_FDCWD, table, old, 0), 0);
+    Err e = {0};
+    FILE *devnull = fopen("/dev/null", "w");
+    cr_assert_eq(regress_write_reference(ref, from, 0, devnull, &e), ERR_RUNTIME);
+    cr_expect(strstr(e.msg, "table.csv: older than") && strstr(e.msg, "bin/ewa aggregate"), "%s", e.msg);
+    char *copied = tu_path(ref, "table.csv");
+    cr_expect(!fs_file_nonempty(copied), "nothing copied");
+    fclose(devnull);
+    free(from); free(ref); free(table); free(copied);
 }
 
 Test(regress, exact_passes_on_the_same_runs_and_names_a_changed_sha) {
