@@ -258,7 +258,7 @@ static int each_file(const char *dir, const char *dst, int (*f)(const char *, co
     if (!d) return err_set(err, ERR_RUNTIME, "%s: cannot open: %s", dir, strerror(errno));
     int rc = 0;
     for (struct dirent *e; !rc && (e = readdir(d));) {
-        char src[4352], to[4352] = "";
+        char src[FS_PATH_BUF], to[FS_PATH_BUF] = "";
         struct stat st;
         snprintf(src, sizeof src, "%s/%s", dir, e->d_name);
         if (stat(src, &st) || !S_ISREG(st.st_mode)) continue;
@@ -293,8 +293,8 @@ int fs_move_dir_files(const char *src_dir, const char *dst_dir, Err *err) {
     int rc = each_file(src_dir, dst_dir, check_target, err);
     if (!rc) rc = each_file(src_dir, dst_dir, move_file, err);
     if (!rc) {
-        char probe[4352];
-        snprintf(probe, sizeof probe, "%s/x", dst_dir);
+        char probe[FS_PATH_BUF];
+        snprintf(probe, sizeof probe, "%s/x", dst_dir);   /* fsyncs probe's parent: dst_dir */
         fs_fsync_parent_dir(probe);
         rmdir(src_dir);
     }

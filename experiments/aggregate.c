@@ -945,10 +945,9 @@ int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
     char stage[FS_PATH_BUF - 64];   /* room for "/<file name>" in the writers' FS_PATH_BUF paths */
     if ((size_t)snprintf(stage, sizeof stage, "%s/.aggregate-staging-%ld", out_dir, (long)getpid()) >= sizeof stage)
         rc = err_set(err, ERR_USAGE, "--out %.80s...: path too long", out_dir);
-    int staged = 0;   /* stage exists and is ours to remove */
     if (!rc) fs_remove_dir_files(stage);   /* a killed run's leftover under our pid */
     if (!rc) rc = fs_mkdir_p(stage, err);
-    staged = !rc;
+    int staged = !rc;   /* stage exists and is ours to remove */
     if (!rc) rc = write_table(stage, gname, ng, s.cells, nc, s.pool, s.npool, bkey, err);
     if (!rc) {
         char *md = markdown(runs_csv, gname, ng, s.cells, nc, s.pool, s.npool, bkey, s.bval);

@@ -335,9 +335,10 @@ static int write_reference_files(const char *dir, const char *fd, const AggSet *
     struct stat sr, st;
     char runs[FS_PATH_BUF];
     snprintf(runs, sizeof runs, "%s/runs.csv", fd);
-    for (int k = 1; k < 3; k++) {
+    int have_runs = !stat(runs, &sr);
+    for (int k = 1; k < 3 && have_runs; k++) {
         snprintf(path, sizeof path, "%s/%s", fd, files[k]);
-        if (!stat(runs, &sr) && !stat(path, &st) &&
+        if (!stat(path, &st) &&
             (st.st_mtim.tv_sec < sr.st_mtim.tv_sec ||
              (st.st_mtim.tv_sec == sr.st_mtim.tv_sec && st.st_mtim.tv_nsec < sr.st_mtim.tv_nsec)))
             return err_set(err, ERR_RUNTIME, "%s: older than %s (aggregated before its last runs); run `bin/ewa "
