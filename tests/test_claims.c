@@ -277,7 +277,8 @@ Test(claims, aggregate_failure_leaves_the_previous_outputs) {
     for (struct dirent *e; (e = readdir(d));)
         cr_expect(strncmp(e->d_name, ".aggregate-staging-", 19), "left behind: %s", e->d_name);
     closedir(d);
-    free(runs); free(csv); free(md); free(before); free(after); free(tdir);
+    tu_rmrf(dir);
+    free(runs); free(csv); free(md); free(before); free(after); free(tdir); free(dir);
 }
 
 Test(claims, paired_rows_report_the_training_cost_ratio) {
