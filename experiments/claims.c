@@ -275,12 +275,17 @@ typedef struct {
     int broken;         /* the table exists but is not one bin/ewa aggregate writes: an error, not no data */
 } ClaimResult;
 
-static ClaimTest *test_add(ClaimResult *r) {
-    r->t = xrealloc(r->t, sizeof(ClaimTest) * (size_t)(r->nt + 1));
-    ClaimTest *t = memset(&r->t[r->nt++], 0, sizeof(ClaimTest));
+/* A test with every figure unknown (NAN): what a row does not give stays "-". */
+static ClaimTest *test_init(ClaimTest *t) {
+    memset(t, 0, sizeof *t);
     t->d = t->lo = t->hi = t->se = t->df = t->mde = t->p0 = t->p = t->p_holm = t->cost_s = t->cost_f = NAN;
     t->verdict = V_INCONCLUSIVE;
     return t;
+}
+
+static ClaimTest *test_add(ClaimResult *r) {
+    r->t = xrealloc(r->t, sizeof(ClaimTest) * (size_t)(r->nt + 1));
+    return test_init(&r->t[r->nt++]);
 }
 
 /* No data: the verdict with its reason; returns 0 (not an error). */
@@ -408,7 +413,7 @@ static void take_pooled(ClaimResult *r, const CsvTable *tb, int i, const int *co
     if (row_matches(tb, i, &prim, &bad)) {
         (*npooled)++;
         r->has_pooled = 1;
-        memset(&r->pooled, 0, sizeof r->pooled);
+        test_init(&r->pooled);   /* no training cost of its own: the cells' rows show theirs */
         snprintf(r->pooled.label, sizeof r->pooled.label, "**%s**", r->d->primary);
         test_from_row(&r->pooled, tb, i, cols);
         r->pooled_cells = atoi(csv_cell(tb, i, cols[C_N]));

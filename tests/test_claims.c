@@ -289,23 +289,30 @@ Test(claims, paired_rows_report_the_training_cost_ratio) {
                             "d,ok,0.52,0,ewa,110,3e12\ne,ok,0.61,1,ewa,110,3e12\nf,ok,0.73,2,ewa,110,3e12\n");
     Err err = {0};
     char *ini = write_text(dir, "claims.ini", "[claim.x]\ntext = t\ntest = paired\ntable = t\nselect = method=ewa\n"
-                                              "baseline = method=dense\ndirection = greater\n");
+                                              "baseline = method=dense\ndirection = greater\nprimary = pooled\n");
     char *out = tu_path(dir, "CLAIMS.md"), *csv = tu_path(dir, "CLAIMS.csv");
     cr_assert_eq(claims_run(ini, dir, out, &err), 0, "%s", err.msg);
     CsvTable t;
     cr_assert_eq(csv_read_file(csv, &t, &err), 0, "%s", err.msg);
     int rs = csv_col(&t, "train_seconds_ratio"), rf = csv_col(&t, "flops_train_ratio"), rr = csv_col(&t, "row");
     cr_assert(rs >= 0 && rf >= 0);
-    int seen = 0;
+    int seen = 0, seen_pooled = 0;
     for (int r = 0; r < t.nrows; r++) {
-        if (!strcmp(csv_cell(&t, r, rr), "pooled")) continue;
+        if (!strcmp(csv_cell(&t, r, rr), "pooled")) {   /* a pooled row has no cost of its own (was 0) */
+            cr_expect_str_eq(csv_cell(&t, r, rs), "");
+            cr_expect_str_eq(csv_cell(&t, r, rf), "");
+            seen_pooled++;
+            continue;
+        }
         cr_expect_str_eq(csv_cell(&t, r, rs), "1.1");
         cr_expect_str_eq(csv_cell(&t, r, rf), "1");
         seen++;
     }
     cr_expect_eq(seen, 1);
+    cr_expect_eq(seen_pooled, 1);
     char *md = slurp(out, NULL);
     cr_expect(strstr(md, "| training cost vs baseline |") && strstr(md, "| 1.10x s, 1.00x FLOPs |"), "%s", md);
+    cr_expect(!strstr(md, "0.00x"), "%s", md);
     csv_table_free(&t);
     tu_rmrf(dir);
     free(dir); free(tdir); free(ini); free(out); free(csv); free(md);
