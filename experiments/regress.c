@@ -174,6 +174,11 @@ static void stat_verdicts(RegressResult *r, FILE *out) {
         print_test(out, t);
     }
     free(p);
+    if (r->ntests > 0 && ntestable == 0) {   /* a check that compared nothing must not pass */
+        fprintf(out, "FAIL  stat: none of the %d tests could be made (each needs at least 2 values on a side: "
+                     "rerun at least 2 seeds, e.g. bin/ewa grid ... --seeds 1,2)\n", r->ntests);
+        nfail++;
+    }
     r->nfail += nfail;
     r->nchecked += ntestable;
     fprintf(out,

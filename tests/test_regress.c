@@ -311,6 +311,13 @@ Test(regress, subset_checks_the_rerun_runs_only) {
     cr_assert(strstr(text, "FAIL  run A-ewa-1"), "%s", text);
     regress_result_free(&r); free(text);
 
+    /* stat on one seed: no test can be made (one value a side), which fails
+     * rather than passing with nothing compared */
+    r = check_path(ref, seed1, REGRESS_STAT, 1, &text);
+    cr_assert_eq(r.nfail, 1, "%s", text);
+    cr_assert(strstr(text, "FAIL  stat: none of the 6 tests could be made"), "%s", text);
+    regress_result_free(&r); free(text);
+
     /* stat: the cells of dataset B are skipped, A's are tested (3 runs a side) */
     static const char *const dataset_b[] = {",B,"};
     char *only_a = fixture_without("same.csv", "onlyA.csv", dataset_b, 1);
