@@ -126,8 +126,9 @@ REGRESS_REF  ?= results/reference/$(PROFILE)
 REGRESS_NEW  ?= results/table1/$(PROFILE)
 REGRESS_MODE ?= auto
 # REGRESS_SUBSET=1: REGRESS_NEW reruns only some of the reference's runs
-# (e.g. `bin/ewa grid --config paper_configs/table1.ini --profile cpu --seeds 1
-# --out DIR`); only those are checked (`bin/ewa regress --help`)
+# (e.g. `bin/ewa grid --config paper_configs/table1.ini --profile cpu --seeds 1,2,3
+# --out DIR`: stat mode needs 2 seeds or more); only those are checked
+# (`bin/ewa regress --help`)
 REGRESS_SUBSET ?=
 # make reference: writes results/reference/$(PROFILE) from REFERENCE_FROM
 REFERENCE_FROM ?= results/table1/$(PROFILE)
