@@ -233,27 +233,10 @@ int fs_copy_file(const char *src, const char *dst, Err *err) {
     return rc;
 }
 
-int fs_copy_dir_files(const char *src_dir, const char *dst_dir, int *ncopied, Err *err) {
-    if (ncopied) *ncopied = 0;
-    DIR *d = opendir(src_dir);
-    if (!d) return err_set(err, ERR_RUNTIME, "%s: cannot open: %s", src_dir, strerror(errno));
-    int rc = 0;
-    for (struct dirent *e; !rc && (e = readdir(d));) {
-        char src[4352], dst[4352];
-        struct stat st;
-        snprintf(src, sizeof src, "%s/%s", src_dir, e->d_name);
-        if (tmp_writer(e->d_name) || stat(src, &st) || !S_ISREG(st.st_mode)) continue;
-        snprintf(dst, sizeof dst, "%s/%s", dst_dir, e->d_name);
-        rc = fs_copy_file(src, dst, err);
-        if (!rc && ncopied) ++*ncopied;
-    }
-    closedir(d);
-    return rc;
-}
-
-/* Calls f(dir/name, dst/name) for each regular file directly in dir until f
- * fails; dst may be NULL. */
-static int each_file(const char *dir, const char *dst, int (*f)(const char *, const char *, Err *), Err *err) {
+/* Calls f(dir/name, dst/name, ctx) for each regular file directly in dir
+ * until f fails; dst may be NULL (then the second path is ""). */
+static int each_file(const char *dir, const char *dst, int (*f)(const char *, const char *, void *, Err *),
+                     void *ctx, Err *err) {
     DIR *d = opendir(dir);
     if (!d) return err_set(err, ERR_RUNTIME, "%s: cannot open: %s", dir, strerror(errno));
     int rc = 0;
@@ -263,35 +246,51 @@ static int each_file(const char *dir, const char *dst, int (*f)(const char *, co
         snprintf(src, sizeof src, "%s/%s", dir, e->d_name);
         if (stat(src, &st) || !S_ISREG(st.st_mode)) continue;
         if (dst) snprintf(to, sizeof to, "%s/%s", dst, e->d_name);
-        rc = f(src, to, err);
+        rc = f(src, to, ctx, err);
     }
     closedir(d);
     return rc;
 }
 
-static int check_target(const char *src, const char *dst, Err *err) {
+/* each_file callback: copies src to dst unless src is another writer's
+ * temporary; ctx (int *, may be NULL) counts the copies. */
+static int copy_one(const char *src, const char *dst, void *ctx, Err *err) {
+    const char *slash = strrchr(src, '/');
+    if (tmp_writer(slash ? slash + 1 : src)) return 0;
+    int rc = fs_copy_file(src, dst, err);
+    if (!rc && ctx) ++*(int *)ctx;
+    return rc;
+}
+
+int fs_copy_dir_files(const char *src_dir, const char *dst_dir, int *ncopied, Err *err) {
+    if (ncopied) *ncopied = 0;
+    return each_file(src_dir, dst_dir, copy_one, ncopied, err);
+}
+
+static int check_target(const char *src, const char *dst, void *ctx, Err *err) {
     struct stat st;
-    (void)src;
+    (void)src, (void)ctx;
     if (lstat(dst, &st) == 0 && !S_ISREG(st.st_mode))
         return err_set(err, ERR_RUNTIME, "%s: exists and is not a regular file; nothing was replaced", dst);
     return 0;
 }
 
-static int move_file(const char *src, const char *dst, Err *err) {
+static int move_file(const char *src, const char *dst, void *ctx, Err *err) {
+    (void)ctx;
     if (rename(src, dst))
         return err_set(err, ERR_RUNTIME, "%s: cannot replace it with %s: %s", dst, src, strerror(errno));
     return 0;
 }
 
-static int remove_file(const char *src, const char *dst, Err *err) {
-    (void)dst, (void)err;
+static int remove_file(const char *src, const char *dst, void *ctx, Err *err) {
+    (void)dst, (void)ctx, (void)err;
     unlink(src);
     return 0;
 }
 
 int fs_move_dir_files(const char *src_dir, const char *dst_dir, Err *err) {
-    int rc = each_file(src_dir, dst_dir, check_target, err);
-    if (!rc) rc = each_file(src_dir, dst_dir, move_file, err);
+    int rc = each_file(src_dir, dst_dir, check_target, NULL, err);
+    if (!rc) rc = each_file(src_dir, dst_dir, move_file, NULL, err);
     if (!rc) {
         char probe[FS_PATH_BUF];
         snprintf(probe, sizeof probe, "%s/x", dst_dir);   /* fsyncs probe's parent: dst_dir */
@@ -303,7 +302,7 @@ int fs_move_dir_files(const char *src_dir, const char *dst_dir, Err *err) {
 
 void fs_remove_dir_files(const char *dir) {
     Err e = {0};
-    each_file(dir, NULL, remove_file, &e);
+    each_file(dir, NULL, remove_file, NULL, &e);
     rmdir(dir);
 }
 

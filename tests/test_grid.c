@@ -21,6 +21,7 @@
 #include "../experiments/csvio.h"
 #include "../experiments/aggregate.h"
 #include "../experiments/grid.h"
+#include "../core/fsutil.h"
 #include "testproc.h"
 #include "testutil.h"
 
@@ -769,6 +770,33 @@ Test(grid, rerun_is_bit_exact_against_its_reference) {
  * columns) and trains only the rest; a row built from a dirty tree is not
  * reused (the test forces git_dirty: the binary under test may come from a
  * developer's tree). */
+/* grid.reuse copies a run directory's regular files with fs_copy_dir_files:
+ * another writer's temporary (NAME.tmp.PID) and subdirectories stay behind,
+ * and the count is of the files copied. */
+Test(grid, copy_dir_files_skips_temporaries_and_directories) {
+    char *src = tu_path(tmp, "src"), *dst = tu_path(tmp, "dst"), *sub = tu_path(src, "sub");
+    cr_assert_eq(mkdir(src, 0755), 0);
+    cr_assert_eq(mkdir(dst, 0755), 0);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    free(tu_write(src, "a.csv", "a\n", 2));
+    free(tu_write(src, "b.txt", "bb\n", 3));
+    free(tu_write(src, "runs.csv.tmp.4242", "half", 4));
+    int n = -1;
+    Err err = {0};
+    cr_assert_eq(fs_copy_dir_files(src, dst, &n, &err), 0, "%s", err.msg);
+    cr_expect_eq(n, 2);
+    char *a = tu_path(dst, "a.csv"), *b = tu_path(dst, "b.txt"), *t = tu_path(dst, "runs.csv.tmp.4242"),
+         *s2 = tu_path(dst, "sub");
+    struct stat st;
+    cr_expect_eq(stat(a, &st), 0);
+    cr_expect_eq(stat(b, &st), 0);
+    cr_expect_neq(stat(t, &st), 0, "a temporary was copied");
+    cr_expect_neq(stat(s2, &st), 0, "a subdirectory was copied");
+    cr_expect_neq(fs_copy_dir_files(t, dst, NULL, &err), 0, "a missing source directory is an error");
+    cr_expect(strstr(err.msg, "cannot open"), "%s", err.msg);
+    free(a); free(b); free(t); free(s2); free(src); free(dst); free(sub);
+}
+
 Test(grid, reuse_copies_finished_runs_of_another_grid) {
     char *g1 = write_grid("g1.ini", "seeds = 0\n[sweep]\nmoe.method = dense, ewa\n");
     char *a = tu_path(tmp, "a"), *b = tu_path(tmp, "b"), *runs_a = tu_path(a, "runs.csv");
