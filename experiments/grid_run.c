@@ -10,6 +10,7 @@
 #include "util.h"
 #include "../core/fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -464,6 +465,28 @@ static int run_children(const GridOpts *o, GridRun *runs, const Pending *p, cons
     return rc ? -1 : pr->failed - failed0;
 }
 
+/* OUT must be new, empty, or a grid's own output (it has runs.csv, runs/ or
+ * the grid's lock): a grid never scatters runs/, runs.csv and its lock into
+ * an unrelated directory someone named by mistake (`--out .`, `--out ~`). */
+static int check_out_is_ours(const char *out, Err *err) {
+    DIR *d = opendir(out);
+    if (!d) return 0;   /* missing (made below), or not a directory (fs_mkdir_p says so) */
+    int other = 0, ours = 0;
+    char first[256] = "";
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *nm = e->d_name;
+        if (!strcmp(nm, ".") || !strcmp(nm, "..")) continue;
+        if (!strcmp(nm, "runs.csv") || !strcmp(nm, "runs") || !strcmp(nm, ".grid.lock")) ours = 1;
+        else if (!other++) snprintf(first, sizeof first, "%s", nm);
+    }
+    closedir(d);
+    if (other && !ours)
+        return err_set(err, ERR_USAGE, "--out %s: the directory is not empty (it holds '%s'%s) and is not a grid's "
+                       "output (no runs.csv or runs/): name a new or empty directory", out, first,
+                       other > 1 ? " and more" : "");
+    return 0;
+}
+
 /* grid_run after planning: lock OUT, copy, record and train. */
 static int grid_execute(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, const Plan *plans,
                         const ReuseSet *rs, const int *src, int jobs, int threads, Err *err) {
@@ -476,6 +499,7 @@ static int grid_execute(const GridSpec *g, GridRun *runs, int n, const GridOpts 
     int lockfd = -1, rc = 0, removed = 0;
     char runs_dir[4200], out_abs[4096];
     snprintf(runs_dir, sizeof runs_dir, "%s/runs", g->out);
+    if (check_out_is_ours(g->out, err)) return ERR_USAGE;
     if (fs_mkdir_p(g->out, err) || fs_mkdir_p(runs_dir, err) || lock_grid(g->out, &lockfd, err) ||
         (!o->export_kind && fs_remove_stale_tmp(g->out, &removed, err))) {
         if (lockfd >= 0) close(lockfd);

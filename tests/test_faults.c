@@ -318,6 +318,26 @@ Test(faults, grid_lock_failure_names_its_cause) {
     free(gp); free(out); free(lock);
 }
 
+/* A non-empty directory that is no grid's output was accepted as --out
+ * (runs/, runs.csv and the lock scattered into it): now exit 2 naming the
+ * directory and a file in it, with nothing written; an empty one is used. */
+Test(faults, grid_refuses_a_foreign_nonempty_out) {
+    free(tu_write(tmp, "base.ini", "", 0));
+    char g[600];
+    snprintf(g, sizeof g, "[grid]\nbase = base.ini\nseeds = 0\nout = %s/gout\n", tmp);
+    char *gp = tu_write(tmp, "g.ini", g, strlen(g));
+    char *out = tu_path(tmp, "gout"), *runs = tu_path(out, "runs"), *lock = tu_path(out, ".grid.lock");
+    cr_assert_eq(mkdir(out, 0755), 0);
+    free(tu_write(out, "thesis.tex", "x", 1));
+    Proc p = EWA("grid", "--allow-dirty", "--config", gp, "--set", data_set);
+    EXPECT_FAIL(p, 2, "gout: the directory is not empty (it holds 'thesis.tex')", "name a new or empty directory");
+    struct stat st;
+    cr_expect_neq(stat(runs, &st), 0, "runs/ was created in the foreign directory");
+    cr_expect_neq(stat(lock, &st), 0, "the lock was created in the foreign directory");
+    proc_free(&p);
+    free(gp); free(out); free(runs); free(lock);
+}
+
 /* A stray last argument read "option 'extra' needs a value". */
 Test(faults, stray_argument_is_named_as_such) {
     char *run = tu_path(tmp, "run");
