@@ -16,6 +16,9 @@ for t in "$@"; do
   # on exit; count each such report as a failure.
   san=$(printf '%s\n' "$out" | grep -cE '^(==[0-9]+==)?ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:')
   [ "$san" -gt 0 ] && { echo "$(basename "$t"): $san sanitizer report(s)"; printf '%s\n' "$out" | grep -A12 -m3 -E 'ERROR: .*Sanitizer|runtime error:' | head -40; }
+  # a failing test's assertion messages (Criterion's "[----]" lines), so that a
+  # CI log says why, not only which
+  [ $((f+c)) -gt 0 ] && printf '%s\n' "$out" | grep '^\[----\]' | head -60 | sed "s|^|$(basename "$t"): |"
   pass=$((pass+p)); fail=$((fail+f+c+san))
   [ "$rc" -ne 0 ] && status=1
 done
