@@ -2,7 +2,8 @@
 # plots/ablation.sh DIR XKEY [TITLE]: an ablation figure from DIR/table.tsv and
 # DIR/runs.csv (`ewa grid` + `ewa aggregate`), two panels over the grouping
 # column XKEY:
-#  (a) test top-1, mean +- std over seeds, y from 0 to 1 with the chance level;
+#  (a) test top-1, mean +- std over seeds, y from 0 to 1 with the chance level
+#      (zoomed to the data when there is no panel (b));
 #      the dense baseline (one cell whatever XKEY) as a horizontal line;
 #  (b) the paired difference to dense in points of top-1 with its 95%
 #      interval and a zero line: the table's diff, ci_low, ci_high when it has
@@ -13,7 +14,8 @@
 #      the dense cell of the same dataset, subset, model, classes and epochs.
 # One series per combination of the other varying columns, in its method's
 # colour (plots/common.sh). Numeric XKEY: lines (experts on a log2 axis);
-# categorical XKEY (blocks, method): categories, points without lines.
+# categorical XKEY (blocks, method): categories in natural order (last:1,
+# last:2, last:4), points without lines.
 # Writes DIR/ablation_<XKEY>.png and .svg.
 set -eu
 here=$(dirname "$0"); . "$here/common.sh"
@@ -27,6 +29,13 @@ if [ -s "$R" ]; then csv2tsv "$R" > "$RT"; fi
 awk -F'\t' -v X="$X" -v tq="$(for d in $(seq 1 30); do t975 "$d"; done | paste -sd' ')" \
     -v A="$A" -v B="$B" -v D="$D" -v S="$S" '
 function q(df) { return df < 1 ? 0 : (df <= 30 ? tt[df] : (df <= 60 ? 2.0 : (df <= 120 ? 1.98 : 1.96))) }
+function xnum(p) { return match(p, /[0-9]+(\.[0-9]+)?$/) ? substr(p, RSTART) + 0 : "" }
+# categories in natural order: equal prefixes by their trailing number (last:1 < last:2 < last:4)
+function xless(u, w,   a, b) {
+  a = xnum(u); b = xnum(w);
+  if (a != "" && b != "" && substr(u, 1, length(u) - length(a "")) == substr(w, 1, length(w) - length(b ""))) return a < b;
+  return u < w
+}
 function ident(i) { return h[i] == "dataset" || h[i] == "train_subset" || h[i] == "preset" || h[i] == "dim" ||
                            h[i] == "depth" || h[i] == "classes" || h[i] == "epochs" }
 BEGIN { split(tq, tt, " ") }
@@ -72,6 +81,12 @@ END {
     slab[c] = lab;
     if (!isdense[c] && !(lab in li)) { li[lab] = ++nl; labs[nl] = lab; smeth[nl] = (mcol ? v[c, mcol] : "") }
   }
+  if (cat) {   # natural order of the categories, not the order the table lists them in
+    for (a = 2; a <= nx; a++) { t = xs[a]; for (b = a - 1; b >= 1 && xless(t, xs[b]); b--) xs[b + 1] = xs[b]; xs[b + 1] = t }
+    for (k = 1; k <= nx; k++) xi[xs[k]] = k - 1;
+  }
+  ylo = 1; yhi = 0;   # the span of mean +- sd over the series, for a zoomed panel (a)
+  for (c = 1; c <= nc; c++) { if (mean[c] - sd[c] < ylo) ylo = mean[c] - sd[c]; if (mean[c] + sd[c] > yhi) yhi = mean[c] + sd[c] }
   printf "" > A; printf "" > B; printf "" > D;
   for (c = 1; c <= nc; c++) if (isdense[c]) {
     dl = ""; for (i = g0; i <= ng; i++) if (ident(i) && nv[i] > 1) dl = dl " " h[i] "=" v[c, i];
@@ -100,11 +115,11 @@ END {
     }
     printf "%s\t%s\t%d\n", labs[j], smeth[j], ndiff > S;
   }
-  printf "%d %d %d", nl, cat, nx > "/dev/stderr";
+  printf "%d %d %.6f %.6f %d", nl, cat, ylo, yhi, nx > "/dev/stderr";
   for (k = 1; k <= nx; k++) printf " %s", xs[k] > "/dev/stderr";
   printf "\n" > "/dev/stderr";
-}' "$RT" "$T" 2> "$A.n"
-read -r NL CAT NX XS < "$A.n"; rm -f "$A.n"
+}' "$RT" "$T" 2> "$A.n" || { echo "plots/ablation.sh: $T: $(cat "$A.n")" >&2; rm -f "$A.n"; exit 1; }
+read -r NL CAT YLO YHI NX XS < "$A.n"; rm -f "$A.n"
 DS=$(awk -F'\t' -v c="$(col "$T" dataset)" 'NR==2{print $c}' "$T")
 CL=$(for c in "$DIR"/runs/*/config.ini; do [ -s "$c" ] && ini_get "$c" classes; done | sort -u | head -1)
 K=$(num_classes "$DS" "${CL:-all}")
@@ -138,6 +153,16 @@ fi
 chance=""; [ "$K" -gt 0 ] && chance="set arrow from graph 0, first $(awk -v k="$K" 'BEGIN{print 1/k}') to graph 1, first $(awk -v k="$K" 'BEGIN{print 1/k}') nohead dt 2 lw 1.5 lc rgb '#56B4E9'"
 cap=$(caption "$DIR")
 panels=1; [ -n "$pb" ] && panels=2
+# With a difference panel, (a) shows 0-1 with chance; without one (no dense
+# cell to pair with), (a) is zoomed to the data, or sub-point effects vanish.
+yset="set yrange [0:1]; set ytics 0.1"; atitle="(a) test top-1, mean ± std over seeds"
+if [ "$panels" = 1 ]; then
+  read -r lo hi < <(awk -v a="$YLO" -v b="$YHI" 'BEGIN { p = (b - a) * 0.25 + 0.002; print a - p, b + p }')
+  yset="set yrange [$lo:$hi]; set ytics autofreq"; atitle="$atitle (y axis zoomed to the data)"
+  awk -v k="$K" -v a="$lo" 'BEGIN { exit !(k > 0 && 1 / k < a) }' && chance=""   # off the axis
+fi
+ch_title=""; ch_key=""
+[ -n "$chance" ] && ch_title="; dashed: chance" && ch_key=", NaN with lines dt 2 lw 1.5 lc rgb '#56B4E9' title 'chance'"
 render "$DIR/ablation_$X" $((560 * panels + 80)) 520 <<GP
 set termoption noenhanced
 set datafile separator '\t'
@@ -146,13 +171,12 @@ set multiplot layout 1,$panels title "$TITLE (settings ours)\n$(echo "$cap" | se
 $xset
 set grid
 set key below font ',8'
-set title '(a) test top-1, mean ± std over seeds$( [ -s "$D" ] && echo '; black: dense ± std'); dashed: chance' font ',9'
+set title '$atitle$( [ -s "$D" ] && echo '; black: dense ± std')$ch_title' font ',9'
 set ylabel 'test top-1'
-set yrange [0:1]
-set ytics 0.1
+$yset
 $dense_lines
 $chance
-plot $pa$( [ -s "$D" ] && echo ", NaN with lines lc rgb '#000000' lw 2 title 'dense'" ), NaN with lines dt 2 lw 1.5 lc rgb '#56B4E9' title 'chance'
+plot $pa$( [ -s "$D" ] && echo ", NaN with lines lc rgb '#000000' lw 2 title 'dense'" )$ch_key
 unset arrow; unset object
 $( [ -n "$pb" ] && cat <<P2
 set title '(b) paired difference to dense (points), mean and 95% CI over seeds' font ',9'

@@ -62,10 +62,11 @@ dataset_label() {
 ini_get() { awk -v k="$2" '$1 == k && $2 == "=" { sub(/^[^=]*= */, ""); print; exit }' "$1"; }
 
 # profile_of DIR: the grid profile a result directory was run with (its last
-# path component when that is a profile name, else "-").
+# path component when that is a profile name such as cpu or cpu-finetune,
+# else "-").
 profile_of() {
   case "$(basename "$1")" in
-    smoke|cpu|paper) basename "$1" ;;
+    smoke|cpu|paper|smoke-*|cpu-*|paper-*) basename "$1" ;;
     *) echo "-" ;;
   esac
 }

@@ -1229,6 +1229,33 @@ Test(grid, forest_plot_names_each_method_and_the_baseline) {
     free(dat_path); free(dat); free(svg_path); free(svg);
 }
 
+/* plots/ablation.sh over a categorical key listed out of order in the table
+ * (last:4 before last:1): the categories are drawn in natural order
+ * (last:1, last:2, last:4 at x = 0, 1, 2), and with no dense cell to pair
+ * with (no panel (b)) panel (a) is zoomed to the data, where 0-1 hid the
+ * sub-point differences. Needs gnuplot (make deps). */
+Test(grid, ablation_plot_orders_categories_and_zooms_without_a_baseline) {
+    static const char csv[] = "run_id,sweep,status,final_top1,seed,method,blocks\n"
+                              "a,moe.blocks=last:4,ok,0.931,0,moe,last:4\nb,moe.blocks=last:4,ok,0.933,1,moe,last:4\n"
+                              "c,moe.blocks=last:1,ok,0.936,0,moe,last:1\nd,moe.blocks=last:1,ok,0.938,1,moe,last:1\n"
+                              "e,moe.blocks=last:2,ok,0.935,0,moe,last:2\nf,moe.blocks=last:2,ok,0.937,1,moe,last:2\n";
+    Proc p = aggregate_text(csv);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    char cwd[1024], *o = NULL;
+    cr_assert(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/ablation.sh' agg blocks", cwd), 0, "%s", o);
+    free(o);
+    char *dat_path = tu_path(tmp, "agg/ablation_blocks.dat"), *dat = slurp(dat_path, NULL);
+    char *svg_path = tu_path(tmp, "agg/ablation_blocks.svg"), *svg = slurp(svg_path, NULL);
+    cr_assert(dat && svg, "no ablation_blocks.dat / .svg");
+    cr_expect(strstr(dat, "\n0\t") && strstr(strstr(dat, "\n0\t"), "last:1"), "%s", dat);
+    cr_expect(strstr(dat, "\n2\t") && strstr(strstr(dat, "\n2\t"), "last:4"), "%s", dat);
+    cr_expect(strstr(svg, "zoomed to the data"), "panel (a) not zoomed");
+    cr_expect(!strstr(svg, "dashed: chance"), "chance (0.1) is off the zoomed axis");
+    free(dat_path); free(dat); free(svg_path); free(svg);
+}
+
 /* Runs a shell command in tmp (the submit directory of the exports below);
  * its stdout and stderr go to tmp/sh.out (returned, malloc'd, in *out if
  * non-NULL). Returns the exit status. */
