@@ -455,6 +455,17 @@ static void mark_interrupted(Run *r) {
     r->res->stop_signal = r->o && r->o->stop && *r->o->stop ? (int)*r->o->stop : SIGTERM;
 }
 
+/* Test hook (EWA_TEST_STOP_AT_STEP): SIGINT to the process, as a user's
+ * Ctrl-C would send it, then a wait (at most 10 s) until the caller's signal
+ * path has set the stop flag, so that the run stops at exactly this step. */
+static void test_stop_hook(const Run *r) {
+    kill(getpid(), SIGINT);
+    for (int k = 0; k < 10000 && r->o && r->o->stop && !stop_requested(r); k++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* The training steps of epoch ep (stops early on divergence or a stop
  * request, with res->status set). */
 static int train_epoch(Run *r, int ep, double te, EpochStats *es, Err *err) {
@@ -465,7 +476,7 @@ static int train_epoch(Run *r, int ep, double te, EpochStats *es, Err *err) {
     for (int i = 0; i < r->train.n; i++) r->idx[i] = i;
     rng_shuffle(&ts->shuffle, r->idx, (size_t)r->train.n);
     for (long s = 0; s < r->steps_per_epoch && ts->step < r->total; s++, ts->step++) {
-        if (ts->step == r->test_stop_step) raise(SIGINT);   /* test hook: EWA_TEST_STOP_AT_STEP */
+        if (ts->step == r->test_stop_step) test_stop_hook(r);   /* EWA_TEST_STOP_AT_STEP */
         /* nb images this step, ln of them on this rank from lo (all on one rank) */
         int off = (int)(s * B), nb = r->train.n - off < B ? r->train.n - off : B, lo, ln;
         dist_split(nb, &lo, &ln);
