@@ -465,9 +465,10 @@ static int run_children(const GridOpts *o, GridRun *runs, const Pending *p, cons
     return rc ? -1 : pr->failed - failed0;
 }
 
-/* OUT must be new, empty, or a grid's own output (it has runs.csv, runs/ or
- * the grid's lock): a grid never scatters runs/, runs.csv and its lock into
- * an unrelated directory someone named by mistake (`--out .`, `--out ~`). */
+/* OUT must be new, empty, or a grid's own output (it has runs.csv or the
+ * grid's lock; runs/ alone is not enough, TensorBoard's default log directory
+ * has that name): a grid never scatters runs/, runs.csv and its lock into an
+ * unrelated directory someone named by mistake (`--out .`, `--out ~`). */
 static int check_out_is_ours(const char *out, Err *err) {
     DIR *d = opendir(out);
     if (!d) return 0;   /* missing (made below), or not a directory (fs_mkdir_p says so) */
@@ -476,13 +477,13 @@ static int check_out_is_ours(const char *out, Err *err) {
     for (struct dirent *e; (e = readdir(d));) {
         const char *nm = e->d_name;
         if (!strcmp(nm, ".") || !strcmp(nm, "..")) continue;
-        if (!strcmp(nm, "runs.csv") || !strcmp(nm, "runs") || !strcmp(nm, ".grid.lock")) ours = 1;
+        if (!strcmp(nm, "runs.csv") || !strcmp(nm, ".grid.lock")) ours = 1;
         else if (!other++) snprintf(first, sizeof first, "%s", nm);
     }
     closedir(d);
     if (other && !ours)
         return err_set(err, ERR_USAGE, "--out %s: the directory is not empty (it holds '%s'%s) and is not a grid's "
-                       "output (no runs.csv or runs/): name a new or empty directory", out, first,
+                       "output (no runs.csv or .grid.lock): name a new or empty directory", out, first,
                        other > 1 ? " and more" : "");
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,7 +173,7 @@ static int parse_int_opt(const char *name, const char *v, int lo, int hi, int *o
  * the compute threads: delivered asynchronously into oneDNN's JIT GEMM
  * kernels on the Intel AVX-512/AMX VM, a SIGTERM corrupted the heap in about
  * 1 run in 100 (glibc abort in dnnl_sgemm's free; docs/DESIGN.md 4). */
-static volatile sig_atomic_t g_train_stop = 0;
+static atomic_int g_train_stop = 0;   /* lock-free: safe from the thread and from a handler */
 static sigset_t g_stop_set;
 
 static void *stop_waiter(void *arg) {
@@ -186,19 +187,10 @@ static void *stop_waiter(void *arg) {
 
 static void on_train_signal(int sig) { g_train_stop = sig; }
 
+/* The handler is installed as well: a thread the mask did not reach (one a
+ * library started before main) then only sets the flag instead of the
+ * default action killing the run without its summary. */
 static void catch_stop_signals(void) {
-    sigemptyset(&g_stop_set);
-    sigaddset(&g_stop_set, SIGINT);
-    sigaddset(&g_stop_set, SIGTERM);
-    pthread_t t;
-    if (!pthread_sigmask(SIG_BLOCK, &g_stop_set, NULL)) {
-        if (!pthread_create(&t, NULL, stop_waiter, NULL)) {
-            pthread_detach(t);
-            return;
-        }
-        pthread_sigmask(SIG_UNBLOCK, &g_stop_set, NULL);
-    }
-    /* no thread could be started: a plain handler (the signal may then land in a compute thread) */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_train_signal;
@@ -206,6 +198,17 @@ static void catch_stop_signals(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigemptyset(&g_stop_set);
+    sigaddset(&g_stop_set, SIGINT);
+    sigaddset(&g_stop_set, SIGTERM);
+    pthread_t t;
+    if (pthread_sigmask(SIG_BLOCK, &g_stop_set, NULL)) return;
+    if (!pthread_create(&t, NULL, stop_waiter, NULL)) {
+        pthread_detach(t);
+        return;
+    }
+    /* no thread could be started: the handler alone (a signal may then land in a compute thread) */
+    pthread_sigmask(SIG_UNBLOCK, &g_stop_set, NULL);
 }
 
 /* train's options: --config FILE (default with --resume: DIR/config.ini),

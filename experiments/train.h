@@ -1,6 +1,7 @@
 /* One training run (bin/ewa train) and checkpoint evaluation (bin/ewa eval). */
 #ifndef EWA_TRAIN_H
 #define EWA_TRAIN_H
+#include <stdatomic.h>
 #include <signal.h>
 #include "config.h"
 #include "../core/err.h"
@@ -35,9 +36,9 @@ typedef enum { TRAIN_FRESH = 0, TRAIN_OVERWRITE, TRAIN_RESUME } TrainMode;
 
 typedef struct {
     TrainMode mode;
-    /* set to a signal number (by the caller's signal handler) to stop the
+    /* set to a signal number (main.c: by its signal-waiting thread) to stop the
      * run at the next step: status "interrupted", no checkpoint; NULL = never */
-    volatile sig_atomic_t *stop;
+    atomic_int *stop;
 } TrainOpts;
 
 /* Trains cfg, writing config.ini, metrics.csv, summary.csv and

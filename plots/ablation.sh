@@ -31,9 +31,10 @@ awk -F'\t' -v X="$X" -v tq="$(for d in $(seq 1 30); do t975 "$d"; done | paste -
 function q(df) { return df < 1 ? 0 : (df <= 30 ? tt[df] : (df <= 60 ? 2.0 : (df <= 120 ? 1.98 : 1.96))) }
 function xnum(p) { return match(p, /[0-9]+(\.[0-9]+)?$/) ? substr(p, RSTART) + 0 : "" }
 # categories in natural order: equal prefixes by their trailing number (last:1 < last:2 < last:4)
-function xless(u, w,   a, b) {
-  a = xnum(u); b = xnum(w);
-  if (a != "" && b != "" && substr(u, 1, length(u) - length(a "")) == substr(w, 1, length(w) - length(b ""))) return a < b;
+function xless(u, w,   a, b, pu, pw) {
+  a = xnum(u); pu = substr(u, 1, RSTART - 1);
+  b = xnum(w); pw = substr(w, 1, RSTART - 1);
+  if (a != "" && b != "" && pu == pw) return a < b;
   return u < w
 }
 function ident(i) { return h[i] == "dataset" || h[i] == "train_subset" || h[i] == "preset" || h[i] == "dim" ||
@@ -86,7 +87,11 @@ END {
     for (k = 1; k <= nx; k++) xi[xs[k]] = k - 1;
   }
   ylo = 1; yhi = 0;   # the span of mean +- sd over the series, for a zoomed panel (a)
-  for (c = 1; c <= nc; c++) { if (mean[c] - sd[c] < ylo) ylo = mean[c] - sd[c]; if (mean[c] + sd[c] > yhi) yhi = mean[c] + sd[c] }
+  for (c = 1; c <= nc; c++) {
+    if (mean[c] == "") continue;   # a cell whose runs all failed has no mean
+    if (mean[c] - sd[c] < ylo) ylo = mean[c] - sd[c]; if (mean[c] + sd[c] > yhi) yhi = mean[c] + sd[c]
+  }
+  if (ylo > yhi) { ylo = 0; yhi = 1 }
   printf "" > A; printf "" > B; printf "" > D;
   for (c = 1; c <= nc; c++) if (isdense[c]) {
     dl = ""; for (i = g0; i <= ng; i++) if (ident(i) && nv[i] > 1) dl = dl " " h[i] "=" v[c, i];
@@ -159,7 +164,7 @@ yset="set yrange [0:1]; set ytics 0.1"; atitle="(a) test top-1, mean ± std over
 if [ "$panels" = 1 ]; then
   read -r lo hi < <(awk -v a="$YLO" -v b="$YHI" 'BEGIN { p = (b - a) * 0.25 + 0.002; print a - p, b + p }')
   yset="set yrange [$lo:$hi]; set ytics autofreq"; atitle="$atitle (y axis zoomed to the data)"
-  awk -v k="$K" -v a="$lo" 'BEGIN { exit !(k > 0 && 1 / k < a) }' && chance=""   # off the axis
+  awk -v k="$K" -v a="$lo" -v b="$hi" 'BEGIN { exit !(k > 0 && (1 / k < a || 1 / k > b)) }' && chance=""   # off the axis
 fi
 ch_title=""; ch_key=""
 [ -n "$chance" ] && ch_title="; dashed: chance" && ch_key=", NaN with lines dt 2 lw 1.5 lc rgb '#56B4E9' title 'chance'"

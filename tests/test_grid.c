@@ -765,11 +765,6 @@ Test(grid, rerun_is_bit_exact_against_its_reference) {
     free(grid); free(a); free(b); free(ref); free(runs);
 }
 
-/* grid.reuse (grid.h): a second grid sharing two runs with a first copies
- * them (same ids, same final_top1 and checkpoint_sha256, its own sweep
- * columns) and trains only the rest; a row built from a dirty tree is not
- * reused (the test forces git_dirty: the binary under test may come from a
- * developer's tree). */
 /* grid.reuse copies a run directory's regular files with fs_copy_dir_files:
  * another writer's temporary (NAME.tmp.PID) and subdirectories stay behind,
  * and the count is of the files copied. */
@@ -797,6 +792,11 @@ Test(grid, copy_dir_files_skips_temporaries_and_directories) {
     free(a); free(b); free(t); free(s2); free(src); free(dst); free(sub);
 }
 
+/* grid.reuse (grid.h): a second grid sharing two runs with a first copies
+ * them (same ids, same final_top1 and checkpoint_sha256, its own sweep
+ * columns) and trains only the rest; a row built from a dirty tree is not
+ * reused (the test forces git_dirty: the binary under test may come from a
+ * developer's tree). */
 Test(grid, reuse_copies_finished_runs_of_another_grid) {
     char *g1 = write_grid("g1.ini", "seeds = 0\n[sweep]\nmoe.method = dense, ewa\n");
     char *a = tu_path(tmp, "a"), *b = tu_path(tmp, "b"), *runs_a = tu_path(a, "runs.csv");
@@ -1229,16 +1229,30 @@ Test(grid, forest_plot_names_each_method_and_the_baseline) {
     free(dat_path); free(dat); free(svg_path); free(svg);
 }
 
+/* The line of text that starts with prefix (at the start of text or after a
+ * newline), without its newline, malloc'd; NULL if none. */
+static char *line_starting(const char *text, const char *prefix) {
+    size_t n = strlen(prefix);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, prefix, n)) {
+            const char *e = strchr(p, '\n');
+            return strndup(p, e ? (size_t)(e - p) : strlen(p));
+        }
+    return NULL;
+}
+
 /* plots/ablation.sh over a categorical key listed out of order in the table
- * (last:4 before last:1): the categories are drawn in natural order
- * (last:1, last:2, last:4 at x = 0, 1, 2), and with no dense cell to pair
- * with (no panel (b)) panel (a) is zoomed to the data, where 0-1 hid the
- * sub-point differences. Needs gnuplot (make deps). */
+ * (last:10 first): the categories are drawn in natural order (last:1,
+ * last:2, last:10 at x = 0, 1, 2; a string sort would put last:10 second),
+ * and with no dense cell to pair with (no panel (b)) panel (a) is zoomed to
+ * the data, where 0-1 hid the sub-point differences, and the chance level
+ * (0.1 for Fashion-MNIST) is dropped, being off the axis. Needs gnuplot. */
 Test(grid, ablation_plot_orders_categories_and_zooms_without_a_baseline) {
-    static const char csv[] = "run_id,sweep,status,final_top1,seed,method,blocks\n"
-                              "a,moe.blocks=last:4,ok,0.931,0,moe,last:4\nb,moe.blocks=last:4,ok,0.933,1,moe,last:4\n"
-                              "c,moe.blocks=last:1,ok,0.936,0,moe,last:1\nd,moe.blocks=last:1,ok,0.938,1,moe,last:1\n"
-                              "e,moe.blocks=last:2,ok,0.935,0,moe,last:2\nf,moe.blocks=last:2,ok,0.937,1,moe,last:2\n";
+    static const char csv[] =
+        "run_id,sweep,status,final_top1,seed,dataset,method,blocks\n"
+        "a,moe.blocks=last:10,ok,0.931,0,fashion-mnist,moe,last:10\nb,moe.blocks=last:10,ok,0.933,1,fashion-mnist,moe,last:10\n"
+        "c,moe.blocks=last:1,ok,0.936,0,fashion-mnist,moe,last:1\nd,moe.blocks=last:1,ok,0.938,1,fashion-mnist,moe,last:1\n"
+        "e,moe.blocks=last:2,ok,0.935,0,fashion-mnist,moe,last:2\nf,moe.blocks=last:2,ok,0.937,1,fashion-mnist,moe,last:2\n";
     Proc p = aggregate_text(csv);
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     proc_free(&p);
@@ -1249,8 +1263,16 @@ Test(grid, ablation_plot_orders_categories_and_zooms_without_a_baseline) {
     char *dat_path = tu_path(tmp, "agg/ablation_blocks.dat"), *dat = slurp(dat_path, NULL);
     char *svg_path = tu_path(tmp, "agg/ablation_blocks.svg"), *svg = slurp(svg_path, NULL);
     cr_assert(dat && svg, "no ablation_blocks.dat / .svg");
-    cr_expect(strstr(dat, "\n0\t") && strstr(strstr(dat, "\n0\t"), "last:1"), "%s", dat);
-    cr_expect(strstr(dat, "\n2\t") && strstr(strstr(dat, "\n2\t"), "last:4"), "%s", dat);
+    static const char *const want[] = {"last:1", "last:2", "last:10"};
+    for (int k = 0; k < 3; k++) {
+        char prefix[8], *line;
+        snprintf(prefix, sizeof prefix, "%d\t", k);
+        line = line_starting(dat, prefix);
+        cr_assert(line, "no x = %d row:\n%s", k, dat);
+        const char *tab = strrchr(line, '\t');
+        cr_expect(tab && !strcmp(tab + 1, want[k]), "x = %d is '%s', want %s", k, line, want[k]);
+        free(line);
+    }
     cr_expect(strstr(svg, "zoomed to the data"), "panel (a) not zoomed");
     cr_expect(!strstr(svg, "dashed: chance"), "chance (0.1) is off the zoomed axis");
     free(dat_path); free(dat); free(svg_path); free(svg);

@@ -7,8 +7,9 @@
  * bytes, summary and metrics), for dense, EWA, a routed MoE and a 3D model.
  *
  * The deterministic interruptions use the test hook EWA_TEST_STOP_AT_STEP=N
- * (experiments/train.c: the run raises SIGINT on itself before step N, so the
- * real handler and stop path run); one test sends a real SIGTERM from outside. */
+ * (experiments/train.c: the run sends SIGINT to its own process before step N
+ * and waits for the flag, so the real signal-waiting thread and stop path
+ * run); one test sends a real SIGTERM from outside. */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <sys/stat.h>

@@ -11,8 +11,10 @@
 # stress measurement, minutes long, and needs Debian's Fashion-MNIST).
 set -u
 N=${1:-200}
-EWA=${2:-bin/ewa}
-cd "$(dirname "$0")/.."
+here=$(cd "$(dirname "$0")/.." && pwd)
+EWA=${2:-$here/bin/ewa}   # a relative EWA is relative to the current directory
+case "$EWA" in /*) ;; *) EWA=$PWD/$EWA ;; esac
+cd "$here"
 ok=0; bad=0
 for i in $(seq 1 "$N"); do
   d=$(mktemp -d)
