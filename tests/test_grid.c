@@ -1202,6 +1202,27 @@ Test(grid, aggregate_reports_the_mean_training_cost) {
     free(path); free(md_path); free(md);
 }
 
+/* tmp/agg aggregated from runs text csv, then `plots/SCRIPT_ARGS` run from
+ * tmp (gnuplot, make deps; the test runs from the repository root): the
+ * figure's data tmp/agg/STEM.dat and tmp/agg/STEM.svg into *dat, *svg. */
+static void plot_from_runs(const char *csv, const char *script_args, const char *stem, char **dat, char **svg) {
+    Proc p = aggregate_text(csv);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    char cwd[1024], *o = NULL, name[256];
+    cr_assert(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/'%s", cwd, script_args), 0, "%s", o);
+    free(o);
+    snprintf(name, sizeof name, "agg/%s.dat", stem);
+    char *dp = tu_path(tmp, name);
+    snprintf(name, sizeof name, "agg/%s.svg", stem);
+    char *sp = tu_path(tmp, name);
+    *dat = slurp(dp, NULL);
+    *svg = slurp(sp, NULL);
+    cr_assert(*dat && *svg, "no %s or %s", dp, sp);
+    free(dp); free(sp);
+}
+
 /* plots/forest.sh on a table comparing two methods with the baseline: each
  * row and each pooled row names its method, the title and axis name the
  * baseline read from the table, and one pooled cell is "1 cell". Needs
@@ -1211,22 +1232,14 @@ Test(grid, forest_plot_names_each_method_and_the_baseline) {
                               "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nc,ok,0.70,2,dense\n"
                               "d,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\nf,ok,0.73,2,ewa\n"
                               "g,ok,0.49,0,rmoe\nh,ok,0.58,1,rmoe\ni,ok,0.71,2,rmoe\n";
-    Proc p = aggregate_text(csv);
-    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
-    proc_free(&p);
-    char cwd[1024], *o = NULL;
-    cr_assert(getcwd(cwd, sizeof cwd));
-    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/forest.sh' agg", cwd), 0, "%s", o);
-    free(o);
-    char *dat_path = tu_path(tmp, "agg/forest.dat"), *dat = slurp(dat_path, NULL);
-    char *svg_path = tu_path(tmp, "agg/forest.svg"), *svg = slurp(svg_path, NULL);
-    cr_assert(dat && svg, "no forest.dat / forest.svg");
+    char *dat, *svg;
+    plot_from_runs(csv, "forest.sh agg", "forest", &dat, &svg);
     cr_assert(strstr(dat, "[ewa]\"") && strstr(dat, "[rmoe]\""), "%s", dat);
     cr_assert(strstr(dat, "pooled: mean over the cells [ewa]") && strstr(dat, "pooled: mean over the cells [rmoe]"),
               "%s", dat);
     cr_assert(strstr(dat, "1 cell, 3 seeds") && !strstr(dat, "1 cells"), "%s", dat);
     cr_assert(strstr(svg, "Paired difference to dense (method - dense") && strstr(svg, "better than dense"), "title");
-    free(dat_path); free(dat); free(svg_path); free(svg);
+    free(dat); free(svg);
 }
 
 /* The line of text that starts with prefix (at the start of text or after a
@@ -1253,16 +1266,8 @@ Test(grid, ablation_plot_orders_categories_and_zooms_without_a_baseline) {
         "a,moe.blocks=last:10,ok,0.931,0,fashion-mnist,moe,last:10\nb,moe.blocks=last:10,ok,0.933,1,fashion-mnist,moe,last:10\n"
         "c,moe.blocks=last:1,ok,0.936,0,fashion-mnist,moe,last:1\nd,moe.blocks=last:1,ok,0.938,1,fashion-mnist,moe,last:1\n"
         "e,moe.blocks=last:2,ok,0.935,0,fashion-mnist,moe,last:2\nf,moe.blocks=last:2,ok,0.937,1,fashion-mnist,moe,last:2\n";
-    Proc p = aggregate_text(csv);
-    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
-    proc_free(&p);
-    char cwd[1024], *o = NULL;
-    cr_assert(getcwd(cwd, sizeof cwd));
-    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/ablation.sh' agg blocks", cwd), 0, "%s", o);
-    free(o);
-    char *dat_path = tu_path(tmp, "agg/ablation_blocks.dat"), *dat = slurp(dat_path, NULL);
-    char *svg_path = tu_path(tmp, "agg/ablation_blocks.svg"), *svg = slurp(svg_path, NULL);
-    cr_assert(dat && svg, "no ablation_blocks.dat / .svg");
+    char *dat, *svg;
+    plot_from_runs(csv, "ablation.sh agg blocks", "ablation_blocks", &dat, &svg);
     static const char *const want[] = {"last:1", "last:2", "last:10"};
     for (int k = 0; k < 3; k++) {
         char prefix[8], *line;
@@ -1275,7 +1280,7 @@ Test(grid, ablation_plot_orders_categories_and_zooms_without_a_baseline) {
     }
     cr_expect(strstr(svg, "zoomed to the data"), "panel (a) not zoomed");
     cr_expect(!strstr(svg, "dashed: chance"), "chance (0.1) is off the zoomed axis");
-    free(dat_path); free(dat); free(svg_path); free(svg);
+    free(dat); free(svg);
 }
 
 /* Runs a shell command in tmp (the submit directory of the exports below);
