@@ -1181,8 +1181,13 @@ static void evaluate(ClaimResult *r, const ClaimDef *d, const char *results_dir)
     int have = !access(r->runs_csv, R_OK) && !runs_load(r->runs_csv, &v, &e);
     if (have) provenance(r, &v);
     else r->nruns = -1;
+    char table[sizeof r->table_dir + 16];
+    snprintf(table, sizeof table, "%s/table.csv", r->table_dir);
     if (d->test == T_PAIRED) load_paired(r);
     else if (d->test == T_MI) load_routing_mi(r);
+    else if (access(table, R_OK))   /* the slope reads runs.csv, but no table means not aggregated yet */
+        no_data(r, "%s does not exist (run the grid and bin/ewa aggregate; paper_configs/claims.ini says which "
+                   "table the claim reads)", table);
     else if (have) load_slope(r, &v);
     else if (e.msg[0]) no_data(r, "%s", e.msg);
     else no_data(r, "%s does not exist", r->runs_csv);

@@ -121,12 +121,15 @@ static char *fixture_results(void) {
     char *src = fixture("results"), *dir = tu_tmpdir(), cmd[2400];
     snprintf(cmd, sizeof cmd, "cp -r '%s/.' '%s/'", src, dir);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
-    char runs[1200];
-    snprintf(runs, sizeof runs, "%s/mi/runs.csv", dir);
-    char *out = tu_path(dir, "mi");
-    Err err = {0};
-    cr_assert_eq(aggregate_runs(runs, out, NULL, "method=dense", &err), 0, "%s", err.msg);
-    free(out);
+    static const char *const agg[] = {"mi", "vimoe"};   /* tables a slope or MI claim needs beside its runs */
+    for (int k = 0; k < 2; k++) {
+        char runs[1200];
+        snprintf(runs, sizeof runs, "%s/%s/runs.csv", dir, agg[k]);
+        char *out = tu_path(dir, agg[k]);
+        Err err = {0};
+        cr_assert_eq(aggregate_runs(runs, out, NULL, "method=dense", &err), 0, "%s", err.msg);
+        free(out);
+    }
     free(src);
     return dir;
 }
@@ -407,6 +410,32 @@ Test(claims, each_verdict_kind_and_its_reason) {
     csv_table_free(&got);
     tu_rmrf(dir);
     free(dir); free(md);
+}
+
+/* A slope claim reads its runs.csv, but like every claim it has no data
+ * until its table is aggregated (CLAIMS.md's rule; the campaign aggregates a
+ * table only when every cell has its seeds): with runs.csv and no table.csv
+ * it reported a verdict from whatever runs existed. */
+Test(claims, slope_claim_without_its_table_has_no_data) {
+    char *dir = fixture_results(), *table = tu_path(dir, "vimoe/table.csv");
+    cr_assert_eq(unlink(table), 0);
+    char *ini = fixture("claims.ini"), *out = tu_path(dir, "CLAIMS.md"), *csv = tu_path(dir, "CLAIMS.csv");
+    Err err = {0};
+    cr_assert_eq(claims_run(ini, dir, out, &err), 0, "%s", err.msg);
+    CsvTable got;
+    cr_assert_eq(csv_read_file(csv, &got, &err), 0, "%s", err.msg);
+    static const char *const slope_claims[] = {"falls", "flat", "flat_broken"};
+    for (int i = 0; i < 3; i++) {
+        const char *k[1] = {"claim"}, *v[1] = {slope_claims[i]};
+        int r = find(&got, k, v, 1);
+        cr_assert_geq(r, 0, "claim %s missing", slope_claims[i]);
+        cr_expect_str_eq(csv_cell(&got, r, 1), "no data", "claim %s", slope_claims[i]);
+    }
+    char *md = slurp(out, NULL);
+    cr_expect(strstr(md, "vimoe/table.csv does not exist"), "the reason names the table");
+    csv_table_free(&got);
+    tu_rmrf(dir);
+    free(dir); free(table); free(ini); free(out); free(csv); free(md);
 }
 
 /* ---------------------------------------------------------------- config errors */
