@@ -421,15 +421,19 @@ static void take_pooled(ClaimResult *r, const CsvTable *tb, int i, const int *co
     kv_free(&prim);
 }
 
+/* No data: the table at path is missing (not aggregated yet); returns 0. */
+static int table_missing(ClaimResult *r, const char *path) {
+    return no_data(r, "%s does not exist (run the grid and bin/ewa aggregate; paper_configs/claims.ini says which "
+                      "table the claim reads)", path);
+}
+
 /* Reads dir/name into tb with the columns names (C_NCOL at most); no data
  * (returns 1) when the file or a column is missing. */
 static int open_table(ClaimResult *r, const char *name, const char *const *names, int n, CsvTable *tb,
                       int *cols, char *path, size_t pn) {
     snprintf(path, pn, "%s/%s", r->table_dir, name);
     Err e = {0};
-    if (access(path, R_OK))
-        return !no_data(r, "%s does not exist (run the grid and bin/ewa aggregate; paper_configs/claims.ini "
-                           "says which table the claim reads)", path);
+    if (access(path, R_OK)) return !table_missing(r, path);
     if (csv_read_file(path, tb, &e)) return !broken(r, "%s", e.msg);
     const char *miss = table_cols(tb, names, n, cols);
     if (miss) {
@@ -1186,8 +1190,7 @@ static void evaluate(ClaimResult *r, const ClaimDef *d, const char *results_dir)
     if (d->test == T_PAIRED) load_paired(r);
     else if (d->test == T_MI) load_routing_mi(r);
     else if (access(table, R_OK))   /* the slope reads runs.csv, but no table means not aggregated yet */
-        no_data(r, "%s does not exist (run the grid and bin/ewa aggregate; paper_configs/claims.ini says which "
-                   "table the claim reads)", table);
+        table_missing(r, table);
     else if (have) load_slope(r, &v);
     else if (e.msg[0]) no_data(r, "%s", e.msg);
     else no_data(r, "%s does not exist", r->runs_csv);
