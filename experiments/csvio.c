@@ -564,6 +564,14 @@ static int parse_text(const char *path, const char *text, size_t len, CsvTable *
         err_set(err, ERR_RUNTIME, "%s: empty file (no header row)", path);
         ps.failed = 1;
     }
+    /* A file cut inside its header parses as a header with fewer columns,
+     * which reads like an older schema; every CSV written here ends in a
+     * newline, so a header-only text without one was cut short. */
+    if (!ps.failed && ps.nrows == 0 && len > 0 && text[len - 1] != '\n') {
+        err_set(err, ERR_RUNTIME, "%s: line 1: the header row does not end with a newline: the file was cut short "
+                "(an interrupted write or copy?)", path);
+        ps.failed = 1;
+    }
     if (ps.failed) {
         parse_cleanup(&ps);
         return ERR_RUNTIME;

@@ -500,7 +500,6 @@ static int grid_execute(const GridSpec *g, GridRun *runs, int n, const GridOpts 
     int lockfd = -1, rc = 0, removed = 0;
     char runs_dir[4200], out_abs[4096];
     snprintf(runs_dir, sizeof runs_dir, "%s/runs", g->out);
-    if (check_out_is_ours(g->out, err)) return ERR_USAGE;
     if (fs_mkdir_p(g->out, err) || fs_mkdir_p(runs_dir, err) || lock_grid(g->out, &lockfd, err) ||
         (!o->export_kind && fs_remove_stale_tmp(g->out, &removed, err))) {
         if (lockfd >= 0) close(lockfd);
@@ -559,8 +558,9 @@ int grid_run(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, Err *er
                 jobs, cores);
     Plan *plans = xmalloc(sizeof(Plan) * ((size_t)n + 1));
     int *src = xmalloc(sizeof(int) * ((size_t)n + 1));
-    ReuseSet rs_, *rs = &rs_;
-    int rc = reuse_open(g, rs, err);
+    ReuseSet rs_ = {0}, *rs = &rs_;   /* zeroed: reuse_close is safe before reuse_open */
+    int rc = check_out_is_ours(g->out, err) ? ERR_USAGE : 0;   /* a dry run refuses what the real run would */
+    if (!rc) rc = reuse_open(g, rs, err);
     if (!rc && plan_runs(g, runs, n, o->retry_failed, rs, plans, src, err)) rc = ERR_RUNTIME;
     if (!rc && o->dry_run) dry_run(g, runs, n, plans, jobs, threads, cores, o);
     else if (!rc && grid_provenance_check(o->build_dirty, o->build_commit, o->allow_dirty, err)) rc = ERR_USAGE;

@@ -174,6 +174,10 @@ static void stat_verdicts(RegressResult *r, FILE *out) {
         print_test(out, t);
     }
     free(p);
+    fprintf(out,
+            "regress stat: %d tests (Welch t, Holm over the %d testable ones, alpha %g): %d failed, %d not "
+            "testable\n",
+            r->ntests, ntestable, REGRESS_ALPHA, nfail, r->ntests - ntestable);
     if (r->ntests > 0 && ntestable == 0) {   /* a check that compared nothing must not pass */
         fprintf(out, "FAIL  stat: none of the %d tests could be made (each needs at least 2 values on a side: "
                      "rerun at least 2 seeds, e.g. bin/ewa grid ... --seeds 1,2)\n", r->ntests);
@@ -181,10 +185,6 @@ static void stat_verdicts(RegressResult *r, FILE *out) {
     }
     r->nfail += nfail;
     r->nchecked += ntestable;
-    fprintf(out,
-            "regress stat: %d tests (Welch t, Holm over the %d testable ones, alpha %g): %d failed, %d not "
-            "testable\n",
-            r->ntests, ntestable, REGRESS_ALPHA, nfail, r->ntests - ntestable);
 }
 
 static void regress_stat(const AggSet *ref, const AggSet *nw, int subset, FILE *out, RegressResult *r) {

@@ -124,6 +124,13 @@ Test(csvio, header_only_and_no_trailing_newline_and_crlf) {
     csv_table_free(&t);
     free(p);
 
+    /* a file cut inside its header ("run_id,sta") read as an older schema
+     * with fewer columns: every CSV written here ends in a newline */
+    p = tu_write(dir, "cut.csv", "run_id,sta", 10);
+    cr_assert_neq(csv_read_file(p, &t, &e), 0, "a header cut short was read as a table");
+    cr_assert(strstr(e.msg, "cut.csv: line 1: the header row does not end with a newline"), "%s", e.msg);
+    free(p);
+
     const char *txt = "a,b\n1,2\n3,\"4\n5\"";   /* last row: no newline, quoted */
     p = tu_write(dir, "nonl.csv", txt, strlen(txt));
     cr_assert_eq(csv_read_file(p, &t, &e), 0, "%s", e.msg);

@@ -333,6 +333,9 @@ Test(faults, grid_refuses_a_foreign_nonempty_out) {
     free(tu_write(out, "thesis.tex", "x", 1));
     Proc p = EWA("grid", "--allow-dirty", "--config", gp, "--set", data_set);
     EXPECT_FAIL(p, 2, "gout: the directory is not empty (it holds '", "name a new or empty directory");
+    proc_free(&p);
+    p = EWA("grid", "--dry-run", "--config", gp, "--set", data_set);   /* the plan refuses it too */
+    EXPECT_FAIL(p, 2, "gout: the directory is not empty (it holds '", "name a new or empty directory");
     struct stat st;
     cr_expect_neq(stat(runs, &st), 0, "runs.csv was created in the foreign directory");
     cr_expect_neq(stat(lock, &st), 0, "the lock was created in the foreign directory");

@@ -316,6 +316,8 @@ Test(regress, subset_checks_the_rerun_runs_only) {
     r = check_path(ref, seed1, REGRESS_STAT, 1, &text);
     cr_assert_eq(r.nfail, 1, "%s", text);
     cr_assert(strstr(text, "FAIL  stat: none of the 6 tests could be made"), "%s", text);
+    cr_assert(strstr(text, ": 0 failed, 6 not testable"), "the summary counts the tests, not the no-test fail: %s",
+              text);
     regress_result_free(&r); free(text);
 
     /* stat: the cells of dataset B are skipped, A's are tested (3 runs a side) */
