@@ -3,7 +3,9 @@
 # (make plots), each as PNG and SVG: Table 1 bars, the forest plot of the
 # paired EWA - dense differences and training curves for results/table1/*/,
 # ablation lines for results/ablation_<name>/*/ (x keys in
-# plots/ablations.txt), routing heatmaps for every run with a routing.csv.
+# plots/ablations.txt), the class-expert mutual information per MoE layer for
+# every routing_mi.csv (plots/routing_mi.sh), routing heatmaps for every run
+# with a routing.csv.
 # Aggregates a runs.csv first when its table is missing or older.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +37,12 @@ while read -r name xkey title <&3; do
     n=$((n + 1))
   done
 done 3< "$here/ablations.txt" < /dev/null
+for f in $(find "$R" -name routing_mi.csv 2>/dev/null); do   # claim (e)'s measure per MoE layer
+  d=$(dirname "$f"); out=$d/routing_mi
+  [ -s "$out.png" ] && [ -s "$out.svg" ] && [ "$out.png" -nt "$f" ] && [ "$out.png" -nt "$here/routing_mi.sh" ] && continue
+  "$here/routing_mi.sh" "$d" >/dev/null || st=1
+  n=$((n + 1))
+done
 for f in $(find "$R" -name routing.csv 2>/dev/null); do
   out=${f%.csv}
   [ -s "$out.png" ] && [ -s "$out.svg" ] && [ "$out.png" -nt "$f" ] && [ "$out.png" -nt "$here/routing.sh" ] && continue

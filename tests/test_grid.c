@@ -1283,6 +1283,46 @@ Test(grid, ablation_plot_orders_categories_and_zooms_without_a_baseline) {
     free(dat); free(svg);
 }
 
+/* plots/routing_mi.sh on a routing_mi.csv of two variants (moe, vimoe) whose
+ * L series are listed out of order (last:10 before last:2): one panel per
+ * variant, the series in natural order, only the per-layer rows drawn (a
+ * deepest-minus-shallowest row and the pooled row are not points), the
+ * panels named by the column that varies, with its underscore escaped (not a
+ * subscript); a csv without the mean_bits column is refused by name. */
+Test(grid, routing_mi_plot_panels_series_and_rows) {
+    static const char head[] = "cell,method,shared_expert,blocks,layer,vs_layer,n,mean_bits,sd_bits,ci_low,ci_high,"
+                               "max_bits\n";
+    static const char rows[] =
+        "c1,moe,0,last:10,3,,4,1.10,0.1,1.00,1.20,2\n"
+        "c2,moe,0,last:2,2,,4,0.70,0.1,0.60,0.80,2\nc2,moe,0,last:2,3,,4,1.20,0.1,1.10,1.30,2\n"
+        "c2,moe,0,last:2,3,2,4,0.50,0.1,0.40,0.60,\n"
+        "c3,vimoe,1,last:2,2,,4,0.40,0.1,0.30,0.50,2\nc3,vimoe,1,last:2,3,,4,0.90,0.1,0.80,1.00,2\n"
+        "pooled,,,,,,2,0.45,0.1,0.30,0.60,\n";
+    char *dir = tu_path(tmp, "mi"), text[2048];
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    snprintf(text, sizeof text, "%s%s", head, rows);
+    free(tu_write(dir, "routing_mi.csv", text, strlen(text)));
+    char cwd[1024], *o = NULL;
+    cr_assert(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/routing_mi.sh' mi", cwd), 0, "%s", o);
+    free(o);
+    char *dp = tu_path(dir, "routing_mi.dat"), *sp = tu_path(dir, "routing_mi.svg");
+    char *dat = slurp(dp, NULL), *svg = slurp(sp, NULL);
+    cr_assert(dat && svg, "no %s or %s", dp, sp);
+    /* blocks in order: moe last:2 (layers 2, 3), moe last:10 (layer 3), vimoe last:2 */
+    cr_expect_str_eq(dat, "2 0.70 0.60 0.80\n3 1.20 1.10 1.30\n\n\n3 1.10 1.00 1.20\n\n\n"
+                          "2 0.40 0.30 0.50\n3 0.90 0.80 1.00\n", "%s", dat);
+    cr_expect(strstr(svg, "(a) method=moe, shared_expert=0"), "panel a (a subscript splits shared_expert)");
+    cr_expect(strstr(svg, "(b) method=vimoe"), "panel b");
+    cr_expect(strstr(svg, "moe.blocks = last:10"), "series");
+    free(dat); free(svg);
+    static const char bad[] = "cell,method,blocks,layer,vs_layer,ci_low,ci_high,max_bits\nc,moe,last:1,3,,1,2,2\n";
+    free(tu_write(dir, "routing_mi.csv", bad, strlen(bad)));
+    cr_assert_neq(sh_in_tmp(&o, "'%s/plots/routing_mi.sh' mi", cwd), 0, "%s", o);
+    cr_expect(strstr(o, "column mean_bits missing"), "%s", o);
+    free(o); free(dir); free(dp); free(sp);
+}
+
 /* Runs a shell command in tmp (the submit directory of the exports below);
  * its stdout and stderr go to tmp/sh.out (returned, malloc'd, in *out if
  * non-NULL). Returns the exit status. */
