@@ -7,8 +7,8 @@
 # and timm's blocks.{i}), y = the mean over the cell's seeds with its 95%
 # t-interval (the csv's ci_low, ci_high). One panel per variant (the cells'
 # grouping columns that vary, other than blocks: e.g. method and
-# shared_expert), one series per moe.blocks value (L = last:1, last:2, ...)
-# in the panel's method colour (plots/common.sh); the dotted line is the
+# shared_expert), one series per moe.blocks value (L = last:1, last:2, ...;
+# one series when the cells have no blocks column) in the panel's method colour (plots/common.sh); the dotted line is the
 # largest possible value log2(min(classes, experts)).
 # Writes DIR/routing_mi.png and .svg (data DIR/routing_mi.dat).
 set -eu
@@ -25,17 +25,18 @@ awk -F'\t' -v DAT="$DAT" -v META="$META" -v SUM="$SUM" '
 function xnum(p) { return match(p, /[0-9]+$/) ? substr(p, RSTART) + 0 : 0 }
 NR == 1 {
   for (i = 1; i <= NF; i++) { c[$i] = i; hdr[i] = $i }
-  split("cell layer vs_layer mean_bits ci_low ci_high max_bits method blocks", need, " ")
+  split("cell layer vs_layer mean_bits ci_low ci_high max_bits", need, " ")
   for (k in need) if (!(need[k] in c)) { print "plots/routing_mi.sh: column " need[k] " missing" > "/dev/stderr"; bad = 1; exit 1 }
   first = c["cell"] + 1; last = c["layer"] - 1   # the grouping columns sit between cell and layer
+  bc = ("blocks" in c) ? c["blocks"] : -1          # absent when every cell has the same moe.blocks
   next
 }
 $c["vs_layer"] != "" || $c["cell"] == "pooled" { next }   # the deepest-minus-shallowest rows
 {
   key = ""
-  for (i = first; i <= last; i++) if (i != c["blocks"]) { key = key "\t" $i; val[i, $i] = 1 }
-  if (!(key in pid)) { pid[key] = ++np; pkey[np] = key; pmeth[np] = $c["method"] }
-  b = $c["blocks"]; sk = pid[key] SUBSEP b
+  for (i = first; i <= last; i++) if (i != bc) { key = key "\t" $i; val[i, $i] = 1 }
+  if (!(key in pid)) { pid[key] = ++np; pkey[np] = key; pmeth[np] = ("method" in c) ? $c["method"] : "" }
+  b = bc > 0 ? $bc : ""; sk = pid[key] SUBSEP b
   if (!(sk in sid)) { sid[sk] = 1; ns[pid[key]]++; ser[pid[key], ns[pid[key]]] = b }
   row[pid[key], b] = row[pid[key], b] sprintf("%s %s %s %s\n", $c["layer"], $c["mean_bits"], $c["ci_low"], $c["ci_high"])
   if ($c["max_bits"] + 0 > maxb) maxb = $c["max_bits"] + 0
@@ -46,7 +47,7 @@ END {
   if (bad) exit 1
   if (!nrows) { print "plots/routing_mi.sh: no per-layer rows in the csv" > "/dev/stderr"; exit 1 }
   for (i = first; i <= last; i++) {   # columns that vary across the file name the panels
-    if (i == c["blocks"]) continue
+    if (i == bc) continue
     m = 0; for (k in val) { split(k, kk, SUBSEP); if (kk[1] == i) m++ }
     if (m > 1) vary[i] = 1
   }
@@ -55,7 +56,7 @@ END {
   for (p = 1; p <= np; p++) {
     n = split(pkey[p], f, "\t"); t = ""; j = 2
     for (i = first; i <= last; i++) {
-      if (i == c["blocks"]) continue
+      if (i == bc) continue
       if (i in vary) t = t (t == "" ? "" : ", ") hdr[i] "=" f[j]
       j++
     }
@@ -64,7 +65,8 @@ END {
       if (xnum(ser[p, b2]) < xnum(ser[p, a])) { tmp = ser[p, a]; ser[p, a] = ser[p, b2]; ser[p, b2] = tmp }
     for (a = 1; a <= ns[p]; a++) {
       printf "%s%s", (blk++ ? "\n\n" : ""), row[p, ser[p, a]] >> DAT
-      printf "%d\t%s\t%s\t%s\n", p, ser[p, a], pmeth[p], (t == "" ? "all cells" : t) >> META
+      printf "%d\t%s\t%s\t%s\n", p, (bc > 0 ? "moe.blocks = " ser[p, a] : "mean over seeds, 95% CI"), pmeth[p],
+             (t == "" ? "all cells" : t) >> META
     }
   }
   printf "%d %g %d\n", np, maxb, maxl > SUM
@@ -87,7 +89,7 @@ W=$((420 * NP + 80))
     while IFS=$'\t' read -r pp ser _ _; do
       if [ "$pp" = "$p" ]; then
         off=$(awk -v s="$s" 'BEGIN { printf "%.2f", (s - 1) * 0.12 }')
-        plot="$plot, '$DAT' index $k using (\$1+$off):2:3:4 with yerrorlines lc rgb '$colr' pt $((5 + 2 * s)) title 'moe.blocks = $ser'"
+        plot="$plot, '$DAT' index $k using (\$1+$off):2:3:4 with yerrorlines lc rgb '$colr' pt $((5 + 2 * s)) title '$ser'"
         s=$((s + 1))
       fi
       k=$((k + 1))

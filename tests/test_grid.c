@@ -1316,6 +1316,17 @@ Test(grid, routing_mi_plot_panels_series_and_rows) {
     cr_expect(strstr(svg, "(b) method=vimoe"), "panel b");
     cr_expect(strstr(svg, "moe.blocks = last:10"), "series");
     free(dat); free(svg);
+    /* cells without a blocks (or method) column, as when every cell has the
+     * same moe.blocks: one series per panel, not a refusal */
+    static const char noblocks[] = "cell,dataset,layer,vs_layer,mean_bits,ci_low,ci_high,max_bits\n"
+                                   "c1,fashion-mnist,1,,0.5,0.4,0.6,2\nc1,fashion-mnist,3,,0.9,0.8,1.0,2\n"
+                                   "c2,shapes3d,1,,0.6,0.5,0.7,2\n";
+    free(tu_write(dir, "routing_mi.csv", noblocks, strlen(noblocks)));
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/routing_mi.sh' mi", cwd), 0, "%s", o);
+    free(o);
+    dat = slurp(dp, NULL);
+    cr_expect_str_eq(dat, "1 0.5 0.4 0.6\n3 0.9 0.8 1.0\n\n\n1 0.6 0.5 0.7\n", "%s", dat);
+    free(dat);
     static const char bad[] = "cell,method,blocks,layer,vs_layer,ci_low,ci_high,max_bits\nc,moe,last:1,3,,1,2,2\n";
     free(tu_write(dir, "routing_mi.csv", bad, strlen(bad)));
     cr_assert_neq(sh_in_tmp(&o, "'%s/plots/routing_mi.sh' mi", cwd), 0, "%s", o);
