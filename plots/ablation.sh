@@ -20,14 +20,14 @@
 set -eu
 here=$(dirname "$0"); . "$here/common.sh"
 DIR=$1; X=$2; TITLE=${3:-"ablation over $X"}
-T=$DIR/table.tsv; R=$DIR/runs.csv
+T=$DIR/table.tsv; R=$(runs_dir "$DIR").csv   # runs.csv beside runs/
 [ -s "$T" ] || { echo "plots/ablation.sh: no $T" >&2; exit 1; }
 [ -n "$(col "$T" "$X")" ] || { echo "plots/ablation.sh: $T has no column $X" >&2; exit 1; }
 A=$DIR/ablation_$X.dat; B=$DIR/ablation_${X}_diff.dat; D=$DIR/ablation_${X}_dense.dat
-RT=$(mktemp); S=$(mktemp); trap 'rm -f "$RT" "$S"' EXIT
+RT=$(mktemp); S=$(mktemp); BF=$(mktemp); trap 'rm -f "$RT" "$S" "$BF"' EXIT
 if [ -s "$R" ]; then csv2tsv "$R" > "$RT"; fi
 awk -F'\t' -v X="$X" -v tq="$(for d in $(seq 1 30); do t975 "$d"; done | paste -sd' ')" \
-    -v A="$A" -v B="$B" -v D="$D" -v S="$S" '
+    -v A="$A" -v B="$B" -v D="$D" -v S="$S" -v BASE="$BF" '
 function q(df) { return df < 1 ? 0 : (df <= 30 ? tt[df] : (df <= 60 ? 2.0 : (df <= 120 ? 1.98 : 1.96))) }
 function xnum(p) { return match(p, /[0-9]+(\.[0-9]+)?$/) ? substr(p, RSTART) + 0 : "" }
 # categories in natural order: equal prefixes by their trailing number (last:1 < last:2 < last:4)
@@ -57,9 +57,19 @@ $1 == "pooled" { next }
   mean[nc] = $tcol["mean_top1"]; sd[nc] = ($tcol["std_top1"] == "" ? 0 : $tcol["std_top1"]);
   if (("ci_low" in tcol) && $tcol["ci_low"] != "" && $tcol["ci_high"] != "") {   # the interval of ewa aggregate
     tci[nc] = 1; tdiff[nc] = $tcol["diff"]; tlo[nc] = $tcol["ci_low"]; thi[nc] = $tcol["ci_high"]; tnp[nc] = $tcol["n_pairs"] }
+  if (("baseline" in tcol) && $tcol["baseline"] != "" && base == "") base = $tcol["baseline"]
 }
 END {
   for (i = g0; i <= ng; i++) { if (h[i] == X) xcol = i; if (h[i] == "method") mcol = i }
+  # a column the x value determines (moe.ewa_epochs = 0 / -1 beside method = moe / moe-early-ewa) names no
+  # series: it would split each x into a series of its own
+  for (i = g0; i <= ng; i++) {
+    byx[i] = (i != xcol);
+    for (c = 1; c <= nc; c++) {
+      if (((i, v[c, xcol]) in xval) && xval[i, v[c, xcol]] != v[c, i]) byx[i] = 0;
+      xval[i, v[c, xcol]] = v[c, i]
+    }
+  }
   cat = (X == "method");
   for (c = 1; c <= nc; c++) if (v[c, xcol] !~ /^-?[0-9.]+([eE][-+]?[0-9]+)?$/) cat = 1;
   # per-seed accuracies of each cell from the runs
@@ -77,7 +87,7 @@ END {
     if (!(v[c, xcol] in xi)) { xi[v[c, xcol]] = nx++; xs[nx] = v[c, xcol] }
     lab = "";
     for (i = g0; i <= ng; i++)
-      if (i != xcol && nv[i] > 1 && !(i == mcol && X == "method")) lab = lab (lab == "" ? "" : " ") (h[i] == "method" ? "" : h[i] "=") v[c, i];
+      if (i != xcol && nv[i] > 1 && !byx[i]) lab = lab (lab == "" ? "" : " ") (h[i] == "method" ? "" : h[i] "=") v[c, i];
     if (lab == "") lab = (mcol ? v[c, mcol] : "all");
     slab[c] = lab;
     if (!isdense[c] && !(lab in li)) { li[lab] = ++nl; labs[nl] = lab; smeth[nl] = (mcol ? v[c, mcol] : "") }
@@ -120,15 +130,25 @@ END {
     }
     printf "%s\t%s\t%d\n", labs[j], smeth[j], ndiff > S;
   }
+  # the baseline of the differences: the method in the baseline cell label of the table (dense unless
+  # `ewa aggregate --baseline` chose another)
+  bm = "dense"; if (match(base, /(^| )method=[^ ]+/)) { bm = substr(base, RSTART, RLENGTH); sub(/^ ?method=/, "", bm) }
+  printf "%s\n", bm > BASE;
   printf "%d %d %.6f %.6f %d", nl, cat, ylo, yhi, nx > "/dev/stderr";
   for (k = 1; k <= nx; k++) printf " %s", xs[k] > "/dev/stderr";
   printf "\n" > "/dev/stderr";
 }' "$RT" "$T" 2> "$A.n" || { echo "plots/ablation.sh: $T: $(cat "$A.n")" >&2; rm -f "$A.n"; exit 1; }
 read -r NL CAT YLO YHI NX XS < "$A.n"; rm -f "$A.n"
+read -r BASEM < "$BF"
 DS=$(awk -F'\t' -v c="$(col "$T" dataset)" 'NR==2{print $c}' "$T")
-CL=$(for c in "$DIR"/runs/*/config.ini; do [ -s "$c" ] && ini_get "$c" classes; done | sort -u | head -1)
+CL=$(for c in "$(runs_dir "$DIR")"/*/config.ini; do [ -s "$c" ] && ini_get "$c" classes; done | sort -u | head -1)
 K=$(num_classes "$DS" "${CL:-all}")
+# one chance line only when every cell has the same dataset and classes
+nds=$(awk -F'\t' -v c="$(col "$T" dataset)" 'NR > 1 && $1 != "pooled" && !s[$c]++ { n++ } END { print n + 0 }' "$T")
+ncl=$(for c in "$(runs_dir "$DIR")"/*/config.ini; do [ -s "$c" ] && ini_get "$c" classes; done | sort -u | wc -l)
+{ [ "$nds" -gt 1 ] || [ "$ncl" -gt 1 ]; } && K=0
 xset="set xlabel '$X'"
+case " $XS " in *" -1 "*) [ "$X" = ewa_epochs ] && xset="set xlabel 'ewa_epochs (-1: the first quarter of training)'" ;; esac
 if [ "$CAT" = 1 ]; then
   tics=""; k=0; for v in $XS; do tics="$tics${tics:+, }'$v' $k"; k=$((k + 1)); done
   xset="$xset; set xtics ($tics); set xrange [-0.5:$NX-0.5]"
@@ -184,8 +204,8 @@ $chance
 plot $pa$( [ -s "$D" ] && echo ", NaN with lines lc rgb '#000000' lw 2 title 'dense'" )$ch_key
 unset arrow; unset object
 $( [ -n "$pb" ] && cat <<P2
-set title '(b) paired difference to dense (points), mean and 95% CI over seeds' font ',9'
-set ylabel 'difference to dense (points of top-1)'
+set title '(b) paired difference to $BASEM (points), mean and 95% CI over seeds' font ',9'
+set ylabel 'difference to $BASEM (points of top-1)'
 set autoscale y
 set ytics autofreq
 set arrow from graph 0, first 0 to graph 1, first 0 nohead lw 1.5 lc rgb '#000000'

@@ -3,9 +3,10 @@
 # (make plots), each as PNG and SVG: Table 1 bars, the forest plot of the
 # paired EWA - dense differences and training curves for results/table1/*/,
 # ablation lines for results/ablation_<name>/*/ (x keys in
-# plots/ablations.txt), the class-expert mutual information per MoE layer for
-# every routing_mi.csv (plots/routing_mi.sh), routing heatmaps for every run
-# with a routing.csv.
+# plots/ablations.txt) and, over the methods, for a table of theirs
+# aggregated against another baseline into vs_*/ (claim (c)), the
+# class-expert mutual information per MoE layer for every routing_mi.csv
+# (plots/routing_mi.sh), routing heatmaps for every run with a routing.csv.
 # Aggregates a runs.csv first when its table is missing or older.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +36,11 @@ while read -r name xkey title <&3; do
     "$here/ablation.sh" "$d" "$xkey" "$title" || st=1
     "$here/curves.sh" "$d" || st=1
     n=$((n + 1))
+    for v in "$d"/vs_*/; do   # the same runs aggregated against another baseline (--baseline, claims.ini)
+      [ -s "$v/table.tsv" ] || continue
+      "$here/ablation.sh" "${v%/}" method "$title, against $(basename "$v" | sed 's/^vs_//; s/_/ /g')" || st=1
+      n=$((n + 1))
+    done
   done
 done 3< "$here/ablations.txt" < /dev/null
 for f in $(find "$R" -name routing_mi.csv 2>/dev/null); do   # claim (e)'s measure per MoE layer

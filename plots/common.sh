@@ -62,13 +62,23 @@ dataset_label() {
 ini_get() { awk -v k="$2" '$1 == k && $2 == "=" { sub(/^[^=]*= */, ""); print; exit }' "$1"; }
 
 # profile_of DIR: the grid profile a result directory was run with (its last
-# path component when that is a profile name such as cpu or cpu-finetune,
-# else "-").
+# path component when that is a profile name such as cpu or cpu-finetune, or
+# its parent's for a table aggregated into DIR/vs_*; else "-").
 profile_of() {
-  case "$(basename "$1")" in
-    smoke|cpu|paper|smoke-*|cpu-*|paper-*) basename "$1" ;;
-    *) echo "-" ;;
-  esac
+  local b
+  for b in "$(basename "$1")" "$(basename "$(dirname "$1")")"; do   # DIR, or its parent for DIR/vs_*
+    case "$b" in
+      smoke|cpu|paper|smoke-*|cpu-*|paper-*) echo "$b"; return ;;
+    esac
+  done
+  echo "-"
+}
+
+# runs_dir DIR: the run directories behind a table: DIR/runs, or for a table
+# aggregated against another baseline into DIR/vs_* its parent's runs.
+runs_dir() {
+  if [ -d "$1/runs" ] || [ -e "$1/runs.csv" ] || [ ! -e "$(dirname "$1")/runs.csv" ]; then echo "$1/runs"
+  else echo "$(dirname "$1")/runs"; fi
 }
 
 # caption DIR: "profile P, n = N seeds per cell, epochs E; DATASETS" for a
@@ -81,8 +91,9 @@ caption() {
   read -r nmin nmax < <(awk -F'\t' -v c="$n" 'NR > 1 && $c != "" && $1 != "pooled" {
       if (min == "" || $c < min) min = $c; if ($c > max) max = $c }
       END { print min, max }' "$T")
-  eps=$(for c in "$dir"/runs/*/config.ini; do [ -s "$c" ] && ini_get "$c" epochs; done | sort -n | uniq | paste -sd/)
-  steps=$(for c in "$dir"/runs/*/config.ini; do [ -s "$c" ] && ini_get "$c" max_steps; done | sort -n | uniq | paste -sd/)
+  eps=$(for c in "$(runs_dir "$dir")"/*/config.ini; do [ -s "$c" ] && ini_get "$c" epochs; done | sort -n | uniq | paste -sd/)
+  steps=$(for c in "$(runs_dir "$dir")"/*/config.ini; do [ -s "$c" ] && ini_get "$c" max_steps; done | sort -n | uniq |
+          paste -sd/)
   ds=$(awk -F'\t' -v c="$(col "$T" dataset)" 'NR > 1 && $1 != "pooled" && $c != "" && !s[$c]++ { print $c }' "$T" |
        while read -r d; do dataset_label "$d"; done | paste -sd, | sed 's/,/, /g')
   local s="profile $prof, n = $nmin"

@@ -1283,6 +1283,43 @@ Test(grid, ablation_plot_orders_categories_and_zooms_without_a_baseline) {
     free(dat); free(svg);
 }
 
+/* plots/ablation.sh over method on a table aggregated against the naive MoE
+ * (claim (c): --baseline moe.method=moe into tmp/vs_naive_moe, the runs
+ * beside it in tmp): ewa_epochs, which the method determines (0 / -1), names
+ * no series, so each dataset is one series over the two methods; panel (b)
+ * names the baseline moe (it said dense); two datasets draw no single chance
+ * line; the caption takes the profile of the parent directory. */
+Test(grid, ablation_plot_against_another_baseline) {
+    static const char csv[] =
+        "run_id,status,final_top1,seed,dataset,method,ewa_epochs,sweep.moe.method,sweep.moe.ewa_epochs\n"
+        "a,ok,0.80,1,fashion-mnist,moe,0,moe,0\nb,ok,0.81,1,fashion-mnist,moe-early-ewa,-1,moe-early-ewa,-1\n"
+        "c,ok,0.79,2,fashion-mnist,moe,0,moe,0\nd,ok,0.81,2,fashion-mnist,moe-early-ewa,-1,moe-early-ewa,-1\n"
+        "e,ok,0.97,1,shapes3d,moe,0,moe,0\nf,ok,0.975,1,shapes3d,moe-early-ewa,-1,moe-early-ewa,-1\n"
+        "g,ok,0.96,2,shapes3d,moe,0,moe,0\nh,ok,0.972,2,shapes3d,moe-early-ewa,-1,moe-early-ewa,-1\n";
+    char *cpu = tu_path(tmp, "cpu");
+    cr_assert_eq(mkdir(cpu, 0755), 0);
+    char *runs_csv = tu_write(cpu, "runs.csv", csv, strlen(csv)), *vs = tu_path(cpu, "vs_naive_moe");
+    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", vs, "--baseline", "moe.method=moe");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    char cwd[1024], *o = NULL;
+    cr_assert(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/ablation.sh' cpu/vs_naive_moe method", cwd), 0, "%s", o);
+    free(o);
+    char *dp = tu_path(vs, "ablation_method.dat"), *bp = tu_path(vs, "ablation_method_diff.dat");
+    char *sp = tu_path(vs, "ablation_method.svg");
+    char *dat = slurp(dp, NULL), *diff = slurp(bp, NULL), *svg = slurp(sp, NULL);
+    cr_assert(dat && diff && svg);
+    cr_expect_str_eq(dat, "NaN\tNaN\tNaN\tNaN\n0\t0.795000\t0.007071\tmoe\n1\t0.810000\t0.000000\tmoe-early-ewa\n\n\n"
+                          "NaN\tNaN\tNaN\tNaN\n0\t0.965000\t0.007071\tmoe\n1\t0.973500\t0.002121\tmoe-early-ewa\n",
+                     "one series per dataset over the methods:\n%s", dat);
+    cr_expect(strstr(diff, "1\t1.5000\t") && strstr(diff, "1\t0.8500\t"), "%s", diff);
+    cr_expect(strstr(svg, "paired difference to moe (points)") && !strstr(svg, "difference to dense"), "panel (b)");
+    cr_expect(!strstr(svg, "chance"), "two datasets: no single chance line");
+    cr_expect(strstr(svg, "profile cpu,"), "the caption names the profile of the parent directory");
+    free(dat); free(diff); free(svg); free(dp); free(bp); free(sp); free(cpu); free(runs_csv); free(vs);
+}
+
 /* plots/routing_mi.sh on a routing_mi.csv of two variants (moe, vimoe) whose
  * L series are listed out of order (last:10 before last:2): one panel per
  * variant, the series in natural order, only the per-layer rows drawn (a
