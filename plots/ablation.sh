@@ -61,13 +61,15 @@ $1 == "pooled" { next }
 }
 END {
   for (i = g0; i <= ng; i++) { if (h[i] == X) xcol = i; if (h[i] == "method") mcol = i }
-  # a column the x value determines (moe.ewa_epochs = 0 / -1 beside method = moe / moe-early-ewa) names no
-  # series: it would split each x into a series of its own
+  # a column one-to-one with the x value (moe.ewa_epochs = 0 / -1 beside method = moe / moe-early-ewa)
+  # names no series: it would split each x into a series of its own. One-to-one, not only determined by
+  # x: a column whose values sit at disjoint sets of x (two datasets at other N) still splits series.
   for (i = g0; i <= ng; i++) {
     byx[i] = (i != xcol);
     for (c = 1; c <= nc; c++) {
       if (((i, v[c, xcol]) in xval) && xval[i, v[c, xcol]] != v[c, i]) byx[i] = 0;
-      xval[i, v[c, xcol]] = v[c, i]
+      if (((i, v[c, i]) in xof) && xof[i, v[c, i]] != v[c, xcol]) byx[i] = 0;
+      xval[i, v[c, xcol]] = v[c, i]; xof[i, v[c, i]] = v[c, xcol]
     }
   }
   cat = (X == "method");
@@ -118,6 +120,8 @@ END {
         printf "%s\t%.4f\t%.4f\t%.4f\t%d\n", x, 100 * tdiff[c], 100 * tlo[c], 100 * thi[c], tnp[c] >> B; ndiff++;
         continue;
       }
+      if ("ci_low" in tcol) continue;   # a table with intervals: a cell without one has none (no pairs, or
+                                        # it is the baseline); the dense pairing is for older tables only
       d = densecell[cid[c]];
       if (!d || d == c) continue;
       n = 0; s = 0; ss = 0;

@@ -66,12 +66,12 @@ ini_get() { awk -v k="$2" '$1 == k && $2 == "=" { sub(/^[^=]*= */, ""); print; e
 # its parent's for a table aggregated into DIR/vs_*; else "-").
 profile_of() {
   local b
-  for b in "$(basename "$1")" "$(basename "$(dirname "$1")")"; do   # DIR, or its parent for DIR/vs_*
-    case "$b" in
-      smoke|cpu|paper|smoke-*|cpu-*|paper-*) echo "$b"; return ;;
-    esac
-  done
-  echo "-"
+  b=$(basename "$1")
+  case "$b" in vs_*) b=$(basename "$(dirname "$1")") ;; esac   # DIR/vs_*: its parent's profile
+  case "$b" in
+    smoke|cpu|paper|smoke-*|cpu-*|paper-*) echo "$b" ;;
+    *) echo "-" ;;
+  esac
 }
 
 # runs_dir DIR: the run directories behind a table: DIR/runs, or for a table

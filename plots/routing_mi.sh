@@ -38,7 +38,11 @@ $c["vs_layer"] != "" || $c["cell"] == "pooled" { next }   # the deepest-minus-sh
   if (!(key in pid)) { pid[key] = ++np; pkey[np] = key; pmeth[np] = ("method" in c) ? $c["method"] : "" }
   b = bc > 0 ? $bc : ""; sk = pid[key] SUBSEP b
   if (!(sk in sid)) { sid[sk] = 1; ns[pid[key]]++; ser[pid[key], ns[pid[key]]] = b }
-  row[pid[key], b] = row[pid[key], b] sprintf("%s %s %s %s\n", $c["layer"], $c["mean_bits"], $c["ci_low"], $c["ci_high"])
+  # an empty cell (NaN in routing_mi.c: one seed has no interval) is NaN here, or the space-separated
+  # columns would shift; a mean without an interval is drawn without a bar
+  m = $c["mean_bits"] == "" ? "NaN" : $c["mean_bits"]
+  lo = $c["ci_low"] == "" ? m : $c["ci_low"]; hi = $c["ci_high"] == "" ? m : $c["ci_high"]
+  row[pid[key], b] = row[pid[key], b] sprintf("%s %s %s %s\n", $c["layer"], m, lo, hi)
   if ($c["max_bits"] + 0 > maxb) maxb = $c["max_bits"] + 0
   if ($c["layer"] + 0 > maxl) maxl = $c["layer"] + 0
   nrows++
@@ -78,7 +82,7 @@ W=$((420 * NP + 80))
   echo "set multiplot layout 1,$NP title \"class-expert mutual information per routed MoE layer (the measure of claim (e))\\n{/*0.85 $CAP}\""
   echo "set grid ytics lc rgb '#dddddd'; set key top left box opaque font ',8'"
   echo "set xrange [-0.5:$MAXL + 0.5]; set xtics 1; set yrange [0:$MAXB * 1.08]"
-  echo "set xlabel 'block index (from 0)'; set ylabel 'I(class; expert), bits'"
+  echo "set xlabel 'block index (from 0)'; set ylabel 'I(class; expert), bits'; set datafile missing 'NaN'"
   for p in $(seq 1 "$NP"); do
     title=$(awk -F'\t' -v p="$p" '$1 == p { print $4; exit }' "$META" | sed 's/_/\\_/g')   # not a subscript
     meth=$(awk -F'\t' -v p="$p" '$1 == p { print $3; exit }' "$META")
@@ -88,7 +92,8 @@ W=$((420 * NP + 80))
     k=0; s=0
     while IFS=$'\t' read -r pp ser _ _; do
       if [ "$pp" = "$p" ]; then
-        off=$(awk -v s="$s" 'BEGIN { printf "%.2f", (s - 1) * 0.12 }')
+        n=$(awk -F'\t' -v p="$p" '$1 == p { n++ } END { print n }' "$META")
+        off=$(awk -v s="$s" -v n="$n" 'BEGIN { printf "%+.2f", (s - (n - 1) / 2) * 0.12 }')   # centred on the layer
         plot="$plot, '$DAT' index $k using (\$1+$off):2:3:4 with yerrorlines lc rgb '$colr' pt $((5 + 2 * s)) title '$ser'"
         s=$((s + 1))
       fi

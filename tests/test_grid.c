@@ -1320,6 +1320,43 @@ Test(grid, ablation_plot_against_another_baseline) {
     free(dat); free(diff); free(svg); free(dp); free(bp); free(sp); free(cpu); free(runs_csv); free(vs);
 }
 
+/* Two datasets at disjoint numbers of experts (A at N = 2, 4; B at 8, 16):
+ * the dataset is determined by N but not one-to-one with it, so it still
+ * splits the series (one line through both datasets would join unrelated
+ * cells). And a table aggregated against the naive MoE that also has a dense
+ * cell: the baseline (moe) has no difference and gets none from the older
+ * tables' pairing with dense (it drew moe - dense under "difference to moe"). */
+Test(grid, ablation_plot_series_and_differences_stay_apart) {
+    static const char csv[] =
+        "run_id,status,final_top1,seed,dataset,method,experts,sweep.moe.experts\n"
+        "a,ok,0.80,1,A,ewa,2,2\nb,ok,0.81,2,A,ewa,2,2\nc,ok,0.82,1,A,ewa,4,4\nd,ok,0.83,2,A,ewa,4,4\n"
+        "e,ok,0.90,1,B,ewa,8,8\nf,ok,0.91,2,B,ewa,8,8\ng,ok,0.92,1,B,ewa,16,16\nh,ok,0.93,2,B,ewa,16,16\n";
+    char *dat, *svg;
+    plot_from_runs(csv, "ablation.sh agg experts", "ablation_experts", &dat, &svg);
+    cr_expect(strstr(dat, "\n\n") && strstr(svg, "dataset=A") && strstr(svg, "dataset=B"),
+              "two series, one per dataset:\n%s", dat);
+    free(dat); free(svg);
+    static const char three[] =
+        "run_id,status,final_top1,seed,method,sweep.moe.method\n"
+        "a,ok,0.70,1,dense,dense\nb,ok,0.72,2,dense,dense\nc,ok,0.80,1,moe,moe\nd,ok,0.79,2,moe,moe\n"
+        "e,ok,0.81,1,moe-early-ewa,moe-early-ewa\nf,ok,0.82,2,moe-early-ewa,moe-early-ewa\n";
+    char *runs_csv = tu_write(tmp, "runs.csv", three, strlen(three)), *vs = tu_path(tmp, "vs_naive_moe");
+    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", vs, "--baseline", "moe.method=moe");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    char cwd[1024], *o = NULL;
+    cr_assert(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/ablation.sh' vs_naive_moe method", cwd), 0, "%s", o);
+    free(o);
+    char *bp = tu_path(vs, "ablation_method_diff.dat"), *diff = slurp(bp, NULL);
+    cr_assert(diff);
+    char *at_moe = line_starting(diff, "1\t");   /* categories dense 0, moe 1, moe-early-ewa 2 */
+    cr_expect(!at_moe, "the baseline moe got a difference: %s\n%s", at_moe, diff);
+    char *at_early = line_starting(diff, "2\t");
+    cr_expect(at_early != NULL, "moe-early-ewa - moe missing:\n%s", diff);
+    free(at_moe); free(at_early); free(diff); free(bp); free(runs_csv); free(vs);
+}
+
 /* plots/routing_mi.sh on a routing_mi.csv of two variants (moe, vimoe) whose
  * L series are listed out of order (last:10 before last:2): one panel per
  * variant, the series in natural order, only the per-layer rows drawn (a
@@ -1333,7 +1370,7 @@ Test(grid, routing_mi_plot_panels_series_and_rows) {
         "c1,moe,0,last:10,3,,4,1.10,0.1,1.00,1.20,2\n"
         "c2,moe,0,last:2,2,,4,0.70,0.1,0.60,0.80,2\nc2,moe,0,last:2,3,,4,1.20,0.1,1.10,1.30,2\n"
         "c2,moe,0,last:2,3,2,4,0.50,0.1,0.40,0.60,\n"
-        "c3,vimoe,1,last:2,2,,4,0.40,0.1,0.30,0.50,2\nc3,vimoe,1,last:2,3,,4,0.90,0.1,0.80,1.00,2\n"
+        "c3,vimoe,1,last:2,2,,1,0.40,,,,2\nc3,vimoe,1,last:2,3,,4,0.90,0.1,0.80,1.00,2\n"
         "pooled,,,,,,2,0.45,0.1,0.30,0.60,\n";
     char *dir = tu_path(tmp, "mi"), text[2048];
     cr_assert_eq(mkdir(dir, 0755), 0);
@@ -1348,7 +1385,7 @@ Test(grid, routing_mi_plot_panels_series_and_rows) {
     cr_assert(dat && svg, "no %s or %s", dp, sp);
     /* blocks in order: moe last:2 (layers 2, 3), moe last:10 (layer 3), vimoe last:2 */
     cr_expect_str_eq(dat, "2 0.70 0.60 0.80\n3 1.20 1.10 1.30\n\n\n3 1.10 1.00 1.20\n\n\n"
-                          "2 0.40 0.30 0.50\n3 0.90 0.80 1.00\n", "%s", dat);
+                          "2 0.40 0.40 0.40\n3 0.90 0.80 1.00\n", "one seed: no bar, not a shifted row\n%s", dat);
     cr_expect(strstr(svg, "(a) method=moe, shared_expert=0"), "panel a (a subscript splits shared_expert)");
     cr_expect(strstr(svg, "(b) method=vimoe"), "panel b");
     cr_expect(strstr(svg, "moe.blocks = last:10"), "series");
