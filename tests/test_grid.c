@@ -1283,6 +1283,24 @@ Test(grid, ablation_plot_orders_categories_and_zooms_without_a_baseline) {
     free(dat); free(svg);
 }
 
+/* Runs text csv written to tmp/DIR/runs.csv, aggregated against the naive
+ * MoE (--baseline moe.method=moe, claim (c)) into tmp/DIR/vs_naive_moe, and
+ * plots/ablation.sh drawn over method there; returns that directory. */
+static char *plot_vs_naive_moe(const char *dir, const char *csv) {
+    char *d = tu_path(tmp, dir), rel[256];
+    cr_assert_eq(mkdir(d, 0755), 0);
+    char *runs_csv = tu_write(d, "runs.csv", csv, strlen(csv)), *vs = tu_path(d, "vs_naive_moe");
+    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", vs, "--baseline", "moe.method=moe");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    char cwd[1024], *o = NULL;
+    cr_assert(getcwd(cwd, sizeof cwd));
+    snprintf(rel, sizeof rel, "%s/vs_naive_moe", dir);
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/ablation.sh' %s method", cwd, rel), 0, "%s", o);
+    free(o); free(d); free(runs_csv);
+    return vs;
+}
+
 /* plots/ablation.sh over method on a table aggregated against the naive MoE
  * (claim (c): --baseline moe.method=moe into tmp/vs_naive_moe, the runs
  * beside it in tmp): ewa_epochs, which the method determines (0 / -1), names
@@ -1296,16 +1314,7 @@ Test(grid, ablation_plot_against_another_baseline) {
         "c,ok,0.79,2,fashion-mnist,moe,0,moe,0\nd,ok,0.81,2,fashion-mnist,moe-early-ewa,-1,moe-early-ewa,-1\n"
         "e,ok,0.97,1,shapes3d,moe,0,moe,0\nf,ok,0.975,1,shapes3d,moe-early-ewa,-1,moe-early-ewa,-1\n"
         "g,ok,0.96,2,shapes3d,moe,0,moe,0\nh,ok,0.972,2,shapes3d,moe-early-ewa,-1,moe-early-ewa,-1\n";
-    char *cpu = tu_path(tmp, "cpu");
-    cr_assert_eq(mkdir(cpu, 0755), 0);
-    char *runs_csv = tu_write(cpu, "runs.csv", csv, strlen(csv)), *vs = tu_path(cpu, "vs_naive_moe");
-    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", vs, "--baseline", "moe.method=moe");
-    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
-    proc_free(&p);
-    char cwd[1024], *o = NULL;
-    cr_assert(getcwd(cwd, sizeof cwd));
-    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/ablation.sh' cpu/vs_naive_moe method", cwd), 0, "%s", o);
-    free(o);
+    char *vs = plot_vs_naive_moe("cpu", csv);
     char *dp = tu_path(vs, "ablation_method.dat"), *bp = tu_path(vs, "ablation_method_diff.dat");
     char *sp = tu_path(vs, "ablation_method.svg");
     char *dat = slurp(dp, NULL), *diff = slurp(bp, NULL), *svg = slurp(sp, NULL);
@@ -1317,7 +1326,7 @@ Test(grid, ablation_plot_against_another_baseline) {
     cr_expect(strstr(svg, "paired difference to moe (points)") && !strstr(svg, "difference to dense"), "panel (b)");
     cr_expect(!strstr(svg, "chance"), "two datasets: no single chance line");
     cr_expect(strstr(svg, "profile cpu,"), "the caption names the profile of the parent directory");
-    free(dat); free(diff); free(svg); free(dp); free(bp); free(sp); free(cpu); free(runs_csv); free(vs);
+    free(dat); free(diff); free(svg); free(dp); free(bp); free(sp); free(vs);
 }
 
 /* Two datasets at disjoint numbers of experts (A at N = 2, 4; B at 8, 16):
@@ -1340,21 +1349,14 @@ Test(grid, ablation_plot_series_and_differences_stay_apart) {
         "run_id,status,final_top1,seed,method,sweep.moe.method\n"
         "a,ok,0.70,1,dense,dense\nb,ok,0.72,2,dense,dense\nc,ok,0.80,1,moe,moe\nd,ok,0.79,2,moe,moe\n"
         "e,ok,0.81,1,moe-early-ewa,moe-early-ewa\nf,ok,0.82,2,moe-early-ewa,moe-early-ewa\n";
-    char *runs_csv = tu_write(tmp, "runs.csv", three, strlen(three)), *vs = tu_path(tmp, "vs_naive_moe");
-    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", vs, "--baseline", "moe.method=moe");
-    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
-    proc_free(&p);
-    char cwd[1024], *o = NULL;
-    cr_assert(getcwd(cwd, sizeof cwd));
-    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/ablation.sh' vs_naive_moe method", cwd), 0, "%s", o);
-    free(o);
+    char *vs = plot_vs_naive_moe("three", three);
     char *bp = tu_path(vs, "ablation_method_diff.dat"), *diff = slurp(bp, NULL);
     cr_assert(diff);
     char *at_moe = line_starting(diff, "1\t");   /* categories dense 0, moe 1, moe-early-ewa 2 */
     cr_expect(!at_moe, "the baseline moe got a difference: %s\n%s", at_moe, diff);
     char *at_early = line_starting(diff, "2\t");
     cr_expect(at_early != NULL, "moe-early-ewa - moe missing:\n%s", diff);
-    free(at_moe); free(at_early); free(diff); free(bp); free(runs_csv); free(vs);
+    free(at_moe); free(at_early); free(diff); free(bp); free(vs);
 }
 
 /* plots/routing_mi.sh on a routing_mi.csv of two variants (moe, vimoe) whose
