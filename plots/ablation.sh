@@ -61,15 +61,18 @@ $1 == "pooled" { next }
 }
 END {
   for (i = g0; i <= ng; i++) { if (h[i] == X) xcol = i; if (h[i] == "method") mcol = i }
-  # a column one-to-one with the x value (moe.ewa_epochs = 0 / -1 beside method = moe / moe-early-ewa)
-  # names no series: it would split each x into a series of its own. One-to-one, not only determined by
-  # x: a column whose values sit at disjoint sets of x (two datasets at other N) still splits series.
+  # a column one-to-one with the x value within each dataset (the ident columns) names no series: it
+  # would split each x into a series of its own (moe.ewa_epochs = 0 / 75 beside method = moe /
+  # moe-early-ewa on one dataset, 0 / 30 on another). One-to-one, not only determined by x, and never
+  # an ident column or the method: a column at disjoint sets of x (two datasets at other N) splits series.
+  for (c = 1; c <= nc; c++) { ctx[c] = ""; for (i = g0; i <= ng; i++) if (ident(i)) ctx[c] = ctx[c] SUBSEP v[c, i] }
   for (i = g0; i <= ng; i++) {
-    byx[i] = (i != xcol);
-    for (c = 1; c <= nc; c++) {
-      if (((i, v[c, xcol]) in xval) && xval[i, v[c, xcol]] != v[c, i]) byx[i] = 0;
-      if (((i, v[c, i]) in xof) && xof[i, v[c, i]] != v[c, xcol]) byx[i] = 0;
-      xval[i, v[c, xcol]] = v[c, i]; xof[i, v[c, i]] = v[c, xcol]
+    byx[i] = (i != xcol && i != mcol && !ident(i));
+    for (c = 1; c <= nc && byx[i]; c++) {
+      kx = ctx[c] SUBSEP v[c, xcol]; kv = ctx[c] SUBSEP v[c, i];
+      if (((i, kx) in xval) && xval[i, kx] != v[c, i]) byx[i] = 0;
+      if (((i, kv) in xof) && xof[i, kv] != v[c, xcol]) byx[i] = 0;
+      xval[i, kx] = v[c, i]; xof[i, kv] = v[c, xcol]
     }
   }
   cat = (X == "method");
@@ -89,7 +92,7 @@ END {
     if (!(v[c, xcol] in xi)) { xi[v[c, xcol]] = nx++; xs[nx] = v[c, xcol] }
     lab = "";
     for (i = g0; i <= ng; i++)
-      if (i != xcol && nv[i] > 1 && !byx[i]) lab = lab (lab == "" ? "" : " ") (h[i] == "method" ? "" : h[i] "=") v[c, i];
+      if (i != xcol && nv[i] > 1 && !byx[i] && !(i == mcol && X == "method")) lab = lab (lab == "" ? "" : " ") (h[i] == "method" ? "" : h[i] "=") v[c, i];
     if (lab == "") lab = (mcol ? v[c, mcol] : "all");
     slab[c] = lab;
     if (!isdense[c] && !(lab in li)) { li[lab] = ++nl; labs[nl] = lab; smeth[nl] = (mcol ? v[c, mcol] : "") }

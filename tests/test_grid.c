@@ -1303,17 +1303,17 @@ static char *plot_vs_naive_moe(const char *dir, const char *csv) {
 
 /* plots/ablation.sh over method on a table aggregated against the naive MoE
  * (claim (c): --baseline moe.method=moe into tmp/vs_naive_moe, the runs
- * beside it in tmp): ewa_epochs, which the method determines (0 / -1), names
- * no series, so each dataset is one series over the two methods; panel (b)
+ * beside it in tmp): ewa_epochs, which the method determines within a dataset
+ * (resolved: 0 / 75 on one, 0 / 30 on the other), names no series, so each dataset is one series over the two methods; panel (b)
  * names the baseline moe (it said dense); two datasets draw no single chance
  * line; the caption takes the profile of the parent directory. */
 Test(grid, ablation_plot_against_another_baseline) {
     static const char csv[] =
         "run_id,status,final_top1,seed,dataset,method,ewa_epochs,sweep.moe.method,sweep.moe.ewa_epochs\n"
-        "a,ok,0.80,1,fashion-mnist,moe,0,moe,0\nb,ok,0.81,1,fashion-mnist,moe-early-ewa,-1,moe-early-ewa,-1\n"
-        "c,ok,0.79,2,fashion-mnist,moe,0,moe,0\nd,ok,0.81,2,fashion-mnist,moe-early-ewa,-1,moe-early-ewa,-1\n"
-        "e,ok,0.97,1,shapes3d,moe,0,moe,0\nf,ok,0.975,1,shapes3d,moe-early-ewa,-1,moe-early-ewa,-1\n"
-        "g,ok,0.96,2,shapes3d,moe,0,moe,0\nh,ok,0.972,2,shapes3d,moe-early-ewa,-1,moe-early-ewa,-1\n";
+        "a,ok,0.80,1,fashion-mnist,moe,0,moe,0\nb,ok,0.81,1,fashion-mnist,moe-early-ewa,75,moe-early-ewa,-1\n"
+        "c,ok,0.79,2,fashion-mnist,moe,0,moe,0\nd,ok,0.81,2,fashion-mnist,moe-early-ewa,75,moe-early-ewa,-1\n"
+        "e,ok,0.97,1,shapes3d,moe,0,moe,0\nf,ok,0.975,1,shapes3d,moe-early-ewa,30,moe-early-ewa,-1\n"
+        "g,ok,0.96,2,shapes3d,moe,0,moe,0\nh,ok,0.972,2,shapes3d,moe-early-ewa,30,moe-early-ewa,-1\n";
     char *vs = plot_vs_naive_moe("cpu", csv);
     char *dp = tu_path(vs, "ablation_method.dat"), *bp = tu_path(vs, "ablation_method_diff.dat");
     char *sp = tu_path(vs, "ablation_method.svg");
