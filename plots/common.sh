@@ -77,8 +77,7 @@ profile_of() {
 # runs_dir DIR: the run directories behind a table: DIR/runs, or for a table
 # aggregated against another baseline into DIR/vs_* its parent's runs.
 runs_dir() {
-  if [ -d "$1/runs" ] || [ -e "$1/runs.csv" ] || [ ! -e "$(dirname "$1")/runs.csv" ]; then echo "$1/runs"
-  else echo "$(dirname "$1")/runs"; fi
+  case "$(basename "$1")" in vs_*) echo "$(dirname "$1")/runs" ;; *) echo "$1/runs" ;; esac
 }
 
 # caption DIR: "profile P, n = N seeds per cell, epochs E; DATASETS" for a
@@ -91,9 +90,9 @@ caption() {
   read -r nmin nmax < <(awk -F'\t' -v c="$n" 'NR > 1 && $c != "" && $1 != "pooled" {
       if (min == "" || $c < min) min = $c; if ($c > max) max = $c }
       END { print min, max }' "$T")
-  eps=$(for c in "$(runs_dir "$dir")"/*/config.ini; do [ -s "$c" ] && ini_get "$c" epochs; done | sort -n | uniq | paste -sd/)
-  steps=$(for c in "$(runs_dir "$dir")"/*/config.ini; do [ -s "$c" ] && ini_get "$c" max_steps; done | sort -n | uniq |
-          paste -sd/)
+  local rd; rd=$(runs_dir "$dir")
+  eps=$(for c in "$rd"/*/config.ini; do [ -s "$c" ] && ini_get "$c" epochs; done | sort -n | uniq | paste -sd/)
+  steps=$(for c in "$rd"/*/config.ini; do [ -s "$c" ] && ini_get "$c" max_steps; done | sort -n | uniq | paste -sd/)
   ds=$(awk -F'\t' -v c="$(col "$T" dataset)" 'NR > 1 && $1 != "pooled" && $c != "" && !s[$c]++ { print $c }' "$T" |
        while read -r d; do dataset_label "$d"; done | paste -sd, | sed 's/,/, /g')
   local s="profile $prof, n = $nmin"
