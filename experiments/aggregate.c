@@ -9,6 +9,7 @@
 #include "methods.h"
 #include "csvio.h"
 #include "routing_mi.h"
+#include "runrecord.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -269,12 +270,15 @@ static void md_comparisons(FILE *f, const char *const *gname, int ng, const Cell
     }
 }
 
-static char *markdown(const char *runs_csv, const char *const *gname, int ng, const Cell *cells,
+static char *markdown(const char *runs_csv, const AggSet *s, const char *const *gname, int ng, const Cell *cells,
                       int nc, const Pooled *pool, int npool, int bkey, const char *bval) {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     fprintf(f, "# Results: %s\n\n", runs_csv);
+    if (s->n_missing)
+        fprintf(f, "**Partial: %d of the %d runs of the grid's %s have no row yet; these numbers are not the "
+                "grid's result.**\n\n", s->n_missing, s->n_planned, RUNS_PLAN_FILE);
     md_cells(f, gname, ng, cells, nc);
     int ncmp = 0, nholm = 0;
     for (int i = 0; i < nc; i++) {
@@ -905,9 +909,30 @@ static void warn_no_baseline_cell(const AggSet *s, const char *runs_csv) {
             "reported\n", runs_csv, s->gname[s->bkey], s->bval, have);
 }
 
-int aggregate_load(const char *runs_csv, const char *group, const char *baseline, AggSet *s,
-                   Err *err) {
+/* The plan beside runs_csv against its rows: an error naming the missing
+ * runs unless allow_partial (then a warning). */
+static int check_plan(const char *runs_csv, AggSet *s, int allow_partial, Err *err) {
+    char first[64];
+    if (runs_plan_missing(runs_csv, &s->t, &s->n_planned, &s->n_missing, first, err)) return ERR_RUNTIME;
+    if (!s->n_missing) return 0;
+    if (allow_partial) {
+        fprintf(stderr, "ewa: warning: %s: %d of the %d runs of its grid's %s have no row yet (e.g. %s); the "
+                "table is partial and says so\n", runs_csv, s->n_missing, s->n_planned, RUNS_PLAN_FILE, first);
+        return 0;
+    }
+    return err_set(err, ERR_RUNTIME, "%s: %d of the %d runs of its grid's %s have no row yet (e.g. %s): the grid "
+                   "is still running or was stopped; run it again to finish them (it resumes), or pass --partial "
+                   "to aggregate the runs there are (the table then says it is partial)", runs_csv, s->n_missing,
+                   s->n_planned, RUNS_PLAN_FILE, first);
+}
+
+int aggregate_load(const char *runs_csv, const char *group, const char *baseline, int allow_partial,
+                   AggSet *s, Err *err) {
     if (load_runs(runs_csv, s, err)) return ERR_RUNTIME;
+    if (check_plan(runs_csv, s, allow_partial, err)) {
+        aggregate_free(s);   /* and zeroes s, as every failure does: a caller may free it again */
+        return ERR_RUNTIME;
+    }
     const char *gname[MAXG];
     int rc = group_keys(s, runs_csv, group, s->gname, &s->ng, err);
     for (int g = 0; g < s->ng; g++) gname[g] = s->gname[g];
@@ -932,9 +957,9 @@ void aggregate_free(AggSet *s) {
 }
 
 int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
-                   const char *baseline, Err *err) {
+                   const char *baseline, int allow_partial, Err *err) {
     AggSet s;
-    int rc = aggregate_load(runs_csv, group, baseline, &s, err);
+    int rc = aggregate_load(runs_csv, group, baseline, allow_partial, &s, err);
     if (rc) return rc;
     const char *gname[MAXG];
     for (int g = 0; g < s.ng; g++) gname[g] = s.gname[g];
@@ -950,7 +975,7 @@ int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
     int staged = !rc;   /* stage exists and is ours to remove */
     if (!rc) rc = write_table(stage, gname, ng, s.cells, nc, s.pool, s.npool, bkey, err);
     if (!rc) {
-        char *md = markdown(runs_csv, gname, ng, s.cells, nc, s.pool, s.npool, bkey, s.bval);
+        char *md = markdown(runs_csv, &s, gname, ng, s.cells, nc, s.pool, s.npool, bkey, s.bval);
         char path[FS_PATH_BUF];
         snprintf(path, sizeof path, "%s/table.md", stage);
         rc = fs_write_text_atomic(path, md ? md : "", err);

@@ -51,6 +51,7 @@ typedef struct {
     int nc;
     AggPooled *pool;
     int npool;
+    int n_planned, n_missing;      /* the grid's plan.csv beside runs.csv: its runs, those without a row */
 } AggSet;
 
 /* Reads runs_csv (rows deduplicated by run_id, the last row of a run wins,
@@ -81,16 +82,23 @@ typedef struct {
  * (its column holds the value, n the number of cells pooled): per seed the
  * mean over those cells (with >= 2 pairs) of their paired differences, on
  * the seeds all of them share, and a one-sample t over the seeds (n_pairs =
- * seeds); its p_holm is empty. */
+ * seeds); its p_holm is empty.
+ *
+ * A grid's output holds plan.csv (runrecord.h), the runs it set out to make;
+ * when some of them have no row yet (the grid is still running, or was
+ * stopped), the runs are partial: ERR_RUNTIME naming the count, unless
+ * allow_partial, when table.md says in its first lines that the table is
+ * partial and how many runs are missing (and stderr warns). */
 int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
-                   const char *baseline, Err *err);
+                   const char *baseline, int allow_partial, Err *err);
 
 /* The same reading, grouping and pairing into s without writing anything
- * (group and baseline as above). ERR_RUNTIME for an unreadable file, missing
- * columns or no runs; ERR_USAGE for a bad group or baseline. On success the
+ * (group, baseline and allow_partial as above; s->n_planned and s->n_missing
+ * count the plan). ERR_RUNTIME for an unreadable file, missing columns, no
+ * runs or partial runs not allowed; ERR_USAGE for a bad group or baseline. On success the
  * caller frees s with aggregate_free. */
-int aggregate_load(const char *runs_csv, const char *group, const char *baseline, AggSet *s,
-                   Err *err);
+int aggregate_load(const char *runs_csv, const char *group, const char *baseline, int allow_partial,
+                   AggSet *s, Err *err);
 /* Run i's value of column col (or of its swept key col); "" when absent. */
 const char *aggregate_run_get(const AggSet *s, int i, const char *col);
 void aggregate_free(AggSet *s);

@@ -596,7 +596,7 @@ typedef struct {
 
 static int runs_load(const char *path, RunValues *v, Err *err) {
     memset(v, 0, sizeof *v);
-    if (aggregate_load(path, NULL, NULL, &v->s, err)) return ERR_RUNTIME;
+    if (aggregate_load(path, NULL, NULL, 0, &v->s, err)) return ERR_RUNTIME;
     const AggSet *s = &v->s;
     size_t n = (size_t)s->n + 1;
     v->ng = s->ng;
@@ -1187,12 +1187,12 @@ static void evaluate(ClaimResult *r, const ClaimDef *d, const char *results_dir)
     else r->nruns = -1;
     char table[sizeof r->table_dir + 16];
     snprintf(table, sizeof table, "%s/table.csv", r->table_dir);
-    if (d->test == T_PAIRED) load_paired(r);
+    if (!have && e.msg[0]) no_data(r, "%s", e.msg);   /* unreadable, or partial (a grid unfinished): no verdict */
+    else if (d->test == T_PAIRED) load_paired(r);
     else if (d->test == T_MI) load_routing_mi(r);
     else if (access(table, R_OK))   /* the slope reads runs.csv, but no table means not aggregated yet */
         table_missing(r, table);
     else if (have) load_slope(r, &v);
-    else if (e.msg[0]) no_data(r, "%s", e.msg);
     else no_data(r, "%s does not exist", r->runs_csv);
     if (r->verdict != V_NODATA && !r->nt && !r->has_pooled)
         no_data(r, "no row of %s matches select = %s", r->table_dir, d->select[0] ? d->select : "(all)");

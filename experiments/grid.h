@@ -176,6 +176,7 @@ typedef struct {
     const char *build_commit;  /* the commit it was built from */
     int allow_dirty;   /* --allow-dirty */
     int retry_failed;  /* rerun runs recorded failed or diverged (else they are done) */
+    int subset;        /* --seeds: the runs are a subset of the grid's (OUT/plan.csv is merged, not replaced) */
 } GridOpts;
 
 /* Clean provenance (issue 10): whether runs may start from a binary whose

@@ -488,7 +488,24 @@ static int check_out_is_ours(const char *out, Err *err) {
     return 0;
 }
 
-/* grid_run after planning: lock OUT, copy, record and train. */
+/* OUT/plan.csv: the runs this invocation sets out to make, so that a table
+ * aggregated before they all have a row says it is partial (runrecord.h). */
+static int write_plan(const char *out, const GridRun *runs, int n, int subset, Err *err) {
+    const char **ids = xmalloc(sizeof(char *) * ((size_t)n + 1)), **sw = xmalloc(sizeof(char *) * ((size_t)n + 1));
+    uint64_t *seeds = xmalloc(sizeof(uint64_t) * ((size_t)n + 1));
+    for (int i = 0; i < n; i++) {
+        ids[i] = runs[i].id;
+        seeds[i] = runs[i].seed;
+        sw[i] = runs[i].sweep;
+    }
+    int rc = runs_plan_write(out, n, ids, seeds, sw, subset, err);
+    free(ids);
+    free(sw);
+    free(seeds);
+    return rc;
+}
+
+/* grid_run after planning: lock OUT, write the plan, copy, record and train. */
 static int grid_execute(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, const Plan *plans,
                         const ReuseSet *rs, const int *src, int jobs, int threads, Err *err) {
     char runs_csv[4200];
@@ -507,7 +524,8 @@ static int grid_execute(const GridSpec *g, GridRun *runs, int n, const GridOpts 
     }
     if (!realpath(g->out, out_abs)) snprintf(out_abs, sizeof out_abs, "%s", g->out);
     Pending p = {0};
-    rc = collect_pending(g, runs, n, plans, rs, src, out_abs, runs_csv, threads, o->export_kind != NULL, &p, err);
+    rc = write_plan(g->out, runs, n, o->subset, err);
+    if (!rc) rc = collect_pending(g, runs, n, plans, rs, src, out_abs, runs_csv, threads, o->export_kind != NULL, &p, err);
     int ndone = 0, nskip = 0, nresume = 0;
     for (int i = 0; i < n; i++) {
         ndone += plans[i] == PLAN_DONE || plans[i] == PLAN_REUSE || (plans[i] == PLAN_RECORD && !o->export_kind);

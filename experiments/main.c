@@ -320,7 +320,7 @@ static int cmd_grid(const Command *cmd, Parsed *p) {
         GridOpts go = {.jobs = jobs, .dry_run = p->val[4] != NULL, .exe = exe, .export_kind = export_kind,
                        .build_dirty = force && !strcmp(force, "1") ? 1 : ewa_git_dirty(),
                        .build_commit = ewa_git_commit(), .allow_dirty = p->val[7] != NULL,
-                       .retry_failed = p->val[8] != NULL};
+                       .retry_failed = p->val[8] != NULL, .subset = p->val[9] != NULL};
         rc = grid_run(&g, runs, nruns, &go, &err);
     }
     if (rc) fprintf(stderr, "ewa grid: %s\n", err.msg);
@@ -355,7 +355,7 @@ static int cmd_record(const Command *cmd, Parsed *p) {
 static int cmd_aggregate(const Command *cmd, Parsed *p) {
     Err err = {0};
     int rc = aggregate_runs(p->val[0], p->val[1], p->val[2],
-                            p->val[3] ? p->val[3] : "moe.method=dense", &err);
+                            p->val[3] ? p->val[3] : "moe.method=dense", p->val[4] != NULL, &err);
     if (rc) fprintf(stderr, "ewa aggregate: %s\n", err.msg);
     return rc;
 }
@@ -436,7 +436,8 @@ static const Command COMMANDS[] = {
     {"aggregate", "Aggregates a runs.csv into table.csv, table.md and figure data.",
      {{"runs", "RUNS.csv", "the grid's runs.csv", 1, 0}, {"out", "DIR", "output directory", 1, 0},
       {"group", "key,key,...", "group columns (default: the swept keys)", 0, 0},
-      {"baseline", "key=value", "the baseline rows (default moe.method=dense)", 0, 0}},
+      {"baseline", "key=value", "the baseline rows (default moe.method=dense)", 0, 0},
+      {"partial", NULL, "aggregate although runs of the grid's plan.csv have no row yet (table.md says so)", 0, 0}},
      cmd_aggregate},
     {"regress",
      "Checks fresh grid results against a reference directory (results/reference/PROFILE:\n"

@@ -262,8 +262,8 @@ int regress_runs(const char *ref_runs, const char *ref_platform, const char *new
                  RegressMode mode, int subset, const char *ref_name, FILE *out, RegressResult *r, Err *err) {
     memset(r, 0, sizeof *r);
     AggSet ref, nw;
-    if (aggregate_load(ref_runs, NULL, BASELINE, &ref, err)) return ERR_RUNTIME;
-    if (aggregate_load(new_runs, NULL, BASELINE, &nw, err)) {
+    if (aggregate_load(ref_runs, NULL, BASELINE, 0, &ref, err)) return ERR_RUNTIME;
+    if (aggregate_load(new_runs, NULL, BASELINE, 0, &nw, err)) {
         aggregate_free(&ref);
         return ERR_RUNTIME;
     }
@@ -363,7 +363,7 @@ int regress_write_reference(const char *dir, const char *from, int allow_dirty, 
     resolve_dir(from, fd, sizeof fd);
     snprintf(runs, sizeof runs, "%s/runs.csv", fd);
     AggSet s;
-    if (aggregate_load(runs, NULL, BASELINE, &s, err)) return ERR_RUNTIME;
+    if (aggregate_load(runs, NULL, BASELINE, 0, &s, err)) return ERR_RUNTIME;
     int rc = check_reference_runs(&s, runs, allow_dirty, err);
     if (!rc) rc = write_reference_files(dir, fd, &s, err);
     if (!rc) {

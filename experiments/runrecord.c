@@ -452,3 +452,78 @@ int grid_record(const char *run_dir, const char *csv_path, int *appended, char s
     named_row_free(&row);
     return rc;
 }
+
+/* ---------------------------------------------------------------- grid plan */
+
+static void plan_path(const char *dir, char *path, size_t n) { snprintf(path, n, "%s/%s", dir, RUNS_PLAN_FILE); }
+
+/* Reads a plan file; ERR_RUNTIME when it lacks the run_id column. */
+static int plan_read(const char *path, CsvTable *t, Err *err) {
+    if (csv_read_file(path, t, err)) return ERR_RUNTIME;
+    if (csv_col(t, "run_id") < 0 || csv_col(t, "seed") < 0) {
+        csv_table_free(t);
+        return err_set(err, ERR_RUNTIME, "%s: not a grid plan (no run_id or seed column)", path);
+    }
+    return 0;
+}
+
+int runs_plan_write(const char *out_dir, int n, const char *const *ids, const uint64_t *seeds,
+                    const char *const *sweeps, int merge, Err *err) {
+    char path[FS_PATH_BUF];
+    plan_path(out_dir, path, sizeof path);
+    CsvTable old = {0};
+    int have = merge && fs_file_nonempty(path);
+    if (have && plan_read(path, &old, err)) return ERR_RUNTIME;
+    int nold = have ? old.nrows : 0, nrows = 0;
+    const char **cells = xmalloc(sizeof(char *) * 3 * ((size_t)(nold + n) + 1));
+    char (*seedtxt)[24] = xmalloc(sizeof *seedtxt * ((size_t)n + 1));
+    int ci = have ? csv_col(&old, "run_id") : -1, cs = have ? csv_col(&old, "seed") : -1,
+        cw = have ? csv_col(&old, "sweep") : -1;
+    for (int r = 0; r < nold; r++, nrows++) {
+        cells[3 * nrows] = csv_cell(&old, r, ci);
+        cells[3 * nrows + 1] = csv_cell(&old, r, cs);
+        cells[3 * nrows + 2] = cw >= 0 ? csv_cell(&old, r, cw) : "";
+    }
+    for (int i = 0; i < n; i++) {
+        int listed = 0;
+        for (int r = 0; r < nold && !listed; r++) listed = !strcmp(cells[3 * r], ids[i]);
+        if (listed) continue;
+        snprintf(seedtxt[i], sizeof seedtxt[i], "%" PRIu64, seeds[i]);
+        cells[3 * nrows] = ids[i];
+        cells[3 * nrows + 1] = seedtxt[i];
+        cells[3 * nrows + 2] = sweeps[i] ? sweeps[i] : "";
+        nrows++;
+    }
+    static const char *const header[3] = {"run_id", "seed", "sweep"};
+    static const char quote[3] = {1, 0, 0};   /* an all-digit id reads back as text */
+    int rc = csv_write_file_q(path, 3, header, quote, nrows, cells, err);
+    free(seedtxt);
+    free(cells);
+    if (have) csv_table_free(&old);
+    return rc ? ERR_RUNTIME : 0;
+}
+
+int runs_plan_missing(const char *runs_csv, const CsvTable *runs_t, int *planned, int *missing,
+                      char first_missing[64], Err *err) {
+    *planned = *missing = 0;
+    first_missing[0] = '\0';
+    char dir[FS_PATH_BUF - 16], path[FS_PATH_BUF];   /* room for "/plan.csv" */
+    if ((size_t)snprintf(dir, sizeof dir, "%s", runs_csv) >= sizeof dir)
+        return err_set(err, ERR_RUNTIME, "%.80s...: path too long", runs_csv);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    plan_path(dir, path, sizeof path);
+    if (access(path, F_OK)) return 0;
+    CsvTable t;
+    if (plan_read(path, &t, err)) return ERR_RUNTIME;
+    int ci = csv_col(&t, "run_id");
+    for (int r = 0; r < t.nrows; r++) {
+        const char *id = csv_cell(&t, r, ci);
+        (*planned)++;
+        if (runs_row_status(runs_t, id)) continue;
+        if (!(*missing)++) snprintf(first_missing, 64, "%s", id);
+    }
+    csv_table_free(&t);
+    return 0;
+}

@@ -9,6 +9,7 @@
  * fill (a failed run's results) is empty. */
 #ifndef EWA_RUNRECORD_H
 #define EWA_RUNRECORD_H
+#include <stdint.h>
 #include <stdio.h>
 #include "config.h"
 #include "csvio.h"
@@ -77,5 +78,26 @@ const char *runs_row_status(const CsvTable *t, const char *id);
 
 /* 1 if the runs.csv table t holds a row with run_id id and status ok. */
 int runs_has_ok_row(const CsvTable *t, const char *id);
+
+/* A grid's plan: OUT/plan.csv (docs/DESIGN.md 8.5), columns run_id, seed,
+ * sweep, one row per run a grid invocation set out to make (run or export).
+ * It is what tells a finished grid from one still running or stopped: a
+ * runs.csv alone cannot show the runs that have no row yet. */
+#define RUNS_PLAN_FILE "plan.csv"
+
+/* Writes out_dir/plan.csv atomically with the n runs (ids, seeds, sweep
+ * labels). merge 0 replaces the plan (a whole grid: runs a changed config no
+ * longer makes drop out); merge 1 adds the runs not yet listed (a --seeds
+ * subset of the grid). ERR_RUNTIME on an unreadable or unwritable file. */
+int runs_plan_write(const char *out_dir, int n, const char *const *ids, const uint64_t *seeds,
+                    const char *const *sweeps, int merge, Err *err);
+
+/* The plan beside runs_csv (dirname(runs_csv)/plan.csv) against the rows
+ * of runs_t (runs_csv read): *planned = its runs, *missing = those with no
+ * row (any status) in runs_t, first_missing = the first such id ("" none).
+ * No plan file (a hand-made runs.csv, or a grid older than plans): 0 and
+ * *planned = *missing = 0. ERR_RUNTIME for a malformed plan. */
+int runs_plan_missing(const char *runs_csv, const CsvTable *runs_t, int *planned, int *missing,
+                      char first_missing[64], Err *err);
 
 #endif

@@ -7,16 +7,24 @@
 # aggregated against another baseline into vs_*/ (claim (c)), the
 # class-expert mutual information per MoE layer for every routing_mi.csv
 # (plots/routing_mi.sh), routing heatmaps for every run with a routing.csv.
-# Aggregates a runs.csv first when its table is missing or older.
+# Aggregates a runs.csv first when its table is missing or older, and
+# always when the grid left a plan.csv (so a table aggregated with --partial
+# is never drawn as if whole); a grid that is unfinished (runs of its plan
+# without a row) or whose runs cannot be aggregated is not drawn (ewa
+# aggregate says why) and the exit status is 1.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 R=${1:-results}
 EWA=${EWA:-bin/ewa}
 st=0; n=0
-aggregate() { # DIR
-  if [ -s "$1/runs.csv" ] && { [ ! -s "$1/table.tsv" ] || [ "$1/runs.csv" -nt "$1/table.tsv" ]; }; then
-    "$EWA" aggregate --runs "$1/runs.csv" --out "$1" >/dev/null || st=1
+aggregate() { # DIR: 0 when DIR's table is current and may be drawn
+  if [ -s "$1/runs.csv" ] && { [ ! -s "$1/table.tsv" ] || [ "$1/runs.csv" -nt "$1/table.tsv" ] || [ -e "$1/plan.csv" ]; }; then
+    if ! "$EWA" aggregate --runs "$1/runs.csv" --out "$1" >/dev/null; then
+      echo "plots/all.sh: $1: not drawn" >&2
+      st=1; return 1
+    fi
   fi
+  return 0
 }
 # vs_current DIR VS: VS/table.tsv counts every ok run of DIR/runs.csv (its
 # cells' n add up to them), so it is not older than the runs; the parent is
@@ -31,7 +39,7 @@ vs_current() {
 }
 for d in "$R"/table1/*/; do
   [ -d "$d" ] || continue; d=${d%/}
-  aggregate "$d"
+  aggregate "$d" || continue
   [ -s "$d/table.tsv" ] || continue
   "$here/table1.sh" "$d" || st=1
   "$here/forest.sh" "$d" || st=1
@@ -42,7 +50,7 @@ while read -r name xkey title <&3; do
   case "$name" in ''|\#*) continue ;; esac
   for d in "$R"/ablation_"$name"/*/; do
     [ -d "$d" ] || continue; d=${d%/}
-    aggregate "$d"
+    aggregate "$d" || continue
     [ -s "$d/table.tsv" ] || continue
     "$here/ablation.sh" "$d" "$xkey" "$title" || st=1
     "$here/curves.sh" "$d" || st=1

@@ -127,7 +127,7 @@ static char *fixture_results(void) {
         snprintf(runs, sizeof runs, "%s/%s/runs.csv", dir, agg[k]);
         char *out = tu_path(dir, agg[k]);
         Err err = {0};
-        cr_assert_eq(aggregate_runs(runs, out, NULL, "method=dense", &err), 0, "%s", err.msg);
+        cr_assert_eq(aggregate_runs(runs, out, NULL, "method=dense", 0, &err), 0, "%s", err.msg);
         free(out);
     }
     free(src);
@@ -250,7 +250,7 @@ static char *aggregated_table_dir(const char *dir, const char *runs_text) {
     cr_assert_eq(mkdir(tdir, 0755), 0);
     runs = write_text(tdir, "runs.csv", runs_text);
     Err err = {0};
-    cr_assert_eq(aggregate_runs(runs, tdir, NULL, "method=dense", &err), 0, "%s", err.msg);
+    cr_assert_eq(aggregate_runs(runs, tdir, NULL, "method=dense", 0, &err), 0, "%s", err.msg);
     free(runs);
     return tdir;
 }
@@ -271,7 +271,7 @@ Test(claims, aggregate_failure_leaves_the_previous_outputs) {
     char *runs = write_text(tdir, "runs.csv", "run_id,status,final_top1,seed,method\n"
                                               "a,ok,0.40,0,dense\nb,ok,0.60,1,dense\nd,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\n");
     Err err = {0};
-    cr_assert_neq(aggregate_runs(runs, tdir, NULL, "method=dense", &err), 0);
+    cr_assert_neq(aggregate_runs(runs, tdir, NULL, "method=dense", 0, &err), 0);
     cr_expect(strstr(err.msg, "table.md") && strstr(err.msg, "nothing was replaced"), "%s", err.msg);
     char *after = slurp(csv, NULL);
     cr_expect_str_eq(after, before, "table.csv must keep its previous contents");
@@ -319,6 +319,38 @@ Test(claims, paired_rows_report_the_training_cost_ratio) {
     csv_table_free(&t);
     tu_rmrf(dir);
     free(dir); free(tdir); free(ini); free(out); free(csv); free(md);
+}
+
+/* A claim has no data while its grid is unfinished: a plan.csv beside the
+ * runs (docs/DESIGN.md 8.5) lists a run with no row, and the table there
+ * (aggregated earlier, or with --partial) gives no verdict. */
+Test(claims, unfinished_grid_has_no_data) {
+    char *dir = tu_tmpdir();
+    char *tdir = aggregated_table_dir(dir, "run_id,status,final_top1,seed,method\n"
+                                           "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nd,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\n");
+    char *plan = write_text(tdir, "plan.csv", "run_id,seed,sweep\na,0,\nb,1,\nd,0,\ne,1,\nf,2,\n");
+    char *ini = write_text(dir, "claims.ini", "[claim.x]\ntext = t\ntest = paired\ntable = t\nselect = method=ewa\n"
+                                              "baseline = method=dense\ndirection = greater\nprimary = all\n");
+    char *out = tu_path(dir, "CLAIMS.md"), *csv = tu_path(dir, "CLAIMS.csv");
+    Err err = {0};
+    cr_assert_eq(claims_run(ini, dir, out, &err), 0, "%s", err.msg);
+    CsvTable t;
+    cr_assert_eq(csv_read_file(csv, &t, &err), 0, "%s", err.msg);
+    cr_expect_str_eq(csv_cell(&t, 0, 1), "no data");
+    csv_table_free(&t);
+    char *md = slurp(out, NULL);
+    cr_expect(strstr(md, "1 of the 5 runs of its grid's plan.csv have no row yet"), "%s", md);
+    free(md);
+    /* the missing run recorded: a verdict again */
+    char *runs = write_text(tdir, "runs.csv", "run_id,status,final_top1,seed,method\n"
+                                              "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nd,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\n"
+                                              "f,failed,,2,ewa\n");
+    cr_assert_eq(claims_run(ini, dir, out, &err), 0, "%s", err.msg);
+    cr_assert_eq(csv_read_file(csv, &t, &err), 0, "%s", err.msg);
+    cr_expect_str_neq(csv_cell(&t, 0, 1), "no data");
+    csv_table_free(&t);
+    tu_rmrf(dir);
+    free(dir); free(tdir); free(plan); free(ini); free(out); free(csv); free(runs);
 }
 
 /* A table that exists but is not what bin/ewa aggregate writes is an error

@@ -616,7 +616,7 @@ static double num(const CsvTable *t, int r, const char *col) {
 Test(grid, aggregation_by_hand) {
     char *runs = write_runs(), *out = tu_path(tmp, "agg");
     Err e = {0};
-    cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=dense", &e), 0, "%s", e.msg);
+    cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=dense", 0, &e), 0, "%s", e.msg);
     char *tp = tu_path(out, "table.csv");
     CsvTable t = read_csv(tp);
     cr_assert_eq(t.nrows, 5);   /* 4 cells and the pooled ewa row */
@@ -660,17 +660,17 @@ Test(grid, aggregation_by_hand) {
 Test(grid, aggregation_custom_group_and_errors) {
     char *runs = write_runs(), *out = tu_path(tmp, "agg");
     Err e = {0};
-    cr_assert_eq(aggregate_runs(runs, out, "moe.method", NULL, &e), 0, "%s", e.msg);
+    cr_assert_eq(aggregate_runs(runs, out, "moe.method", NULL, 0, &e), 0, "%s", e.msg);
     char *tp = tu_path(out, "table.csv");
     CsvTable t = read_csv(tp);
     cr_assert_eq(t.nrows, 2);
     cr_assert_str_eq(t.header[0], "cell");
     cr_assert_str_eq(t.header[1], "method");
     csv_table_free(&t);
-    cr_assert_eq(aggregate_runs(runs, out, "nosuch", NULL, &e), ERR_USAGE);
+    cr_assert_eq(aggregate_runs(runs, out, "nosuch", NULL, 0, &e), ERR_USAGE);
     cr_assert(strstr(e.msg, "nosuch"), "%s", e.msg);
     char *bad = tu_write(tmp, "bad.csv", "a,b\n1,2\n", 8);
-    cr_assert_eq(aggregate_runs(bad, out, NULL, NULL, &e), ERR_RUNTIME);
+    cr_assert_eq(aggregate_runs(bad, out, NULL, NULL, 0, &e), ERR_RUNTIME);
     cr_assert(strstr(e.msg, "run_id"), "%s", e.msg);
     free(bad); free(tp); free(runs); free(out);
 }
@@ -689,7 +689,7 @@ Test(grid, aggregation_pairs_methods_at_their_own_learning_rates) {
         "c1,moe.method=ewa;train.lr=1e-3,1,fmnist,ewa,1e-3,0.82,100,ok\n";
     char *runs = tu_write(tmp, "runs_lr.csv", text, strlen(text)), *out = tu_path(tmp, "agg_lr");
     Err e = {0};
-    cr_assert_eq(aggregate_runs(runs, out, "dataset,method,train.lr", "moe.method=dense", &e), 0, "%s", e.msg);
+    cr_assert_eq(aggregate_runs(runs, out, "dataset,method,train.lr", "moe.method=dense", 0, &e), 0, "%s", e.msg);
     char *tp = tu_path(out, "table.csv");
     CsvTable t = read_csv(tp);
     int cl = csv_col(&t, "lr"), cm = csv_col(&t, "method");   /* read from the lr column */
@@ -717,7 +717,7 @@ Test(grid, aggregation_failed_cells_and_no_baseline) {
         "c0,moe.beta=0.3,0,f,ewa,0.7,100,ok\n";
     char *runs = tu_write(tmp, "runs.csv", text, strlen(text)), *out = tu_path(tmp, "agg");
     Err e = {0};
-    cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=dense", &e), 0, "%s", e.msg);
+    cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=dense", 0, &e), 0, "%s", e.msg);
     char *mp = tu_path(out, "table.md"), *md = slurp(mp, NULL);
     /* group: dataset, method, then the swept moe.beta (no such column: from
      * the sweep); the failed cell has no comparison; dense ignores moe.beta,
@@ -728,7 +728,7 @@ Test(grid, aggregation_failed_cells_and_no_baseline) {
     cr_assert(strstr(md, "pooled") == NULL, "%s", md);
     free(md);
     /* no baseline cell at all: a flat table */
-    cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=nosuch", &e), 0, "%s", e.msg);
+    cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=nosuch", 0, &e), 0, "%s", e.msg);
     md = slurp(mp, NULL);
     cr_assert(strstr(md, "| dataset | method | moe.beta | top-1 (mean ± std) | n | params |"), "%s", md);
     cr_assert(strstr(md, "Top-1 difference") == NULL, "%s", md);
@@ -1069,6 +1069,100 @@ Test(grid, interrupted_runs_are_resumed_to_the_same_result) {
     proc_free(&p);
     cr_assert(!exists(cc), "an interrupted run got a row");
     free(grid); free(a); free(b); free(ca); free(cb); free(c); free(cc);
+}
+
+/* A grid's plan.csv tells a finished grid from one still running: a runs.csv
+ * that lacks rows of planned runs is refused by aggregate (and claims and
+ * regress, which read runs through it) unless --partial, which says so in
+ * table.md; a --seeds subset merges into the plan, a whole grid replaces it;
+ * a dry run writes none. */
+Test(grid, plan_marks_a_partial_grid) {
+    char *grid = write_grid("g.ini", "seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\n");
+    char *d = tu_path(tmp, "res/table1/x"), *runs = tu_path(d, "runs.csv"), *plan = tu_path(d, "plan.csv"),
+         *md = tu_path(d, "table.md"), *png = tu_path(d, "table1.png"), cwd[1024], *o = NULL;
+    cr_assert(getcwd(cwd, sizeof cwd));
+    Proc p = EWA("grid", "--config", grid, "--out", d, "--dry-run");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    cr_assert(!exists(plan), "a dry run wrote a plan");
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--out", d, "--seeds", "0");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    CsvTable t = read_csv(plan);
+    cr_assert_eq(t.nrows, 2, "the plan of --seeds 0 holds %d runs", t.nrows);
+    cr_assert_eq(count_rows_with(&t, "seed", "0"), 2);
+    csv_table_free(&t);
+    p = EWA("aggregate", "--runs", runs, "--out", d);   /* the subset asked for is complete */
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    /* the whole grid, every training stopped in its epoch 2: two runs planned without a row */
+    setenv("EWA_TEST_STOP_AT_STEP", "8", 1);
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--out", d);
+    unsetenv("EWA_TEST_STOP_AT_STEP");
+    cr_assert_eq(p.status, 1, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    t = read_csv(plan);
+    cr_assert_eq(t.nrows, 4);
+    csv_table_free(&t);
+    char *before = slurp(md, NULL);
+    p = EWA("aggregate", "--runs", runs, "--out", d);
+    cr_assert_eq(p.status, 1, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "2 of the 4 runs of its grid's plan.csv have no row yet") && strstr(p.err, "--partial"),
+              "%s", p.err);
+    proc_free(&p);
+    char *after = slurp(md, NULL);
+    cr_assert_str_eq(after, before, "a refused aggregation changed table.md");
+    free(after);
+    remove(png);   /* make plots draws no unfinished grid, even one whose table is there */
+    cr_assert_eq(sh_in_tmp(&o, "EWA='%s' '%s/plots/all.sh' res", ewa_bin(), cwd), 1, "%s", o);
+    cr_assert(strstr(o, "have no row yet") && strstr(o, "res/table1/x: not drawn"), "%s", o);
+    free(o);
+    cr_assert(!exists(png), "an unfinished grid was drawn");
+    p = EWA("aggregate", "--runs", runs, "--out", d, "--partial");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "the table is partial"), "%s", p.err);
+    proc_free(&p);
+    after = slurp(md, NULL);
+    cr_assert(strstr(after, "**Partial: 2 of the 4 runs of the grid's plan.csv have no row yet"), "%s", after);
+    free(after);
+    cr_assert_eq(sh_in_tmp(&o, "EWA='%s' '%s/plots/all.sh' res", ewa_bin(), cwd), 1, "%s", o);   /* nor a --partial table */
+    free(o);
+    cr_assert(!exists(png), "a table aggregated with --partial was drawn");
+    /* resumed to the end: complete, and the table no longer says partial */
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--out", d);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    p = EWA("aggregate", "--runs", runs, "--out", d);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    after = slurp(md, NULL);
+    cr_assert(!strstr(after, "Partial"), "%s", after);
+    free(after);
+    cr_assert_eq(sh_in_tmp(&o, "EWA='%s' '%s/plots/all.sh' res", ewa_bin(), cwd), 0, "%s", o);
+    free(o);
+    cr_assert(exists(png), "the finished grid was not drawn");
+    /* a whole grid whose config changed replaces the plan: the old runs drop out */
+    t = read_csv(plan);
+    char old_id[17];
+    snprintf(old_id, sizeof old_id, "%s", csv_cell(&t, 0, csv_col(&t, "run_id")));
+    csv_table_free(&t);
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--out", d, "--set", "train.epochs=1");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    t = read_csv(plan);
+    cr_assert_eq(t.nrows, 4);
+    cr_assert_eq(count_rows_with(&t, "run_id", old_id), 0, "a run the grid no longer makes stayed in its plan");
+    csv_table_free(&t);
+    free(before); free(grid); free(d); free(runs); free(plan); free(md); free(png);
+}
+
+/* A malformed plan is an error naming the file, not a silent pass. */
+Test(grid, malformed_plan_is_an_error) {
+    char *runs = write_runs(), *plan = tu_write(tmp, "plan.csv", "id,x\n1,2\n", 9), *out = tu_path(tmp, "agg");
+    Err e = {0};
+    cr_assert_eq(aggregate_runs(runs, out, NULL, "moe.method=dense", 0, &e), ERR_RUNTIME);
+    cr_assert(strstr(e.msg, "plan.csv: not a grid plan"), "%s", e.msg);
+    free(runs); free(plan); free(out);
 }
 
 /* Issue 11.4: swept values holding the CSV and sweep separators stay apart:

@@ -43,7 +43,7 @@ static char *results_dir(const char *name, const char *fx) {
     char *text = slurp(src, &len);
     free(tu_write(dir, "runs.csv", text, len));
     Err e = {0};
-    cr_assert_eq(aggregate_runs(src, dir, NULL, "moe.method=dense", &e), 0, "%s", e.msg);
+    cr_assert_eq(aggregate_runs(src, dir, NULL, "moe.method=dense", 0, &e), 0, "%s", e.msg);
     free(text); free(src);
     return dir;
 }

@@ -153,7 +153,7 @@ Test(aggregate, every_figure_matches_the_independent_computation) {
     char *runs = fixture("runs.csv"), *expected = fixture("expected.csv");
     char *dir = tu_tmpdir();
     Err err = {0};
-    cr_assert_eq(aggregate_runs(runs, dir, "dataset,method,experts", "method=dense", &err), 0, "%s", err.msg);
+    cr_assert_eq(aggregate_runs(runs, dir, "dataset,method,experts", "method=dense", 0, &err), 0, "%s", err.msg);
     char *table = tu_path(dir, "table.csv");
     CsvTable got, want;
     cr_assert_eq(csv_read_file(table, &got, &err), 0, "%s", err.msg);
