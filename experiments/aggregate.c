@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,6 +458,7 @@ static void runset_free(RunSet *s) {
     }
     free(s->rows);
     csv_table_free(&s->t);
+    memset(s, 0, sizeof *s);   /* a caller that frees it again (claims) frees nothing */
 }
 
 /* The training-cost columns of a run record (runrecord.c): optional (older
@@ -913,7 +915,11 @@ static void warn_no_baseline_cell(const AggSet *s, const char *runs_csv) {
  * runs unless allow_partial (then a warning). */
 static int check_plan(const char *runs_csv, AggSet *s, int allow_partial, Err *err) {
     char first[64];
-    if (runs_plan_missing(runs_csv, &s->t, &s->n_planned, &s->n_missing, first, err)) return ERR_RUNTIME;
+    int unplanned = 0;
+    if (runs_plan_missing(runs_csv, &s->t, &s->n_planned, &s->n_missing, first, &unplanned, err)) return ERR_RUNTIME;
+    if (unplanned)
+        fprintf(stderr, "ewa: warning: %s: %d of its runs are not in its grid's %s (runs of an earlier config of the "
+                "grid?); they are aggregated with the others\n", runs_csv, unplanned, RUNS_PLAN_FILE);
     if (!s->n_missing) return 0;
     if (allow_partial) {
         fprintf(stderr, "ewa: warning: %s: %d of the %d runs of its grid's %s have no row yet (e.g. %s); the "
@@ -921,9 +927,9 @@ static int check_plan(const char *runs_csv, AggSet *s, int allow_partial, Err *e
         return 0;
     }
     return err_set(err, ERR_RUNTIME, "%s: %d of the %d runs of its grid's %s have no row yet (e.g. %s): the grid "
-                   "is still running or was stopped; run it again to finish them (it resumes), or pass --partial "
-                   "to aggregate the runs there are (the table then says it is partial)", runs_csv, s->n_missing,
-                   s->n_planned, RUNS_PLAN_FILE, first);
+                   "is still running or was stopped; run it again to finish them (it resumes), or look at the runs "
+                   "there are with `ewa aggregate --partial --out DIR` into a directory outside the grid's",
+                   runs_csv, s->n_missing, s->n_planned, RUNS_PLAN_FILE, first);
 }
 
 int aggregate_load(const char *runs_csv, const char *group, const char *baseline, int allow_partial,
@@ -956,8 +962,38 @@ void aggregate_free(AggSet *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* The absolute, resolved form of path, which may not exist yet (then its
+ * parent must): 0, or -1. */
+static int resolve_maybe_new(const char *path, char out[PATH_MAX]) {
+    if (realpath(path, out)) return 0;
+    char a[PATH_MAX], b[PATH_MAX], parent[PATH_MAX];
+    snprintf(a, sizeof a, "%s", path);
+    snprintf(b, sizeof b, "%s", path);
+    if (!realpath(dirname(a), parent)) return -1;
+    const char *base = basename(b);
+    if (!strcmp(base, ".") || !strcmp(base, "..") ||
+        (size_t)snprintf(out, PATH_MAX, "%s/%s", parent, base) >= PATH_MAX) return -1;
+    return 0;
+}
+
+/* --partial writes only outside the grid's directory (dirname(runs_csv)):
+ * there its tables would pass for the grid's result (claims, make plots,
+ * regress read them). ERR_USAGE when out_dir is that directory or inside it. */
+static int check_partial_out(const char *runs_csv, const char *out_dir, Err *err) {
+    char a[PATH_MAX], grid[PATH_MAX], out[PATH_MAX];
+    snprintf(a, sizeof a, "%s", runs_csv);
+    if (!realpath(dirname(a), grid) || resolve_maybe_new(out_dir, out))
+        return err_set(err, ERR_USAGE, "--out %s: cannot resolve it or the directory of %s", out_dir, runs_csv);
+    size_t n = strlen(grid);
+    if (!strcmp(out, grid) || (!strncmp(out, grid, n) && (out[n] == '/' || !strcmp(grid, "/"))))
+        return err_set(err, ERR_USAGE, "--partial --out %s: inside the grid's directory %s, where a partial table "
+                       "would pass for the grid's result; name a directory outside it", out_dir, grid);
+    return 0;
+}
+
 int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
                    const char *baseline, int allow_partial, Err *err) {
+    if (allow_partial && check_partial_out(runs_csv, out_dir, err)) return ERR_USAGE;
     AggSet s;
     int rc = aggregate_load(runs_csv, group, baseline, allow_partial, &s, err);
     if (rc) return rc;

@@ -85,10 +85,12 @@ typedef struct {
  * seeds); its p_holm is empty.
  *
  * A grid's output holds plan.csv (runrecord.h), the runs it set out to make;
- * when some of them have no row yet (the grid is still running, or was
- * stopped), the runs are partial: ERR_RUNTIME naming the count, unless
+ * when some of them have no finished row yet (the grid is still running, or
+ * was stopped), the runs are partial: ERR_RUNTIME naming the count, unless
  * allow_partial, when table.md says in its first lines that the table is
- * partial and how many runs are missing (and stderr warns). */
+ * partial and how many runs are missing (and stderr warns). allow_partial
+ * writes only outside the grid's directory (ERR_USAGE for an out_dir that is
+ * dirname(runs_csv) or inside it): tables there pass for the grid's result. */
 int aggregate_runs(const char *runs_csv, const char *out_dir, const char *group,
                    const char *baseline, int allow_partial, Err *err);
 

@@ -1178,7 +1178,12 @@ static void evaluate(ClaimResult *r, const ClaimDef *d, const char *results_dir)
     r->d = d;
     r->verdict = V_INCONCLUSIVE;
     snprintf(r->table_dir, sizeof r->table_dir, "%s/%s", results_dir, d->table);
+    const char *leaf = strrchr(d->table, '/');
+    leaf = leaf ? leaf + 1 : d->table;
     if (d->runs[0]) snprintf(r->runs_csv, sizeof r->runs_csv, "%s/%s", results_dir, d->runs);
+    else if (leaf != d->table && !strncmp(leaf, "vs_", 3))   /* a table of its parent's runs against another baseline (plots/common.sh) */
+        snprintf(r->runs_csv, sizeof r->runs_csv, "%s/%.*s/runs.csv", results_dir, (int)(leaf - d->table - 1),
+                 d->table);
     else snprintf(r->runs_csv, sizeof r->runs_csv, "%s/runs.csv", r->table_dir);
     RunValues v = {0};
     Err e = {0};

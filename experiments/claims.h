@@ -20,7 +20,10 @@
  *   table     directory of table.csv / routing_mi.csv, relative to the
  *             results directory (required)
  *   runs      the runs.csv (relative to the results directory) for slope
- *             tests and provenance; default TABLE/runs.csv
+ *             tests, provenance and the grid's plan (no verdict while the
+ *             grid is unfinished); default TABLE/runs.csv, or the parent's
+ *             runs.csv for a table TABLE/../vs_NAME aggregated against
+ *             another baseline
  *   select    key=value, ...: the rows (series) the claim is about; every
  *             pair must match (default: all)
  *   baseline  key=value the baseline cell of every selected row must have

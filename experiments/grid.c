@@ -764,6 +764,7 @@ static int add_run(const GridSpec *g, GridRun *runs, int n, const SetList *l, in
     size_t swl = 1;
     for (int a = 0; a < nsweep; a++) swl += strlen(sweep[a]) + 1;
     r->seed = seed;
+    snprintf(r->part, sizeof r->part, "%s", g->profile);
     r->sweep = xrealloc(NULL, swl);
     r->sweep[0] = '\0';
     for (int a = 0; a < nsweep; a++) {

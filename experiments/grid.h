@@ -126,6 +126,7 @@ typedef struct {
     char **sw_keys, **sw_vals;
     int merged;        /* other sweep combinations that are this same training
                         * (they differ only in keys the method ignores) */
+    char part[32];     /* the profile that makes it: a union's part, else the grid's profile ("" none) */
     RunConfig cfg;
 } GridRun;
 

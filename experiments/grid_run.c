@@ -491,14 +491,17 @@ static int check_out_is_ours(const char *out, Err *err) {
 /* OUT/plan.csv: the runs this invocation sets out to make, so that a table
  * aggregated before they all have a row says it is partial (runrecord.h). */
 static int write_plan(const char *out, const GridRun *runs, int n, int subset, Err *err) {
-    const char **ids = xmalloc(sizeof(char *) * ((size_t)n + 1)), **sw = xmalloc(sizeof(char *) * ((size_t)n + 1));
+    const char **ids = xmalloc(sizeof(char *) * ((size_t)n + 1)), **sw = xmalloc(sizeof(char *) * ((size_t)n + 1)),
+               **prof = xmalloc(sizeof(char *) * ((size_t)n + 1));
     uint64_t *seeds = xmalloc(sizeof(uint64_t) * ((size_t)n + 1));
     for (int i = 0; i < n; i++) {
         ids[i] = runs[i].id;
         seeds[i] = runs[i].seed;
+        prof[i] = runs[i].part;
         sw[i] = runs[i].sweep;
     }
-    int rc = runs_plan_write(out, n, ids, seeds, sw, subset, err);
+    int rc = runs_plan_write(out, n, ids, seeds, prof, sw, subset, err);
+    free(prof);
     free(ids);
     free(sw);
     free(seeds);

@@ -437,7 +437,7 @@ static const Command COMMANDS[] = {
      {{"runs", "RUNS.csv", "the grid's runs.csv", 1, 0}, {"out", "DIR", "output directory", 1, 0},
       {"group", "key,key,...", "group columns (default: the swept keys)", 0, 0},
       {"baseline", "key=value", "the baseline rows (default moe.method=dense)", 0, 0},
-      {"partial", NULL, "aggregate although runs of the grid's plan.csv have no row yet (table.md says so)", 0, 0}},
+      {"partial", NULL, "aggregate although runs of the grid's plan.csv have no row yet, into an --out outside the grid's directory (table.md says so)", 0, 0}},
      cmd_aggregate},
     {"regress",
      "Checks fresh grid results against a reference directory (results/reference/PROFILE:\n"

@@ -467,45 +467,64 @@ static int plan_read(const char *path, CsvTable *t, Err *err) {
     return 0;
 }
 
+/* 1 if name is one of the n strings v. */
+static int in_list(const char *name, const char *const *v, int n) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v[i], name)) return 1;
+    return 0;
+}
+
 int runs_plan_write(const char *out_dir, int n, const char *const *ids, const uint64_t *seeds,
-                    const char *const *sweeps, int merge, Err *err) {
+                    const char *const *profiles, const char *const *sweeps, int merge, Err *err) {
     char path[FS_PATH_BUF];
     plan_path(out_dir, path, sizeof path);
     CsvTable old = {0};
-    int have = merge && fs_file_nonempty(path);
+    int have = fs_file_nonempty(path);
     if (have && plan_read(path, &old, err)) return ERR_RUNTIME;
     int nold = have ? old.nrows : 0, nrows = 0;
-    const char **cells = xmalloc(sizeof(char *) * 3 * ((size_t)(nold + n) + 1));
+    enum { NC = 4 };
+    const char **cells = xmalloc(sizeof(char *) * NC * ((size_t)(nold + n) + 1));
     char (*seedtxt)[24] = xmalloc(sizeof *seedtxt * ((size_t)n + 1));
     int ci = have ? csv_col(&old, "run_id") : -1, cs = have ? csv_col(&old, "seed") : -1,
-        cw = have ? csv_col(&old, "sweep") : -1;
-    for (int r = 0; r < nold; r++, nrows++) {
-        cells[3 * nrows] = csv_cell(&old, r, ci);
-        cells[3 * nrows + 1] = csv_cell(&old, r, cs);
-        cells[3 * nrows + 2] = cw >= 0 ? csv_cell(&old, r, cw) : "";
-    }
-    for (int i = 0; i < n; i++) {
-        int listed = 0;
-        for (int r = 0; r < nold && !listed; r++) listed = !strcmp(cells[3 * r], ids[i]);
-        if (listed) continue;
-        snprintf(seedtxt[i], sizeof seedtxt[i], "%" PRIu64, seeds[i]);
-        cells[3 * nrows] = ids[i];
-        cells[3 * nrows + 1] = seedtxt[i];
-        cells[3 * nrows + 2] = sweeps[i] ? sweeps[i] : "";
+        cp = have ? csv_col(&old, "profile") : -1, cw = have ? csv_col(&old, "sweep") : -1;
+    for (int r = 0; r < nold; r++) {
+        const char *prof = cp >= 0 ? csv_cell(&old, r, cp) : "";
+        if (!merge && in_list(prof, profiles, n)) continue;   /* this invocation says what its profiles make */
+        cells[NC * nrows] = csv_cell(&old, r, ci);
+        cells[NC * nrows + 1] = csv_cell(&old, r, cs);
+        cells[NC * nrows + 2] = prof;
+        cells[NC * nrows + 3] = cw >= 0 ? csv_cell(&old, r, cw) : "";
         nrows++;
     }
-    static const char *const header[3] = {"run_id", "seed", "sweep"};
-    static const char quote[3] = {1, 0, 0};   /* an all-digit id reads back as text */
-    int rc = csv_write_file_q(path, 3, header, quote, nrows, cells, err);
+    int nkept = nrows;
+    for (int i = 0; i < n; i++) {
+        int listed = 0;
+        for (int r = 0; r < nkept && !listed; r++) listed = !strcmp(cells[NC * r], ids[i]);
+        if (listed) continue;
+        snprintf(seedtxt[i], sizeof seedtxt[i], "%" PRIu64, seeds[i]);
+        cells[NC * nrows] = ids[i];
+        cells[NC * nrows + 1] = seedtxt[i];
+        cells[NC * nrows + 2] = profiles[i] ? profiles[i] : "";
+        cells[NC * nrows + 3] = sweeps[i] ? sweeps[i] : "";
+        nrows++;
+    }
+    static const char *const header[NC] = {"run_id", "seed", "profile", "sweep"};
+    static const char quote[NC] = {1, 0, 0, 0};   /* an all-digit id reads back as text */
+    int rc = csv_write_file_q(path, NC, header, quote, nrows, cells, err);
     free(seedtxt);
     free(cells);
     if (have) csv_table_free(&old);
     return rc ? ERR_RUNTIME : 0;
 }
 
+/* A row that ends a run: ok, failed or diverged (not interrupted, not empty). */
+static int finished_status(const char *st) {
+    return st && (!strcmp(st, "ok") || !strcmp(st, "failed") || !strcmp(st, "diverged"));
+}
+
 int runs_plan_missing(const char *runs_csv, const CsvTable *runs_t, int *planned, int *missing,
-                      char first_missing[64], Err *err) {
-    *planned = *missing = 0;
+                      char first_missing[64], int *unplanned, Err *err) {
+    *planned = *missing = *unplanned = 0;
     first_missing[0] = '\0';
     char dir[FS_PATH_BUF - 16], path[FS_PATH_BUF];   /* room for "/plan.csv" */
     if ((size_t)snprintf(dir, sizeof dir, "%s", runs_csv) >= sizeof dir)
@@ -521,8 +540,16 @@ int runs_plan_missing(const char *runs_csv, const CsvTable *runs_t, int *planned
     for (int r = 0; r < t.nrows; r++) {
         const char *id = csv_cell(&t, r, ci);
         (*planned)++;
-        if (runs_row_status(runs_t, id)) continue;
+        if (finished_status(runs_row_status(runs_t, id))) continue;
         if (!(*missing)++) snprintf(first_missing, 64, "%s", id);
+    }
+    int ri = csv_col(runs_t, "run_id");
+    for (int r = 0; ri >= 0 && r < runs_t->nrows; r++) {
+        const char *id = csv_cell(runs_t, r, ri);
+        int listed = 0, dup = 0;
+        for (int k = 0; k < t.nrows && !listed; k++) listed = !strcmp(csv_cell(&t, k, ci), id);
+        for (int q = 0; q < r && !dup; q++) dup = !strcmp(csv_cell(runs_t, q, ri), id);
+        *unplanned += !listed && !dup;
     }
     csv_table_free(&t);
     return 0;

@@ -80,24 +80,30 @@ const char *runs_row_status(const CsvTable *t, const char *id);
 int runs_has_ok_row(const CsvTable *t, const char *id);
 
 /* A grid's plan: OUT/plan.csv (docs/DESIGN.md 8.5), columns run_id, seed,
- * sweep, one row per run a grid invocation set out to make (run or export).
- * It is what tells a finished grid from one still running or stopped: a
- * runs.csv alone cannot show the runs that have no row yet. */
+ * profile (the profile that makes the run: a union's part, "" none), sweep;
+ * one row per run the grid invocations into OUT set out to make (run or
+ * export). It is what tells a finished grid from one still running or
+ * stopped: a runs.csv alone cannot show the runs that have no row yet. */
 #define RUNS_PLAN_FILE "plan.csv"
 
-/* Writes out_dir/plan.csv atomically with the n runs (ids, seeds, sweep
- * labels). merge 0 replaces the plan (a whole grid: runs a changed config no
- * longer makes drop out); merge 1 adds the runs not yet listed (a --seeds
- * subset of the grid). ERR_RUNTIME on an unreadable or unwritable file. */
+/* Writes out_dir/plan.csv atomically: the rows of the existing plan, then
+ * the n runs (ids, seeds, profiles, sweep labels) not listed yet. merge 0 (a
+ * whole invocation) first drops the existing rows whose profile is one of
+ * the n runs' profiles (runs a changed config no longer makes; the other
+ * parts of a union run one by one into the same directory keep theirs);
+ * merge 1 (a --seeds subset) drops nothing. ERR_RUNTIME on an unreadable or
+ * unwritable file. */
 int runs_plan_write(const char *out_dir, int n, const char *const *ids, const uint64_t *seeds,
-                    const char *const *sweeps, int merge, Err *err);
+                    const char *const *profiles, const char *const *sweeps, int merge, Err *err);
 
 /* The plan beside runs_csv (dirname(runs_csv)/plan.csv) against the rows
  * of runs_t (runs_csv read): *planned = its runs, *missing = those with no
- * row (any status) in runs_t, first_missing = the first such id ("" none).
+ * finished row (ok, failed or diverged) in runs_t, first_missing = the
+ * first such id ("" none), *unplanned = ids of runs_t the plan does not list
+ * (runs of an earlier config of the grid).
  * No plan file (a hand-made runs.csv, or a grid older than plans): 0 and
  * *planned = *missing = 0. ERR_RUNTIME for a malformed plan. */
 int runs_plan_missing(const char *runs_csv, const CsvTable *runs_t, int *planned, int *missing,
-                      char first_missing[64], Err *err);
+                      char first_missing[64], int *unplanned, Err *err);
 
 #endif

@@ -7,24 +7,34 @@
 # aggregated against another baseline into vs_*/ (claim (c)), the
 # class-expert mutual information per MoE layer for every routing_mi.csv
 # (plots/routing_mi.sh), routing heatmaps for every run with a routing.csv.
-# Aggregates a runs.csv first when its table is missing or older, and
-# always when the grid left a plan.csv (so a table aggregated with --partial
-# is never drawn as if whole); a grid that is unfinished (runs of its plan
-# without a row) or whose runs cannot be aggregated is not drawn (ewa
-# aggregate says why) and the exit status is 1.
+# Aggregates a runs.csv first when its table is missing or older than it
+# or than the grid's plan.csv; a grid that is unfinished (runs of its plan
+# without a row) or whose runs cannot be aggregated is not drawn, nor its
+# vs_* tables and routing figures (ewa aggregate says why), and the exit
+# status is 1.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 R=${1:-results}
 EWA=${EWA:-bin/ewa}
-st=0; n=0
+st=0; n=0; refused=
 aggregate() { # DIR: 0 when DIR's table is current and may be drawn
-  if [ -s "$1/runs.csv" ] && { [ ! -s "$1/table.tsv" ] || [ "$1/runs.csv" -nt "$1/table.tsv" ] || [ -e "$1/plan.csv" ]; }; then
+  if [ -s "$1/runs.csv" ] && { [ ! -s "$1/table.tsv" ] || [ "$1/runs.csv" -nt "$1/table.tsv" ] ||
+                               [ "$1/plan.csv" -nt "$1/table.tsv" ]; }; then
     if ! "$EWA" aggregate --runs "$1/runs.csv" --out "$1" >/dev/null; then
       echo "plots/all.sh: $1: not drawn" >&2
+      refused="$refused$1/
+"
       st=1; return 1
     fi
   fi
   return 0
+}
+is_refused() { # PATH: 1 when PATH lies in a directory aggregate refused
+  local d
+  while IFS= read -r d; do
+    [ -n "$d" ] && case "$1" in "$d"*) return 0 ;; esac
+  done <<< "$refused"
+  return 1
 }
 # vs_current DIR VS: VS/table.tsv counts every ok run of DIR/runs.csv (its
 # cells' n add up to them), so it is not older than the runs; the parent is
@@ -69,12 +79,14 @@ while read -r name xkey title <&3; do
 done 3< "$here/ablations.txt" < /dev/null
 for f in $(find "$R" -name routing_mi.csv 2>/dev/null); do   # claim (e)'s measure per MoE layer
   d=$(dirname "$f"); out=$d/routing_mi
+  is_refused "$d/" && continue
   [ -s "$out.png" ] && [ -s "$out.svg" ] && [ "$out.png" -nt "$f" ] && [ "$out.png" -nt "$here/routing_mi.sh" ] && continue
   "$here/routing_mi.sh" "$d" >/dev/null || st=1
   n=$((n + 1))
 done
 for f in $(find "$R" -name routing.csv 2>/dev/null); do
   out=${f%.csv}
+  is_refused "$f" && continue
   [ -s "$out.png" ] && [ -s "$out.svg" ] && [ "$out.png" -nt "$f" ] && [ "$out.png" -nt "$here/routing.sh" ] && continue
   "$here/routing.sh" "$f" "$out.png" >/dev/null || st=1
   n=$((n + 1))

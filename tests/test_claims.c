@@ -328,15 +328,22 @@ Test(claims, unfinished_grid_has_no_data) {
     char *dir = tu_tmpdir();
     char *tdir = aggregated_table_dir(dir, "run_id,status,final_top1,seed,method\n"
                                            "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nd,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\n");
+    char *vs = tu_path(tdir, "vs_dense"), *truns = tu_path(tdir, "runs.csv");   /* its runs against a baseline, by hand */
+    Err err = {0};
+    cr_assert_eq(aggregate_runs(truns, vs, NULL, "method=dense", 0, &err), 0, "%s", err.msg);
     char *plan = write_text(tdir, "plan.csv", "run_id,seed,sweep\na,0,\nb,1,\nd,0,\ne,1,\nf,2,\n");
     char *ini = write_text(dir, "claims.ini", "[claim.x]\ntext = t\ntest = paired\ntable = t\nselect = method=ewa\n"
-                                              "baseline = method=dense\ndirection = greater\nprimary = all\n");
+                                              "baseline = method=dense\ndirection = greater\nprimary = all\n"
+                                              "[claim.y]\ntext = t\ntest = paired\ntable = t/vs_dense\n"
+                                              "select = method=ewa\nbaseline = method=dense\ndirection = greater\n"
+                                              "primary = all\n");
     char *out = tu_path(dir, "CLAIMS.md"), *csv = tu_path(dir, "CLAIMS.csv");
-    Err err = {0};
     cr_assert_eq(claims_run(ini, dir, out, &err), 0, "%s", err.msg);
     CsvTable t;
     cr_assert_eq(csv_read_file(csv, &t, &err), 0, "%s", err.msg);
+    cr_assert_eq(t.nrows, 2);
     cr_expect_str_eq(csv_cell(&t, 0, 1), "no data");
+    cr_expect_str_eq(csv_cell(&t, 1, 1), "no data", "a vs_* table is read with its parent's runs and plan");
     csv_table_free(&t);
     char *md = slurp(out, NULL);
     cr_expect(strstr(md, "1 of the 5 runs of its grid's plan.csv have no row yet"), "%s", md);
@@ -348,9 +355,33 @@ Test(claims, unfinished_grid_has_no_data) {
     cr_assert_eq(claims_run(ini, dir, out, &err), 0, "%s", err.msg);
     cr_assert_eq(csv_read_file(csv, &t, &err), 0, "%s", err.msg);
     cr_expect_str_neq(csv_cell(&t, 0, 1), "no data");
+    cr_expect_str_neq(csv_cell(&t, 1, 1), "no data");
     csv_table_free(&t);
     tu_rmrf(dir);
-    free(dir); free(tdir); free(plan); free(ini); free(out); free(csv); free(runs);
+    free(dir); free(tdir); free(plan); free(ini); free(out); free(csv); free(runs); free(vs); free(truns);
+}
+
+/* A runs.csv whose ok row holds no number: the claim has no data, named, and
+ * claims does not crash (load_runs freed the set and claims freed it again). */
+Test(claims, malformed_runs_row_is_no_data_not_a_crash) {
+    char *dir = tu_tmpdir();
+    char *tdir = aggregated_table_dir(dir, "run_id,status,final_top1,seed,method\n"
+                                           "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nd,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\n");
+    char *runs = write_text(tdir, "runs.csv", "run_id,status,final_top1,seed,method\n"
+                                              "a,ok,0.50,0,dense\nb,ok,xx,1,dense\nd,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\n");
+    char *ini = write_text(dir, "claims.ini", "[claim.x]\ntext = t\ntest = paired\ntable = t\nselect = method=ewa\n"
+                                              "baseline = method=dense\ndirection = greater\nprimary = all\n");
+    char *out = tu_path(dir, "CLAIMS.md"), *csv = tu_path(dir, "CLAIMS.csv");
+    Err err = {0};
+    cr_assert_eq(claims_run(ini, dir, out, &err), 0, "%s", err.msg);
+    CsvTable t;
+    cr_assert_eq(csv_read_file(csv, &t, &err), 0, "%s", err.msg);
+    cr_expect_str_eq(csv_cell(&t, 0, 1), "no data");
+    csv_table_free(&t);
+    char *md = slurp(out, NULL);
+    cr_expect(strstr(md, "'xx'"), "%s", md);
+    tu_rmrf(dir);
+    free(dir); free(tdir); free(runs); free(ini); free(out); free(csv); free(md);
 }
 
 /* A table that exists but is not what bin/ewa aggregate writes is an error

@@ -1118,16 +1118,27 @@ Test(grid, plan_marks_a_partial_grid) {
     cr_assert(strstr(o, "have no row yet") && strstr(o, "res/table1/x: not drawn"), "%s", o);
     free(o);
     cr_assert(!exists(png), "an unfinished grid was drawn");
-    p = EWA("aggregate", "--runs", runs, "--out", d, "--partial");
+    /* --partial writes only outside the grid's directory, where its table cannot pass for the grid's */
+    char *inside = tu_path(d, "vs_x"), *peek = tu_path(tmp, "peek"), *peek_md = tu_path(peek, "table.md");
+    const char *outs[] = {d, inside};
+    for (int k = 0; k < 2; k++) {
+        p = EWA("aggregate", "--runs", runs, "--out", outs[k], "--partial");
+        cr_assert_eq(p.status, 2, "exit %d:\n%s", p.status, p.err);
+        cr_assert(strstr(p.err, "inside the grid's directory"), "%s", p.err);
+        proc_free(&p);
+    }
+    cr_assert(!exists(inside), "a refused --partial made its --out");
+    after = slurp(md, NULL);
+    cr_assert_str_eq(after, before, "a refused --partial changed table.md");
+    free(after);
+    p = EWA("aggregate", "--runs", runs, "--out", peek, "--partial");
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     cr_assert(strstr(p.err, "the table is partial"), "%s", p.err);
     proc_free(&p);
-    after = slurp(md, NULL);
+    after = slurp(peek_md, NULL);
     cr_assert(strstr(after, "**Partial: 2 of the 4 runs of the grid's plan.csv have no row yet"), "%s", after);
     free(after);
-    cr_assert_eq(sh_in_tmp(&o, "EWA='%s' '%s/plots/all.sh' res", ewa_bin(), cwd), 1, "%s", o);   /* nor a --partial table */
-    free(o);
-    cr_assert(!exists(png), "a table aggregated with --partial was drawn");
+    free(inside); free(peek); free(peek_md);
     /* resumed to the end: complete, and the table no longer says partial */
     p = EWA("grid", "--allow-dirty", "--config", grid, "--out", d);
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
@@ -1153,7 +1164,52 @@ Test(grid, plan_marks_a_partial_grid) {
     cr_assert_eq(t.nrows, 4);
     cr_assert_eq(count_rows_with(&t, "run_id", old_id), 0, "a run the grid no longer makes stayed in its plan");
     csv_table_free(&t);
+    p = EWA("aggregate", "--runs", runs, "--out", d);   /* its earlier runs' rows are still there: said */
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "4 of its runs are not in its grid's plan.csv"), "%s", p.err);
+    proc_free(&p);
     free(before); free(grid); free(d); free(runs); free(plan); free(md); free(png);
+}
+
+/* The plan of a union whose parts run one by one into its directory (the
+ * campaign's Table 1): a part keeps the other parts' rows, so the union is
+ * unfinished until every part is; a --seeds subset adds to the plan. */
+Test(grid, plan_of_a_union_run_part_by_part) {
+    char *grid = write_grid("u.ini", "seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\n"
+                                     "[profile.all]\ngrid.union = a, b\n[profile.a]\ntrain.lr = 1e-2\n"
+                                     "[profile.b]\ntrain.lr = 2e-2\n");
+    char *d = tu_path(tmp, "u"), *runs = tu_path(d, "runs.csv"), *plan = tu_path(d, "plan.csv");
+    Proc p = EWA("grid", "--allow-dirty", "--config", grid, "--profile", "all", "--out", d, "--export", "parallel");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    CsvTable t = read_csv(plan);
+    cr_assert_eq(t.nrows, 8);
+    cr_assert_eq(count_rows_with(&t, "profile", "a"), 4);
+    cr_assert_eq(count_rows_with(&t, "profile", "b"), 4);
+    csv_table_free(&t);
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--profile", "b", "--out", d, "--seeds", "1");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    t = read_csv(plan);
+    cr_assert_eq(t.nrows, 8, "a --seeds subset dropped rows of the plan");
+    csv_table_free(&t);
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--profile", "b", "--out", d);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    t = read_csv(plan);
+    cr_assert_eq(t.nrows, 8, "part b's run dropped part a's runs from the union's plan");
+    csv_table_free(&t);
+    p = EWA("aggregate", "--runs", runs, "--out", d);
+    cr_assert_eq(p.status, 1, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "4 of the 8 runs of its grid's plan.csv have no row yet"), "%s", p.err);
+    proc_free(&p);
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--profile", "a", "--out", d);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    p = EWA("aggregate", "--runs", runs, "--out", d);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    free(grid); free(d); free(runs); free(plan);
 }
 
 /* A malformed plan is an error naming the file, not a silent pass. */

@@ -3,7 +3,9 @@
 # Table 1 grid (resumable), aggregates it and draws its figures into
 # results/table1/<profile>/ (or OUT; CI uses a fresh OUT so that nothing is
 # skipped as already done). Exits non-zero if a run failed (the table and
-# figures are still written from the runs that finished). Refuses (exit 2,
+# figures are still written, failed runs counted as such); an interrupted
+# grid is not aggregated or drawn (`ewa aggregate` refuses runs of the
+# grid's plan.csv without a row: run it again to resume). Refuses (exit 2,
 # from `ewa grid`) on a tree with uncommitted changes to tracked files
 # outside results/: results are produced from commits only.
 set -u
@@ -25,9 +27,12 @@ t1=$(date +%s)
 # own cost is its train_seconds in runs.csv)
 echo "$(date -u +%FT%TZ) grid wall time: $((t1 - t0)) s (profile $P, $JOBS jobs; runs already done are skipped)" | tee -a "$OUT/duration.txt"
 if [ -s "$OUT/runs.csv" ]; then
-  "$EWA" aggregate --runs "$OUT/runs.csv" --out "$OUT" || st=1
-  plots/table1.sh "$OUT" || st=1
-  plots/forest.sh "$OUT" || st=1
-  plots/curves.sh "$OUT" || st=1
+  if "$EWA" aggregate --runs "$OUT/runs.csv" --out "$OUT"; then
+    plots/table1.sh "$OUT" || st=1
+    plots/forest.sh "$OUT" || st=1
+    plots/curves.sh "$OUT" || st=1
+  else
+    st=1
+  fi
 fi
 exit $st
