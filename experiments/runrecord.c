@@ -10,6 +10,7 @@
 #include "../core/gemm.h"
 
 #include <inttypes.h>
+#include <libgen.h>
 #include <omp.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -526,13 +527,10 @@ int runs_plan_missing(const char *runs_csv, const CsvTable *runs_t, int *planned
                       char first_missing[64], int *unplanned, Err *err) {
     *planned = *missing = *unplanned = 0;
     first_missing[0] = '\0';
-    char dir[FS_PATH_BUF - 16], path[FS_PATH_BUF];   /* room for "/plan.csv" */
-    if ((size_t)snprintf(dir, sizeof dir, "%s", runs_csv) >= sizeof dir)
+    char copy[FS_PATH_BUF - 16], path[FS_PATH_BUF];   /* room for "/plan.csv" */
+    if ((size_t)snprintf(copy, sizeof copy, "%s", runs_csv) >= sizeof copy)
         return err_set(err, ERR_RUNTIME, "%.80s...: path too long", runs_csv);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
-    plan_path(dir, path, sizeof path);
+    plan_path(dirname(copy), path, sizeof path);
     if (access(path, F_OK)) return 0;
     CsvTable t;
     if (plan_read(path, &t, err)) return ERR_RUNTIME;
