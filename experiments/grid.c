@@ -443,6 +443,52 @@ static int load_union_parts(GridSpec *g, const Profile *u, Err *err) {
 /* An entry of the chosen profile that is not a config override: grid.seeds
  * or grid.reuse (replacing [grid]'s), or a swept key (axis >= 0: replacing
  * that axis's values). */
+/* key's +-joined parts, trimmed, without a grid.nseeds part, joined by '+'
+ * into out (size n): "a.b + grid.nseeds + c.d" gives "a.b+c.d". */
+static void axis_keys_canon(const char *key, char *out, size_t n) {
+    char kb[256], *ks = NULL;
+    snprintf(kb, sizeof kb, "%s", key);
+    out[0] = '\0';
+    for (char *t = strtok_r(kb, "+", &ks); t; t = strtok_r(NULL, "+", &ks)) {
+        str_trim(t);
+        if (!strcmp(t, GRID_NSEEDS_KEY)) continue;
+        if (out[0]) strncat(out, "+", n - strlen(out) - 1);
+        strncat(out, t, n - strlen(out) - 1);
+    }
+}
+
+/* The axis a profile entry's key replaces: the [sweep] key with the same
+ * parts in the same order, spacing and a grid.nseeds part aside (a profile
+ * may give its cells their own seed counts, grid.h); -1 when none. */
+static int profile_axis(const GridSpec *g, const char *key) {
+    char pk[256], ak[256];
+    axis_keys_canon(key, pk, sizeof pk);
+    for (int a = 0; a < g->naxes; a++) {
+        axis_keys_canon(g->axes[a].key, ak, sizeof ak);
+        if (pk[0] && !strcmp(pk, ak)) return a;
+    }
+    return -1;
+}
+
+/* Whether a profile key can only mean a sweep axis (+-joined keys or
+ * grid.nseeds): no config key has a '+'. */
+static int is_axis_key(const char *key) {
+    return strchr(key, '+') || strstr(key, GRID_NSEEDS_KEY);
+}
+
+static int no_such_axis(const GridSpec *g, const char *path, const char *pname, const char *key,
+                        int line, Err *err) {
+    char swept[512] = "";
+    for (int a = 0; a < g->naxes; a++) {
+        if (a) strncat(swept, "; ", sizeof swept - strlen(swept) - 1);
+        strncat(swept, g->axes[a].key, sizeof swept - strlen(swept) - 1);
+    }
+    return err_set(err, ERR_USAGE,
+                   "%s: line %d: [profile.%s] %s: names no [sweep] key (a profile replaces a swept "
+                   "key's values, the same keys in the same order, optionally with %s joined on; "
+                   "[sweep] has: %s)", path, line, pname, key, GRID_NSEEDS_KEY, swept[0] ? swept : "none");
+}
+
 static int apply_grid_entry(GridSpec *g, const char *path, const char *pname, const char *key,
                             const char *val, int axis, int line, Err *err) {
     Err e = {0};
@@ -465,6 +511,11 @@ static int apply_grid_entry(GridSpec *g, const char *path, const char *pname, co
         return err_set(err, ERR_USAGE, "%s: [profile.%s] %s = '%s': expected a non-empty list of values with %d "
                        "+-joined parts", path, pname, key, val, count_parts(key));
     }
+    if (strlen(key) >= sizeof g->axes[axis].key) {
+        grid_free_strs(items, n);
+        return err_set(err, ERR_USAGE, "%s: [profile.%s] key '%s' is too long", path, pname, key);
+    }
+    snprintf(g->axes[axis].key, sizeof g->axes[axis].key, "%s", key);   /* its values' parts */
     grid_free_strs(g->axes[axis].vals, g->axes[axis].nvals);
     g->axes[axis].vals = items;
     g->axes[axis].nvals = n;
@@ -547,9 +598,10 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
         }
         snprintf(g->profile, sizeof g->profile, "%s", profile);
     }
-    /* Profile entries naming a swept key (as written in [sweep], e.g.
-     * "model.preset" or "a.b+c.d") replace that axis's values; grid.seeds
-     * replaces the seeds. The rest are overrides checked against the base. */
+    /* Profile entries naming a swept key (the [sweep] keys, e.g.
+     * "model.preset" or "a.b + c.d", possibly with grid.nseeds joined on)
+     * replace that axis's values; grid.seeds replaces the seeds. The rest are
+     * overrides checked against the base. */
     for (int i = 0; !rc && i < x.nprof; i++) {
         Profile *p = &x.prof[i];
         int keep = 0, k;
@@ -557,10 +609,12 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
             char *eq = strchr(p->sets[k], '=');
             *eq = '\0';
             const char *key = p->sets[k], *val = eq + 1;
-            int axis = -1;
-            for (int a = 0; a < g->naxes; a++)
-                if (!strcmp(g->axes[a].key, key)) axis = a;
+            int axis = profile_axis(g, key);
             int is_seeds = !strcmp(key, "grid.seeds"), is_reuse = !strcmp(key, GRID_REUSE_KEY);
+            if (axis < 0 && is_axis_key(key)) {
+                rc = no_such_axis(g, path, p->name, key, p->lines[k], err);
+                break;
+            }
             if (axis < 0 && !is_seeds && !is_reuse) {
                 *eq = '=';
                 p->lines[keep] = p->lines[k];

@@ -52,6 +52,12 @@
  *
  *   data.dataset + grid.nseeds = fashion-mnist+6, shapes3d+10
  *
+ * A profile may join it to a [sweep] key's parts: its entry
+ * "moe.method + moe.beta + grid.nseeds = dense+0.3+7, ewa+0.1+6" replaces the
+ * values of the [sweep] axis "moe.method + moe.beta" (the same keys in the
+ * same order, spacing aside). A +-joined or grid.nseeds profile key that
+ * matches no swept key is an error naming its line (not a config override).
+ *
  * It is not a config key: it is left out of the run's config, its sweep
  * columns and its id, so a run has the same id whatever the count.
  *

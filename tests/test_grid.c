@@ -418,6 +418,47 @@ Test(grid, nseeds_gives_cells_their_own_seed_count) {
     free(grid); free(plain); free(b2);
 }
 
+/* A profile may give its cells their own seed counts: its entry names the
+ * [sweep] key's parts (spacing aside) with grid.nseeds joined on, and the
+ * runs are those of the [sweep] key with the profile's values, on the first
+ * N seeds per cell, with the ids they have without the count. */
+Test(grid, profile_adds_nseeds_to_a_swept_key) {
+    static const char base2[] = "[data]\naugment = 0\n";
+    char *b2 = tu_write(tmp, "base.ini", base2, strlen(base2));
+    char *grid = write_grid("g.ini", "seeds = 0\n[sweep]\nmoe.method + data.train_subset = dense+100, ewa+100\n"
+                                     "[profile.cpu]\ngrid.seeds = 4, 5, 6\n"
+                                     "moe.method+data.train_subset +  grid.nseeds = dense+200+3, ewa+200+1\n");
+    char *plain = write_grid("p.ini", "seeds = 4, 5, 6\n[sweep]\nmoe.method = dense, ewa\n"
+                                      "data.train_subset = 200\n");
+    GridSpec g, gp;
+    GridRun *runs, *rp;
+    int n, np;
+    load_expand(grid, "cpu", &g, &runs, &n);
+    load_expand(plain, NULL, &gp, &rp, &np);
+    cr_assert_eq(n, 3 + 1, "runs: %d", n);
+    int dense = 0;
+    for (int i = 0; i < n; i++) {
+        cr_assert(!strstr(runs[i].sweep, "nseeds"), "%s", runs[i].sweep);
+        cr_assert_eq(runs[i].cfg.train_subset, 200);
+        dense += !strcmp(runs[i].cfg.method, "dense");
+        if (strcmp(runs[i].cfg.method, "dense")) cr_assert_eq(runs[i].seed, 4);
+        int same = 0;
+        for (int j = 0; j < np; j++) same += !strcmp(rp[j].id, runs[i].id) && rp[j].seed == runs[i].seed;
+        cr_assert_eq(same, 1, "%s seed %d", runs[i].sweep, (int)runs[i].seed);
+    }
+    cr_assert_eq(dense, 3);
+    grid_runs_free(runs, n);
+    grid_runs_free(rp, np);
+    grid_free(&g);
+    grid_free(&gp);
+    /* without the profile, the [sweep] values and seeds */
+    load_expand(grid, NULL, &g, &runs, &n);
+    cr_assert_eq(n, 2);
+    grid_runs_free(runs, n);
+    grid_free(&g);
+    free(grid); free(plain); free(b2);
+}
+
 /* Each bad grid gives exit 2 with the needles on stderr and creates nothing. */
 static void expect_bad_grid(const char *body, const char *const *needles) {
     char *grid = write_grid("bad.ini", body);
@@ -458,6 +499,19 @@ Test(grid, bad_grids_fail_before_any_run) {
     BAD("seeds = 0, 1\n[sweep]\ndata.train_subset + grid.nseeds = 100+0\n[profile.smoke]\n", "grid.nseeds",
         "'0'");
     BAD("seeds = 0, 1\n[sweep]\ngrid.nseeds = 1, 2\n[profile.smoke]\n", "grid.nseeds", "join it");
+    /* a +-joined or grid.nseeds profile key is a swept key's replacement, never a
+     * config override ("unknown key 'method + moe.beta'" named the wrong fault) */
+    BAD("seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\n[profile.smoke]\n"
+        "moe.method + moe.beta = ewa+0.1\n", "bad.ini: line 8: [profile.smoke] moe.method + moe.beta",
+        "names no [sweep] key", "[sweep] has: moe.method");
+    BAD("seeds = 0, 1\n[sweep]\nmoe.method + moe.beta = ewa+0.1\n[profile.smoke]\n"
+        "moe.beta + moe.method + grid.nseeds = 0.1+ewa+2\n", "line 8", "names no [sweep] key");
+    BAD("seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\n[profile.smoke]\ngrid.nseeds = 2\n",
+        "line 8", "grid.nseeds", "names no [sweep] key");
+    BAD("seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\n[profile.smoke]\n"
+        "moe.method + grid.nseeds = dense+2, ewa+3\n", "grid.nseeds", "'3'", "1 to 2");
+    BAD("seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\n[profile.smoke]\n"
+        "moe.method + grid.nseeds = dense, ewa+1\n", "profile.smoke", "2 +-joined parts");
     /* issue 11.7: an empty [sweep] key read name[-1] and dropped the value */
     BAD("seeds = 0\n[sweep]\n= dense\n[profile.smoke]\n", "line 6", "empty key", "dense");
     /* issue 11.7: a bad override in a profile leaked the rest of the profile
