@@ -508,6 +508,26 @@ static int write_plan(const char *out, const GridRun *runs, int n, int subset, E
     return rc;
 }
 
+/* After an export of np runs: the planned runs beyond them that have no row
+ * yet (other seeds of a --seeds subset, other parts of a union) would make
+ * the exported aggregation (aggregate.sbatch, or `ewa aggregate` after
+ * parallel) refuse the grid as partial; say so now, not when the cluster
+ * job fails. */
+static void note_plan_beyond_export(const char *out, const char *runs_csv, int np) {
+    CsvTable t = {0};
+    Err e = {0};
+    int have = fs_file_nonempty(runs_csv), planned = 0, missing = 0, unplanned = 0;
+    char first[64] = "";
+    if (have && csv_read_file(runs_csv, &t, &e)) return;
+    if (!runs_plan_missing(runs_csv, &t, &planned, &missing, first, &unplanned, &e) &&
+        missing > np)
+        fprintf(stderr, "ewa grid: note: %s/%s plans %d more runs than this export that have no row yet "
+                "(other seeds or profiles); the grid's aggregation refuses until they have one: export or run them "
+                "too, or aggregate what there is with `ewa aggregate --partial --out DIR` outside the grid\n",
+                out, RUNS_PLAN_FILE, missing - np);
+    if (have) csv_table_free(&t);
+}
+
 /* grid_run after planning: lock OUT, write the plan, copy, record and train. */
 static int grid_execute(const GridSpec *g, GridRun *runs, int n, const GridOpts *o, const Plan *plans,
                         const ReuseSet *rs, const int *src, int jobs, int threads, Err *err) {
@@ -539,6 +559,7 @@ static int grid_execute(const GridSpec *g, GridRun *runs, int n, const GridOpts 
     if (p.reused) fprintf(stderr, "[grid] copied %d finished runs from %s (same run ids) and recorded them\n", p.reused,
                           GRID_REUSE_KEY);
     if (!rc && o->export_kind) rc = grid_export(g, out_abs, o->exe, o->export_kind, p.dirs, p.np, threads, err);
+    if (!rc && o->export_kind) note_plan_beyond_export(g->out, runs_csv, p.np);
     if (!rc && !o->export_kind) {
         char skipped[96] = "";
         if (nskip) snprintf(skipped, sizeof skipped, ", %d recorded failed (--retry-failed reruns them)", nskip);

@@ -1689,6 +1689,23 @@ Test(grid, export_parallel_and_record) {
     free(text); free(jobs); free(runs_csv); free(grid); free(out);
 }
 
+/* An export of a --seeds subset into a grid whose plan has other runs
+ * without rows: the exported aggregation would refuse the grid as partial,
+ * and the export says so at once (not when the cluster's job fails). */
+Test(grid, export_of_a_subset_notes_the_other_planned_runs) {
+    char *grid = write_grid("g.ini", "seeds = 0, 1, 2\n");
+    Proc p = EWA("grid", "--allow-dirty", "--config", grid, "--export", "parallel");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(!strstr(p.err, "more runs than this export"), "%s", p.err);
+    proc_free(&p);
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--export", "slurm", "--seeds", "1");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "plan.csv plans 2 more runs than this export"), "%s", p.err);
+    cr_assert(strstr(p.err, "--partial"), "%s", p.err);
+    proc_free(&p);
+    free(grid);
+}
+
 Test(grid, export_slurm_resources_relative_paths_and_exit_status) {
     char empty[1200];
     snprintf(empty, sizeof empty, "%s/empty", tmp);
