@@ -15,7 +15,8 @@
 # One series per combination of the other varying columns, in its method's
 # colour (plots/common.sh). Numeric XKEY: lines (experts on a log2 axis);
 # categorical XKEY (blocks, method): categories in natural order (last:1,
-# last:2, last:4), points without lines.
+# last:2, last:4), points without lines. With XKEY beta, rmoe (EWA's beta = 0
+# control: random partition, no averaging) is drawn at beta = 0.
 # Writes DIR/ablation_<XKEY>.png and .svg.
 set -eu
 here=$(dirname "$0"); . "$here/common.sh"
@@ -39,6 +40,13 @@ function xless(u, w,   a, b, pu, pw) {
 }
 function ident(i) { return h[i] == "dataset" || h[i] == "train_subset" || h[i] == "preset" || h[i] == "dim" ||
                            h[i] == "depth" || h[i] == "classes" || h[i] == "epochs" }
+# where cell c sits on the x axis: the index of its category, or its value; rmoe is the beta = 0 control of EWA
+# (random partition without averaging), plotted at beta = 0 whatever its (unused) beta key says
+function xpos(c) {
+  if (cat) return xi[v[c, xcol]];
+  if (X == "beta" && mcol && v[c, mcol] == "rmoe") return 0;
+  return v[c, xcol] + 0
+}
 BEGIN { split(tq, tt, " ") }
 FNR == 1 && FILENAME != ARGV[1] {   # table.tsv header: grouping columns before n
   g0 = ($1 == "cell") ? 2 : 1;   # issue-10 tables lead with a cell label column
@@ -115,9 +123,12 @@ END {
   for (j = 1; j <= nl; j++) {   # block j-1 of A and B is series j (a NaN row keeps empty blocks counted)
     if (j > 1) { printf "\n\n" >> A; printf "\n\n" >> B }
     printf "NaN\tNaN\tNaN\tNaN\n", labs[j] >> A; printf "NaN\tNaN\tNaN\tNaN\t0\n" >> B; ndiff = 0;
-    for (c = 1; c <= nc; c++) {
-      if (isdense[c] || slab[c] != labs[j]) continue;
-      x = cat ? xi[v[c, xcol]] : v[c, xcol];
+    m0 = 0;   # the cells of the series in order of x (a line joins them left to right, not in the order of the table)
+    for (c = 1; c <= nc; c++) if (!isdense[c] && slab[c] == labs[j]) { mem[++m0] = c; xo[c] = xpos(c) }
+    for (a = 2; a <= m0; a++) { t = mem[a]; for (b = a - 1; b >= 1 && xo[mem[b]] > xo[t]; b--) mem[b + 1] = mem[b]; mem[b + 1] = t }
+    for (mi = 1; mi <= m0; mi++) {
+      c = mem[mi];
+      x = xo[c];
       printf "%s\t%s\t%s\t%s\n", x, mean[c], sd[c], v[c, xcol] >> A;
       if (tci[c]) {
         printf "%s\t%.4f\t%.4f\t%.4f\t%d\n", x, 100 * tdiff[c], 100 * tlo[c], 100 * thi[c], tnp[c] >> B; ndiff++;
@@ -155,6 +166,7 @@ nds=$(awk -F'\t' -v c="$(col "$T" dataset)" 'NR > 1 && $1 != "pooled" && !s[$c]+
 ncl=$(for c in "$(runs_dir "$DIR")"/*/config.ini; do [ -s "$c" ] && ini_get "$c" classes; done | sort -u | wc -l)
 { [ "$nds" -gt 1 ] || [ "$ncl" -gt 1 ]; } && K=0
 xset="set xlabel '$X'"
+[ "$X" = beta ] && cut -f2 "$S" | grep -qx rmoe && xset="set xlabel 'beta (rmoe at 0: random partition without averaging)'"
 case " $XS " in *" -1 "*) [ "$X" = ewa_epochs ] && xset="set xlabel 'ewa_epochs (-1: the first quarter of training)'" ;; esac
 if [ "$CAT" = 1 ]; then
   tics=""; k=0; for v in $XS; do tics="$tics${tics:+, }'$v' $k"; k=$((k + 1)); done

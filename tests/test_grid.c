@@ -1487,6 +1487,28 @@ Test(grid, ablation_plot_orders_categories_and_zooms_without_a_baseline) {
     free(dat); free(svg);
 }
 
+/* plots/ablation.sh over beta with the table's cells out of order (0.5
+ * before 0.1) and the rmoe control, whose beta key is an unused 0.3: the EWA
+ * line joins its points left to right, and rmoe (EWA without averaging) sits
+ * at beta = 0, where a line through the table's order zigzagged and rmoe sat
+ * on top of EWA's 0.3. Needs gnuplot. */
+Test(grid, ablation_plot_orders_numeric_x_and_puts_rmoe_at_beta_0) {
+    static const char csv[] =
+        "run_id,status,final_top1,seed,dataset,method,beta,sweep.moe.method,sweep.moe.beta\n"
+        "a,ok,0.80,0,fashion-mnist,dense,0.3,dense,0.3\nb,ok,0.81,1,fashion-mnist,dense,0.3,dense,0.3\n"
+        "c,ok,0.82,0,fashion-mnist,ewa,0.5,ewa,0.5\nd,ok,0.82,1,fashion-mnist,ewa,0.5,ewa,0.5\n"
+        "e,ok,0.83,0,fashion-mnist,ewa,0.1,ewa,0.1\nf,ok,0.84,1,fashion-mnist,ewa,0.1,ewa,0.1\n"
+        "g,ok,0.79,0,fashion-mnist,rmoe,0.3,rmoe,0.3\nh,ok,0.80,1,fashion-mnist,rmoe,0.3,rmoe,0.3\n";
+    char *dat, *svg;
+    plot_from_runs(csv, "ablation.sh agg beta", "ablation_beta", &dat, &svg);
+    char *p01 = strstr(dat, "\n0.1\t"), *p05 = strstr(dat, "\n0.5\t"), *p0 = strstr(dat, "\n0\t0.795");
+    cr_assert(p01 && p05 && p0, "rows missing:\n%s", dat);
+    cr_expect(p01 < p05, "EWA's points not in order of beta:\n%s", dat);
+    cr_expect(!strstr(dat, "\n0.3\t0.795"), "rmoe drawn at its unused beta 0.3:\n%s", dat);
+    cr_expect(strstr(svg, "rmoe at 0"), "the x label does not say where rmoe is");
+    free(dat); free(svg);
+}
+
 /* Runs text csv written to tmp/DIR/runs.csv, aggregated against the naive
  * MoE (--baseline moe.method=moe, claim (c)) into tmp/DIR/vs_naive_moe, and
  * plots/ablation.sh drawn over method there; returns that directory. */
