@@ -192,6 +192,21 @@ static int count_parts(const char *s) {
     return n;
 }
 
+/* 1 if a +-joined key has an empty part ("a.b +", "a.b + + c.d"). */
+static int has_empty_part(const char *key) {
+    for (const char *p = key;;) {
+        const char *q = strchr(p, '+');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        int blank = 1;
+        for (size_t i = 0; i < n && blank; i++) blank = p[i] == ' ' || p[i] == '\t';
+        if (blank) return 1;
+        if (!q) return 0;
+        p = q + 1;
+    }
+}
+
+static const GridAxis *axis_of_key(const GridSpec *g, const char *k);
+
 static int handle_sweep(GridParse *x, const char *name, const char *value) {
     GridSpec *g = x->g;
     if (!name[0]) return err_set(&x->err, ERR_USAGE, "[sweep] line with an empty key (= %s)", value);
@@ -211,8 +226,16 @@ static int handle_sweep(GridParse *x, const char *name, const char *value) {
                 return err_set(&x->err, ERR_USAGE,
                                "[sweep] train.threads: threads are set by the runner (--jobs)");
         }
-        if (name[0] == '+' || name[strlen(name) - 1] == '+' || strstr(name, "++"))
+        if (has_empty_part(name))
             return err_set(&x->err, ERR_USAGE, "[sweep] '%s': empty key in a +-joined list", name);
+        snprintf(buf, sizeof buf, "%s", name);
+        for (char *save = NULL, *k = strtok_r(buf, "+", &save); k; k = strtok_r(NULL, "+", &save)) {
+            str_trim(k);
+            const GridAxis *other = strcmp(k, GRID_NSEEDS_KEY) ? axis_of_key(g, k) : NULL;
+            if (other)   /* two axes would give one run two values of k */
+                return err_set(&x->err, ERR_USAGE, "[sweep] %s: %s is already swept by '%s' (line %d)", name, k,
+                               other->key, other->line);
+        }
     }
     for (int i = 0; i < g->naxes; i++)
         if (!strcmp(g->axes[i].key, name))
@@ -242,6 +265,7 @@ static int handle_sweep(GridParse *x, const char *name, const char *value) {
     g->axes = xrealloc(g->axes, sizeof(GridAxis) * (size_t)(g->naxes + 1));
     GridAxis *a = &g->axes[g->naxes++];
     snprintf(a->key, sizeof a->key, "%s", name);
+    snprintf(a->sweep_key, sizeof a->sweep_key, "%s", name);
     a->nvals = n;
     a->vals = items;
     a->line = x->lineno;
@@ -464,7 +488,7 @@ static int profile_axis(const GridSpec *g, const char *key) {
     char pk[256], ak[256];
     axis_keys_canon(key, pk, sizeof pk);
     for (int a = 0; a < g->naxes; a++) {
-        axis_keys_canon(g->axes[a].key, ak, sizeof ak);
+        axis_keys_canon(g->axes[a].sweep_key, ak, sizeof ak);
         if (pk[0] && !strcmp(pk, ak)) return a;
     }
     return -1;
@@ -481,7 +505,7 @@ static int no_such_axis(const GridSpec *g, const char *path, const char *pname, 
     char swept[512] = "";
     for (int a = 0; a < g->naxes; a++) {
         if (a) strncat(swept, "; ", sizeof swept - strlen(swept) - 1);
-        strncat(swept, g->axes[a].key, sizeof swept - strlen(swept) - 1);
+        strncat(swept, g->axes[a].sweep_key, sizeof swept - strlen(swept) - 1);
     }
     return err_set(err, ERR_USAGE,
                    "%s: line %d: [profile.%s] %s: names no [sweep] key (a profile replaces a swept "
@@ -602,19 +626,27 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
      * "model.preset" or "a.b + c.d", possibly with grid.nseeds joined on)
      * replace that axis's values; grid.seeds replaces the seeds. The rest are
      * overrides checked against the base. */
+    int *axis_line = xmalloc(sizeof(int) * ((size_t)g->naxes + 1));   /* the profile line replacing each axis */
     for (int i = 0; !rc && i < x.nprof; i++) {
         Profile *p = &x.prof[i];
         int keep = 0, k;
+        memset(axis_line, 0, sizeof(int) * ((size_t)g->naxes + 1));
         for (k = 0; k < p->nsets && !rc; k++) {
             char *eq = strchr(p->sets[k], '=');
             *eq = '\0';
             const char *key = p->sets[k], *val = eq + 1;
             int axis = profile_axis(g, key);
             int is_seeds = !strcmp(key, "grid.seeds"), is_reuse = !strcmp(key, GRID_REUSE_KEY);
-            if (axis < 0 && is_axis_key(key)) {
+            if (is_axis_key(key) && has_empty_part(key))
+                rc = err_set(err, ERR_USAGE, "%s: line %d: [profile.%s] '%s': empty key in a +-joined list", path,
+                             p->lines[k], p->name, key);
+            else if (axis < 0 && is_axis_key(key))
                 rc = no_such_axis(g, path, p->name, key, p->lines[k], err);
-                break;
-            }
+            else if (axis >= 0 && axis_line[axis])
+                rc = err_set(err, ERR_USAGE, "%s: line %d: [profile.%s] %s replaces the same [sweep] key (%s) as "
+                             "line %d", path, p->lines[k], p->name, key, g->axes[axis].sweep_key, axis_line[axis]);
+            if (rc) break;
+            if (axis >= 0) axis_line[axis] = p->lines[k];
             if (axis < 0 && !is_seeds && !is_reuse) {
                 *eq = '=';
                 p->lines[keep] = p->lines[k];
@@ -627,6 +659,7 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
         for (; k < p->nsets; k++) free(p->sets[k]);   /* entries after an error */
         p->nsets = keep;
     }
+    free(axis_line);
     for (int i = 0; !rc && i < x.nprof; i++)
         rc = check_profile(g, &x.prof[i], err);
     if (!rc) {
@@ -717,13 +750,13 @@ static void free_sweep_values(GridRun *r) {
 }
 
 /* The value of grid.nseeds in a sweep tuple: 1 .. the number of [grid] seeds. */
-static int parse_nseeds(const GridSpec *g, const char *v, int *n, Err *err) {
+static int parse_nseeds(const GridSpec *g, const GridAxis *a, const char *v, int *n, Err *err) {
     char *end;
     errno = 0;
     long x = strtol(v, &end, 10);
     if (end == v || *end || errno || x < 1 || x > g->nseeds)
-        return err_set(err, ERR_USAGE, "%s: [sweep] %s = '%s': expected a whole number from 1 to %d "
-                       "(the number of [grid] seeds)", g->path, GRID_NSEEDS_KEY, v, g->nseeds);
+        return err_set(err, ERR_USAGE, "%s: line %d: [%s] %s = '%s': expected a whole number from 1 to %d "
+                       "(the number of [grid] seeds)", g->path, a->line, a->section, GRID_NSEEDS_KEY, v, g->nseeds);
     *n = (int)x;
     return 0;
 }
@@ -794,7 +827,7 @@ static int combo_sets(const GridSpec *g, long k, SetList *l, int *nseeds, Err *e
             str_trim(key);
             str_trim(v);
             if (!strcmp(key, GRID_NSEEDS_KEY)) {
-                if (parse_nseeds(g, v, nseeds, err)) return ERR_USAGE;
+                if (parse_nseeds(g, &g->axes[a], v, nseeds, err)) return ERR_USAGE;
                 continue;
             }
             char *st = xrealloc(NULL, strlen(key) + strlen(v) + 2);

@@ -56,7 +56,9 @@
  * "moe.method + moe.beta + grid.nseeds = dense+0.3+7, ewa+0.1+6" replaces the
  * values of the [sweep] axis "moe.method + moe.beta" (the same keys in the
  * same order, spacing aside). A +-joined or grid.nseeds profile key that
- * matches no swept key is an error naming its line (not a config override).
+ * matches no swept key, or a second entry of one profile replacing the same
+ * axis, is an error naming its line (not a config override); so is a key
+ * swept by two [sweep] axes.
  *
  * It is not a config key: it is left out of the run's config, its sweep
  * columns and its id, so a run has the same id whatever the count.
@@ -83,7 +85,9 @@
 #define GRID_REUSE_KEY "grid.reuse"
 
 typedef struct {
-    char key[256];     /* section.key, or keys joined by + (swept together) */
+    char key[256];     /* section.key, or keys joined by + (swept together); a profile's
+                          replacement may have joined grid.nseeds on */
+    char sweep_key[256];   /* the key as [sweep] wrote it */
     int nvals;
     char **vals;
     int line;          /* the grid file's line of the values, in section ("sweep" or "profile.NAME", */

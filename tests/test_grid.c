@@ -509,7 +509,23 @@ Test(grid, bad_grids_fail_before_any_run) {
     BAD("seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\n[profile.smoke]\ngrid.nseeds = 2\n",
         "line 8", "grid.nseeds", "names no [sweep] key");
     BAD("seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\n[profile.smoke]\n"
-        "moe.method + grid.nseeds = dense+2, ewa+3\n", "grid.nseeds", "'3'", "1 to 2");
+        "moe.method + grid.nseeds = dense+2, ewa+3\n", "bad.ini: line 8: [profile.smoke] grid.nseeds = '3'",
+        "1 to 2");
+    /* two entries of a profile replacing one axis: the second no longer wins silently */
+    BAD("seeds = 0, 1\n[sweep]\nmoe.method + moe.beta = dense+0.3, ewa+0.3\n[profile.smoke]\n"
+        "moe.method + moe.beta = ewa+0.1\nmoe.method+moe.beta+grid.nseeds = dense+0.3+1, ewa+0.5+2\n",
+        "line 9", "replaces the same [sweep] key (moe.method + moe.beta) as line 8");
+    /* an earlier profile's rewritten axis key is not what [sweep] has */
+    BAD("seeds = 0, 1\n[sweep]\nmoe.method + moe.beta = dense+0.3, ewa+0.3\n[profile.smoke]\n"
+        "moe.method + moe.beta + grid.nseeds = ewa+0.1+1\n[profile.other]\nmoe.beta + moe.method = 0.1+ewa\n",
+        "line 10", "[sweep] has: moe.method + moe.beta)");
+    BAD("seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\n[profile.smoke]\nmoe.method + = ewa+, dense+\n",
+        "line 8", "empty key");
+    BAD("seeds = 0, 1\n[sweep]\nmoe.method + + moe.beta = ewa++0.1\n[profile.smoke]\n", "line 6",
+        "'' is not of the form section.key");
+    /* one key in two axes would give a run two values of it */
+    BAD("seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\nmoe.method + grid.nseeds = ewa+1\n[profile.smoke]\n",
+        "moe.method is already swept by 'moe.method' (line 6)");
     BAD("seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\n[profile.smoke]\n"
         "moe.method + grid.nseeds = dense, ewa+1\n", "profile.smoke", "2 +-joined parts");
     /* issue 11.7: an empty [sweep] key read name[-1] and dropped the value */
