@@ -382,40 +382,61 @@ Test(grid, joined_keys_sweep_together) {
     free(grid); free(b2);
 }
 
-/* grid.nseeds: a cell runs the first N seeds only; the count is not a config
- * key, so it is in no run's sweep and leaves the run ids as without it. */
-Test(grid, nseeds_gives_cells_their_own_seed_count) {
-    static const char base2[] = "[data]\naugment = 0\n";
-    char *b2 = tu_write(tmp, "base.ini", base2, strlen(base2));
-    char *grid = write_grid("g.ini", "seeds = 4, 5, 6\n[sweep]\n"
-                                     "data.train_subset + grid.nseeds = 100+1, 200+3\n"
-                                     "moe.method = dense, ewa\n");
-    char *plain = write_grid("p.ini", "seeds = 4, 5, 6\n[sweep]\ndata.train_subset = 100, 200\n"
-                                      "moe.method = dense, ewa\n");
+/* A grid with grid.nseeds (under profile, or NULL) and the plain grid of the
+ * same trainings without it, expanded on a base without augmentation. */
+typedef struct {
     GridSpec g, gp;
     GridRun *runs, *rp;
     int n, np;
-    load_expand(grid, NULL, &g, &runs, &n);
-    load_expand(plain, NULL, &gp, &rp, &np);
-    cr_assert_eq(n, 2 * 1 + 2 * 3, "runs: %d", n);
-    cr_assert_eq(np, 12);
+    char *files[3];
+} NseedsPair;
+
+static void nseeds_pair(NseedsPair *q, const char *grid_body, const char *profile, const char *plain_body) {
+    static const char base2[] = "[data]\naugment = 0\n";
+    q->files[0] = tu_write(tmp, "base.ini", base2, strlen(base2));
+    q->files[1] = write_grid("g.ini", grid_body);
+    q->files[2] = write_grid("p.ini", plain_body);
+    load_expand(q->files[1], profile, &q->g, &q->runs, &q->n);
+    load_expand(q->files[2], NULL, &q->gp, &q->rp, &q->np);
+}
+
+static void nseeds_pair_free(NseedsPair *q) {
+    grid_runs_free(q->runs, q->n);
+    grid_runs_free(q->rp, q->np);
+    grid_free(&q->g);
+    grid_free(&q->gp);
+    for (int i = 0; i < 3; i++) free(q->files[i]);
+}
+
+/* Run i of the nseeds grid: no grid.nseeds in its sweep, and exactly one
+ * run of the plain grid with its id and seed (the count changes no id). */
+static void expect_plain_twin(const NseedsPair *q, int i) {
+    const GridRun *r = &q->runs[i];
+    cr_assert(!strstr(r->sweep, "nseeds"), "%s", r->sweep);
+    for (int k = 0; k < r->nsw; k++) cr_assert(strcmp(r->sw_keys[k], "grid.nseeds"));
+    int same = 0;
+    for (int j = 0; j < q->np; j++) same += !strcmp(q->rp[j].id, r->id) && q->rp[j].seed == r->seed;
+    cr_assert_eq(same, 1, "%s seed %d", r->sweep, (int)r->seed);
+}
+
+/* grid.nseeds: a cell runs the first N seeds only; the count is not a config
+ * key, so it is in no run's sweep and leaves the run ids as without it. */
+Test(grid, nseeds_gives_cells_their_own_seed_count) {
+    NseedsPair q;
+    nseeds_pair(&q, "seeds = 4, 5, 6\n[sweep]\ndata.train_subset + grid.nseeds = 100+1, 200+3\n"
+                    "moe.method = dense, ewa\n", NULL,
+                "seeds = 4, 5, 6\n[sweep]\ndata.train_subset = 100, 200\nmoe.method = dense, ewa\n");
+    cr_assert_eq(q.n, 2 * 1 + 2 * 3, "runs: %d", q.n);
+    cr_assert_eq(q.np, 12);
     int per_seed[3] = {0};
-    for (int i = 0; i < n; i++) {
-        cr_assert(!strstr(runs[i].sweep, "nseeds"), "%s", runs[i].sweep);
-        cr_assert(runs[i].seed >= 4 && runs[i].seed <= 6);
-        per_seed[runs[i].seed - 4]++;
-        if (runs[i].seed > 4) cr_assert_eq(runs[i].cfg.train_subset, 200, "%s", runs[i].sweep);
-        int same = 0;   /* the id of the same training in the grid without nseeds */
-        for (int j = 0; j < np; j++) same += !strcmp(rp[j].id, runs[i].id) && rp[j].seed == runs[i].seed;
-        cr_assert_eq(same, 1, "%s seed %d", runs[i].sweep, (int)runs[i].seed);
-        for (int k = 0; k < runs[i].nsw; k++) cr_assert(strcmp(runs[i].sw_keys[k], "grid.nseeds"));
+    for (int i = 0; i < q.n; i++) {
+        cr_assert(q.runs[i].seed >= 4 && q.runs[i].seed <= 6);
+        per_seed[q.runs[i].seed - 4]++;
+        if (q.runs[i].seed > 4) cr_assert_eq(q.runs[i].cfg.train_subset, 200, "%s", q.runs[i].sweep);
+        expect_plain_twin(&q, i);
     }
     cr_assert(per_seed[0] == 4 && per_seed[1] == 2 && per_seed[2] == 2);
-    grid_runs_free(runs, n);
-    grid_runs_free(rp, np);
-    grid_free(&g);
-    grid_free(&gp);
-    free(grid); free(plain); free(b2);
+    nseeds_pair_free(&q);
 }
 
 /* A profile may give its cells their own seed counts: its entry names the
@@ -423,40 +444,29 @@ Test(grid, nseeds_gives_cells_their_own_seed_count) {
  * runs are those of the [sweep] key with the profile's values, on the first
  * N seeds per cell, with the ids they have without the count. */
 Test(grid, profile_adds_nseeds_to_a_swept_key) {
-    static const char base2[] = "[data]\naugment = 0\n";
-    char *b2 = tu_write(tmp, "base.ini", base2, strlen(base2));
-    char *grid = write_grid("g.ini", "seeds = 0\n[sweep]\nmoe.method + data.train_subset = dense+100, ewa+100\n"
-                                     "[profile.cpu]\ngrid.seeds = 4, 5, 6\n"
-                                     "moe.method+data.train_subset +  grid.nseeds = dense+200+3, ewa+200+1\n");
-    char *plain = write_grid("p.ini", "seeds = 4, 5, 6\n[sweep]\nmoe.method = dense, ewa\n"
-                                      "data.train_subset = 200\n");
-    GridSpec g, gp;
-    GridRun *runs, *rp;
-    int n, np;
-    load_expand(grid, "cpu", &g, &runs, &n);
-    load_expand(plain, NULL, &gp, &rp, &np);
-    cr_assert_eq(n, 3 + 1, "runs: %d", n);
+    NseedsPair q;
+    nseeds_pair(&q, "seeds = 0\n[sweep]\nmoe.method + data.train_subset = dense+100, ewa+100\n"
+                    "[profile.cpu]\ngrid.seeds = 4, 5, 6\n"
+                    "moe.method+data.train_subset +  grid.nseeds = dense+200+3, ewa+200+1\n", "cpu",
+                "seeds = 4, 5, 6\n[sweep]\nmoe.method = dense, ewa\ndata.train_subset = 200\n");
+    cr_assert_eq(q.n, 3 + 1, "runs: %d", q.n);
     int dense = 0;
-    for (int i = 0; i < n; i++) {
-        cr_assert(!strstr(runs[i].sweep, "nseeds"), "%s", runs[i].sweep);
-        cr_assert_eq(runs[i].cfg.train_subset, 200);
-        dense += !strcmp(runs[i].cfg.method, "dense");
-        if (strcmp(runs[i].cfg.method, "dense")) cr_assert_eq(runs[i].seed, 4);
-        int same = 0;
-        for (int j = 0; j < np; j++) same += !strcmp(rp[j].id, runs[i].id) && rp[j].seed == runs[i].seed;
-        cr_assert_eq(same, 1, "%s seed %d", runs[i].sweep, (int)runs[i].seed);
+    for (int i = 0; i < q.n; i++) {
+        cr_assert_eq(q.runs[i].cfg.train_subset, 200);
+        dense += !strcmp(q.runs[i].cfg.method, "dense");
+        if (strcmp(q.runs[i].cfg.method, "dense")) cr_assert_eq(q.runs[i].seed, 4);
+        expect_plain_twin(&q, i);
     }
     cr_assert_eq(dense, 3);
-    grid_runs_free(runs, n);
-    grid_runs_free(rp, np);
-    grid_free(&g);
-    grid_free(&gp);
     /* without the profile, the [sweep] values and seeds */
-    load_expand(grid, NULL, &g, &runs, &n);
+    GridSpec g;
+    GridRun *runs;
+    int n;
+    load_expand(q.files[1], NULL, &g, &runs, &n);
     cr_assert_eq(n, 2);
     grid_runs_free(runs, n);
     grid_free(&g);
-    free(grid); free(plain); free(b2);
+    nseeds_pair_free(&q);
 }
 
 /* Each bad grid gives exit 2 with the needles on stderr and creates nothing. */
