@@ -916,7 +916,7 @@ static void warn_no_baseline_cell(const AggSet *s, const char *runs_csv) {
 static int check_plan(const char *runs_csv, AggSet *s, int allow_partial, Err *err) {
     char first[64];
     int unplanned = 0;
-    if (runs_plan_missing(runs_csv, &s->t, &s->n_planned, &s->n_missing, first, &unplanned, err)) return ERR_RUNTIME;
+    if (runs_plan_missing(runs_csv, &s->t, NULL, 0, &s->n_planned, &s->n_missing, first, &unplanned, err)) return ERR_RUNTIME;
     if (unplanned)
         fprintf(stderr, "ewa: warning: %s: %d of its runs are not in its grid's %s (runs of an earlier config of the "
                 "grid?); they are aggregated with the others\n", runs_csv, unplanned, RUNS_PLAN_FILE);

@@ -207,6 +207,36 @@ static int has_empty_part(const char *key) {
 
 static const GridAxis *axis_of_key(const GridSpec *g, const char *k);
 
+/* 1 if a part of the +-joined key appears twice in it ("a.b + a.b",
+ * "a.b + grid.nseeds + grid.nseeds"); the part goes to dup (size n). */
+static int dup_part(const char *key, char *dup, size_t n) {
+    char kb[256], *part[64], *ks = NULL;
+    int np = 0;
+    snprintf(kb, sizeof kb, "%s", key);
+    for (char *t = strtok_r(kb, "+", &ks); t && np < 64; t = strtok_r(NULL, "+", &ks)) {
+        str_trim(t);
+        part[np++] = t;
+    }
+    for (int i = 0; i < np; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(part[i], part[j])) {
+                snprintf(dup, n, "%s", part[i]);
+                return 1;
+            }
+    return 0;
+}
+
+/* 1 if the +-joined key has a grid.nseeds part. */
+static int has_nseeds_part(const char *key) {
+    char kb[256], *ks = NULL;
+    snprintf(kb, sizeof kb, "%s", key);
+    for (char *t = strtok_r(kb, "+", &ks); t; t = strtok_r(NULL, "+", &ks)) {
+        str_trim(t);
+        if (!strcmp(t, GRID_NSEEDS_KEY)) return 1;
+    }
+    return 0;
+}
+
 static int handle_sweep(GridParse *x, const char *name, const char *value) {
     GridSpec *g = x->g;
     if (!name[0]) return err_set(&x->err, ERR_USAGE, "[sweep] line with an empty key (= %s)", value);
@@ -228,6 +258,8 @@ static int handle_sweep(GridParse *x, const char *name, const char *value) {
         }
         if (has_empty_part(name))
             return err_set(&x->err, ERR_USAGE, "[sweep] '%s': empty key in a +-joined list", name);
+        if (dup_part(name, buf, sizeof buf))
+            return err_set(&x->err, ERR_USAGE, "[sweep] %s: %s appears twice in the key", name, buf);
         snprintf(buf, sizeof buf, "%s", name);
         for (char *save = NULL, *k = strtok_r(buf, "+", &save); k; k = strtok_r(NULL, "+", &save)) {
             str_trim(k);
@@ -637,9 +669,13 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
             const char *key = p->sets[k], *val = eq + 1;
             int axis = profile_axis(g, key);
             int is_seeds = !strcmp(key, "grid.seeds"), is_reuse = !strcmp(key, GRID_REUSE_KEY);
+            char dup[256];
             if (is_axis_key(key) && has_empty_part(key))
                 rc = err_set(err, ERR_USAGE, "%s: line %d: [profile.%s] '%s': empty key in a +-joined list", path,
                              p->lines[k], p->name, key);
+            else if (is_axis_key(key) && dup_part(key, dup, sizeof dup))
+                rc = err_set(err, ERR_USAGE, "%s: line %d: [profile.%s] %s: %s appears twice in the key", path,
+                             p->lines[k], p->name, key, dup);
             else if (axis < 0 && is_axis_key(key))
                 rc = no_such_axis(g, path, p->name, key, p->lines[k], err);
             else if (axis >= 0 && axis_line[axis])
@@ -660,6 +696,15 @@ int grid_load(GridSpec *g, const char *path, const char *profile, const char *ou
         p->nsets = keep;
     }
     free(axis_line);
+    /* one seed count per cell: grid.nseeds in one axis only ([sweep]'s, or the one a profile gave it) */
+    for (int a = 0, first = -1; !rc && a < g->naxes; a++)
+        if (has_nseeds_part(g->axes[a].key)) {
+            if (first >= 0)
+                rc = err_set(err, ERR_USAGE, "%s: line %d: [%s] %s: %s is also in '%s' (line %d, [%s]); give the "
+                             "seed counts in one axis", path, g->axes[a].line, g->axes[a].section, g->axes[a].key,
+                             GRID_NSEEDS_KEY, g->axes[first].key, g->axes[first].line, g->axes[first].section);
+            first = first >= 0 ? first : a;
+        }
     for (int i = 0; !rc && i < x.nprof; i++)
         rc = check_profile(g, &x.prof[i], err);
     if (!rc) {

@@ -513,18 +513,20 @@ static int write_plan(const char *out, const GridRun *runs, int n, int subset, E
  * the exported aggregation (aggregate.sbatch, or `ewa aggregate` after
  * parallel) refuse the grid as partial; say so now, not when the cluster
  * job fails. */
-static void note_plan_beyond_export(const char *out, const char *runs_csv, int np) {
+static void note_plan_beyond_export(const char *out, const char *runs_csv, const GridRun *runs, const Pending *p) {
     CsvTable t = {0};
     Err e = {0};
     int have = fs_file_nonempty(runs_csv), planned = 0, missing = 0, unplanned = 0;
     char first[64] = "";
     if (have && csv_read_file(runs_csv, &t, &e)) return;
-    if (!runs_plan_missing(runs_csv, &t, &planned, &missing, first, &unplanned, &e) &&
-        missing > np)
+    const char **ids = xmalloc(sizeof(char *) * ((size_t)p->np + 1));   /* the exported runs get rows */
+    for (int i = 0; i < p->np; i++) ids[i] = runs[p->run[i]].id;
+    if (!runs_plan_missing(runs_csv, &t, ids, p->np, &planned, &missing, first, &unplanned, &e) && missing > 0)
         fprintf(stderr, "ewa grid: note: %s/%s plans %d more runs than this export that have no row yet "
-                "(other seeds or profiles); the grid's aggregation refuses until they have one: export or run them "
-                "too, or aggregate what there is with `ewa aggregate --partial --out DIR` outside the grid\n",
-                out, RUNS_PLAN_FILE, missing - np);
+                "(other seeds or profiles, first %s); the grid's aggregation refuses until they have one: export "
+                "or run them too, or aggregate what there is with `ewa aggregate --partial --out DIR` outside the "
+                "grid\n", out, RUNS_PLAN_FILE, missing, first);
+    free(ids);
     if (have) csv_table_free(&t);
 }
 
@@ -559,7 +561,7 @@ static int grid_execute(const GridSpec *g, GridRun *runs, int n, const GridOpts 
     if (p.reused) fprintf(stderr, "[grid] copied %d finished runs from %s (same run ids) and recorded them\n", p.reused,
                           GRID_REUSE_KEY);
     if (!rc && o->export_kind) rc = grid_export(g, out_abs, o->exe, o->export_kind, p.dirs, p.np, threads, err);
-    if (!rc && o->export_kind) note_plan_beyond_export(g->out, runs_csv, p.np);
+    if (!rc && o->export_kind) note_plan_beyond_export(g->out, runs_csv, runs, &p);
     if (!rc && !o->export_kind) {
         char skipped[96] = "";
         if (nskip) snprintf(skipped, sizeof skipped, ", %d recorded failed (--retry-failed reruns them)", nskip);

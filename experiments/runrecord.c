@@ -523,8 +523,8 @@ static int finished_status(const char *st) {
     return st && (!strcmp(st, "ok") || !strcmp(st, "failed") || !strcmp(st, "diverged"));
 }
 
-int runs_plan_missing(const char *runs_csv, const CsvTable *runs_t, int *planned, int *missing,
-                      char first_missing[64], int *unplanned, Err *err) {
+int runs_plan_missing(const char *runs_csv, const CsvTable *runs_t, const char *const *coming, int ncoming,
+                      int *planned, int *missing, char first_missing[64], int *unplanned, Err *err) {
     *planned = *missing = *unplanned = 0;
     first_missing[0] = '\0';
     char copy[FS_PATH_BUF - 16], path[FS_PATH_BUF];   /* room for "/plan.csv" */
@@ -538,7 +538,7 @@ int runs_plan_missing(const char *runs_csv, const CsvTable *runs_t, int *planned
     for (int r = 0; r < t.nrows; r++) {
         const char *id = csv_cell(&t, r, ci);
         (*planned)++;
-        if (finished_status(runs_row_status(runs_t, id))) continue;
+        if (finished_status(runs_row_status(runs_t, id)) || in_list(id, coming, ncoming)) continue;
         if (!(*missing)++) snprintf(first_missing, 64, "%s", id);
     }
     int ri = csv_col(runs_t, "run_id");

@@ -98,12 +98,14 @@ int runs_plan_write(const char *out_dir, int n, const char *const *ids, const ui
 
 /* The plan beside runs_csv (dirname(runs_csv)/plan.csv) against the rows
  * of runs_t (runs_csv read): *planned = its runs, *missing = those with no
- * finished row (ok, failed or diverged) in runs_t, first_missing = the
+ * finished row (ok, failed or diverged) in runs_t and not among the ncoming
+ * ids coming (runs about to get a row, e.g. an export's; NULL, 0 for
+ * none), first_missing = the
  * first such id ("" none), *unplanned = ids of runs_t the plan does not list
  * (runs of an earlier config of the grid).
  * No plan file (a hand-made runs.csv, or a grid older than plans): 0 and
  * *planned = *missing = 0. ERR_RUNTIME for a malformed plan. */
-int runs_plan_missing(const char *runs_csv, const CsvTable *runs_t, int *planned, int *missing,
-                      char first_missing[64], int *unplanned, Err *err);
+int runs_plan_missing(const char *runs_csv, const CsvTable *runs_t, const char *const *coming, int ncoming,
+                      int *planned, int *missing, char first_missing[64], int *unplanned, Err *err);
 
 #endif

@@ -533,6 +533,17 @@ Test(grid, bad_grids_fail_before_any_run) {
         "line 8", "empty key");
     BAD("seeds = 0, 1\n[sweep]\nmoe.method + + moe.beta = ewa++0.1\n[profile.smoke]\n", "line 6",
         "'' is not of the form section.key");
+    /* one seed count per cell: grid.nseeds in two axes (the later silently won) */
+    BAD("seeds = 0, 1\n[sweep]\ndata.train_subset + grid.nseeds = 100+1, 200+2\n"
+        "moe.method + grid.nseeds = dense+1, ewa+2\n[profile.smoke]\n", "line 7",
+        "grid.nseeds is also in 'data.train_subset + grid.nseeds' (line 6, [sweep])");
+    BAD("seeds = 0, 1\n[sweep]\ndata.train_subset + grid.nseeds = 100+1\nmoe.method = dense, ewa\n"
+        "[profile.smoke]\nmoe.method + grid.nseeds = dense+1, ewa+2\n", "line 9: [profile.smoke] moe.method + grid.nseeds",
+        "grid.nseeds is also in");
+    /* a part twice in one key */
+    BAD("seeds = 0, 1\n[sweep]\nmoe.beta + moe.beta = 0.1+0.2\n[profile.smoke]\n", "moe.beta appears twice");
+    BAD("seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\n[profile.smoke]\n"
+        "moe.method + grid.nseeds + grid.nseeds = ewa+1+2\n", "line 8", "grid.nseeds appears twice");
     /* one key in two axes would give a run two values of it */
     BAD("seeds = 0, 1\n[sweep]\nmoe.method = dense, ewa\nmoe.method + grid.nseeds = ewa+1\n[profile.smoke]\n",
         "moe.method is already swept by 'moe.method' (line 6)");
@@ -1751,6 +1762,26 @@ Test(grid, export_of_a_subset_notes_the_other_planned_runs) {
     cr_assert(strstr(p.err, "plan.csv plans 2 more runs than this export"), "%s", p.err);
     cr_assert(strstr(p.err, "--partial"), "%s", p.err);
     proc_free(&p);
+    /* seed 1's run failed: --retry-failed exports it again; seeds 0 and 2 have no row */
+    char *plan = tu_path(tmp, "out/plan.csv"), *runs_csv = tu_path(tmp, "out/runs.csv");
+    CsvTable t = read_csv(plan);
+    const char *id1 = NULL;
+    for (int r = 0; r < t.nrows; r++)
+        if (!strcmp(csv_cell(&t, r, csv_col(&t, "seed")), "1")) id1 = csv_cell(&t, r, csv_col(&t, "run_id"));
+    cr_assert(id1);
+    char row[128];
+    snprintf(row, sizeof row, "run_id,status,seed\n%s,failed,1\n", id1);
+    free(tu_write(tmp, "out/runs.csv", row, strlen(row)));
+    csv_table_free(&t);
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--export", "slurm", "--seeds", "1", "--retry-failed");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "plans 2 more runs than this export"), "%s", p.err);
+    proc_free(&p);
+    p = EWA("grid", "--allow-dirty", "--config", grid, "--export", "slurm", "--seeds", "0,1", "--retry-failed");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "plans 1 more runs than this export"), "%s", p.err);
+    proc_free(&p);
+    free(plan); free(runs_csv);
     free(grid);
 }
 
