@@ -207,16 +207,24 @@ static int has_empty_part(const char *key) {
 
 static const GridAxis *axis_of_key(const GridSpec *g, const char *k);
 
-/* 1 if a part of the +-joined key appears twice in it ("a.b + a.b",
- * "a.b + grid.nseeds + grid.nseeds"); the part goes to dup (size n). */
-static int dup_part(const char *key, char *dup, size_t n) {
-    char kb[256], *part[64], *ks = NULL;
+/* The +-joined key's parts, trimmed, as pointers into buf (a copy of key):
+ * the one splitter of the helpers below. Returns their number (at most 64). */
+static int key_parts(const char *key, char buf[256], char *part[64]) {
+    char *ks = NULL;
     int np = 0;
-    snprintf(kb, sizeof kb, "%s", key);
-    for (char *t = strtok_r(kb, "+", &ks); t && np < 64; t = strtok_r(NULL, "+", &ks)) {
+    snprintf(buf, 256, "%s", key);
+    for (char *t = strtok_r(buf, "+", &ks); t && np < 64; t = strtok_r(NULL, "+", &ks)) {
         str_trim(t);
         part[np++] = t;
     }
+    return np;
+}
+
+/* 1 if a part of the +-joined key appears twice in it ("a.b + a.b",
+ * "a.b + grid.nseeds + grid.nseeds"); the part goes to dup (size n). */
+static int dup_part(const char *key, char *dup, size_t n) {
+    char kb[256], *part[64];
+    int np = key_parts(key, kb, part);
     for (int i = 0; i < np; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(part[i], part[j])) {
@@ -228,12 +236,10 @@ static int dup_part(const char *key, char *dup, size_t n) {
 
 /* 1 if the +-joined key has a grid.nseeds part. */
 static int has_nseeds_part(const char *key) {
-    char kb[256], *ks = NULL;
-    snprintf(kb, sizeof kb, "%s", key);
-    for (char *t = strtok_r(kb, "+", &ks); t; t = strtok_r(NULL, "+", &ks)) {
-        str_trim(t);
-        if (!strcmp(t, GRID_NSEEDS_KEY)) return 1;
-    }
+    char kb[256], *part[64];
+    int np = key_parts(key, kb, part);
+    for (int i = 0; i < np; i++)
+        if (!strcmp(part[i], GRID_NSEEDS_KEY)) return 1;
     return 0;
 }
 
@@ -260,13 +266,12 @@ static int handle_sweep(GridParse *x, const char *name, const char *value) {
             return err_set(&x->err, ERR_USAGE, "[sweep] '%s': empty key in a +-joined list", name);
         if (dup_part(name, buf, sizeof buf))
             return err_set(&x->err, ERR_USAGE, "[sweep] %s: %s appears twice in the key", name, buf);
-        snprintf(buf, sizeof buf, "%s", name);
-        for (char *save = NULL, *k = strtok_r(buf, "+", &save); k; k = strtok_r(NULL, "+", &save)) {
-            str_trim(k);
-            const GridAxis *other = strcmp(k, GRID_NSEEDS_KEY) ? axis_of_key(g, k) : NULL;
-            if (other)   /* two axes would give one run two values of k */
-                return err_set(&x->err, ERR_USAGE, "[sweep] %s: %s is already swept by '%s' (line %d)", name, k,
-                               other->key, other->line);
+        char *part[64];
+        for (int i = 0, np = key_parts(name, buf, part); i < np; i++) {
+            const GridAxis *other = strcmp(part[i], GRID_NSEEDS_KEY) ? axis_of_key(g, part[i]) : NULL;
+            if (other)   /* two axes would give one run two values of the key */
+                return err_set(&x->err, ERR_USAGE, "[sweep] %s: %s is already swept by '%s' (line %d)", name,
+                               part[i], other->key, other->line);
         }
     }
     for (int i = 0; i < g->naxes; i++)
@@ -496,20 +501,15 @@ static int load_union_parts(GridSpec *g, const Profile *u, Err *err) {
     return rc;
 }
 
-/* An entry of the chosen profile that is not a config override: grid.seeds
- * or grid.reuse (replacing [grid]'s), or a swept key (axis >= 0: replacing
- * that axis's values). */
 /* key's +-joined parts, trimmed, without a grid.nseeds part, joined by '+'
  * into out (size n): "a.b + grid.nseeds + c.d" gives "a.b+c.d". */
 static void axis_keys_canon(const char *key, char *out, size_t n) {
-    char kb[256], *ks = NULL;
-    snprintf(kb, sizeof kb, "%s", key);
+    char kb[256], *part[64];
     out[0] = '\0';
-    for (char *t = strtok_r(kb, "+", &ks); t; t = strtok_r(NULL, "+", &ks)) {
-        str_trim(t);
-        if (!strcmp(t, GRID_NSEEDS_KEY)) continue;
+    for (int i = 0, np = key_parts(key, kb, part); i < np; i++) {
+        if (!strcmp(part[i], GRID_NSEEDS_KEY)) continue;
         if (out[0]) strncat(out, "+", n - strlen(out) - 1);
-        strncat(out, t, n - strlen(out) - 1);
+        strncat(out, part[i], n - strlen(out) - 1);
     }
 }
 
@@ -545,6 +545,9 @@ static int no_such_axis(const GridSpec *g, const char *path, const char *pname, 
                    "[sweep] has: %s)", path, line, pname, key, GRID_NSEEDS_KEY, swept[0] ? swept : "none");
 }
 
+/* An entry of the chosen profile that is not a config override: grid.seeds
+ * or grid.reuse (replacing [grid]'s), or a swept key (axis >= 0: replacing
+ * that axis's values). */
 static int apply_grid_entry(GridSpec *g, const char *path, const char *pname, const char *key,
                             const char *val, int axis, int line, Err *err) {
     Err e = {0};
@@ -810,12 +813,9 @@ static int parse_nseeds(const GridSpec *g, const GridAxis *a, const char *v, int
  * k1+k2 list; NULL when none does. */
 static const GridAxis *axis_of_key(const GridSpec *g, const char *k) {
     for (int a = 0; a < g->naxes; a++) {
-        char kb[256], *ks = NULL;
-        snprintf(kb, sizeof kb, "%s", g->axes[a].key);
-        for (char *t = strtok_r(kb, "+", &ks); t; t = strtok_r(NULL, "+", &ks)) {
-            str_trim(t);
-            if (!strcmp(t, k)) return &g->axes[a];
-        }
+        char kb[256], *part[64];
+        for (int i = 0, np = key_parts(g->axes[a].key, kb, part); i < np; i++)
+            if (!strcmp(part[i], k)) return &g->axes[a];
     }
     return NULL;
 }
