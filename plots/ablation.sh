@@ -23,6 +23,7 @@ here=$(dirname "$0"); . "$here/common.sh"
 DIR=$1; X=$2; TITLE=${3:-"ablation over $X"}
 T=$DIR/table.tsv; R=$(runs_dir "$DIR").csv   # runs.csv beside runs/
 [ -s "$T" ] || { echo "plots/ablation.sh: no $T" >&2; exit 1; }
+table_current "$DIR" || exit 1   # not a stale table nor an unfinished grid (common.sh)
 [ -n "$(col "$T" "$X")" ] || { echo "plots/ablation.sh: $T has no column $X" >&2; exit 1; }
 A=$DIR/ablation_$X.dat; B=$DIR/ablation_${X}_diff.dat; D=$DIR/ablation_${X}_dense.dat
 RT=$(mktemp); S=$(mktemp); BF=$(mktemp); trap 'rm -f "$RT" "$S" "$BF"' EXIT

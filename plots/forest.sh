@@ -17,6 +17,7 @@ here=$(dirname "$0"); . "$here/common.sh"
 DIR=$1
 T=$DIR/table.tsv
 [ -s "$T" ] || { echo "plots/forest.sh: no $T" >&2; exit 1; }
+table_current "$DIR" || exit 1   # not a stale table nor an unfinished grid (common.sh)
 dc=$(col "$T" diff); nc=$(col "$T" n); npc=$(col "$T" n_pairs); mc=$(col "$T" method)
 lo=$(col "$T" ci_low); hi=$(col "$T" ci_high); pc=$(col "$T" p); ph=$(col "$T" p_holm); mdc=$(col "$T" mde)
 tc=$(col "$T" t); [ -n "$pc" ] || pc=$(col "$T" p_value)

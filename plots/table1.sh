@@ -11,6 +11,7 @@ here=$(dirname "$0"); . "$here/common.sh"
 DIR=$1; KEY=${2:-method}; BASE=${3:-dense}
 T=$DIR/table.tsv
 [ -s "$T" ] || { echo "plots/table1.sh: no $T" >&2; exit 1; }
+table_current "$DIR" || exit 1   # not a stale table nor an unfinished grid (common.sh)
 kc=$(col "$T" "$KEY"); mc=$(col "$T" mean_top1); sc=$(col "$T" std_top1); nc=$(col "$T" n)
 [ -n "$kc" ] && [ -n "$mc" ] || { echo "plots/table1.sh: $T lacks $KEY or mean_top1" >&2; exit 1; }
 # label columns: everything before n except the method key and dim/depth

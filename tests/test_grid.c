@@ -1209,6 +1209,11 @@ Test(grid, plan_marks_a_partial_grid) {
     cr_assert(strstr(o, "have no row yet") && strstr(o, "res/table1/x: not drawn"), "%s", o);
     free(o);
     cr_assert(!exists(png), "an unfinished grid was drawn");
+    /* nor does a figure script run by hand on the table an earlier aggregation left */
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/table1.sh' res/table1/x", cwd), 1, "%s", o);
+    cr_assert(strstr(o, "table1.sh: 2 runs of res/table1/x/plan.csv have no ok row in res/table1/x/runs.csv"), "%s", o);
+    free(o);
+    cr_assert(!exists(png), "a figure script by hand drew an unfinished grid");
     /* --partial writes only outside the grid's directory, where its table cannot pass for the grid's */
     char *inside = tu_path(d, "vs_x"), *peek = tu_path(tmp, "peek"), *peek_md = tu_path(peek, "table.md");
     const char *outs[] = {d, inside};
@@ -1481,6 +1486,41 @@ Test(grid, forest_plot_names_each_method_and_the_baseline) {
     cr_assert(strstr(dat, "1 cell, 3 seeds") && !strstr(dat, "1 cells"), "%s", dat);
     cr_assert(strstr(svg, "Paired difference to dense (method - dense") && strstr(svg, "better than dense"), "title");
     free(dat); free(svg);
+}
+
+/* A figure script run by hand on a table older than its runs.csv (a run
+ * finished after the aggregation) refuses it, naming both counts and the
+ * command that brings it up to date; aggregated again, it draws. */
+Test(grid, plots_by_hand_refuse_a_stale_table) {
+    static const char csv[] = "run_id,status,final_top1,seed,method\n"
+                              "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nd,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\n";
+    char *d = tu_path(tmp, "g"), cwd[1024], *o = NULL;
+    cr_assert_eq(mkdir(d, 0755), 0);
+    cr_assert(getcwd(cwd, sizeof cwd));
+    char *runs_csv = tu_write(d, "runs.csv", csv, strlen(csv));
+    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", d);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    FILE *f = fopen(runs_csv, "a");
+    cr_assert(f);
+    fputs("c,ok,0.70,2,dense\n", f);
+    fclose(f);
+    const char *scripts[] = {"table1.sh g", "forest.sh g", "ablation.sh g method"};
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(sh_in_tmp(&o, "'%s/plots/'%s", cwd, scripts[k]), 1, "%s: %s", scripts[k], o);
+        cr_assert(strstr(o, "g/table.tsv counts 4 runs, g/runs.csv has 5 ok runs: aggregate again") &&
+                  strstr(o, "not drawn"), "%s: %s", scripts[k], o);
+        free(o);
+    }
+    char *png = tu_path(d, "table1.png");
+    cr_assert(!exists(png), "a stale table was drawn");
+    p = EWA("aggregate", "--runs", runs_csv, "--out", d);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/table1.sh' g", cwd), 0, "%s", o);
+    free(o);
+    cr_assert(exists(png), "the table aggregated again was not drawn");
+    free(d); free(runs_csv); free(png);
 }
 
 /* The line of text that starts with prefix (at the start of text or after a
