@@ -80,35 +80,46 @@ runs_dir() {
   case "$(basename "$1")" in vs_*) echo "$(dirname "$1")/runs" ;; *) echo "$1/runs" ;; esac
 }
 
+# run_ids RUNS.csv STATUS_REGEX: the distinct run_ids of RUNS.csv with a
+# row whose status matches STATUS_REGEX (awk ERE), one per line, sorted
+run_ids() {
+  csv2tsv "$1" | awk -F'\t' -v re="$2" 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+    $c["status"] ~ re { print $c["run_id"] }' | sort -u | sed '/^$/d'
+}
+
 # table_current DIR: 0 when DIR/table.tsv (`ewa aggregate`) is the
-# aggregation of every run behind it: each run of the grid's plan.csv has an
-# ok row in the runs.csv beside DIR/runs (or the parent's, for DIR/vs_*),
-# and the table's cells count every ok run (their n add up to them; the
-# pooled rows are not cells). Otherwise says which on stderr, naming the
-# caller ($0), and returns 1: the table is older than its runs or the grid
-# is unfinished, and a figure of it would pass for the grid's result.
-# Contents, not times, decide: a fresh clone gives every file one mtime.
+# aggregation of every run behind it: each run of the grid's plan.csv has a
+# finished row (ok, failed or diverged, as runs_plan_missing in
+# experiments/runrecord.c counts them) in the runs.csv beside DIR/runs (or
+# the parent's, for DIR/vs_*), and the table's cells count every ok run
+# (their n add up to them; the pooled rows are not cells). Otherwise says
+# which on stderr, naming the caller ($0), and returns 1: the table is older
+# than its runs or the grid is unfinished, and a figure of it would pass for
+# the grid's result. Contents, not times, decide: a fresh clone gives every
+# file one mtime.
 table_current() {
-  local rd runs plan ok n miss
+  local rd runs plan ok fin n miss again
   rd=$(runs_dir "$1"); runs=$rd.csv; plan=$(dirname "$rd")/plan.csv
   [ -s "$runs" ] || return 0   # a table without runs beside it: nothing to compare
-  ok=$(csv2tsv "$runs" | awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
-       $c["status"] == "ok" { print $c["run_id"] }' | sort -u)
   if [ -s "$plan" ]; then
+    fin=$(run_ids "$runs" '^(ok|failed|diverged)$')
     miss=$(csv2tsv "$plan" | awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { print $c["run_id"] }' |
-           sort -u | comm -23 - <(printf '%s\n' "$ok" | sed '/^$/d') | wc -l)
+           sort -u | comm -23 - <(printf '%s\n' "$fin" | sed '/^$/d') | wc -l)
     if [ "$miss" -gt 0 ]; then
-      echo "$(basename "$0"): $miss runs of $plan have no ok row in $runs: the grid is unfinished; not drawn" \
-           "(finish it, or draw a copy aggregated with \`ewa aggregate --partial --out\` elsewhere)" >&2
+      echo "$(basename "$0"): $miss planned run(s) of $plan have no finished row in $runs: the grid is unfinished;" \
+           "not drawn (finish it, or draw a copy aggregated with \`ewa aggregate --partial --out\` elsewhere)" >&2
       return 1
     fi
   fi
   n=$(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } $1 != "pooled" { n += $c["n"] } END { print n + 0 }' \
       "$1/table.tsv")
-  ok=$(printf '%s\n' "$ok" | sed '/^$/d' | wc -l)
+  ok=$(run_ids "$runs" '^ok$' | wc -l)
   if [ "$ok" != "$n" ]; then
-    echo "$(basename "$0"): $1/table.tsv counts $n runs, $runs has $ok ok runs: aggregate again" \
-         "(\`ewa aggregate --runs $runs --out $1\`, with its --baseline for a vs_* table, or make plots); not drawn" >&2
+    case "$(basename "$1")" in
+      vs_*) again="\`ewa aggregate --runs $runs --out $1\` with its --baseline (paper_configs/claims.ini)" ;;
+      *) again="\`ewa aggregate --runs $runs --out $1\`, or make plots" ;;
+    esac
+    echo "$(basename "$0"): $1/table.tsv counts $n runs, $runs has $ok ok runs: aggregate again ($again); not drawn" >&2
     return 1
   fi
 }

@@ -12,6 +12,7 @@ set -eu
 here=$(dirname "$0"); . "$here/common.sh"
 DIR=$1
 IDX=$DIR/curves_index.tsv; DAT=$DIR/curves.dat
+[ -s "$DIR/table.tsv" ] && { table_current "$DIR" || exit 1; }   # curves.dat is of the same aggregation
 [ -s "$IDX" ] && [ -s "$DAT" ] || { echo "plots/curves.sh: no curve data in $DIR (skipped)"; exit 0; }
 mkdir -p "$DIR/curves"
 : > "$DIR/curves/index.txt"

@@ -16,6 +16,7 @@ here=$(dirname "$0"); . "$here/common.sh"
 DIR=$1
 CSV=$DIR/routing_mi.csv; OUT=$DIR/routing_mi; DAT=$OUT.dat
 [ -s "$CSV" ] || { echo "plots/routing_mi.sh: no $CSV" >&2; exit 1; }
+[ -s "$DIR/table.tsv" ] && { table_current "$DIR" || exit 1; }   # routing_mi.csv is of the same aggregation
 TSV=$(mktemp); META=$(mktemp); SUM=$(mktemp); trap 'rm -f "$TSV" "$META" "$SUM"' EXIT
 csv2tsv "$CSV" > "$TSV"
 # DAT: one gnuplot data block per (panel, series), "layer mean lo hi" rows;

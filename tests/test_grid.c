@@ -1211,7 +1211,8 @@ Test(grid, plan_marks_a_partial_grid) {
     cr_assert(!exists(png), "an unfinished grid was drawn");
     /* nor does a figure script run by hand on the table an earlier aggregation left */
     cr_assert_eq(sh_in_tmp(&o, "'%s/plots/table1.sh' res/table1/x", cwd), 1, "%s", o);
-    cr_assert(strstr(o, "table1.sh: 2 runs of res/table1/x/plan.csv have no ok row in res/table1/x/runs.csv"), "%s", o);
+    cr_assert(strstr(o, "table1.sh: 2 planned run(s) of res/table1/x/plan.csv have no finished row in "
+                        "res/table1/x/runs.csv"), "%s", o);
     free(o);
     cr_assert(!exists(png), "a figure script by hand drew an unfinished grid");
     /* --partial writes only outside the grid's directory, where its table cannot pass for the grid's */
@@ -1494,24 +1495,33 @@ Test(grid, forest_plot_names_each_method_and_the_baseline) {
 Test(grid, plots_by_hand_refuse_a_stale_table) {
     static const char csv[] = "run_id,status,final_top1,seed,method\n"
                               "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nd,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\n";
-    char *d = tu_path(tmp, "g"), cwd[1024], *o = NULL;
+    char *d = tu_path(tmp, "g"), *vs = tu_path(d, "vs_ewa"), cwd[1024], *o = NULL;
     cr_assert_eq(mkdir(d, 0755), 0);
     cr_assert(getcwd(cwd, sizeof cwd));
     char *runs_csv = tu_write(d, "runs.csv", csv, strlen(csv));
     Proc p = EWA("aggregate", "--runs", runs_csv, "--out", d);
     cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
     proc_free(&p);
+    p = EWA("aggregate", "--runs", runs_csv, "--out", vs, "--baseline", "method=ewa");
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
     FILE *f = fopen(runs_csv, "a");
     cr_assert(f);
     fputs("c,ok,0.70,2,dense\n", f);
     fclose(f);
-    const char *scripts[] = {"table1.sh g", "forest.sh g", "ablation.sh g method"};
-    for (int k = 0; k < 3; k++) {
+    const char *scripts[] = {"table1.sh g", "forest.sh g", "ablation.sh g method", "curves.sh g"};
+    for (int k = 0; k < 4; k++) {
         cr_assert_eq(sh_in_tmp(&o, "'%s/plots/'%s", cwd, scripts[k]), 1, "%s: %s", scripts[k], o);
         cr_assert(strstr(o, "g/table.tsv counts 4 runs, g/runs.csv has 5 ok runs: aggregate again") &&
-                  strstr(o, "not drawn"), "%s: %s", scripts[k], o);
+                  strstr(o, "or make plots") && strstr(o, "not drawn"), "%s: %s", scripts[k], o);
         free(o);
     }
+    /* a vs_* table counts the parent's runs; make plots does not aggregate it, its --baseline does */
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/ablation.sh' g/vs_ewa method", cwd), 1, "%s", o);
+    cr_assert(strstr(o, "g/vs_ewa/table.tsv counts 4 runs, g/runs.csv has 5 ok runs") && strstr(o, "--baseline") &&
+              !strstr(o, "make plots"), "%s", o);
+    free(o);
+    free(vs);
     char *png = tu_path(d, "table1.png");
     cr_assert(!exists(png), "a stale table was drawn");
     p = EWA("aggregate", "--runs", runs_csv, "--out", d);
@@ -1521,6 +1531,38 @@ Test(grid, plots_by_hand_refuse_a_stale_table) {
     free(o);
     cr_assert(exists(png), "the table aggregated again was not drawn");
     free(d); free(runs_csv); free(png);
+}
+
+/* make plots aggregates again a table that does not count every ok run even
+ * when its runs.csv is not newer (a fresh clone gives every file one mtime),
+ * and a planned run recorded diverged is finished, as `ewa aggregate` and
+ * `ewa grid` count it: the grid is drawn and counted, exit 0. */
+Test(grid, make_plots_aggregates_a_table_missing_runs_of_the_same_mtime) {
+    static const char csv[] = "run_id,status,final_top1,seed,method\n"
+                              "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nd,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\n"
+                              "f,diverged,,2,ewa\n";
+    static const char plan[] = "run_id,seed,profile,sweep\na,0,,\nb,1,,\nd,0,,\ne,1,,\nf,2,,\nc,2,,\n";
+    char *o = NULL, *d = tu_path(tmp, "res"), *t1 = tu_path(d, "table1"), *g = tu_path(t1, "g");
+    cr_assert(mkdir(d, 0755) == 0 && mkdir(t1, 0755) == 0 && mkdir(g, 0755) == 0);
+    char *runs_csv = tu_write(g, "runs.csv", csv, strlen(csv));
+    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", g);   /* no plan yet: a table of the 4 ok runs */
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+    FILE *f = fopen(runs_csv, "a");
+    cr_assert(f);
+    fputs("c,ok,0.70,2,dense\n", f);
+    fclose(f);
+    char *plan_csv = tu_write(g, "plan.csv", plan, strlen(plan)), cwd[1024];
+    cr_assert(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(sh_in_tmp(&o, "touch -r res/table1/g/table.tsv res/table1/g/runs.csv res/table1/g/plan.csv && "
+                               "EWA='%s' '%s/plots/all.sh' res", ewa_bin(), cwd), 0, "%s", o);
+    cr_assert(strstr(o, "plots: 1 result sets drawn under res") && !strstr(o, "not drawn"), "%s", o);
+    free(o);
+    char *png = tu_path(g, "table1.png");
+    cr_assert(exists(png), "the grid with a diverged run was not drawn");
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/table1.sh' res/table1/g", cwd), 0, "%s", o);   /* current now */
+    free(o);
+    free(png); free(plan_csv); free(runs_csv); free(g); free(t1); free(d);
 }
 
 /* The line of text that starts with prefix (at the start of text or after a
