@@ -1489,6 +1489,22 @@ Test(grid, forest_plot_names_each_method_and_the_baseline) {
     free(dat); free(svg);
 }
 
+/* ewa aggregate --runs runs --out out [--baseline baseline], asserting exit 0. */
+static void aggregate_ok(const char *runs, const char *out, const char *baseline) {
+    Proc p = baseline ? EWA("aggregate", "--runs", runs, "--out", out, "--baseline", baseline)
+                      : EWA("aggregate", "--runs", runs, "--out", out);
+    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
+    proc_free(&p);
+}
+
+/* Appends run c (dense, seed 2, ok) to a runs.csv of run_id,status,final_top1,seed,method. */
+static void append_run_c(const char *runs_csv) {
+    FILE *f = fopen(runs_csv, "a");
+    cr_assert(f);
+    fputs("c,ok,0.70,2,dense\n", f);
+    fclose(f);
+}
+
 /* A figure script run by hand on a table older than its runs.csv (a run
  * finished after the aggregation) refuses it, naming both counts and the
  * command that brings it up to date; aggregated again, it draws. */
@@ -1499,16 +1515,9 @@ Test(grid, plots_by_hand_refuse_a_stale_table) {
     cr_assert_eq(mkdir(d, 0755), 0);
     cr_assert(getcwd(cwd, sizeof cwd));
     char *runs_csv = tu_write(d, "runs.csv", csv, strlen(csv));
-    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", d);
-    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
-    proc_free(&p);
-    p = EWA("aggregate", "--runs", runs_csv, "--out", vs, "--baseline", "method=ewa");
-    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
-    proc_free(&p);
-    FILE *f = fopen(runs_csv, "a");
-    cr_assert(f);
-    fputs("c,ok,0.70,2,dense\n", f);
-    fclose(f);
+    aggregate_ok(runs_csv, d, NULL);
+    aggregate_ok(runs_csv, vs, "method=ewa");
+    append_run_c(runs_csv);
     const char *scripts[] = {"table1.sh g", "forest.sh g", "ablation.sh g method", "curves.sh g"};
     for (int k = 0; k < 4; k++) {
         cr_assert_eq(sh_in_tmp(&o, "'%s/plots/'%s", cwd, scripts[k]), 1, "%s: %s", scripts[k], o);
@@ -1524,9 +1533,7 @@ Test(grid, plots_by_hand_refuse_a_stale_table) {
     free(vs);
     char *png = tu_path(d, "table1.png");
     cr_assert(!exists(png), "a stale table was drawn");
-    p = EWA("aggregate", "--runs", runs_csv, "--out", d);
-    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
-    proc_free(&p);
+    aggregate_ok(runs_csv, d, NULL);
     cr_assert_eq(sh_in_tmp(&o, "'%s/plots/table1.sh' g", cwd), 0, "%s", o);
     free(o);
     cr_assert(exists(png), "the table aggregated again was not drawn");
@@ -1545,13 +1552,8 @@ Test(grid, make_plots_aggregates_a_table_missing_runs_of_the_same_mtime) {
     char *o = NULL, *d = tu_path(tmp, "res"), *t1 = tu_path(d, "table1"), *g = tu_path(t1, "g");
     cr_assert(mkdir(d, 0755) == 0 && mkdir(t1, 0755) == 0 && mkdir(g, 0755) == 0);
     char *runs_csv = tu_write(g, "runs.csv", csv, strlen(csv));
-    Proc p = EWA("aggregate", "--runs", runs_csv, "--out", g);   /* no plan yet: a table of the 4 ok runs */
-    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
-    proc_free(&p);
-    FILE *f = fopen(runs_csv, "a");
-    cr_assert(f);
-    fputs("c,ok,0.70,2,dense\n", f);
-    fclose(f);
+    aggregate_ok(runs_csv, g, NULL);   /* no plan yet: a table of the 4 ok runs */
+    append_run_c(runs_csv);
     char *plan_csv = tu_write(g, "plan.csv", plan, strlen(plan)), cwd[1024];
     cr_assert(getcwd(cwd, sizeof cwd));
     cr_assert_eq(sh_in_tmp(&o, "touch -r res/table1/g/table.tsv res/table1/g/runs.csv res/table1/g/plan.csv && "
