@@ -17,13 +17,14 @@
 # its --baseline) or fails. The last line counts the sets drawn whole.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/common.sh"   # table_current
 R=${1:-results}
 EWA=${EWA:-bin/ewa}
 st=0; n=0; refused=   # n counts the result sets drawn without a refusal
 aggregate() { # DIR: 0 when DIR's table is current and may be drawn
   if [ -s "$1/runs.csv" ] && { [ ! -s "$1/table.tsv" ] || [ "$1/runs.csv" -nt "$1/table.tsv" ] ||
                                [ "$1/plan.csv" -nt "$1/table.tsv" ] ||
-                               ! (. "$here/common.sh"; table_current "$1") 2>/dev/null; }; then
+                               ! table_current "$1" 2>/dev/null; }; then
     if ! "$EWA" aggregate --runs "$1/runs.csv" --out "$1" >/dev/null; then
       echo "plots/all.sh: $1: not drawn" >&2
       refused="$refused$1/

@@ -98,13 +98,12 @@ run_ids() {
 # the grid's result. Contents, not times, decide: a fresh clone gives every
 # file one mtime.
 table_current() {
-  local rd runs plan ok fin n miss again
+  local rd runs plan ok n miss again
   rd=$(runs_dir "$1"); runs=$rd.csv; plan=$(dirname "$rd")/plan.csv
   [ -s "$runs" ] || return 0   # a table without runs beside it: nothing to compare
   if [ -s "$plan" ]; then
-    fin=$(run_ids "$runs" '^(ok|failed|diverged)$')
     miss=$(csv2tsv "$plan" | awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { print $c["run_id"] }' |
-           sort -u | comm -23 - <(printf '%s\n' "$fin" | sed '/^$/d') | wc -l)
+           sort -u | comm -23 - <(run_ids "$runs" '^(ok|failed|diverged)$') | wc -l)
     if [ "$miss" -gt 0 ]; then
       echo "$(basename "$0"): $miss planned run(s) of $plan have no finished row in $runs: the grid is unfinished;" \
            "not drawn (finish it, or draw a copy aggregated with \`ewa aggregate --partial --out\` elsewhere)" >&2
