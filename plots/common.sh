@@ -92,13 +92,14 @@ run_ids() {
 # finished row (ok, failed or diverged, as runs_plan_missing in
 # experiments/runrecord.c counts them) in the runs.csv beside DIR/runs (or
 # the parent's, for DIR/vs_*), and the table's cells count every ok run
-# (their n add up to them; the pooled rows are not cells). Otherwise says
+# (their n add up to them; the pooled rows are not cells) and their top-1
+# (n * mean_top1 add up to the runs' final_top1). Otherwise says
 # which on stderr, naming the caller ($0), and returns 1: the table is older
 # than its runs or the grid is unfinished, and a figure of it would pass for
 # the grid's result. Contents, not times, decide: a fresh clone gives every
 # file one mtime.
 table_current() {
-  local rd runs plan ok n miss again
+  local rd runs plan ok n miss again sums
   rd=$(runs_dir "$1"); runs=$rd.csv; plan=$(dirname "$rd")/plan.csv
   [ -s "$runs" ] || return 0   # a table without runs beside it: nothing to compare
   if [ -s "$plan" ]; then
@@ -113,12 +114,26 @@ table_current() {
   n=$(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } $1 != "pooled" { n += $c["n"] } END { print n + 0 }' \
       "$1/table.tsv")
   ok=$(run_ids "$runs" '^ok$' | wc -l)
+  case "$(basename "$1")" in
+    vs_*) again="\`ewa aggregate --runs $runs --out $1\` with its --baseline (paper_configs/claims.ini)" ;;
+    *) again="\`ewa aggregate --runs $runs --out $1\`, or make plots" ;;
+  esac
   if [ "$ok" != "$n" ]; then
-    case "$(basename "$1")" in
-      vs_*) again="\`ewa aggregate --runs $runs --out $1\` with its --baseline (paper_configs/claims.ini)" ;;
-      *) again="\`ewa aggregate --runs $runs --out $1\`, or make plots" ;;
-    esac
     echo "$(basename "$0"): $1/table.tsv counts $n runs, $runs has $ok ok runs: aggregate again ($again); not drawn" >&2
+    return 1
+  fi
+  # the same count with other results (a run recorded ok again with another
+  # top-1): the cells' n * mean_top1 (printed to 6 decimals) must add up to
+  # the final_top1 of each ok run's last ok row, as aggregate.c stage 1 reads it
+  sums=$(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+                     $1 != "pooled" && $c["n"] > 0 { s += $c["n"] * $c["mean_top1"]; n += $c["n"] }
+                     END { printf "%.9f %d", s, n }' "$1/table.tsv")
+  sums="$sums $(csv2tsv "$runs" | awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+                     $c["status"] == "ok" { t[$c["run_id"]] = $c["final_top1"] }
+                     END { for (r in t) s += t[r]; printf "%.9f", s }')"
+  if ! awk -v s="$sums" 'BEGIN { split(s, a, " "); d = a[1] - a[3]; exit !(d <= 1e-6 * a[2] + 1e-9 && -d <= 1e-6 * a[2] + 1e-9) }'; then
+    echo "$(basename "$0"): $1/table.tsv is not the aggregation of the ok runs of $runs (the same $n runs, other top-1:" \
+         "cells add up to ${sums%% *}, the runs to ${sums##* }): aggregate again ($again); not drawn" >&2
     return 1
   fi
 }

@@ -1507,7 +1507,8 @@ static void append_run_c(const char *runs_csv) {
 
 /* A figure script run by hand on a table older than its runs.csv (a run
  * finished after the aggregation) refuses it, naming both counts and the
- * command that brings it up to date; aggregated again, it draws. */
+ * command that brings it up to date; aggregated again, it draws; a run then
+ * recorded ok again with another top-1 (the same count) is refused too. */
 Test(grid, plots_by_hand_refuse_a_stale_table) {
     static const char csv[] = "run_id,status,final_top1,seed,method\n"
                               "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nd,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\n";
@@ -1537,6 +1538,15 @@ Test(grid, plots_by_hand_refuse_a_stale_table) {
     cr_assert_eq(sh_in_tmp(&o, "'%s/plots/table1.sh' g", cwd), 0, "%s", o);
     free(o);
     cr_assert(exists(png), "the table aggregated again was not drawn");
+    /* run a recorded ok again with another top-1: the same 5 ok runs, other results */
+    FILE *f = fopen(runs_csv, "a");
+    cr_assert(f);
+    fputs("a,ok,0.55,0,dense\n", f);
+    fclose(f);
+    cr_assert_eq(sh_in_tmp(&o, "'%s/plots/forest.sh' g", cwd), 1, "%s", o);
+    cr_assert(strstr(o, "g/table.tsv is not the aggregation of the ok runs of g/runs.csv (the same 5 runs") &&
+              strstr(o, "cells add up to 2.930000000, the runs to 2.980000000") && strstr(o, "not drawn"), "%s", o);
+    free(o);
     free(d); free(runs_csv); free(png);
 }
 
