@@ -197,6 +197,15 @@ int fs_sha256_file(const char *path, char hex[65], Err *err) {
     return 0;
 }
 
+int fs_sha256_buf(const void *buf, size_t n, char hex[65]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    hex[0] = '\0';
+    if (!EVP_Digest(buf, n, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) return -1;
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
 /* The writer pid of a name "<anything>.tmp.<digits>", or 0. */
 static long tmp_writer(const char *name) {
     const char *t = strstr(name, ".tmp.");

@@ -91,4 +91,8 @@ int fs_file_nonempty(const char *path);
  * "<path>: read error: ..." or "<path>: SHA-256 failed (libcrypto)". */
 int fs_sha256_file(const char *path, char hex[65], Err *err);
 
+/* SHA-256 of the n bytes at buf, as fs_sha256_file writes it; 0, or -1 (hex
+ * "") on a libcrypto error. */
+int fs_sha256_buf(const void *buf, size_t n, char hex[65]);
+
 #endif

@@ -271,12 +271,45 @@ static void md_comparisons(FILE *f, const char *const *gname, int ng, const Cell
     }
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The fingerprint of the results aggregated: SHA-256 of the lines
+ * "run_id<TAB>final_top1<LF>" of s's ok runs (the row stage 1 kept), sorted
+ * bytewise by line, as plots/common.sh's table_current computes it from
+ * runs.csv to tell a table that is not the aggregation of its runs; *nok
+ * = their number. 0, or -1 on a libcrypto error. */
+static int ok_runs_digest(const AggSet *s, char hex[65], int *nok) {
+    int c_id = csv_col(&s->t, "run_id"), c_st = csv_col(&s->t, "status"), c_acc = csv_col(&s->t, "final_top1");
+    char **line = xr(NULL, sizeof(char *) * ((size_t)s->n + 1)), *text = NULL;
+    size_t len = 0;
+    *nok = 0;
+    for (int i = 0; i < s->n; i++) {
+        int r = s->rows[i].row;
+        if (strcmp(csv_cell(&s->t, r, c_st), "ok")) continue;
+        size_t m = strlen(csv_cell(&s->t, r, c_id)) + strlen(csv_cell(&s->t, r, c_acc)) + 3;
+        line[*nok] = xr(NULL, m);
+        snprintf(line[(*nok)++], m, "%s\t%s\n", csv_cell(&s->t, r, c_id), csv_cell(&s->t, r, c_acc));
+    }
+    qsort(line, (size_t)*nok, sizeof *line, cmp_str);
+    FILE *f = open_memstream(&text, &len);
+    for (int i = 0; i < *nok; i++) { fputs(line[i], f); free(line[i]); }
+    fclose(f);
+    int rc = fs_sha256_buf(text, len, hex);
+    free(text);
+    free(line);
+    return rc;
+}
+
 static char *markdown(const char *runs_csv, const AggSet *s, const char *const *gname, int ng, const Cell *cells,
                       int nc, const Pooled *pool, int npool, int bkey, const char *bval) {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     fprintf(f, "# Results: %s\n\n", runs_csv);
+    char hex[65];
+    int nok;
+    if (!ok_runs_digest(s, hex, &nok))
+        fprintf(f, "Aggregated from %d ok runs; SHA-256 of their sorted \"run_id<TAB>final_top1\" lines: %s\n\n", nok, hex);
     if (s->n_missing)
         fprintf(f, "**Partial: %d of the %d runs of the grid's %s have no row yet; these numbers are not the "
                 "grid's result.**\n\n", s->n_missing, s->n_planned, RUNS_PLAN_FILE);

@@ -2,6 +2,11 @@
 # class names, chance levels, captions, and rendering every figure as PNG and
 # SVG from one gnuplot script.
 PLOTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# awk, sort and gnuplot read and write numbers with a decimal point whatever
+# the user's locale (mawk reads "0.85" as 0 in a decimal-comma locale); the
+# rest of an LC_ALL stays as LANG
+if [ -n "${LC_ALL:-}" ]; then export LANG=$LC_ALL; unset LC_ALL; fi
+export LC_NUMERIC=C
 if gnuplot -e 'set terminal' </dev/null 2>&1 | grep -q pngcairo; then
   TERM_PNG="pngcairo enhanced font 'sans,10'"
 else
@@ -92,14 +97,15 @@ run_ids() {
 # finished row (ok, failed or diverged, as runs_plan_missing in
 # experiments/runrecord.c counts them) in the runs.csv beside DIR/runs (or
 # the parent's, for DIR/vs_*), and the table's cells count every ok run
-# (their n add up to them; the pooled rows are not cells) and their top-1
-# (n * mean_top1 add up to the runs' final_top1). Otherwise says
+# (their n add up to them; the pooled rows are not cells) with the same
+# final_top1 (table.md's SHA-256 of the ok runs' run_id and final_top1, when
+# it has one). Otherwise says
 # which on stderr, naming the caller ($0), and returns 1: the table is older
 # than its runs or the grid is unfinished, and a figure of it would pass for
 # the grid's result. Contents, not times, decide: a fresh clone gives every
 # file one mtime.
 table_current() {
-  local rd runs plan ok n miss again sums
+  local rd runs plan ok n miss again want got
   rd=$(runs_dir "$1"); runs=$rd.csv; plan=$(dirname "$rd")/plan.csv
   [ -s "$runs" ] || return 0   # a table without runs beside it: nothing to compare
   if [ -s "$plan" ]; then
@@ -123,17 +129,18 @@ table_current() {
     return 1
   fi
   # the same count with other results (a run recorded ok again with another
-  # top-1): the cells' n * mean_top1 (printed to 6 decimals) must add up to
-  # the final_top1 of each ok run's last ok row, as aggregate.c stage 1 reads it
-  sums=$(awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
-                     $1 != "pooled" && $c["n"] > 0 { s += $c["n"] * $c["mean_top1"]; n += $c["n"] }
-                     END { printf "%.9f %d", s, n }' "$1/table.tsv")
-  sums="$sums $(csv2tsv "$runs" | awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
-                     $c["status"] == "ok" { t[$c["run_id"]] = $c["final_top1"] }
-                     END { for (r in t) s += t[r]; printf "%.9f", s }')"
-  if ! awk -v s="$sums" 'BEGIN { split(s, a, " "); d = a[1] - a[3]; exit !(d <= 1e-6 * a[2] + 1e-9 && -d <= 1e-6 * a[2] + 1e-9) }'; then
-    echo "$(basename "$0"): $1/table.tsv is not the aggregation of the ok runs of $runs (the same $n runs, other top-1:" \
-         "cells add up to ${sums%% *}, the runs to ${sums##* }): aggregate again ($again); not drawn" >&2
+  # top-1): table.md's fingerprint of the ok runs (aggregate.c,
+  # ok_runs_digest) against the same from runs.csv; tables written before
+  # it existed have none and get the count check only
+  want=$(sed -n 's/^Aggregated from [0-9]* ok runs; SHA-256 of their sorted "run_id<TAB>final_top1" lines: \([0-9a-f]\{64\}\)$/\1/p' \
+         "$1/table.md" 2>/dev/null)
+  [ -z "$want" ] && return 0
+  got=$(csv2tsv "$runs" | awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+                           $c["status"] == "ok" { t[$c["run_id"]] = $c["final_top1"] }
+                           END { for (r in t) printf "%s\t%s\n", r, t[r] }' | LC_ALL=C sort | sha256sum | cut -c1-64)
+  if [ "$got" != "$want" ]; then
+    echo "$(basename "$0"): $1/table.tsv is not the aggregation of the ok runs of $runs (the same $n runs, other" \
+         "final_top1: $1/table.md's SHA-256 of them differs): aggregate again ($again); not drawn" >&2
     return 1
   fi
 }
@@ -185,6 +192,7 @@ t975() {
 # runs.csv never has), for the awk in the plot scripts.
 csv2tsv() {
   awk '{
+    sub(/\r$/, "");   # a CRLF file, as csvio.c reads it
     out = ""; f = ""; q = 0; n = length($0);
     for (i = 1; i <= n; i++) {
       c = substr($0, i, 1);

@@ -13,6 +13,7 @@ PACKAGES=(
   libdnnl-dev              # oneDNN 2.6: bf16 matmul (train.precision = bf16)
   libcsv-dev               # CSV reading/writing
   gnuplot-nox              # make plots
+  locales                  # localedef: the test that figures do not depend on the user's locale
   libcriterion-dev         # unit tests
   zlib1g-dev               # gzip IDX files
   libinih-dev              # INI configs

@@ -3,6 +3,7 @@
 # --jobs 1 (docs/DESIGN.md 7: at least 0.8 N) on NRUNS (default 4) independent small
 # runs (vit-micro, SUBSET (default 2000) Fashion-MNIST images, 4 classes, 1 epoch). --jobs 1
 # runs each with 2 threads, --jobs 2 runs two at once with 1 thread each.
+export LC_ALL=C   # awk and printf read and write decimal points in any user locale
 set -eu
 cd "$(dirname "$0")/.."
 N=${1:-4}; EWA=${EWA:-bin/ewa}

@@ -20,6 +20,7 @@
 #   BW, alpha = link bandwidth (bytes/s) and per-message latency: ASSUMED
 #               (BW_GBPS gigabit/s, ALPHA_US microseconds), not measured here
 #   run time  = 300 epochs * ceil(50000 / B) steps * T_step(N)
+export LC_ALL=C   # awk and printf read and write decimal points in any user locale
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BW_GBPS=${BW_GBPS:-10}

@@ -9,6 +9,7 @@
 # rows only), the gradient allreduce time per step that rank 0 measured
 # (bin/ewa's "[mpi]" line) and the load average before and after, since the
 # numbers mean little on a busy machine.
+export LC_ALL=C   # awk and printf read and write decimal points in any user locale
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EWA=$(realpath "${EWA:-bin/ewa}")
