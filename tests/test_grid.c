@@ -1470,17 +1470,19 @@ static void plot_from_runs(const char *csv, const char *script_args, const char 
     free(dp); free(sp);
 }
 
+/* Three seeds of dense, ewa (+2 points) and rmoe (-0.67) for the forest plot. */
+static const char FOREST_CSV[] = "run_id,status,final_top1,seed,method\n"
+                                 "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nc,ok,0.70,2,dense\n"
+                                 "d,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\nf,ok,0.73,2,ewa\n"
+                                 "g,ok,0.49,0,rmoe\nh,ok,0.58,1,rmoe\ni,ok,0.71,2,rmoe\n";
+
 /* plots/forest.sh on a table comparing two methods with the baseline: each
  * row and each pooled row names its method, the title and axis name the
  * baseline read from the table, and one pooled cell is "1 cell". Needs
  * gnuplot (make deps); run from the repository root (make test). */
 Test(grid, forest_plot_names_each_method_and_the_baseline) {
-    static const char csv[] = "run_id,status,final_top1,seed,method\n"
-                              "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nc,ok,0.70,2,dense\n"
-                              "d,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\nf,ok,0.73,2,ewa\n"
-                              "g,ok,0.49,0,rmoe\nh,ok,0.58,1,rmoe\ni,ok,0.71,2,rmoe\n";
     char *dat, *svg;
-    plot_from_runs(csv, "forest.sh agg", "forest", &dat, &svg);
+    plot_from_runs(FOREST_CSV, "forest.sh agg", "forest", &dat, &svg);
     cr_assert(strstr(dat, "[ewa]\"") && strstr(dat, "[rmoe]\""), "%s", dat);
     cr_assert(strstr(dat, "pooled: mean over the cells [ewa]") && strstr(dat, "pooled: mean over the cells [rmoe]"),
               "%s", dat);
@@ -1495,22 +1497,16 @@ Test(grid, forest_plot_names_each_method_and_the_baseline) {
  * C; before plots/common.sh set LC_NUMERIC=C, mawk read every top-1 as 0
  * there and the forest plot showed "+0,00" for every cell. */
 Test(grid, plots_read_numbers_with_a_decimal_point_in_any_locale) {
-    static const char csv[] = "run_id,status,final_top1,seed,method\n"
-                              "a,ok,0.50,0,dense\nb,ok,0.60,1,dense\nc,ok,0.70,2,dense\n"
-                              "d,ok,0.52,0,ewa\ne,ok,0.61,1,ewa\nf,ok,0.73,2,ewa\n";
-    Proc p = aggregate_text(csv);
-    cr_assert_eq(p.status, 0, "exit %d:\n%s", p.status, p.err);
-    proc_free(&p);
-    char cwd[1024], *o = NULL;
-    cr_assert(getcwd(cwd, sizeof cwd));
-    cr_assert_eq(sh_in_tmp(&o, "mkdir -p loc && localedef -i de_DE -f UTF-8 loc/de_DE.UTF-8 && "
-                               "LOCPATH=\"$PWD/loc\" LC_ALL=de_DE.UTF-8 '%s/plots/forest.sh' agg", cwd), 0,
-                 "localedef (Debian's locales, make deps) or forest.sh: %s", o);
+    char *o = NULL, *dat, *svg;
+    cr_assert_eq(sh_in_tmp(&o, "mkdir -p loc && localedef -i de_DE -f UTF-8 loc/de_DE.UTF-8"), 0,
+                 "localedef (Debian's locales, make deps): %s", o);
     free(o);
-    char *dp = tu_path(tmp, "agg/forest.dat"), *dat = slurp(dp, NULL);
-    cr_assert(dat, "no %s", dp);
-    cr_assert(strstr(dat, "\"+2.00 [") && !strstr(dat, "0,0"), "%s", dat);
-    free(dat); free(dp);
+    char *loc = tu_path(tmp, "loc");
+    setenv("LOCPATH", loc, 1);   /* inherited by the shell plot_from_runs starts */
+    setenv("LC_ALL", "de_DE.UTF-8", 1);
+    plot_from_runs(FOREST_CSV, "forest.sh agg", "forest", &dat, &svg);
+    cr_assert(strstr(dat, "\"+2.00 [") && strstr(dat, "\"-0.67 [") && !strstr(dat, "0,0"), "%s", dat);
+    free(dat); free(svg); free(loc);
 }
 
 /* ewa aggregate --runs runs --out out [--baseline baseline], asserting exit 0. */
